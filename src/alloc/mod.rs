@@ -1,0 +1,154 @@
+//! Port allocators: how a free port is chosen.
+//!
+//! An allocator only decides *which* usable port to take, probing in its own
+//! order; whether a port is usable (range, reserved ports, bind() owners,
+//! 4-tuple uniqueness, TIME_WAIT and its reuse) is decided by the port space
+//! and handed over as [`Candidates`]. So each algorithm is one small file, and
+//! adding one is that file plus one line in [`REGISTRY`].
+//!
+//! Every allocator owns its random generator (its own ChaCha stream of the
+//! scenario seed), so its draws never shift those of arrivals or hold times.
+
+mod rfc6056_1;
+mod rfc6056_2;
+mod rfc6056_3;
+mod rfc6056_4;
+mod rfc6056_5;
+mod sequential;
+
+use rand_chacha::ChaCha8Rng;
+
+pub use crate::sim::ports::Candidates;
+
+/// What an allocator may know about a request.
+#[derive(Debug, Clone, Copy)]
+pub struct Request {
+    /// Local address index.
+    pub addr: u32,
+    /// Destination index.
+    pub dest: u32,
+    /// A stable 64-bit key of (local address, destination address, port):
+    /// the input of hash-based algorithms.
+    pub flow_key: u64,
+    /// Simulated time, nanoseconds.
+    pub now_ns: u64,
+}
+
+/// Chooses a port among the usable ones.
+pub trait Allocator {
+    /// The index (0-based within the range) of the chosen port, or `None`
+    /// when the algorithm gives up (EADDRNOTAVAIL).
+    fn pick(&mut self, req: &Request, c: &Candidates<'_>) -> Option<u32>;
+}
+
+/// What an allocator is built from.
+pub struct Setup<'a> {
+    pub host: &'a crate::scenario::Host,
+    /// The allocator's own random stream.
+    pub rng: ChaCha8Rng,
+}
+
+/// A registered allocator.
+pub struct Entry {
+    pub name: &'static str,
+    pub summary: &'static str,
+    pub build: fn(Setup<'_>) -> Box<dyn Allocator>,
+    /// Finds a usable port whenever one exists (so Erlang B applies).
+    pub exhaustive: bool,
+}
+
+/// Every allocator a scenario can name.
+pub const REGISTRY: &[Entry] = &[
+    sequential::ENTRY,
+    rfc6056_1::ENTRY,
+    rfc6056_2::ENTRY,
+    rfc6056_3::ENTRY,
+    rfc6056_4::ENTRY,
+    rfc6056_5::ENTRY,
+];
+
+pub fn names() -> Vec<&'static str> {
+    REGISTRY.iter().map(|e| e.name).collect()
+}
+
+pub fn entry(name: &str) -> Option<&'static Entry> {
+    REGISTRY.iter().find(|e| e.name == name)
+}
+
+/// A keyed 64-bit mix (splitmix64 finalizer): stable across platforms and
+/// Rust versions, unlike `std`'s hasher, so runs reproduce byte for byte.
+pub fn mix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! A small harness: a port space with some ports taken, and a request.
+    use super::*;
+    use crate::sim::ports::{PortSpace, Sharing};
+    use rand::SeedableRng;
+
+    pub fn host(lo: u16, hi: u16) -> crate::scenario::Host {
+        crate::scenario::load_str(
+            &format!(
+                "name='t'\nduration='1s'\n[host]\nport_range='{lo}-{hi}'\n[[destinations]]\naddress='10.0.0.1:80'\n[traffic]\nrate=1\nhold='1s'\n"
+            ),
+            std::path::Path::new("t.toml"),
+            &[],
+        )
+        .expect("test scenario")
+        .host
+    }
+
+    pub fn build(name: &str, host: &crate::scenario::Host, seed: u64) -> Box<dyn Allocator> {
+        (entry(name).expect("registered").build)(Setup {
+            host,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        })
+    }
+
+    pub fn req(dest: u32) -> Request {
+        Request { addr: 0, dest, flow_key: mix64(u64::from(dest)), now_ns: 0 }
+    }
+
+    /// Allocate until failure; returns the ports in order.
+    pub fn fill(name: &str, n: u32, seed: u64) -> Vec<u32> {
+        let h = host(1000, 1000 + n as u16 - 1);
+        let mut a = build(name, &h, seed);
+        let mut s = PortSpace::new(n, 1, []);
+        let mut out = Vec::new();
+        loop {
+            let c = s.candidates(0, 1, Sharing::FourTuple);
+            match a.pick(&req(1), &c) {
+                Some(p) => {
+                    assert!(c.is_usable(p), "{name} picked an unusable port {p}");
+                    s.occupy(0, 1, p, false, 0);
+                    out.push(p);
+                }
+                None => return out,
+            }
+            assert!(out.len() <= n as usize, "{name} handed out more ports than exist");
+        }
+    }
+
+    #[test]
+    fn exhaustive_allocators_hand_out_every_port_once() {
+        for e in REGISTRY.iter().filter(|e| e.exhaustive) {
+            let mut ports = fill(e.name, 200, 7);
+            assert_eq!(ports.len(), 200, "{}", e.name);
+            ports.sort_unstable();
+            ports.dedup();
+            assert_eq!(ports.len(), 200, "{} repeated a port", e.name);
+        }
+    }
+
+    #[test]
+    fn every_allocator_is_deterministic_for_a_seed() {
+        for e in REGISTRY {
+            assert_eq!(fill(e.name, 150, 3), fill(e.name, 150, 3), "{}", e.name);
+        }
+    }
+}

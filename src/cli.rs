@@ -1,0 +1,182 @@
+//! Command-line interface: flags in, exit code out.
+//!
+//! Exit codes: 0 done; 1 `--fail-on-exhaustion` and some attempt failed;
+//! 2 bad input (scenario, flag or path), with one message on stderr.
+//! Output paths are checked before the run, so a typo costs no run time.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::InputError;
+use crate::output::{prepare_dir, write_atomic, PendingFile};
+use crate::report::{export, summary};
+use crate::scenario::{load_file, Override};
+use crate::trace::TraceWriter;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "portsim",
+    version,
+    about = "Simulate ephemeral-port exhaustion: when do clients run out of local ports, why, and what fixes it.",
+    after_help = "Exit codes: 0 done, 1 --fail-on-exhaustion tripped, 2 bad input."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a scenario and print a summary (or the JSON report).
+    Run(RunArgs),
+    /// Validate scenario files without running them.
+    Check {
+        /// Scenario files (TOML).
+        #[arg(required = true)]
+        scenarios: Vec<PathBuf>,
+    },
+    /// List the allocators and OS presets with their defaults.
+    Presets,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// Scenario file (TOML).
+    pub scenario: PathBuf,
+    /// Print the JSON report on stdout instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+    /// Write report.json and timeseries.csv into DIR (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Override the scenario's seed.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Override a scenario key, e.g. --set traffic.rate=300 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<Override>,
+    /// Write one CSV row per connect, fail, close and TIME_WAIT end.
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
+    /// Exit with code 1 if any connection attempt failed.
+    #[arg(long)]
+    pub fail_on_exhaustion: bool,
+    /// Refuse runs expected to make more connection attempts than this.
+    #[arg(long, value_name = "N", default_value_t = crate::DEFAULT_MAX_EVENTS)]
+    pub max_events: f64,
+}
+
+/// Parse, run, and return the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            match e.downcast_ref::<InputError>() {
+                Some(input) => eprintln!("error: {input}"),
+                None => eprintln!("error: {e:#}"),
+            }
+            if e.downcast_ref::<InputError>().is_some() {
+                2
+            } else {
+                3
+            }
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Run(args) => run(args),
+        Command::Check { scenarios } => {
+            for path in &scenarios {
+                let sc = load_file(path, &[])?;
+                crate::check_size(&sc, crate::DEFAULT_MAX_EVENTS)?;
+                println!("{}: ok ({})", path.display(), sc.name);
+            }
+            Ok(0)
+        }
+        Command::Presets => {
+            print_out(&presets_text());
+            Ok(0)
+        }
+    }
+}
+
+fn run(args: RunArgs) -> anyhow::Result<i32> {
+    let mut sc = load_file(&args.scenario, &args.set)?;
+    if let Some(seed) = args.seed {
+        sc.seed = seed;
+    }
+    if !(args.max_events > 0.0) {
+        return Err(InputError::usage(format!(
+            "--max-events {}: expected a positive number",
+            args.max_events
+        ))
+        .into());
+    }
+    crate::check_size(&sc, args.max_events)?;
+    if let Some(dir) = &args.out {
+        prepare_dir(dir)?;
+    }
+    let report = match &args.trace {
+        Some(path) => {
+            let file = PendingFile::create(path)?;
+            let names = sc.destinations.iter().map(|d| d.address.clone()).collect();
+            let mut trace = TraceWriter::new(file, names)?;
+            let report = crate::run_with(&sc, &mut trace);
+            trace.finish()?;
+            report
+        }
+        None => crate::run(&sc),
+    };
+    if let Some(dir) = &args.out {
+        for e in export::exports() {
+            write_atomic(&dir.join(e.file_name()), &e.render(&report))?;
+        }
+    }
+    if args.json {
+        print_out(&report.to_json());
+    } else {
+        print_out(&summary::render(&report));
+    }
+    Ok(if args.fail_on_exhaustion && report.failures > 0 {
+        1
+    } else {
+        0
+    })
+}
+
+/// Print to stdout; a closed pipe (`| head`) is not an error.
+fn print_out(s: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(s.as_bytes()).and_then(|_| out.flush());
+}
+
+fn presets_text() -> String {
+    let mut s = String::from("Allocators (host.allocator):\n");
+    for e in crate::alloc::REGISTRY {
+        s.push_str(&format!("  {:<12} {}\n", e.name, e.summary));
+    }
+    s.push_str("\nOS presets (host.os); the default port range is 49152-65535 for all:\n");
+    for p in crate::os::PRESETS {
+        s.push_str(&format!(
+            "  {:<8} allocator {}, TIME_WAIT {} s, ports shared across destinations: {}\n           {}\n",
+            p.name,
+            p.allocator,
+            p.time_wait_s,
+            if p.share_across_destinations { "yes" } else { "no" },
+            p.notes.split_whitespace().collect::<Vec<_>>().join(" ")
+        ));
+    }
+    s
+}

@@ -1,0 +1,78 @@
+//! # portsim — a discrete-event simulator of ephemeral-port exhaustion
+//!
+//! Every TCP client takes a local port for each connection from a small pool.
+//! When the side that closed first keeps the 4-tuple in TIME_WAIT, that port is
+//! pinned for a minute or more, and busy clients run out: `EADDRNOTAVAIL`,
+//! "cannot assign requested address", SNAT port exhaustion. portsim simulates
+//! the allocator handing out ports under a connection rate, hold times and
+//! TIME_WAIT, and reports when ports ran out, why, and the closed-form figures
+//! (Little's law, Erlang B) beside the simulated ones.
+//!
+//! The library does all the work; the `portsim` binary only parses flags.
+//!
+//! ```
+//! use std::path::Path;
+//! let text = r#"
+//!     name = "example"
+//!     seed = 7
+//!     duration = "5m"
+//!     [host]
+//!     port_range = "60000-60999"   # 1,000 ports
+//!     time_wait = "60s"
+//!     [[destinations]]
+//!     address = "10.0.0.5:5432"
+//!     [traffic]
+//!     rate = 20                    # 20/s x 61 s = 1,220 erlangs > 1,000 ports
+//!     hold = "1s"
+//! "#;
+//! let scenario = portsim::scenario::load_str(text, Path::new("example.toml"), &[]).unwrap();
+//! let report = portsim::run(&scenario);
+//! assert!(report.failures > 0);
+//! assert_eq!(report.ports.peak_in_use, 1000);
+//! ```
+//!
+//! Modules, in the order data flows: [`scenario`] (files and validation),
+//! [`os`] (presets), [`alloc`] (one file per allocator), [`sim`] (the engine),
+//! [`report`] (JSON, summary, exports), [`trace`] and [`output`] (files).
+
+pub mod alloc;
+pub mod cli;
+pub mod error;
+pub mod os;
+pub mod output;
+pub mod report;
+pub mod scenario;
+pub mod sim;
+pub mod trace;
+
+pub use error::InputError;
+pub use report::Report;
+pub use scenario::Scenario;
+
+/// Refuse runs expected to need more connection attempts than this by default.
+pub const DEFAULT_MAX_EVENTS: f64 = 2e10;
+
+/// Run a scenario and build its report.
+pub fn run(sc: &Scenario) -> Report {
+    run_with(sc, &mut sim::Quiet)
+}
+
+/// Run a scenario with an observer that sees every event (e.g. a trace).
+pub fn run_with<O: sim::Observer>(sc: &Scenario, obs: &mut O) -> Report {
+    Report::new(sc, sim::simulate(sc, obs))
+}
+
+/// Refuse a run that would take absurdly long, with the estimate and a way out.
+pub fn check_size(sc: &Scenario, max_attempts: f64) -> Result<(), InputError> {
+    let expected = sc.expected_connections()
+        * (1.0 + sc.traffic.retry.map_or(0.0, |r| f64::from(r.max)));
+    if expected > max_attempts {
+        // About 20 million attempts per second on one core.
+        let minutes = expected / 2e7 / 60.0;
+        return Err(InputError::usage(format!(
+            "{}: about {expected:.2e} connection attempts expected (rate × duration), roughly {minutes:.0} minutes of computing; the limit is {max_attempts:.0e}. Shorten `duration`, set `max_connections`, or raise the limit with --max-events",
+            sc.name
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,121 @@
+//! Closed-form expectations printed beside every simulation.
+//!
+//! Ports behave like servers in a loss system: a connection holds a port for
+//! its hold time plus TIME_WAIT, and an attempt that finds none usable fails.
+//! With Poisson arrivals and an allocator that scans the whole range, the
+//! failure ratio of one pool of `c` ports offered `A` erlangs is Erlang B,
+//! whatever the hold-time distribution (Erlang B is insensitive to it). Pools
+//! are what compete for the same ports: each (address, destination) flow when
+//! connect() shares ports by 4-tuple, each address when ports are exclusive.
+
+use serde::Serialize;
+
+use crate::scenario::{BindMode, Pick, Scenario, NS_PER_S};
+
+/// Erlang B blocking probability for `c` servers and offered load `a`,
+/// by the stable recursion B(k) = a·B(k-1) / (k + a·B(k-1)), B(0) = 1.
+pub fn erlang_b(c: u64, a: f64) -> f64 {
+    if a <= 0.0 {
+        return 0.0;
+    }
+    let mut b = 1.0;
+    for k in 1..=c {
+        b = a * b / (k as f64 + a * b);
+    }
+    b
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Analytic {
+    /// Connection rate × (mean hold + TIME_WAIT), erlangs (mean rate over the run).
+    pub offered_load: f64,
+    /// The same at the highest rate of the profile.
+    pub offered_load_peak: f64,
+    /// Ports each pool can hand out (range less reserved ports).
+    pub ports_per_pool: u32,
+    /// Independent pools the load is spread over.
+    pub pools: u64,
+    /// Expected failure ratio by Erlang B, load-weighted over pools.
+    pub erlang_b_failure_ratio: f64,
+    /// Mean ports in use by Little's law, ignoring failures: rate × (hold + TIME_WAIT).
+    pub little_mean_in_use: f64,
+    /// The back-of-envelope ceiling: ports ÷ (hold + TIME_WAIT), connections/s per pool.
+    pub max_rate_per_pool: f64,
+}
+
+pub fn analytic(sc: &Scenario) -> Analytic {
+    let horizon_s = sc
+        .duration_ns
+        .map_or(3600.0, |d| d as f64 / NS_PER_S as f64);
+    let per_conn = f64::from(sc.traffic.requests_per_connection);
+    let mean_rate = sc.traffic.rate.mean_rate(horizon_s) / per_conn;
+    let segs = &sc.traffic.rate.segments;
+    let peak_rate = segs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let end = segs.get(i + 1).map_or(horizon_s, |n| n.start_s).max(s.start_s);
+            s.from.max(s.from + s.slope * (end - s.start_s))
+        })
+        .fold(0.0, f64::max)
+        / per_conn;
+    let service_s = (sc.traffic.hold.mean_ns() * per_conn + sc.effective_time_wait_ns() as f64)
+        / NS_PER_S as f64;
+    let c = sc.host.usable_ports();
+    let addresses = match sc.traffic.bind {
+        BindMode::Connect => 1,
+        BindMode::Bind | BindMode::BindNoPort => sc.host.addresses.len() as u64,
+    };
+    let exclusive = sc.traffic.bind == BindMode::Bind || !sc.host.share_across_destinations;
+    // Share of the load each pool gets.
+    let shares: Vec<f64> = if exclusive {
+        vec![1.0 / addresses as f64; addresses as usize]
+    } else {
+        let total: f64 = sc.destinations.iter().map(|d| d.weight).sum();
+        let n = sc.destinations.len() as f64;
+        let per_dest = sc.destinations.iter().map(|d| match sc.traffic.pick {
+            Pick::Weighted => d.weight / total,
+            Pick::RoundRobin => 1.0 / n,
+        });
+        per_dest
+            .flat_map(|s| std::iter::repeat_n(s / addresses as f64, addresses as usize))
+            .collect()
+    };
+    let offered = mean_rate * service_s;
+    let mut blocking = 0.0;
+    let mut cache: Vec<(f64, f64)> = Vec::new();
+    for s in &shares {
+        let b = match cache.iter().find(|(k, _)| k == s) {
+            Some(&(_, b)) => b,
+            None => {
+                let b = erlang_b(u64::from(c), offered * s);
+                cache.push((*s, b));
+                b
+            }
+        };
+        blocking += s * b;
+    }
+    Analytic {
+        offered_load: offered,
+        offered_load_peak: peak_rate * service_s,
+        ports_per_pool: c,
+        pools: shares.len() as u64,
+        erlang_b_failure_ratio: blocking,
+        little_mean_in_use: offered,
+        max_rate_per_pool: if service_s > 0.0 { f64::from(c) / service_s } else { f64::INFINITY },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::erlang_b;
+
+    #[test]
+    fn erlang_b_matches_known_values() {
+        // Textbook values: B(1, 1) = 1/2; B(2, 1) = 1/5; B(10, 5) ≈ 0.018385.
+        assert!((erlang_b(1, 1.0) - 0.5).abs() < 1e-12);
+        assert!((erlang_b(2, 1.0) - 0.2).abs() < 1e-12);
+        assert!((erlang_b(10, 5.0) - 0.018_384_570).abs() < 1e-8);
+        assert_eq!(erlang_b(5, 0.0), 0.0);
+    }
+}

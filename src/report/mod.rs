@@ -1,0 +1,249 @@
+//! The report of a run: a JSON contract, a readable summary, and exports.
+//!
+//! [`Report`] is built once from the scenario and the engine's [`Outcome`];
+//! every output (terminal summary, `report.json`, `timeseries.csv`, and later
+//! charts) renders from it, so they never disagree. Field order is fixed by the
+//! structs and every optional field is explicit: the JSON is a contract
+//! (`schema_version` changes when a field changes meaning).
+
+pub mod analytic;
+pub mod export;
+pub mod summary;
+
+use serde::Serialize;
+
+use crate::scenario::{BindMode, Close, Scenario, NS_PER_S};
+use crate::sim::record::Bin;
+use crate::sim::Outcome;
+pub use analytic::{erlang_b, Analytic};
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+fn secs(ns: u64) -> f64 {
+    ns as f64 / NS_PER_S as f64
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub schema_version: u32,
+    pub portsim_version: &'static str,
+    pub scenario: ScenarioEcho,
+    pub seed: u64,
+    pub simulated_s: f64,
+    /// Connection attempts, retries included.
+    pub attempts: u64,
+    pub established: u64,
+    pub failures: u64,
+    pub failure_ratio: f64,
+    pub first_failure: Option<FirstFailure>,
+    /// Attempts that were retries of a failed one.
+    pub retries: u64,
+    /// Failed requests with no retry left.
+    pub abandoned: u64,
+    pub time_wait_reused: u64,
+    /// Closes that skipped TIME_WAIT because `max_tw_buckets` was full.
+    pub time_wait_skipped: u64,
+    pub ports: Ports,
+    pub reuse_interval_s: ReuseInterval,
+    pub analytic: Analytic,
+    pub timeseries: SeriesInfo,
+    /// Per destination, when there are at most 4096.
+    pub destinations: Vec<DestinationReport>,
+    #[serde(skip)]
+    pub bins: Vec<Bin>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioEcho {
+    pub name: String,
+    pub description: String,
+    pub os: &'static str,
+    pub allocator: String,
+    pub port_range: String,
+    pub reserved_ports: Vec<String>,
+    pub addresses: Vec<String>,
+    pub time_wait_s: f64,
+    pub tw_reuse: bool,
+    pub tw_reuse_delay_s: f64,
+    pub max_tw_buckets: u64,
+    pub share_across_destinations: bool,
+    pub destinations: usize,
+    pub arrivals: &'static str,
+    pub mean_rate: f64,
+    pub mean_hold_s: f64,
+    pub close: &'static str,
+    pub bind: &'static str,
+    pub requests_per_connection: u32,
+    pub retry_max: u32,
+    pub duration_s: Option<f64>,
+    pub max_connections: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FirstFailure {
+    pub time_s: f64,
+    /// 1-based number of the first failed attempt.
+    pub attempt: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Ports {
+    pub range_size: u32,
+    /// Range less reserved ports.
+    pub usable: u32,
+    pub addresses: u32,
+    /// Distinct (address, port) pairs ever handed out.
+    pub distinct_used: u32,
+    /// Most (address, port) pairs held at once by connections or TIME_WAIT.
+    pub peak_in_use: u32,
+    /// Time-averaged (address, port) pairs held.
+    pub mean_in_use: f64,
+    pub peak_time_wait: u32,
+    pub mean_time_wait: f64,
+    pub peak_open_connections: u32,
+    pub open_at_end: u32,
+    pub time_wait_at_end: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReuseInterval {
+    pub count: u64,
+    pub min: Option<f64>,
+    pub p50: Option<f64>,
+    pub p90: Option<f64>,
+    pub p99: Option<f64>,
+    pub max: Option<f64>,
+    pub mean: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SeriesInfo {
+    pub bin_s: f64,
+    pub bins: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DestinationReport {
+    pub address: String,
+    pub attempts: u64,
+    pub established: u64,
+    pub failures: u64,
+}
+
+impl Report {
+    pub fn new(sc: &Scenario, o: Outcome) -> Report {
+        let h = &sc.host;
+        let hist = &o.reuse;
+        let q = |p: f64| (hist.len() > 0).then(|| secs(hist.value_at_quantile(p)));
+        let reuse = ReuseInterval {
+            count: hist.len(),
+            min: (hist.len() > 0).then(|| secs(hist.min())),
+            p50: q(0.5),
+            p90: q(0.9),
+            p99: q(0.99),
+            max: (hist.len() > 0).then(|| secs(hist.max())),
+            mean: (hist.len() > 0).then(|| hist.mean() / NS_PER_S as f64),
+        };
+        let horizon = sc.duration_ns.map_or(secs(o.simulated_ns), secs);
+        let echo = ScenarioEcho {
+            name: sc.name.clone(),
+            description: sc.description.clone(),
+            os: h.os.preset().name,
+            allocator: h.allocator.clone(),
+            port_range: format!("{}-{}", h.port_lo, h.port_hi),
+            reserved_ports: h
+                .reserved
+                .iter()
+                .map(|(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") })
+                .collect(),
+            addresses: h.addresses.clone(),
+            time_wait_s: secs(h.time_wait_ns),
+            tw_reuse: h.tw_reuse,
+            tw_reuse_delay_s: secs(h.tw_reuse_delay_ns),
+            max_tw_buckets: h.max_tw_buckets,
+            share_across_destinations: h.share_across_destinations,
+            destinations: sc.destinations.len(),
+            arrivals: match sc.traffic.arrivals {
+                crate::scenario::Arrivals::Poisson => "poisson",
+                crate::scenario::Arrivals::Constant => "constant",
+            },
+            mean_rate: sc.traffic.rate.mean_rate(horizon),
+            mean_hold_s: sc.traffic.hold.mean_ns() / NS_PER_S as f64,
+            close: match sc.traffic.close {
+                Close::Client => "client",
+                Close::Server => "server",
+                Close::Reset => "reset",
+            },
+            bind: match sc.traffic.bind {
+                BindMode::Connect => "connect",
+                BindMode::Bind => "bind",
+                BindMode::BindNoPort => "bind-no-port",
+            },
+            requests_per_connection: sc.traffic.requests_per_connection,
+            retry_max: sc.traffic.retry.map_or(0, |r| r.max),
+            duration_s: sc.duration_ns.map(secs),
+            max_connections: sc.max_connections,
+        };
+        let destinations = o
+            .per_destination
+            .iter()
+            .zip(&sc.destinations)
+            .map(|(s, d)| DestinationReport {
+                address: d.address.clone(),
+                attempts: s.attempts,
+                established: s.established,
+                failures: s.failures,
+            })
+            .collect();
+        Report {
+            schema_version: SCHEMA_VERSION,
+            portsim_version: env!("CARGO_PKG_VERSION"),
+            scenario: echo,
+            seed: sc.seed,
+            simulated_s: secs(o.simulated_ns),
+            attempts: o.attempts,
+            established: o.established,
+            failures: o.failures,
+            failure_ratio: if o.attempts > 0 {
+                o.failures as f64 / o.attempts as f64
+            } else {
+                0.0
+            },
+            first_failure: o.first_failure.map(|(t, a)| FirstFailure {
+                time_s: secs(t),
+                attempt: a,
+            }),
+            retries: o.retries,
+            abandoned: o.abandoned,
+            time_wait_reused: o.tw_reused,
+            time_wait_skipped: o.tw_skipped,
+            ports: Ports {
+                range_size: h.range_size(),
+                usable: h.usable_ports(),
+                addresses: h.addresses.len() as u32,
+                distinct_used: o.distinct_used,
+                peak_in_use: o.peak_in_use,
+                mean_in_use: o.mean_in_use,
+                peak_time_wait: o.peak_time_wait,
+                mean_time_wait: o.mean_time_wait,
+                peak_open_connections: o.peak_open,
+                open_at_end: o.open_at_end,
+                time_wait_at_end: o.time_wait_at_end,
+            },
+            reuse_interval_s: reuse,
+            analytic: analytic::analytic(sc),
+            timeseries: SeriesInfo {
+                bin_s: secs(o.bin_ns),
+                bins: o.bins.len(),
+            },
+            destinations,
+            bins: o.bins,
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).expect("report serializes");
+        s.push('\n');
+        s
+    }
+}

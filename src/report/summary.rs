@@ -1,0 +1,222 @@
+//! The readable summary printed by `portsim run`.
+//!
+//! It opens with one sentence that answers the question a user came with
+//! (when did ports run out, or how much headroom is left), then the figures
+//! that explain it, the closed-form expectation beside them, and what to try.
+
+use std::fmt::Write as _;
+
+use super::Report;
+
+/// 16384 -> "16,384".
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// Seconds as a short human duration: "54.5 s", "1.2 ms", "2 h 5 min".
+pub fn human_s(s: f64) -> String {
+    if s >= 7200.0 {
+        format!("{:.0} h {:.0} min", (s / 3600.0).floor(), (s % 3600.0) / 60.0)
+    } else if s >= 120.0 {
+        format!("{:.1} min", s / 60.0)
+    } else if s >= 1.0 {
+        format!("{} s", trim(s, 1))
+    } else if s >= 1e-3 {
+        format!("{} ms", trim(s * 1e3, 1))
+    } else {
+        format!("{} µs", trim(s * 1e6, 1))
+    }
+}
+
+fn trim(v: f64, decimals: usize) -> String {
+    let s = format!("{v:.decimals$}");
+    s.strip_suffix(".0").map(str::to_string).unwrap_or(s)
+}
+
+/// Percent with enough digits to show small ratios: 10.5 %, 0.012 %.
+pub fn percent(ratio: f64) -> String {
+    let p = ratio * 100.0;
+    if p == 0.0 {
+        "0 %".into()
+    } else if p >= 1.0 {
+        format!("{p:.1} %")
+    } else if p >= 0.01 {
+        format!("{p:.3} %")
+    } else {
+        format!("{p:.2e} %")
+    }
+}
+
+/// The one-sentence answer.
+pub fn headline(r: &Report) -> String {
+    match &r.first_failure {
+        Some(f) => format!(
+            "First failure at {}, attempt {}; {} of attempts failed.",
+            human_s(f.time_s),
+            thousands(f.attempt),
+            percent(r.failure_ratio)
+        ),
+        None => {
+            let capacity = u64::from(r.ports.usable) * u64::from(r.ports.addresses);
+            let per_pool = r.analytic.pools > 1;
+            format!(
+                "No port ran out in {}: at most {} ports were held at once{}, {} of {}{}.",
+                human_s(r.simulated_s),
+                thousands(u64::from(r.ports.peak_in_use)),
+                if per_pool { " across all destinations" } else { "" },
+                percent(f64::from(r.ports.peak_in_use) / capacity.max(1) as f64),
+                thousands(capacity),
+                if per_pool { " (each destination has its own pool)" } else { "" }
+            )
+        }
+    }
+}
+
+/// What would most likely help, from the shape of the result.
+fn advice(r: &Report) -> Vec<String> {
+    let mut out = Vec::new();
+    if r.failures == 0 {
+        return out;
+    }
+    let tw_share = if r.ports.mean_in_use > 0.0 {
+        r.ports.mean_time_wait / r.ports.mean_in_use
+    } else {
+        0.0
+    };
+    let s = &r.scenario;
+    if s.close == "client" && tw_share > 0.5 {
+        out.push(format!(
+            "TIME_WAIT holds {} of the ports in use: reuse connections (traffic.requests_per_connection), let the server close first, or enable host.tw_reuse.",
+            percent(tw_share)
+        ));
+    }
+    if s.bind == "connect" && s.destinations == 1 {
+        out.push("All connections go to one destination: every extra destination address or port gives connect() a fresh pool of ports.".into());
+    }
+    if s.bind != "connect" || s.addresses.len() > 1 {
+        out.push("More source addresses (host.addresses) multiply the ports available.".into());
+    }
+    if s.port_range != "1024-65535" {
+        out.push(format!(
+            "A wider range (host.port_range, now {}) raises the ceiling in proportion.",
+            s.port_range
+        ));
+    }
+    out
+}
+
+pub fn render(r: &Report) -> String {
+    let mut s = String::new();
+    let sc = &r.scenario;
+    let _ = writeln!(
+        s,
+        "portsim {} · {} · seed {} · {} simulated",
+        r.portsim_version,
+        sc.name,
+        r.seed,
+        human_s(r.simulated_s)
+    );
+    if !sc.description.is_empty() {
+        let _ = writeln!(s, "{}", sc.description.trim());
+    }
+    let _ = writeln!(s, "\n  {}\n", headline(r));
+    let _ = writeln!(
+        s,
+        "  attempts        {} ({} established, {} failed{})",
+        thousands(r.attempts),
+        thousands(r.established),
+        thousands(r.failures),
+        if r.retries > 0 {
+            format!(", {} retries, {} given up", thousands(r.retries), thousands(r.abandoned))
+        } else {
+            String::new()
+        }
+    );
+    let _ = writeln!(
+        s,
+        "  ports           {} usable of {} in {} ({}, {}){}",
+        thousands(u64::from(r.ports.usable)),
+        thousands(u64::from(r.ports.range_size)),
+        sc.port_range,
+        sc.os,
+        sc.allocator,
+        if r.ports.addresses > 1 {
+            format!(" on each of {} addresses", r.ports.addresses)
+        } else {
+            String::new()
+        }
+    );
+    let _ = writeln!(
+        s,
+        "  in use          peak {}, mean {:.0}; {} distinct ports used",
+        thousands(u64::from(r.ports.peak_in_use)),
+        r.ports.mean_in_use,
+        thousands(u64::from(r.ports.distinct_used))
+    );
+    let _ = writeln!(
+        s,
+        "  TIME_WAIT       peak {}, mean {:.0} ({} each{}{})",
+        thousands(u64::from(r.ports.peak_time_wait)),
+        r.ports.mean_time_wait,
+        if sc.close == "client" { human_s(sc.time_wait_s) } else { format!("none: {} close", sc.close) },
+        if r.time_wait_reused > 0 {
+            format!(", {} taken over by tw_reuse", thousands(r.time_wait_reused))
+        } else {
+            String::new()
+        },
+        if r.time_wait_skipped > 0 {
+            format!(", {} skipped at max_tw_buckets", thousands(r.time_wait_skipped))
+        } else {
+            String::new()
+        }
+    );
+    let ri = &r.reuse_interval_s;
+    if let (Some(p50), Some(p99), Some(min)) = (ri.p50, ri.p99, ri.min) {
+        let _ = writeln!(
+            s,
+            "  port reuse      a freed port was taken again after p50 {}, p99 {}, min {} (n = {})",
+            human_s(p50),
+            human_s(p99),
+            human_s(min),
+            thousands(ri.count)
+        );
+    }
+    let a = &r.analytic;
+    let _ = writeln!(
+        s,
+        "  analytic        offered load {:.0} erlangs over {} pool{} of {} ports; Erlang B failure ratio {}; ports ÷ (hold + TIME_WAIT) = {:.0} conn/s per pool",
+        a.offered_load,
+        thousands(a.pools),
+        if a.pools == 1 { "" } else { "s" },
+        thousands(u64::from(a.ports_per_pool)),
+        percent(a.erlang_b_failure_ratio),
+        a.max_rate_per_pool
+    );
+    for line in advice(r) {
+        let _ = writeln!(s, "  try             {line}");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_numbers_for_people() {
+        assert_eq!(thousands(16385), "16,385");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_000_000), "1,000,000");
+        assert_eq!(human_s(54.5), "54.5 s");
+        assert_eq!(human_s(0.0012), "1.2 ms");
+        assert_eq!(percent(0.105), "10.5 %");
+    }
+}

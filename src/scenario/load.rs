@@ -1,0 +1,268 @@
+//! Reading a scenario: TOML text -> table -> `--set` overrides -> typed scenario.
+//!
+//! Overrides are applied to the parsed table, not to the text, so the file's
+//! line numbers stay valid for every key the user did not override; an error in
+//! an overridden key names the `--set` flag instead of a line.
+
+use std::path::{Path, PathBuf};
+
+use super::raw::RawScenario;
+use super::validate::{validate, KeyError};
+use super::Scenario;
+use crate::error::{did_you_mean, InputError, Origin};
+
+/// One `--set key.path=value` flag.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Override {
+    pub key: String,
+    pub value: toml::Value,
+    /// The flag as typed, for messages.
+    pub text: String,
+}
+
+impl std::str::FromStr for Override {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (key, value) = s.split_once('=').ok_or_else(|| {
+            format!("--set {s}: expected KEY=VALUE, e.g. --set traffic.rate=300")
+        })?;
+        let key = key.trim();
+        if key.is_empty() || key.split('.').any(|p| p.is_empty()) {
+            return Err(format!("--set {s}: expected a dotted key such as traffic.rate"));
+        }
+        // A TOML value if it parses as one (300, true, [1, 2], "x"), else a bare string (60s).
+        let value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(value.trim().to_string()));
+        Ok(Override {
+            key: key.to_string(),
+            value,
+            text: s.to_string(),
+        })
+    }
+}
+
+/// Load and validate a scenario file, with overrides.
+pub fn load_file(path: &Path, overrides: &[Override]) -> Result<Scenario, InputError> {
+    let text = std::fs::read_to_string(path).map_err(|e| InputError::File {
+        origin: Origin::File {
+            path: path.to_path_buf(),
+            line: None,
+        },
+        message: format!("cannot read the scenario file: {e}"),
+    })?;
+    load_str(&text, path, overrides)
+}
+
+/// Load and validate scenario text; `path` is used in messages only.
+pub fn load_str(text: &str, path: &Path, overrides: &[Override]) -> Result<Scenario, InputError> {
+    let file_origin = |line| Origin::File {
+        path: path.to_path_buf(),
+        line,
+    };
+    let table: toml::Table = toml::from_str(text).map_err(|e| InputError::File {
+        origin: file_origin(e.span().map(|s| line_of(text, s.start))),
+        message: format!("not valid TOML: {}", e.message().trim()),
+    })?;
+    let mut root = toml::Value::Table(table);
+    for o in overrides {
+        apply(&mut root, o)?;
+    }
+    let raw: RawScenario =
+        serde_path_to_error::deserialize(root).map_err(|e| {
+            let key = path_text(e.path());
+            let message = serde_message(&e.inner().to_string());
+            key_error(text, path, overrides, KeyError { key, message })
+        })?;
+    validate(raw).map_err(|e| key_error(text, path, overrides, e))
+}
+
+fn key_error(text: &str, path: &Path, overrides: &[Override], e: KeyError) -> InputError {
+    let origin = match overrides.iter().rev().find(|o| same_key(&e.key, &o.key)) {
+        Some(o) => Origin::Flag(o.text.clone()),
+        None => Origin::File {
+            path: PathBuf::from(path),
+            line: find_line(text, &e.key),
+        },
+    };
+    InputError::Key {
+        origin,
+        key: if e.key.is_empty() { "(top level)".into() } else { e.key },
+        message: e.message,
+    }
+}
+
+/// Does the error key lie under the overridden key? (`destinations[0]` = `destinations.0`)
+fn same_key(error_key: &str, set_key: &str) -> bool {
+    let norm = |k: &str| k.replace('[', ".").replace(']', "");
+    let (e, s) = (norm(error_key), norm(set_key));
+    e == s || e.starts_with(&format!("{s}."))
+}
+
+fn apply(root: &mut toml::Value, o: &Override) -> Result<(), InputError> {
+    let parts: Vec<&str> = o.key.split('.').collect();
+    let fail = |m: String| InputError::Key {
+        origin: Origin::Flag(o.text.clone()),
+        key: o.key.clone(),
+        message: m,
+    };
+    let mut cur: &mut toml::Value = root;
+    for (i, part) in parts.iter().enumerate() {
+        let last = i + 1 == parts.len();
+        cur = match cur {
+            toml::Value::Table(t) => {
+                if last {
+                    t.insert(part.to_string(), o.value.clone());
+                    return Ok(());
+                }
+                t.entry(part.to_string())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            }
+            toml::Value::Array(a) => {
+                let idx: usize = part.parse().map_err(|_| {
+                    fail(format!("`{part}` is not an index; address list items as KEY.0, KEY.1, ..."))
+                })?;
+                let len = a.len();
+                let slot = a.get_mut(idx).ok_or_else(|| {
+                    fail(format!("index {idx} is out of range; the list has {len} items"))
+                })?;
+                if last {
+                    *slot = o.value.clone();
+                    return Ok(());
+                }
+                slot
+            }
+            _ => {
+                return Err(fail(format!(
+                    "`{}` holds a single value, so it has no key `{part}`",
+                    parts[..i].join(".")
+                )))
+            }
+        };
+    }
+    Ok(())
+}
+
+fn path_text(p: &serde_path_to_error::Path) -> String {
+    let mut out = String::new();
+    for seg in p.iter() {
+        match seg {
+            serde_path_to_error::Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            serde_path_to_error::Segment::Map { key } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(key);
+            }
+            serde_path_to_error::Segment::Enum { variant } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(variant);
+            }
+            serde_path_to_error::Segment::Unknown => {}
+        }
+    }
+    out
+}
+
+/// Make serde's wording friendlier and add "did you mean" to unknown keys.
+fn serde_message(m: &str) -> String {
+    if let Some(rest) = m.strip_prefix("unknown field `") {
+        if let Some((found, tail)) = rest.split_once('`') {
+            let allowed: Vec<&str> = tail
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .collect();
+            let list = allowed.join(", ");
+            return match did_you_mean(found, allowed.iter().copied()) {
+                Some(s) => format!("unknown key `{found}`; allowed here: {list} (did you mean `{s}`?)"),
+                None => format!("unknown key `{found}`; allowed here: {list}"),
+            };
+        }
+    }
+    if let Some(rest) = m.strip_prefix("missing field `") {
+        let field = rest.split('`').next().unwrap_or(rest);
+        return format!("missing required key `{field}`");
+    }
+    m.replace("invalid type: ", "found ")
+}
+
+/// 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// The line where a key path (`traffic.hold.mean`, `destinations[1].address`) is
+/// written: the longest prefix of the path that a line of the file defines.
+fn find_line(text: &str, key: &str) -> Option<usize> {
+    let target: Vec<String> = key
+        .replace('[', ".")
+        .replace(']', "")
+        .split('.')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    if target.is_empty() {
+        return None;
+    }
+    let mut current: Vec<String> = Vec::new();
+    let mut array_counts: std::collections::HashMap<String, usize> = Default::default();
+    let mut best: Option<(usize, usize)> = None; // (matched segments, line)
+    for (n, raw_line) in text.lines().enumerate() {
+        let line = raw_line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let full: Vec<String> = if let Some(h) = line.strip_prefix("[[") {
+            let name = h.split("]]").next().unwrap_or("").trim().to_string();
+            let idx = array_counts.entry(name.clone()).or_insert(0);
+            let mut p: Vec<String> = name.split('.').map(|s| s.trim().to_string()).collect();
+            p.push(idx.to_string());
+            *idx += 1;
+            current = p.clone();
+            p
+        } else if let Some(h) = line.strip_prefix('[') {
+            let name = h.split(']').next().unwrap_or("").trim();
+            current = name.split('.').map(|s| s.trim().trim_matches('"').to_string()).collect();
+            current.clone()
+        } else if let Some((k, _)) = line.split_once('=') {
+            let mut p = current.clone();
+            p.extend(k.split('.').map(|s| s.trim().trim_matches('"').to_string()));
+            p
+        } else {
+            continue;
+        };
+        let matched = full.iter().zip(&target).take_while(|(a, b)| a == b).count();
+        if matched == full.len() && matched > 0 && best.is_none_or(|(m, _)| matched > m) {
+            best = Some((matched, n + 1));
+        }
+    }
+    best.map(|(_, l)| l)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_lines_of_nested_keys() {
+        let t = "name = \"x\"\n[host]\nos = \"linux\"\n[[destinations]]\naddress = \"a\"\n[[destinations]]\naddress = \"b\"\n[traffic]\nhold = { dist = \"exponential\", mean = \"x\" }\n";
+        assert_eq!(find_line(t, "host.os"), Some(3));
+        assert_eq!(find_line(t, "destinations[1].address"), Some(7));
+        assert_eq!(find_line(t, "traffic.hold.mean"), Some(9));
+        assert_eq!(find_line(t, "traffic.rate"), Some(8));
+        assert_eq!(find_line(t, "nothing"), None);
+    }
+
+    #[test]
+    fn override_values_parse_as_toml_or_text() {
+        let o: Override = "traffic.rate=300".parse().unwrap();
+        assert_eq!(o.value, toml::Value::Integer(300));
+        let o: Override = "host.time_wait=30s".parse().unwrap();
+        assert_eq!(o.value, toml::Value::String("30s".into()));
+        assert!("traffic.rate".parse::<Override>().is_err());
+    }
+}

@@ -1,0 +1,248 @@
+//! Scenario files: what a user writes, checked and turned into typed settings.
+//!
+//! Loading happens in two stages, as in tools that take their inputs seriously:
+//! `load` reads TOML (applying `--set` overrides) into the raw serde structs of
+//! `raw`, and `validate` turns them into the typed [`Scenario`] the engine
+//! runs. Every error carries the key path, which `load` maps back to a line of
+//! the file, so messages read `file.toml:12: traffic.rate: ...`. Nothing after
+//! this module re-validates.
+
+mod load;
+mod raw;
+mod validate;
+
+pub use load::{load_file, load_str, Override};
+pub use validate::KeyError;
+
+use crate::os::Os;
+
+/// Nanoseconds in a second; simulated time is `u64` nanoseconds.
+pub const NS_PER_S: u64 = 1_000_000_000;
+
+/// A validated scenario, ready to run.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub name: String,
+    pub description: String,
+    pub seed: u64,
+    /// Simulated horizon; `None` when only `max_connections` bounds the run.
+    pub duration_ns: Option<u64>,
+    /// Stop after this many first attempts (retries not counted).
+    pub max_connections: Option<u64>,
+    pub host: Host,
+    pub destinations: Vec<Destination>,
+    pub traffic: Traffic,
+    /// Width of one time-series bin; `None` lets the engine choose.
+    pub bin_ns: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Host {
+    pub os: Os,
+    /// Registered allocator name, e.g. "rfc6056-1".
+    pub allocator: String,
+    /// Inclusive port range.
+    pub port_lo: u16,
+    pub port_hi: u16,
+    /// Inclusive ranges never handed out.
+    pub reserved: Vec<(u16, u16)>,
+    pub time_wait_ns: u64,
+    pub tw_reuse: bool,
+    pub tw_reuse_delay_ns: u64,
+    pub max_tw_buckets: u64,
+    /// Local addresses (text, for reports). At least one.
+    pub addresses: Vec<String>,
+    /// Whether an unbound connect() may share a local port across destinations.
+    pub share_across_destinations: bool,
+    /// Tries of `rfc6056-2` (RFC 6056 `num`); defaults to the range size.
+    pub rfc6056_2_tries: Option<u32>,
+    /// `N` of `rfc6056-5` (random increments in 1..=N).
+    pub rfc6056_5_increment: u32,
+}
+
+impl Host {
+    pub fn range_size(&self) -> u32 {
+        u32::from(self.port_hi) - u32::from(self.port_lo) + 1
+    }
+    /// Ports in the range that are not reserved.
+    pub fn usable_ports(&self) -> u32 {
+        let mut reserved = vec![false; self.range_size() as usize];
+        for &(a, b) in &self.reserved {
+            for p in a.max(self.port_lo)..=b.min(self.port_hi) {
+                reserved[usize::from(p - self.port_lo)] = true;
+            }
+        }
+        reserved.iter().filter(|r| !**r).count() as u32
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Destination {
+    /// "ip:port" as written (expanded for `count`).
+    pub address: String,
+    pub weight: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrivals {
+    Poisson,
+    Constant,
+}
+
+/// Connection rate over time: piecewise linear, in connections per second.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateProfile {
+    /// Segments in time order; the last one extends forever.
+    pub segments: Vec<RateSegment>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateSegment {
+    pub start_s: f64,
+    /// Rate at `start_s`.
+    pub from: f64,
+    /// Change of rate per second within the segment (0 for steps).
+    pub slope: f64,
+}
+
+impl RateProfile {
+    pub fn constant(rate: f64) -> Self {
+        RateProfile {
+            segments: vec![RateSegment {
+                start_s: 0.0,
+                from: rate,
+                slope: 0.0,
+            }],
+        }
+    }
+    /// Rate at time `t` seconds.
+    pub fn at(&self, t: f64) -> f64 {
+        let seg = self
+            .segments
+            .iter()
+            .rev()
+            .find(|s| s.start_s <= t)
+            .unwrap_or(&self.segments[0]);
+        (seg.from + seg.slope * (t - seg.start_s)).max(0.0)
+    }
+    /// Expected number of arrivals in `[0, t]` seconds.
+    pub fn integral(&self, t: f64) -> f64 {
+        let mut total = 0.0;
+        for (i, s) in self.segments.iter().enumerate() {
+            if s.start_s >= t {
+                break;
+            }
+            let end = self
+                .segments
+                .get(i + 1)
+                .map_or(t, |n| n.start_s.min(t));
+            let d = end - s.start_s;
+            total += s.from * d + 0.5 * s.slope * d * d;
+        }
+        total
+    }
+    /// Time-averaged rate over `[0, t]`.
+    pub fn mean_rate(&self, t: f64) -> f64 {
+        if t > 0.0 {
+            self.integral(t) / t
+        } else {
+            self.at(0.0)
+        }
+    }
+    pub fn is_constant(&self) -> bool {
+        self.segments.len() == 1 && self.segments[0].slope == 0.0
+    }
+}
+
+/// Time from connect to close.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Hold {
+    Constant { ns: u64 },
+    Exponential { mean_ns: f64 },
+    /// ln(hold in ns) ~ Normal(mu, sigma).
+    LogNormal { mu: f64, sigma: f64 },
+    Uniform { min_ns: u64, max_ns: u64 },
+}
+
+impl Hold {
+    pub fn mean_ns(&self) -> f64 {
+        match *self {
+            Hold::Constant { ns } => ns as f64,
+            Hold::Exponential { mean_ns } => mean_ns,
+            Hold::LogNormal { mu, sigma } => (mu + sigma * sigma / 2.0).exp(),
+            Hold::Uniform { min_ns, max_ns } => (min_ns as f64 + max_ns as f64) / 2.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Close {
+    /// This host closes first: TIME_WAIT here.
+    Client,
+    /// The peer closes first: the port is free at close.
+    Server,
+    /// RST: no TIME_WAIT.
+    Reset,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindMode {
+    /// Unbound connect(): ports shared across destinations where the OS allows.
+    Connect,
+    /// bind(addr, 0) then connect(): the port is exclusive on that address.
+    Bind,
+    /// IP_BIND_ADDRESS_NO_PORT: a chosen source address, port picked at connect().
+    BindNoPort,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pick {
+    Weighted,
+    RoundRobin,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    pub after_ns: u64,
+    pub max: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Traffic {
+    pub arrivals: Arrivals,
+    /// Request rate; with keep-alive, connections open at rate / requests_per_connection.
+    pub rate: RateProfile,
+    /// Hold time of one request; a connection lives for the sum over its requests.
+    pub hold: Hold,
+    pub close: Close,
+    pub bind: BindMode,
+    pub pick: Pick,
+    /// How a source address is chosen when there are several.
+    pub source: Pick,
+    pub retry: Option<Retry>,
+    pub requests_per_connection: u32,
+}
+
+impl Scenario {
+    /// Time a closed connection's 4-tuple stays in TIME_WAIT on this host.
+    pub fn effective_time_wait_ns(&self) -> u64 {
+        match self.traffic.close {
+            Close::Client => self.host.time_wait_ns,
+            Close::Server | Close::Reset => 0,
+        }
+    }
+
+    /// Expected first attempts over the run (the bound that refuses absurd runs).
+    pub fn expected_connections(&self) -> f64 {
+        let by_time = self.duration_ns.map(|d| {
+            self.traffic.rate.integral(d as f64 / NS_PER_S as f64)
+                / f64::from(self.traffic.requests_per_connection)
+        });
+        match (by_time, self.max_connections) {
+            (Some(t), Some(m)) => t.min(m as f64),
+            (Some(t), None) => t,
+            (None, Some(m)) => m as f64,
+            (None, None) => 0.0,
+        }
+    }
+}

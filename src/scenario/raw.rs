@@ -1,0 +1,99 @@
+//! The scenario file as written: serde structs that mirror the TOML keys.
+//!
+//! Unknown keys are rejected here (`deny_unknown_fields`) so a typo never goes
+//! unnoticed. Values that need a parser of their own (durations, port ranges,
+//! addresses, names from a fixed list) stay strings at this stage; `validate`
+//! turns them into typed settings and reports the key path on failure.
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScenario {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub seed: Option<u64>,
+    pub duration: Option<String>,
+    pub max_connections: Option<u64>,
+    #[serde(default)]
+    pub host: RawHost,
+    #[serde(default)]
+    pub destinations: Vec<RawDestination>,
+    pub traffic: RawTraffic,
+    #[serde(default)]
+    pub output: RawOutput,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHost {
+    pub os: Option<String>,
+    pub allocator: Option<String>,
+    pub port_range: Option<String>,
+    /// Numbers or "A-B" strings; parsed in `validate` for clearer messages.
+    pub reserved_ports: Option<toml::Value>,
+    pub time_wait: Option<String>,
+    pub tw_reuse: Option<bool>,
+    pub tw_reuse_delay: Option<String>,
+    pub max_tw_buckets: Option<u64>,
+    /// A count or a list of addresses; parsed in `validate`.
+    pub addresses: Option<toml::Value>,
+    pub rfc6056_2_tries: Option<u32>,
+    pub rfc6056_5_increment: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDestination {
+    pub address: String,
+    pub weight: Option<f64>,
+    pub count: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTraffic {
+    pub arrivals: Option<String>,
+    pub rate: Option<f64>,
+    pub schedule: Option<Vec<RawStep>>,
+    pub ramp: Option<RawRamp>,
+    /// A duration string or a `{ dist = ... }` table; parsed in `validate`.
+    pub hold: Option<toml::Value>,
+    pub close: Option<String>,
+    pub bind: Option<String>,
+    pub pick: Option<String>,
+    pub source: Option<String>,
+    pub retry: Option<RawRetry>,
+    pub requests_per_connection: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStep {
+    pub at: String,
+    pub rate: f64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRamp {
+    pub from: f64,
+    pub to: f64,
+    pub over: String,
+    pub at: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetry {
+    pub after: String,
+    pub max: u32,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutput {
+    /// Width of one time-series bin; chosen from the duration when absent.
+    pub bin: Option<String>,
+}

@@ -1,0 +1,462 @@
+//! The discrete-event engine.
+//!
+//! Time is `u64` nanoseconds and the run is single-threaded, so a scenario and
+//! seed give the same result on every machine. The event set is split by kind,
+//! because each kind has a cheaper structure than one global heap:
+//! - the next arrival: a single pending time from [`traffic::ArrivalClock`];
+//! - retries: constant delay, so a FIFO;
+//! - closes: a FIFO when the hold time is constant, else a heap of the
+//!   connections open at once ([`queue::Lane`]);
+//! - TIME_WAIT expiries and `tcp_tw_reuse` eligibility: constant TIME_WAIT, so
+//!   one FIFO read by two cursors.
+//!
+//! At each step the earliest of these five heads is processed; ties go
+//! TIME_WAIT end, close, reuse eligibility, retry, arrival, so ports freed at an
+//! instant are usable by an attempt at that instant.
+//!
+//! Memory is proportional to ports, flows and connections in flight; the time
+//! series merges bins instead of growing ([`record`]).
+//!
+//! The host is one [`PortSpace`] and one allocator; the run loop talks to it
+//! only through `attempt`/`close`, the seam where several hosts and a NAT layer
+//! between hosts and destinations plug in.
+
+pub mod bitset;
+pub mod ports;
+pub mod queue;
+pub mod record;
+pub mod traffic;
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::alloc::{self, mix64, Allocator, Request};
+use crate::scenario::{BindMode, Close, Scenario};
+use ports::{PortSpace, Sharing};
+use queue::Lane;
+use record::{Bin, Levels, Recorder};
+use traffic::{stream, ArrivalClock, Chooser, HoldSampler};
+
+/// Receives every event of a run; all hooks default to doing nothing, so the
+/// engine pays nothing for observers it does not have.
+pub trait Observer {
+    fn on_connect(&mut self, _t_ns: u64, _port: u16, _dest: u32) {}
+    fn on_fail(&mut self, _t_ns: u64, _dest: u32) {}
+    fn on_close(&mut self, _t_ns: u64, _port: u16, _dest: u32) {}
+    fn on_time_wait_end(&mut self, _t_ns: u64, _port: u16, _dest: u32) {}
+}
+
+/// An observer that ignores everything.
+pub struct Quiet;
+impl Observer for Quiet {}
+
+/// Per-destination counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DestStats {
+    pub attempts: u64,
+    pub established: u64,
+    pub failures: u64,
+}
+
+/// Keep per-destination counters up to this many destinations.
+pub const MAX_DEST_STATS: usize = 4096;
+
+/// Everything a run measured.
+pub struct Outcome {
+    pub simulated_ns: u64,
+    pub attempts: u64,
+    pub established: u64,
+    pub failures: u64,
+    /// (time, 1-based attempt number) of the first failure.
+    pub first_failure: Option<(u64, u64)>,
+    pub retries: u64,
+    /// Requests that failed and had no retry left.
+    pub abandoned: u64,
+    /// connect() calls that took over a TIME_WAIT 4-tuple (`tw_reuse`).
+    pub tw_reused: u64,
+    /// Closes that skipped TIME_WAIT because `max_tw_buckets` was reached.
+    pub tw_skipped: u64,
+    pub distinct_used: u32,
+    pub peak_in_use: u32,
+    pub mean_in_use: f64,
+    pub peak_time_wait: u32,
+    pub mean_time_wait: f64,
+    pub peak_open: u32,
+    pub open_at_end: u32,
+    pub time_wait_at_end: u32,
+    pub reuse: hdrhistogram::Histogram<u64>,
+    pub bins: Vec<Bin>,
+    pub bin_ns: u64,
+    pub per_destination: Vec<DestStats>,
+}
+
+#[derive(Clone, Copy)]
+struct Conn {
+    port: u32,
+    addr: u32,
+    dest: u32,
+    bind: bool,
+}
+
+#[derive(Clone, Copy)]
+struct TwEntry {
+    expire: u64,
+    reuse_at: u64,
+    conn: Conn,
+    dead: bool,
+}
+
+fn flow_of(addr: u32, dest: u32) -> u64 {
+    (u64::from(addr) << 32) | u64::from(dest)
+}
+
+/// Pick a time-series bin width near `duration / 1000` from a 1-2-5 ladder.
+pub fn default_bin_ns(duration_ns: Option<u64>) -> u64 {
+    let target = duration_ns.map_or(1_000_000_000, |d| (d / 1000).max(1_000_000));
+    let mut unit = 1_000_000u64; // 1 ms
+    loop {
+        for m in [1, 2, 5] {
+            if unit * m >= target {
+                return unit * m;
+            }
+        }
+        unit *= 10;
+    }
+}
+
+struct Engine<'a, O: Observer> {
+    sc: &'a Scenario,
+    obs: &'a mut O,
+    ports: PortSpace,
+    alloc: Box<dyn Allocator>,
+    holds: HoldSampler,
+    sources: Chooser,
+    closes: Lane,
+    conns: Vec<Conn>,
+    free_conns: Vec<u32>,
+    retries: VecDeque<(u64, u32, u32)>,
+    tw: VecDeque<TwEntry>,
+    /// Absolute id of `tw[0]`.
+    tw_base: u64,
+    /// Absolute id of the next entry whose reuse eligibility is pending.
+    tw_reuse_cursor: u64,
+    /// (flow, port) -> TIME_WAIT id, kept only with `tw_reuse`.
+    tw_index: HashMap<(u64, u32), u64>,
+    tw_live: u32,
+    sharing: Sharing,
+    rec: Recorder,
+    out: Counters,
+    per_dest: Vec<DestStats>,
+}
+
+#[derive(Default)]
+struct Counters {
+    attempts: u64,
+    established: u64,
+    failures: u64,
+    first_failure: Option<(u64, u64)>,
+    retries: u64,
+    abandoned: u64,
+    tw_reused: u64,
+    tw_skipped: u64,
+}
+
+/// Run a scenario to its end.
+pub fn simulate<O: Observer>(sc: &Scenario, obs: &mut O) -> Outcome {
+    let h = &sc.host;
+    let lo = u32::from(h.port_lo);
+    let reserved = h
+        .reserved
+        .iter()
+        .flat_map(|&(a, b)| u32::from(a)..=u32::from(b))
+        .filter(|p| (lo..=u32::from(h.port_hi)).contains(p))
+        .map(|p| p - lo);
+    let ports = PortSpace::new(h.range_size(), h.addresses.len() as u32, reserved);
+    let entry = alloc::entry(&h.allocator).expect("validated allocator name");
+    let alloc = (entry.build)(alloc::Setup {
+        host: h,
+        rng: traffic::rng(sc.seed, stream::ALLOCATOR),
+    });
+    let holds = HoldSampler::new(sc.seed, sc.traffic.hold);
+    let sources = Chooser::new(
+        sc.seed,
+        stream::SOURCE,
+        &vec![1.0; h.addresses.len()],
+        sc.traffic.source,
+    );
+    let exclusive = sc.traffic.bind == BindMode::Bind || !h.share_across_destinations;
+    let bin_ns = sc.bin_ns.unwrap_or_else(|| default_bin_ns(sc.duration_ns));
+    let n_dest = sc.destinations.len();
+    let e = Engine {
+        sc,
+        obs,
+        ports,
+        alloc,
+        closes: Lane::new(holds.is_constant() && sc.traffic.requests_per_connection == 1),
+        holds,
+        sources,
+        conns: Vec::new(),
+        free_conns: Vec::new(),
+        retries: VecDeque::new(),
+        tw: VecDeque::new(),
+        tw_base: 0,
+        tw_reuse_cursor: 0,
+        tw_index: HashMap::new(),
+        tw_live: 0,
+        sharing: if exclusive {
+            Sharing::Exclusive
+        } else {
+            Sharing::FourTuple
+        },
+        rec: Recorder::new(bin_ns, sc.bin_ns.is_none()),
+        out: Counters::default(),
+        per_dest: vec![DestStats::default(); if n_dest <= MAX_DEST_STATS { n_dest } else { 0 }],
+    };
+    e.run()
+}
+
+impl<O: Observer> Engine<'_, O> {
+    fn run(mut self) -> Outcome {
+        let sc = self.sc;
+        let horizon = sc.duration_ns.unwrap_or(u64::MAX);
+        let max_attempts = sc.max_connections.unwrap_or(u64::MAX);
+        let mut clock = ArrivalClock::new(
+            sc.seed,
+            sc.traffic.arrivals,
+            sc.traffic.rate.clone(),
+            sc.traffic.requests_per_connection,
+        );
+        let weights: Vec<f64> = sc.destinations.iter().map(|d| d.weight).collect();
+        let mut dests = Chooser::new(sc.seed, stream::DESTINATION, &weights, sc.traffic.pick);
+        let use_reuse = sc.host.tw_reuse && self.sharing == Sharing::FourTuple;
+        let mut next_arrival = clock.next().unwrap_or(u64::MAX);
+        let mut now = 0;
+        loop {
+            let t_tw = self.tw.front().map_or(u64::MAX, |e| e.expire);
+            let t_close = self.closes.peek_time();
+            let t_reuse = if use_reuse {
+                self.tw
+                    .get((self.tw_reuse_cursor - self.tw_base) as usize)
+                    .map_or(u64::MAX, |e| e.reuse_at)
+            } else {
+                u64::MAX
+            };
+            let t_retry = self.retries.front().map_or(u64::MAX, |r| r.0);
+            let t = t_tw.min(t_close).min(t_reuse).min(t_retry).min(next_arrival);
+            if t == u64::MAX || t > horizon {
+                break;
+            }
+            now = t;
+            self.rec.advance(t);
+            if t_tw == t {
+                self.expire_time_wait(t);
+            } else if t_close == t {
+                let (_, slot) = self.closes.pop().expect("peeked");
+                self.close(t, slot);
+            } else if t_reuse == t {
+                let e = self.tw[(self.tw_reuse_cursor - self.tw_base) as usize];
+                if !e.dead && e.reuse_at < e.expire {
+                    self.ports.mark_reusable(flow_of(e.conn.addr, e.conn.dest), e.conn.port);
+                }
+                self.tw_reuse_cursor += 1;
+            } else if t_retry == t {
+                let (_, dest, tries) = self.retries.pop_front().expect("peeked");
+                self.out.retries += 1;
+                self.attempt(t, dest, tries);
+                if self.out.attempts >= max_attempts {
+                    break;
+                }
+            } else {
+                let dest = dests.next();
+                self.attempt(t, dest, 0);
+                if self.out.attempts >= max_attempts {
+                    break;
+                }
+                next_arrival = clock.next().unwrap_or(u64::MAX);
+            }
+        }
+        let end = if horizon != u64::MAX && now <= horizon && self.out.attempts < max_attempts {
+            horizon
+        } else {
+            now
+        };
+        self.rec.advance(end);
+        self.finish(end)
+    }
+
+    fn levels(&mut self) {
+        self.rec.set_levels(Levels {
+            in_use: self.ports.in_use(),
+            time_wait: self.tw_live,
+            open: (self.conns.len() - self.free_conns.len()) as u32,
+        });
+    }
+
+    fn port_number(&self, idx: u32) -> u16 {
+        (u32::from(self.sc.host.port_lo) + idx) as u16
+    }
+
+    fn attempt(&mut self, t: u64, dest: u32, tries: u32) {
+        let sc = self.sc;
+        self.out.attempts += 1;
+        self.rec.current_bin().attempts += 1;
+        if let Some(d) = self.per_dest.get_mut(dest as usize) {
+            d.attempts += 1;
+        }
+        let addr = match sc.traffic.bind {
+            BindMode::Connect => 0,
+            BindMode::Bind | BindMode::BindNoPort => self.sources.next(),
+        };
+        let flow = flow_of(addr, dest);
+        let bind = sc.traffic.bind == BindMode::Bind;
+        let req = Request {
+            addr,
+            dest,
+            flow_key: mix64(flow ^ 0x706f_7274_7369_6d00),
+            now_ns: t,
+        };
+        let picked = {
+            let c = self.ports.candidates(addr, flow, self.sharing);
+            self.alloc.pick(&req, &c)
+        };
+        let Some(port) = picked else {
+            self.fail(t, dest, tries);
+            return;
+        };
+        if self.sharing == Sharing::FourTuple && self.ports.is_reusable_tw(flow, port) {
+            self.take_over_time_wait(flow, port);
+        } else if let Some(iv) = self.ports.occupy(addr, flow, port, bind, t) {
+            self.rec.reuse_interval(iv);
+        }
+        let mut hold = 0u64;
+        for _ in 0..sc.traffic.requests_per_connection {
+            hold = hold.saturating_add(self.holds.sample());
+        }
+        let conn = Conn {
+            port,
+            addr,
+            dest,
+            bind,
+        };
+        let slot = match self.free_conns.pop() {
+            Some(s) => {
+                self.conns[s as usize] = conn;
+                s
+            }
+            None => {
+                self.conns.push(conn);
+                (self.conns.len() - 1) as u32
+            }
+        };
+        self.closes.push(t.saturating_add(hold), slot);
+        self.out.established += 1;
+        self.rec.current_bin().established += 1;
+        if let Some(d) = self.per_dest.get_mut(dest as usize) {
+            d.established += 1;
+        }
+        self.levels();
+        let p = self.port_number(port);
+        self.obs.on_connect(t, p, dest);
+    }
+
+    fn fail(&mut self, t: u64, dest: u32, tries: u32) {
+        self.out.failures += 1;
+        self.rec.current_bin().failures += 1;
+        if let Some(d) = self.per_dest.get_mut(dest as usize) {
+            d.failures += 1;
+        }
+        if self.out.first_failure.is_none() {
+            self.out.first_failure = Some((t, self.out.attempts));
+        }
+        self.obs.on_fail(t, dest);
+        match self.sc.traffic.retry {
+            Some(r) if tries < r.max => self
+                .retries
+                .push_back((t.saturating_add(r.after_ns), dest, tries + 1)),
+            _ => self.out.abandoned += 1,
+        }
+    }
+
+    fn take_over_time_wait(&mut self, flow: u64, port: u32) {
+        self.ports.take_over(flow, port);
+        if let Some(id) = self.tw_index.remove(&(flow, port)) {
+            self.tw[(id - self.tw_base) as usize].dead = true;
+        }
+        self.tw_live -= 1;
+        self.out.tw_reused += 1;
+    }
+
+    fn close(&mut self, t: u64, slot: u32) {
+        let c = self.conns[slot as usize];
+        self.free_conns.push(slot);
+        let flow = flow_of(c.addr, c.dest);
+        let port = self.port_number(c.port);
+        self.obs.on_close(t, port, c.dest);
+        let tw_ns = self.sc.effective_time_wait_ns();
+        if self.sc.traffic.close == Close::Client && tw_ns > 0 {
+            if u64::from(self.tw_live) < self.sc.host.max_tw_buckets {
+                let id = self.tw_base + self.tw.len() as u64;
+                self.tw.push_back(TwEntry {
+                    expire: t.saturating_add(tw_ns),
+                    reuse_at: t.saturating_add(self.sc.host.tw_reuse_delay_ns),
+                    conn: c,
+                    dead: false,
+                });
+                if self.sc.host.tw_reuse {
+                    self.tw_index.insert((flow, c.port), id);
+                }
+                self.tw_live += 1;
+                self.levels();
+                return;
+            }
+            self.out.tw_skipped += 1;
+        }
+        self.ports.release(c.addr, flow, c.port, c.bind, t);
+        self.levels();
+    }
+
+    fn expire_time_wait(&mut self, t: u64) {
+        let e = self.tw.pop_front().expect("peeked");
+        self.tw_base += 1;
+        self.tw_reuse_cursor = self.tw_reuse_cursor.max(self.tw_base);
+        if e.dead {
+            return;
+        }
+        let c = e.conn;
+        let flow = flow_of(c.addr, c.dest);
+        if self.sc.host.tw_reuse {
+            self.tw_index.remove(&(flow, c.port));
+        }
+        self.tw_live -= 1;
+        self.ports.release(c.addr, flow, c.port, c.bind, t);
+        self.levels();
+        let port = self.port_number(c.port);
+        self.obs.on_time_wait_end(t, port, c.dest);
+    }
+
+    fn finish(self, end: u64) -> Outcome {
+        let span = end.max(1) as f64;
+        Outcome {
+            simulated_ns: end,
+            attempts: self.out.attempts,
+            established: self.out.established,
+            failures: self.out.failures,
+            first_failure: self.out.first_failure,
+            retries: self.out.retries,
+            abandoned: self.out.abandoned,
+            tw_reused: self.out.tw_reused,
+            tw_skipped: self.out.tw_skipped,
+            distinct_used: self.ports.distinct_used(),
+            peak_in_use: self.rec.peak_in_use,
+            mean_in_use: self.rec.in_use_area / span,
+            peak_time_wait: self.rec.peak_time_wait,
+            mean_time_wait: self.rec.time_wait_area / span,
+            peak_open: self.rec.peak_open,
+            open_at_end: (self.conns.len() - self.free_conns.len()) as u32,
+            time_wait_at_end: self.tw_live,
+            bin_ns: self.rec.bin_ns,
+            bins: self.rec.bins,
+            reuse: self.rec.reuse,
+            per_destination: self.per_dest,
+        }
+    }
+}
