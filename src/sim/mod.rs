@@ -22,19 +22,23 @@
 //! between hosts and destinations plug in.
 
 pub mod bitset;
+mod closes;
+pub mod fastmap;
 pub mod ports;
 pub mod queue;
 pub mod record;
 pub mod traffic;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use fastmap::FastMap;
 
 use crate::alloc::{self, mix64, Allocator, Request};
 use crate::scenario::{BindMode, Close, Scenario};
 use ports::{PortSpace, Sharing};
-use queue::Lane;
+use closes::Closes;
 use record::{Bin, Levels, Recorder};
-use traffic::{stream, ArrivalClock, Chooser, HoldSampler};
+use traffic::{stream, ArrivalClock, Chooser};
 
 /// Receives every event of a run; all hooks default to doing nothing, so the
 /// engine pays nothing for observers it does not have.
@@ -128,9 +132,10 @@ struct Engine<'a, O: Observer> {
     obs: &'a mut O,
     ports: PortSpace,
     alloc: Box<dyn Allocator>,
-    holds: HoldSampler,
     sources: Chooser,
-    closes: Lane,
+    closes: Closes,
+    /// `tcp_tw_reuse` applies (on, and connect() shares ports by 4-tuple).
+    use_reuse: bool,
     conns: Vec<Conn>,
     free_conns: Vec<u32>,
     retries: VecDeque<(u64, u32, u32)>,
@@ -140,7 +145,7 @@ struct Engine<'a, O: Observer> {
     /// Absolute id of the next entry whose reuse eligibility is pending.
     tw_reuse_cursor: u64,
     /// (flow, port) -> TIME_WAIT id, kept only with `tw_reuse`.
-    tw_index: HashMap<(u64, u32), u64>,
+    tw_index: FastMap<(u64, u32), u64>,
     tw_live: u32,
     sharing: Sharing,
     rec: Recorder,
@@ -176,7 +181,6 @@ pub fn simulate<O: Observer>(sc: &Scenario, obs: &mut O) -> Outcome {
         host: h,
         rng: traffic::rng(sc.seed, stream::ALLOCATOR),
     });
-    let holds = HoldSampler::new(sc.seed, sc.traffic.hold);
     let sources = Chooser::new(
         sc.seed,
         stream::SOURCE,
@@ -191,8 +195,8 @@ pub fn simulate<O: Observer>(sc: &Scenario, obs: &mut O) -> Outcome {
         obs,
         ports,
         alloc,
-        closes: Lane::new(holds.is_constant() && sc.traffic.requests_per_connection == 1),
-        holds,
+        closes: Closes::new(sc),
+        use_reuse: h.tw_reuse && !exclusive,
         sources,
         conns: Vec::new(),
         free_conns: Vec::new(),
@@ -200,7 +204,7 @@ pub fn simulate<O: Observer>(sc: &Scenario, obs: &mut O) -> Outcome {
         tw: VecDeque::new(),
         tw_base: 0,
         tw_reuse_cursor: 0,
-        tw_index: HashMap::new(),
+        tw_index: FastMap::default(),
         tw_live: 0,
         sharing: if exclusive {
             Sharing::Exclusive
@@ -227,7 +231,7 @@ impl<O: Observer> Engine<'_, O> {
         );
         let weights: Vec<f64> = sc.destinations.iter().map(|d| d.weight).collect();
         let mut dests = Chooser::new(sc.seed, stream::DESTINATION, &weights, sc.traffic.pick);
-        let use_reuse = sc.host.tw_reuse && self.sharing == Sharing::FourTuple;
+        let use_reuse = self.use_reuse;
         let mut next_arrival = clock.next().unwrap_or(u64::MAX);
         let mut now = 0;
         loop {
@@ -250,7 +254,7 @@ impl<O: Observer> Engine<'_, O> {
             if t_tw == t {
                 self.expire_time_wait(t);
             } else if t_close == t {
-                let (_, slot) = self.closes.pop().expect("peeked");
+                let slot = self.closes.pop();
                 self.close(t, slot);
             } else if t_reuse == t {
                 let e = self.tw[(self.tw_reuse_cursor - self.tw_base) as usize];
@@ -322,14 +326,10 @@ impl<O: Observer> Engine<'_, O> {
             self.fail(t, dest, tries);
             return;
         };
-        if self.sharing == Sharing::FourTuple && self.ports.is_reusable_tw(flow, port) {
+        if self.use_reuse && self.ports.is_reusable_tw(flow, port) {
             self.take_over_time_wait(flow, port);
         } else if let Some(iv) = self.ports.occupy(addr, flow, port, bind, t) {
             self.rec.reuse_interval(iv);
-        }
-        let mut hold = 0u64;
-        for _ in 0..sc.traffic.requests_per_connection {
-            hold = hold.saturating_add(self.holds.sample());
         }
         let conn = Conn {
             port,
@@ -347,7 +347,7 @@ impl<O: Observer> Engine<'_, O> {
                 (self.conns.len() - 1) as u32
             }
         };
-        self.closes.push(t.saturating_add(hold), slot);
+        self.closes.open(t, slot);
         self.out.established += 1;
         self.rec.current_bin().established += 1;
         if let Some(d) = self.per_dest.get_mut(dest as usize) {

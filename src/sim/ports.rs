@@ -16,7 +16,7 @@
 //! An allocator sees this through [`Candidates`], a read-only view for one
 //! request that yields usable ports 64 at a time.
 
-use std::collections::HashMap;
+use super::fastmap::FastMap;
 
 use super::bitset::{select_in_word, valid_mask, words_for, Bitset};
 
@@ -26,6 +26,7 @@ const NEVER: u64 = u64::MAX;
 struct AddrState {
     holders: Vec<u32>,
     busy: Bitset,
+    busy_count: u32,
     freed_at: Vec<u64>,
     ever: Bitset,
 }
@@ -33,16 +34,21 @@ struct AddrState {
 struct FlowBits {
     occ: Bitset,
     reusable: Bitset,
+    /// Bits set in `occ`, and in `reusable`.
     count: u32,
+    reusable_count: u32,
 }
 
 pub struct PortSpace {
     n: u32,
     reserved: Bitset,
+    reserved_count: u32,
     bind_count: Vec<u32>,
+    /// Sockets holding a port through bind(), over all ports.
+    bind_total: u64,
     bind_bits: Bitset,
     addrs: Vec<AddrState>,
-    flow_slot: HashMap<u64, u32>,
+    flow_slot: FastMap<u64, u32>,
     flows: Vec<FlowBits>,
     free_flows: Vec<u32>,
     zero: Vec<u64>,
@@ -69,17 +75,20 @@ impl PortSpace {
             .map(|_| AddrState {
                 holders: vec![0; n as usize],
                 busy: Bitset::new(n),
+                busy_count: 0,
                 freed_at: vec![NEVER; n as usize],
                 ever: Bitset::new(n),
             })
             .collect();
         PortSpace {
             n,
+            reserved_count: r.count_ones(),
             reserved: r,
+            bind_total: 0,
             bind_count: vec![0; n as usize],
             bind_bits: Bitset::new(n),
             addrs,
-            flow_slot: HashMap::new(),
+            flow_slot: FastMap::default(),
             flows: Vec::new(),
             free_flows: Vec::new(),
             zero: vec![0; words_for(n)],
@@ -104,29 +113,36 @@ impl PortSpace {
     /// The usable ports for one request.
     pub fn candidates(&self, addr: u32, flow: u64, sharing: Sharing) -> Candidates<'_> {
         let a = &self.addrs[addr as usize];
-        let mask = match sharing {
-            Sharing::Exclusive => Mask::Exclusive {
-                busy: a.busy.words(),
-            },
+        let free = self.n - self.reserved_count;
+        let (mask, usable) = match sharing {
+            Sharing::Exclusive => (
+                Mask::Exclusive {
+                    busy: a.busy.words(),
+                },
+                Some(free - a.busy_count),
+            ),
             Sharing::FourTuple => {
-                let (occ, reusable) = match self.flow_slot.get(&flow) {
+                let (occ, reusable, taken) = match self.flow_slot.get(&flow) {
                     Some(&s) => {
                         let f = &self.flows[s as usize];
-                        (f.occ.words(), f.reusable.words())
+                        (f.occ.words(), f.reusable.words(), f.count - f.reusable_count)
                     }
-                    None => (&self.zero[..], &self.zero[..]),
+                    None => (&self.zero[..], &self.zero[..], 0),
                 };
-                Mask::FourTuple {
+                let mask = Mask::FourTuple {
                     bind: self.bind_bits.words(),
                     occ,
                     reusable,
-                }
+                };
+                // With bind() owners about, the count needs a scan.
+                (mask, (self.bind_total == 0).then(|| free - taken))
             }
         };
         Candidates {
             n: self.n,
             reserved: self.reserved.words(),
             mask,
+            usable,
         }
     }
 
@@ -149,11 +165,13 @@ impl PortSpace {
                 interval = Some(now - a.freed_at[p]);
             }
             a.busy.set(port);
+            a.busy_count += 1;
             a.ever.set(port);
             self.in_use += 1;
         }
         a.holders[p] += 1;
         if bind {
+            self.bind_total += 1;
             self.bind_count[p] += 1;
             self.bind_bits.set(port);
         }
@@ -167,7 +185,11 @@ impl PortSpace {
     /// A TIME_WAIT entry of this flow reached `tw_reuse_delay`.
     pub fn mark_reusable(&mut self, flow: u64, port: u32) {
         if let Some(&s) = self.flow_slot.get(&flow) {
-            self.flows[s as usize].reusable.set(port);
+            let f = &mut self.flows[s as usize];
+            if !f.reusable.get(port) {
+                f.reusable.set(port);
+                f.reusable_count += 1;
+            }
         }
     }
 
@@ -175,7 +197,11 @@ impl PortSpace {
     /// goes, the connection stays on the same port.
     pub fn take_over(&mut self, flow: u64, port: u32) {
         if let Some(&s) = self.flow_slot.get(&flow) {
-            self.flows[s as usize].reusable.clear(port);
+            let f = &mut self.flows[s as usize];
+            if f.reusable.get(port) {
+                f.reusable.clear(port);
+                f.reusable_count -= 1;
+            }
         }
     }
 
@@ -186,10 +212,12 @@ impl PortSpace {
         a.holders[p] -= 1;
         if a.holders[p] == 0 {
             a.busy.clear(port);
+            a.busy_count -= 1;
             a.freed_at[p] = now;
             self.in_use -= 1;
         }
         if bind {
+            self.bind_total -= 1;
             self.bind_count[p] -= 1;
             if self.bind_count[p] == 0 {
                 self.bind_bits.clear(port);
@@ -198,7 +226,10 @@ impl PortSpace {
         if let Some(&s) = self.flow_slot.get(&flow) {
             let f = &mut self.flows[s as usize];
             f.occ.clear(port);
-            f.reusable.clear(port);
+            if f.reusable.get(port) {
+                f.reusable.clear(port);
+                f.reusable_count -= 1;
+            }
             f.count -= 1;
             if f.count == 0 {
                 self.flow_slot.remove(&flow);
@@ -218,6 +249,7 @@ impl PortSpace {
                     occ: Bitset::new(self.n),
                     reusable: Bitset::new(self.n),
                     count: 0,
+                    reusable_count: 0,
                 });
                 (self.flows.len() - 1) as u32
             }
@@ -243,6 +275,8 @@ pub struct Candidates<'a> {
     n: u32,
     reserved: &'a [u64],
     mask: Mask<'a>,
+    /// The number of usable ports when it is known without a scan.
+    usable: Option<u32>,
 }
 
 impl Candidates<'_> {
@@ -272,23 +306,37 @@ impl Candidates<'_> {
 
     /// The first usable port at or after `start`, wrapping around the range,
     /// with the number of ports examined to reach it (1 when `start` is usable).
+    #[inline]
     pub fn scan_from(&self, start: u32) -> Option<(u32, u32)> {
         debug_assert!(start < self.n);
-        let words = words_for(self.n);
-        let first_w = (start >> 6) as usize;
-        // The first word, from `start` on.
-        let bits = self.word(first_w) & (!0u64 << (start & 63));
-        if bits != 0 {
-            let i = (first_w as u32) * 64 + bits.trailing_zeros();
-            return Some((i, i - start + 1));
+        if self.usable == Some(0) {
+            return None;
         }
-        for k in 1..=words {
-            let w = (first_w + k) % words;
-            let bits = self.word(w);
+        // One tight loop per mask kind: the match stays out of the word loop.
+        let found = match self.mask {
+            Mask::Exclusive { busy } => self.scan_words(start, |w| busy[w]),
+            Mask::FourTuple {
+                bind,
+                occ,
+                reusable,
+            } => self.scan_words(start, |w| bind[w] | (occ[w] & !reusable[w])),
+        }?;
+        Some((found, (found + self.n - start) % self.n + 1))
+    }
+
+    #[inline(always)]
+    fn scan_words(&self, start: u32, taken: impl Fn(usize) -> u64) -> Option<u32> {
+        let words = self.reserved.len();
+        let first_w = (start >> 6) as usize;
+        let usable = |w: usize| !(self.reserved[w] | taken(w)) & valid_mask(w, self.n);
+        let bits = usable(first_w) & (!0u64 << (start & 63));
+        if bits != 0 {
+            return Some(first_w as u32 * 64 + bits.trailing_zeros());
+        }
+        for w in (first_w + 1..words).chain(0..=first_w) {
+            let bits = usable(w);
             if bits != 0 {
-                let i = (w as u32) * 64 + bits.trailing_zeros();
-                let dist = (i + self.n - start) % self.n;
-                return Some((i, dist + 1));
+                return Some(w as u32 * 64 + bits.trailing_zeros());
             }
         }
         None
@@ -296,6 +344,10 @@ impl Candidates<'_> {
 
     /// Number of usable ports.
     pub fn count(&self) -> u32 {
+        if let Some(u) = self.usable {
+            debug_assert_eq!(u, (0..words_for(self.n)).map(|w| self.word(w).count_ones()).sum::<u32>());
+            return u;
+        }
         (0..words_for(self.n)).map(|w| self.word(w).count_ones()).sum()
     }
 

@@ -52,6 +52,9 @@ pub struct Recorder {
     /// Whether the bin width may double (it may unless the user fixed it).
     adaptive: bool,
     pub bins: Vec<Bin>,
+    /// Index of the bin holding `last_ns`, and where that bin ends.
+    cur: usize,
+    cur_end: u64,
     /// Time up to which levels have been integrated.
     last_ns: u64,
     pub levels: Levels,
@@ -69,6 +72,8 @@ impl Recorder {
             bin_ns: bin_ns.max(1),
             adaptive,
             bins: vec![Bin::default()],
+            cur: 0,
+            cur_end: bin_ns.max(1),
             last_ns: 0,
             levels: Levels::default(),
             in_use_area: 0.0,
@@ -88,8 +93,18 @@ impl Recorder {
         }
         let l = self.levels;
         let dt = (t - self.last_ns) as f64;
-        self.in_use_area += f64::from(l.in_use) * dt;
-        self.time_wait_area += f64::from(l.time_wait) * dt;
+        let (u, w, o) = (f64::from(l.in_use), f64::from(l.time_wait), f64::from(l.open));
+        self.in_use_area += u * dt;
+        self.time_wait_area += w * dt;
+        if t < self.cur_end {
+            // Still inside the current bin: the common case.
+            let b = &mut self.bins[self.cur];
+            b.in_use_area += u * dt;
+            b.time_wait_area += w * dt;
+            b.open_area += o * dt;
+            self.last_ns = t;
+            return;
+        }
         // Spread the interval over the bins it covers.
         let mut from = self.last_ns;
         while from < t {
@@ -98,9 +113,9 @@ impl Recorder {
             let to = t.min(bin_end);
             let part = (to - from) as f64;
             let b = self.bin_mut(idx);
-            b.in_use_area += f64::from(l.in_use) * part;
-            b.time_wait_area += f64::from(l.time_wait) * part;
-            b.open_area += f64::from(l.open) * part;
+            b.in_use_area += u * part;
+            b.time_wait_area += w * part;
+            b.open_area += o * part;
             b.in_use_peak = b.in_use_peak.max(l.in_use);
             from = to;
             if self.bins.len() > MAX_BINS {
@@ -108,6 +123,10 @@ impl Recorder {
             }
         }
         self.last_ns = t;
+        self.cur = (t / self.bin_ns) as usize;
+        self.cur_end = (self.cur as u64 + 1).saturating_mul(self.bin_ns);
+        let b = self.bin_mut(self.cur);
+        b.in_use_peak = b.in_use_peak.max(l.in_use);
     }
 
     /// The bin for time index `idx`, creating bins up to it.
@@ -119,13 +138,10 @@ impl Recorder {
         &mut self.bins[idx]
     }
 
+    /// The bin of the current time.
     #[inline]
     pub fn current_bin(&mut self) -> &mut Bin {
-        let idx = (self.last_ns / self.bin_ns) as usize;
-        let peak = self.levels.in_use;
-        let b = self.bin_mut(idx);
-        b.in_use_peak = b.in_use_peak.max(peak);
-        b
+        &mut self.bins[self.cur]
     }
 
     fn coarsen(&mut self) {
@@ -154,7 +170,7 @@ impl Recorder {
         self.peak_in_use = self.peak_in_use.max(l.in_use);
         self.peak_time_wait = self.peak_time_wait.max(l.time_wait);
         self.peak_open = self.peak_open.max(l.open);
-        let b = self.current_bin();
+        let b = &mut self.bins[self.cur];
         b.in_use_peak = b.in_use_peak.max(l.in_use);
     }
 

@@ -30,6 +30,12 @@ pub fn rng(seed: u64, stream: u64) -> ChaCha8Rng {
     r
 }
 
+/// Round a non-negative time in ns to an integer (cheaper than `f64::round`).
+#[inline]
+fn to_ns(x: f64) -> u64 {
+    (x + 0.5) as u64
+}
+
 pub struct ArrivalClock {
     rng: ChaCha8Rng,
     kind: Arrivals,
@@ -60,6 +66,14 @@ impl ArrivalClock {
         };
         let mut need = unit * self.per_connection;
         let segs = &self.profile.segments;
+        if segs.len() == 1 && segs[0].slope == 0.0 {
+            // The common case, a constant rate: no segment walk.
+            if segs[0].from <= 0.0 {
+                return None;
+            }
+            self.t_s += need / segs[0].from;
+            return Some(to_ns(self.t_s * NS_PER_S as f64));
+        }
         loop {
             let s = segs[self.segment];
             let end = segs.get(self.segment + 1).map_or(f64::INFINITY, |n| n.start_s);
@@ -77,7 +91,7 @@ impl ArrivalClock {
                 let disc = (r * r + 2.0 * s.slope * need).max(0.0);
                 let x = 2.0 * need / (r + disc.sqrt());
                 self.t_s += x.min(span);
-                return Some((self.t_s * NS_PER_S as f64).round() as u64);
+                return Some(to_ns(self.t_s * NS_PER_S as f64));
             }
             need -= area;
             self.t_s = end;
@@ -116,16 +130,12 @@ impl HoldSampler {
         }
     }
 
-    pub fn is_constant(&self) -> bool {
-        matches!(self.dist, HoldDist::Constant(_))
-    }
-
     #[inline]
     pub fn sample(&mut self) -> u64 {
         match &self.dist {
             HoldDist::Constant(ns) => *ns,
-            HoldDist::Exp(e) => e.sample(&mut self.rng).round() as u64,
-            HoldDist::LogNormal(l) => l.sample(&mut self.rng).min(1e18).round() as u64,
+            HoldDist::Exp(e) => to_ns(e.sample(&mut self.rng)),
+            HoldDist::LogNormal(l) => to_ns(l.sample(&mut self.rng).min(1e18)),
             HoldDist::Uniform(a, b) => self.rng.random_range(*a..=*b),
         }
     }

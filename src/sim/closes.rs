@@ -1,0 +1,124 @@
+//! When open connections close.
+//!
+//! Three shapes, chosen by the hold-time distribution:
+//! - constant hold: closes come out in connect order, so a FIFO lane;
+//! - exponential hold (one request per connection): memoryless, so the next
+//!   close among `k` open connections is Exp(k / mean) away and is a uniformly
+//!   chosen one of them. No heap at all: when a connection opens, the pending
+//!   time to the next close is rescaled by k/(k+1), which keeps it
+//!   Exp((k+1)/mean) distributed and independent of the past;
+//! - anything else: a heap of the open connections' close times.
+
+use rand::RngExt;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Exp1};
+
+use super::queue::Lane;
+use super::traffic::{rng, stream, HoldSampler};
+use crate::scenario::{Hold, Scenario};
+
+pub enum Closes {
+    Timed {
+        lane: Lane,
+        holds: HoldSampler,
+        requests: u32,
+    },
+    Memoryless {
+        rng: ChaCha8Rng,
+        mean_ns: f64,
+        open: Vec<u32>,
+        /// Absolute time of the next close, ns (infinite when none is open).
+        next: f64,
+    },
+}
+
+impl Closes {
+    pub fn new(sc: &Scenario) -> Closes {
+        let requests = sc.traffic.requests_per_connection;
+        match sc.traffic.hold {
+            Hold::Exponential { mean_ns } if requests == 1 => Closes::Memoryless {
+                rng: rng(sc.seed, stream::HOLD),
+                mean_ns,
+                open: Vec::new(),
+                next: f64::INFINITY,
+            },
+            hold => Closes::Timed {
+                lane: Lane::new(matches!(hold, Hold::Constant { .. }) && requests == 1),
+                holds: HoldSampler::new(sc.seed, hold),
+                requests,
+            },
+        }
+    }
+
+    /// A connection opened at `now`: decide (or account for) its close.
+    #[inline]
+    pub fn open(&mut self, now: u64, slot: u32) {
+        match self {
+            Closes::Timed {
+                lane,
+                holds,
+                requests,
+            } => {
+                let mut hold = 0u64;
+                for _ in 0..*requests {
+                    hold = hold.saturating_add(holds.sample());
+                }
+                lane.push(now.saturating_add(hold), slot);
+            }
+            Closes::Memoryless {
+                rng,
+                mean_ns,
+                open,
+                next,
+            } => {
+                let k = open.len() as f64;
+                let now = now as f64;
+                *next = if open.is_empty() {
+                    let e: f64 = Exp1.sample(rng);
+                    now + e * *mean_ns
+                } else {
+                    now + (*next - now) * k / (k + 1.0)
+                };
+                open.push(slot);
+            }
+        }
+    }
+
+    #[inline]
+    pub fn peek_time(&self) -> u64 {
+        match self {
+            Closes::Timed { lane, .. } => lane.peek_time(),
+            Closes::Memoryless { next, .. } => {
+                if next.is_finite() {
+                    *next as u64
+                } else {
+                    u64::MAX
+                }
+            }
+        }
+    }
+
+    /// The connection that closes at `peek_time()`.
+    #[inline]
+    pub fn pop(&mut self) -> u32 {
+        match self {
+            Closes::Timed { lane, .. } => lane.pop().expect("peeked").1,
+            Closes::Memoryless {
+                rng,
+                mean_ns,
+                open,
+                next,
+            } => {
+                let i = rng.random_range(0..open.len());
+                let slot = open.swap_remove(i);
+                *next = if open.is_empty() {
+                    f64::INFINITY
+                } else {
+                    let e: f64 = Exp1.sample(rng);
+                    *next + e * *mean_ns / open.len() as f64
+                };
+                slot
+            }
+        }
+    }
+}

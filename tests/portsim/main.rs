@@ -1,0 +1,13 @@
+//! Integration tests of portsim, as one test binary (one link, one run).
+//!
+//! - `cli`: the `portsim` binary end to end (flags, outputs, exit codes);
+//! - `bad_input`: every kind of user mistake gets exit code 2 and one message;
+//! - `determinism`: a scenario and a seed give the same bytes every time;
+//! - `theory`: the engine against results that can be derived by hand
+//!   (exact counts for deterministic traffic, Little's law, Erlang B).
+
+mod bad_input;
+mod cli;
+mod determinism;
+mod theory;
+mod util;
