@@ -117,7 +117,7 @@ fn run(args: RunArgs) -> anyhow::Result<i32> {
     if let Some(seed) = args.seed {
         sc.seed = seed;
     }
-    if !(args.max_events > 0.0) {
+    if args.max_events.is_nan() || args.max_events <= 0.0 {
         return Err(InputError::usage(format!(
             "--max-events {}: expected a positive number",
             args.max_events

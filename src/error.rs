@@ -56,7 +56,10 @@ impl InputError {
 }
 
 /// Suggest the closest allowed word for a misspelt one ("did you mean").
-pub fn did_you_mean<'a>(found: &str, allowed: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    found: &str,
+    allowed: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let found_l = found.to_ascii_lowercase();
     allowed
         .into_iter()
@@ -100,7 +103,10 @@ mod tests {
     #[test]
     fn suggests_close_words_only() {
         assert_eq!(did_you_mean("rat", ["rate", "hold"]), Some("rate"));
-        assert_eq!(did_you_mean("tw_resue", ["tw_reuse", "time_wait"]), Some("tw_reuse"));
+        assert_eq!(
+            did_you_mean("tw_resue", ["tw_reuse", "time_wait"]),
+            Some("tw_reuse")
+        );
         assert_eq!(did_you_mean("zzzzzz", ["rate", "hold"]), None);
     }
 }

@@ -64,8 +64,8 @@ pub fn run_with<O: sim::Observer>(sc: &Scenario, obs: &mut O) -> Report {
 
 /// Refuse a run that would take absurdly long, with the estimate and a way out.
 pub fn check_size(sc: &Scenario, max_attempts: f64) -> Result<(), InputError> {
-    let expected = sc.expected_connections()
-        * (1.0 + sc.traffic.retry.map_or(0.0, |r| f64::from(r.max)));
+    let expected =
+        sc.expected_connections() * (1.0 + sc.traffic.retry.map_or(0.0, |r| f64::from(r.max)));
     if expected > max_attempts {
         // About 20 million attempts per second on one core.
         let minutes = expected / 2e7 / 60.0;

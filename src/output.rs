@@ -80,7 +80,10 @@ pub fn prepare_dir(dir: &Path) -> Result<(), InputError> {
         )));
     }
     std::fs::create_dir_all(dir).map_err(|e| {
-        InputError::usage(format!("--out {}: cannot create the directory: {e}", dir.display()))
+        InputError::usage(format!(
+            "--out {}: cannot create the directory: {e}",
+            dir.display()
+        ))
     })?;
     // Probe that it is writable.
     let probe = PendingFile::create(&dir.join(".portsim-write-check"))?;

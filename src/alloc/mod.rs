@@ -111,7 +111,12 @@ pub(crate) mod testing {
     }
 
     pub fn req(dest: u32) -> Request {
-        Request { addr: 0, dest, flow_key: mix64(u64::from(dest)), now_ns: 0 }
+        Request {
+            addr: 0,
+            dest,
+            flow_key: mix64(u64::from(dest)),
+            now_ns: 0,
+        }
     }
 
     /// Allocate until failure; returns the ports in order.
@@ -130,7 +135,10 @@ pub(crate) mod testing {
                 }
                 None => return out,
             }
-            assert!(out.len() <= n as usize, "{name} handed out more ports than exist");
+            assert!(
+                out.len() <= n as usize,
+                "{name} handed out more ports than exist"
+            );
         }
     }
 

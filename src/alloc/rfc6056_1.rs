@@ -43,6 +43,9 @@ mod tests {
         for seed in 0..400 {
             quarters[(fill("rfc6056-1", 1000, seed)[0] / 250) as usize] += 1;
         }
-        assert!(quarters.iter().all(|&q| (55..=145).contains(&q)), "{quarters:?}");
+        assert!(
+            quarters.iter().all(|&q| (55..=145).contains(&q)),
+            "{quarters:?}"
+        );
     }
 }

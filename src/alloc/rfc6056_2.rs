@@ -63,7 +63,9 @@ mod tests {
         // probability (1 - 1/200)^200 ≈ e^-1 ≈ 0.37. Over 200 seeds the number
         // of runs that end before handing out all 200 ports is at least that
         // often: mean ≥ 73, sd ≤ 7; below 40 is far outside.
-        let short = (0..200).filter(|&s| fill("rfc6056-2", 200, s).len() < 200).count();
+        let short = (0..200)
+            .filter(|&s| fill("rfc6056-2", 200, s).len() < 200)
+            .count();
         assert!(short >= 40, "only {short} of 200 runs gave up early");
     }
 }

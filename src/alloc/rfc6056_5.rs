@@ -41,7 +41,9 @@ impl Allocator for RandomIncrements {
         let n = c.range();
         let sd = f64::from(self.increment) * (f64::from(n) / 12.0).sqrt();
         if sd >= f64::from(n) && c.count() == 0 {
-            self.next = self.next.wrapping_add(u64::from(self.rng.random_range(0..n)));
+            self.next = self
+                .next
+                .wrapping_add(u64::from(self.rng.random_range(0..n)));
             return None;
         }
         for _ in 0..n {

@@ -54,7 +54,10 @@ pub fn analytic(sc: &Scenario) -> Analytic {
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            let end = segs.get(i + 1).map_or(horizon_s, |n| n.start_s).max(s.start_s);
+            let end = segs
+                .get(i + 1)
+                .map_or(horizon_s, |n| n.start_s)
+                .max(s.start_s);
             s.from.max(s.from + s.slope * (end - s.start_s))
         })
         .fold(0.0, f64::max)
@@ -102,7 +105,11 @@ pub fn analytic(sc: &Scenario) -> Analytic {
         pools: shares.len() as u64,
         erlang_b_failure_ratio: blocking,
         little_mean_in_use: offered,
-        max_rate_per_pool: if service_s > 0.0 { f64::from(c) / service_s } else { f64::INFINITY },
+        max_rate_per_pool: if service_s > 0.0 {
+            f64::from(c) / service_s
+        } else {
+            f64::INFINITY
+        },
     }
 }
 

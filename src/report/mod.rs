@@ -134,15 +134,15 @@ impl Report {
     pub fn new(sc: &Scenario, o: Outcome) -> Report {
         let h = &sc.host;
         let hist = &o.reuse;
-        let q = |p: f64| (hist.len() > 0).then(|| secs(hist.value_at_quantile(p)));
+        let q = |p: f64| (!hist.is_empty()).then(|| secs(hist.value_at_quantile(p)));
         let reuse = ReuseInterval {
             count: hist.len(),
-            min: (hist.len() > 0).then(|| secs(hist.min())),
+            min: (!hist.is_empty()).then(|| secs(hist.min())),
             p50: q(0.5),
             p90: q(0.9),
             p99: q(0.99),
-            max: (hist.len() > 0).then(|| secs(hist.max())),
-            mean: (hist.len() > 0).then(|| hist.mean() / NS_PER_S as f64),
+            max: (!hist.is_empty()).then(|| secs(hist.max())),
+            mean: (!hist.is_empty()).then(|| hist.mean() / NS_PER_S as f64),
         };
         let horizon = sc.duration_ns.map_or(secs(o.simulated_ns), secs);
         let echo = ScenarioEcho {
@@ -154,7 +154,13 @@ impl Report {
             reserved_ports: h
                 .reserved
                 .iter()
-                .map(|(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") })
+                .map(|(a, b)| {
+                    if a == b {
+                        a.to_string()
+                    } else {
+                        format!("{a}-{b}")
+                    }
+                })
                 .collect(),
             addresses: h.addresses.clone(),
             time_wait_s: secs(h.time_wait_ns),

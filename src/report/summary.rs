@@ -24,7 +24,11 @@ pub fn thousands(n: u64) -> String {
 /// Seconds as a short human duration: "54.5 s", "1.2 ms", "2 h 5 min".
 pub fn human_s(s: f64) -> String {
     if s >= 7200.0 {
-        format!("{:.0} h {:.0} min", (s / 3600.0).floor(), (s % 3600.0) / 60.0)
+        format!(
+            "{:.0} h {:.0} min",
+            (s / 3600.0).floor(),
+            (s % 3600.0) / 60.0
+        )
     } else if s >= 120.0 {
         format!("{:.1} min", s / 60.0)
     } else if s >= 1.0 {
@@ -71,10 +75,18 @@ pub fn headline(r: &Report) -> String {
                 "No port ran out in {}: at most {} ports were held at once{}, {} of {}{}.",
                 human_s(r.simulated_s),
                 thousands(u64::from(r.ports.peak_in_use)),
-                if per_pool { " across all destinations" } else { "" },
+                if per_pool {
+                    " across all destinations"
+                } else {
+                    ""
+                },
                 percent(f64::from(r.ports.peak_in_use) / capacity.max(1) as f64),
                 thousands(capacity),
-                if per_pool { " (each destination has its own pool)" } else { "" }
+                if per_pool {
+                    " (each destination has its own pool)"
+                } else {
+                    ""
+                }
             )
         }
     }
@@ -135,7 +147,11 @@ pub fn render(r: &Report) -> String {
         thousands(r.established),
         thousands(r.failures),
         if r.retries > 0 {
-            format!(", {} retries, {} given up", thousands(r.retries), thousands(r.abandoned))
+            format!(
+                ", {} retries, {} given up",
+                thousands(r.retries),
+                thousands(r.abandoned)
+            )
         } else {
             String::new()
         }
@@ -166,14 +182,21 @@ pub fn render(r: &Report) -> String {
         "  TIME_WAIT       peak {}, mean {:.0} ({} each{}{})",
         thousands(u64::from(r.ports.peak_time_wait)),
         r.ports.mean_time_wait,
-        if sc.close == "client" { human_s(sc.time_wait_s) } else { format!("none: {} close", sc.close) },
+        if sc.close == "client" {
+            human_s(sc.time_wait_s)
+        } else {
+            format!("none: {} close", sc.close)
+        },
         if r.time_wait_reused > 0 {
             format!(", {} taken over by tw_reuse", thousands(r.time_wait_reused))
         } else {
             String::new()
         },
         if r.time_wait_skipped > 0 {
-            format!(", {} skipped at max_tw_buckets", thousands(r.time_wait_skipped))
+            format!(
+                ", {} skipped at max_tw_buckets",
+                thousands(r.time_wait_skipped)
+            )
         } else {
             String::new()
         }

@@ -23,12 +23,14 @@ pub struct Override {
 impl std::str::FromStr for Override {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let (key, value) = s.split_once('=').ok_or_else(|| {
-            format!("--set {s}: expected KEY=VALUE, e.g. --set traffic.rate=300")
-        })?;
+        let (key, value) = s
+            .split_once('=')
+            .ok_or_else(|| format!("--set {s}: expected KEY=VALUE, e.g. --set traffic.rate=300"))?;
         let key = key.trim();
         if key.is_empty() || key.split('.').any(|p| p.is_empty()) {
-            return Err(format!("--set {s}: expected a dotted key such as traffic.rate"));
+            return Err(format!(
+                "--set {s}: expected a dotted key such as traffic.rate"
+            ));
         }
         // A TOML value if it parses as one (300, true, [1, 2], "x"), else a bare string (60s).
         let value = toml::from_str::<toml::Table>(&format!("v = {value}"))
@@ -69,12 +71,11 @@ pub fn load_str(text: &str, path: &Path, overrides: &[Override]) -> Result<Scena
     for o in overrides {
         apply(&mut root, o)?;
     }
-    let raw: RawScenario =
-        serde_path_to_error::deserialize(root).map_err(|e| {
-            let key = path_text(e.path());
-            let message = serde_message(&e.inner().to_string());
-            key_error(text, path, overrides, KeyError { key, message })
-        })?;
+    let raw: RawScenario = serde_path_to_error::deserialize(root).map_err(|e| {
+        let key = path_text(e.path());
+        let message = serde_message(&e.inner().to_string());
+        key_error(text, path, overrides, KeyError { key, message })
+    })?;
     validate(raw).map_err(|e| key_error(text, path, overrides, e))
 }
 
@@ -88,7 +89,11 @@ fn key_error(text: &str, path: &Path, overrides: &[Override], e: KeyError) -> In
     };
     InputError::Key {
         origin,
-        key: if e.key.is_empty() { "(top level)".into() } else { e.key },
+        key: if e.key.is_empty() {
+            "(top level)".into()
+        } else {
+            e.key
+        },
         message: e.message,
     }
 }
@@ -121,11 +126,15 @@ fn apply(root: &mut toml::Value, o: &Override) -> Result<(), InputError> {
             }
             toml::Value::Array(a) => {
                 let idx: usize = part.parse().map_err(|_| {
-                    fail(format!("`{part}` is not an index; address list items as KEY.0, KEY.1, ..."))
+                    fail(format!(
+                        "`{part}` is not an index; address list items as KEY.0, KEY.1, ..."
+                    ))
                 })?;
                 let len = a.len();
                 let slot = a.get_mut(idx).ok_or_else(|| {
-                    fail(format!("index {idx} is out of range; the list has {len} items"))
+                    fail(format!(
+                        "index {idx} is out of range; the list has {len} items"
+                    ))
                 })?;
                 if last {
                     *slot = o.value.clone();
@@ -171,14 +180,12 @@ fn path_text(p: &serde_path_to_error::Path) -> String {
 fn serde_message(m: &str) -> String {
     if let Some(rest) = m.strip_prefix("unknown field `") {
         if let Some((found, tail)) = rest.split_once('`') {
-            let allowed: Vec<&str> = tail
-                .split('`')
-                .skip(1)
-                .step_by(2)
-                .collect();
+            let allowed: Vec<&str> = tail.split('`').skip(1).step_by(2).collect();
             let list = allowed.join(", ");
             return match did_you_mean(found, allowed.iter().copied()) {
-                Some(s) => format!("unknown key `{found}`; allowed here: {list} (did you mean `{s}`?)"),
+                Some(s) => {
+                    format!("unknown key `{found}`; allowed here: {list} (did you mean `{s}`?)")
+                }
                 None => format!("unknown key `{found}`; allowed here: {list}"),
             };
         }
@@ -226,7 +233,10 @@ fn find_line(text: &str, key: &str) -> Option<usize> {
             p
         } else if let Some(h) = line.strip_prefix('[') {
             let name = h.split(']').next().unwrap_or("").trim();
-            current = name.split('.').map(|s| s.trim().trim_matches('"').to_string()).collect();
+            current = name
+                .split('.')
+                .map(|s| s.trim().trim_matches('"').to_string())
+                .collect();
             current.clone()
         } else if let Some((k, _)) = line.split_once('=') {
             let mut p = current.clone();

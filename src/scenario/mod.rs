@@ -132,10 +132,7 @@ impl RateProfile {
             if s.start_s >= t {
                 break;
             }
-            let end = self
-                .segments
-                .get(i + 1)
-                .map_or(t, |n| n.start_s.min(t));
+            let end = self.segments.get(i + 1).map_or(t, |n| n.start_s.min(t));
             let d = end - s.start_s;
             total += s.from * d + 0.5 * s.slope * d * d;
         }
@@ -157,11 +154,21 @@ impl RateProfile {
 /// Time from connect to close.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Hold {
-    Constant { ns: u64 },
-    Exponential { mean_ns: f64 },
+    Constant {
+        ns: u64,
+    },
+    Exponential {
+        mean_ns: f64,
+    },
     /// ln(hold in ns) ~ Normal(mu, sigma).
-    LogNormal { mu: f64, sigma: f64 },
-    Uniform { min_ns: u64, max_ns: u64 },
+    LogNormal {
+        mu: f64,
+        sigma: f64,
+    },
+    Uniform {
+        min_ns: u64,
+        max_ns: u64,
+    },
 }
 
 impl Hold {

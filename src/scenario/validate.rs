@@ -42,19 +42,26 @@ pub fn duration(key: &str, text: &str) -> R<u64> {
 }
 
 fn choice<T: Copy>(key: &str, found: Option<&str>, default: T, options: &[(&str, T)]) -> R<T> {
-    let Some(found) = found else { return Ok(default) };
+    let Some(found) = found else {
+        return Ok(default);
+    };
     if let Some((_, v)) = options.iter().find(|(n, _)| *n == found) {
         return Ok(*v);
     }
     let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
-    err(key, format!("found \"{found}\"; {}", allowed_list(found, &names)))
+    err(
+        key,
+        format!("found \"{found}\"; {}", allowed_list(found, &names)),
+    )
 }
 
 fn port_range(key: &str, text: &str) -> R<(u16, u16)> {
     let bad = || {
         err(
             key,
-            format!("found \"{text}\"; expected a port or a range \"A-B\" with 1 <= A <= B <= 65535"),
+            format!(
+                "found \"{text}\"; expected a port or a range \"A-B\" with 1 <= A <= B <= 65535"
+            ),
         )
     };
     let (a, b) = match text.split_once('-') {
@@ -85,7 +92,10 @@ fn non_negative(key: &str, v: f64, what: &str) -> R<f64> {
 
 pub(super) fn validate(raw: RawScenario) -> R<Scenario> {
     if raw.name.trim().is_empty() {
-        return err("name", "found an empty name; give the scenario a short name");
+        return err(
+            "name",
+            "found an empty name; give the scenario a short name",
+        );
     }
     let duration_ns = raw
         .duration
@@ -93,7 +103,10 @@ pub(super) fn validate(raw: RawScenario) -> R<Scenario> {
         .map(|d| duration("duration", d))
         .transpose()?;
     if duration_ns == Some(0) {
-        return err("duration", "found 0; expected a positive duration such as \"1h\"");
+        return err(
+            "duration",
+            "found 0; expected a positive duration such as \"1h\"",
+        );
     }
     if raw.max_connections == Some(0) {
         return err("max_connections", "found 0; expected a positive count");
@@ -117,7 +130,10 @@ pub(super) fn validate(raw: RawScenario) -> R<Scenario> {
         .map(|b| duration("output.bin", b))
         .transpose()?;
     if bin_ns == Some(0) {
-        return err("output.bin", "found 0; expected a positive duration such as \"1s\"");
+        return err(
+            "output.bin",
+            "found 0; expected a positive duration such as \"1s\"",
+        );
     }
     Ok(Scenario {
         name: raw.name,
@@ -136,7 +152,12 @@ fn host(h: &RawHost) -> R<Host> {
     let os = match h.os.as_deref() {
         None => Os::Generic,
         Some(name) => Os::from_name(name).map_or_else(
-            || err("host.os", format!("found \"{name}\"; {}", allowed_list(name, &Os::names()))),
+            || {
+                err(
+                    "host.os",
+                    format!("found \"{name}\"; {}", allowed_list(name, &Os::names())),
+                )
+            },
             Ok,
         )?,
     };
@@ -168,7 +189,10 @@ fn host(h: &RawHost) -> R<Host> {
     if let Some(v) = &h.reserved_ports {
         let key = "host.reserved_ports";
         let toml::Value::Array(items) = v else {
-            return err(key, format!("found {v}; expected a list such as [\"50000\", \"50100-50199\"]"));
+            return err(
+                key,
+                format!("found {v}; expected a list such as [\"50000\", \"50100-50199\"]"),
+            );
         };
         for (i, item) in items.iter().enumerate() {
             let k = format!("{key}[{i}]");
@@ -176,7 +200,10 @@ fn host(h: &RawHost) -> R<Host> {
                 toml::Value::Integer(n) if (1..=65535).contains(n) => (*n as u16, *n as u16),
                 toml::Value::String(s) => port_range(&k, s)?,
                 other => {
-                    return err(&k, format!("found {other}; expected a port 1-65535 or a string \"A-B\""))
+                    return err(
+                        &k,
+                        format!("found {other}; expected a port 1-65535 or a string \"A-B\""),
+                    )
                 }
             };
             reserved.push(r);
@@ -219,7 +246,10 @@ fn host(h: &RawHost) -> R<Host> {
         return err("host.rfc6056_2_tries", "found 0; expected at least 1 try");
     }
     if host.rfc6056_5_increment == 0 {
-        return err("host.rfc6056_5_increment", "found 0; expected N >= 1 (RFC 6056 suggests 500)");
+        return err(
+            "host.rfc6056_5_increment",
+            "found 0; expected N >= 1 (RFC 6056 suggests 500)",
+        );
     }
     Ok(host)
 }
@@ -231,18 +261,23 @@ fn addresses(v: Option<&toml::Value>) -> R<Vec<String>> {
         Some(v) => v,
     };
     match v {
-        toml::Value::Integer(n) if (1..=4096).contains(n) => {
-            Ok(expand_ip(key, "192.0.2.1".parse().expect("literal address"), *n as u32)?
-                .into_iter()
-                .map(|ip| ip.to_string())
-                .collect())
-        }
+        toml::Value::Integer(n) if (1..=4096).contains(n) => Ok(expand_ip(
+            key,
+            "192.0.2.1".parse().expect("literal address"),
+            *n as u32,
+        )?
+        .into_iter()
+        .map(|ip| ip.to_string())
+        .collect()),
         toml::Value::Array(items) if !items.is_empty() => items
             .iter()
             .enumerate()
             .map(|(i, it)| match it {
                 toml::Value::String(s) if s.parse::<IpAddr>().is_ok() => Ok(s.clone()),
-                other => err(&format!("{key}[{i}]"), format!("found {other}; expected an IP address such as \"10.0.0.7\"")),
+                other => err(
+                    &format!("{key}[{i}]"),
+                    format!("found {other}; expected an IP address such as \"10.0.0.7\""),
+                ),
             })
             .collect(),
         other => err(
@@ -257,11 +292,20 @@ fn expand_ip(key: &str, ip: IpAddr, count: u32) -> R<Vec<IpAddr>> {
     for i in 0..count {
         let next = match ip {
             IpAddr::V4(v4) => u32::from(v4).checked_add(i).map(|n| IpAddr::V4(n.into())),
-            IpAddr::V6(v6) => u128::from(v6).checked_add(u128::from(i)).map(|n| IpAddr::V6(n.into())),
+            IpAddr::V6(v6) => u128::from(v6)
+                .checked_add(u128::from(i))
+                .map(|n| IpAddr::V6(n.into())),
         };
         match next {
             Some(a) => out.push(a),
-            None => return err(key, format!("{count} consecutive addresses from {ip} run past the end of the address space")),
+            None => {
+                return err(
+                    key,
+                    format!(
+                    "{count} consecutive addresses from {ip} run past the end of the address space"
+                ),
+                )
+            }
         }
     }
     Ok(out)
@@ -286,7 +330,10 @@ fn destinations(raw: &[RawDestination]) -> R<Vec<Destination>> {
         let weight = positive(&format!("{key}.weight"), d.weight.unwrap_or(1.0), "weight")?;
         let count = d.count.unwrap_or(1);
         if count == 0 || count > 1_000_000 {
-            return err(&format!("{key}.count"), format!("found {count}; expected 1 to 1000000"));
+            return err(
+                &format!("{key}.count"),
+                format!("found {count}; expected 1 to 1000000"),
+            );
         }
         for ip in expand_ip(&format!("{key}.count"), sa.ip(), count)? {
             out.push(Destination {
@@ -296,7 +343,13 @@ fn destinations(raw: &[RawDestination]) -> R<Vec<Destination>> {
         }
     }
     if out.len() > 1_000_000 {
-        return err("destinations", format!("found {} destinations in all; at most 1000000 are allowed", out.len()));
+        return err(
+            "destinations",
+            format!(
+                "found {} destinations in all; at most 1000000 are allowed",
+                out.len()
+            ),
+        );
     }
     Ok(out)
 }
@@ -306,18 +359,28 @@ fn traffic(t: &RawTraffic) -> R<Traffic> {
         "traffic.arrivals",
         t.arrivals.as_deref(),
         Arrivals::Poisson,
-        &[("poisson", Arrivals::Poisson), ("constant", Arrivals::Constant)],
+        &[
+            ("poisson", Arrivals::Poisson),
+            ("constant", Arrivals::Constant),
+        ],
     )?;
     let rate = rate_profile(t)?;
     let hold = match &t.hold {
-        None => return err("traffic.hold", "missing; e.g. hold = \"50ms\" or hold = { dist = \"exponential\", mean = \"50ms\" }"),
+        None => return err(
+            "traffic.hold",
+            "missing; e.g. hold = \"50ms\" or hold = { dist = \"exponential\", mean = \"50ms\" }",
+        ),
         Some(v) => hold(v)?,
     };
     let close = choice(
         "traffic.close",
         t.close.as_deref(),
         Close::Client,
-        &[("client", Close::Client), ("server", Close::Server), ("reset", Close::Reset)],
+        &[
+            ("client", Close::Client),
+            ("server", Close::Server),
+            ("reset", Close::Reset),
+        ],
     )?;
     let bind = choice(
         "traffic.bind",
@@ -329,23 +392,40 @@ fn traffic(t: &RawTraffic) -> R<Traffic> {
             ("bind-no-port", BindMode::BindNoPort),
         ],
     )?;
-    let picks = [("weighted", Pick::Weighted), ("round-robin", Pick::RoundRobin)];
+    let picks = [
+        ("weighted", Pick::Weighted),
+        ("round-robin", Pick::RoundRobin),
+    ];
     let pick = choice("traffic.pick", t.pick.as_deref(), Pick::Weighted, &picks)?;
-    let source = choice("traffic.source", t.source.as_deref(), Pick::RoundRobin, &picks)?;
+    let source = choice(
+        "traffic.source",
+        t.source.as_deref(),
+        Pick::RoundRobin,
+        &picks,
+    )?;
     let retry = t
         .retry
         .as_ref()
         .map(|r| -> R<Retry> {
             let after_ns = duration("traffic.retry.after", &r.after)?;
             if after_ns == 0 {
-                return err("traffic.retry.after", "found 0; expected a positive delay such as \"100ms\"");
+                return err(
+                    "traffic.retry.after",
+                    "found 0; expected a positive delay such as \"100ms\"",
+                );
             }
-            Ok(Retry { after_ns, max: r.max })
+            Ok(Retry {
+                after_ns,
+                max: r.max,
+            })
         })
         .transpose()?;
     let requests_per_connection = t.requests_per_connection.unwrap_or(1);
     if requests_per_connection == 0 {
-        return err("traffic.requests_per_connection", "found 0; expected at least 1");
+        return err(
+            "traffic.requests_per_connection",
+            "found 0; expected at least 1",
+        );
     }
     Ok(Traffic {
         arrivals,
@@ -363,10 +443,16 @@ fn traffic(t: &RawTraffic) -> R<Traffic> {
 fn rate_profile(t: &RawTraffic) -> R<RateProfile> {
     let given = [t.rate.is_some(), t.schedule.is_some(), t.ramp.is_some()];
     if given.iter().filter(|g| **g).count() == 0 {
-        return err("traffic.rate", "missing; set rate = 250 (connections per second), a schedule or a ramp");
+        return err(
+            "traffic.rate",
+            "missing; set rate = 250 (connections per second), a schedule or a ramp",
+        );
     }
     if t.schedule.is_some() && t.ramp.is_some() {
-        return err("traffic.ramp", "found both schedule and ramp; use one of them");
+        return err(
+            "traffic.ramp",
+            "found both schedule and ramp; use one of them",
+        );
     }
     let base = t
         .rate
@@ -375,21 +461,37 @@ fn rate_profile(t: &RawTraffic) -> R<RateProfile> {
     if let Some(steps) = &t.schedule {
         let mut segments = Vec::new();
         if let Some(b) = base {
-            segments.push(RateSegment { start_s: 0.0, from: b, slope: 0.0 });
+            segments.push(RateSegment {
+                start_s: 0.0,
+                from: b,
+                slope: 0.0,
+            });
         }
         let mut last = -1.0;
         for (i, s) in steps.iter().enumerate() {
-            let at = duration(&format!("traffic.schedule[{i}].at"), &s.at)? as f64 / NS_PER_S as f64;
+            let at =
+                duration(&format!("traffic.schedule[{i}].at"), &s.at)? as f64 / NS_PER_S as f64;
             if at <= last {
                 return err(&format!("traffic.schedule[{i}].at"), format!("found \"{}\", not after the previous step; steps must be in increasing time order", s.at));
             }
             last = at;
             let r = non_negative(&format!("traffic.schedule[{i}].rate"), s.rate, "rate")?;
             segments.retain(|seg: &RateSegment| seg.start_s < at);
-            segments.push(RateSegment { start_s: at, from: r, slope: 0.0 });
+            segments.push(RateSegment {
+                start_s: at,
+                from: r,
+                slope: 0.0,
+            });
         }
         if segments.is_empty() || segments[0].start_s > 0.0 {
-            segments.insert(0, RateSegment { start_s: 0.0, from: 0.0, slope: 0.0 });
+            segments.insert(
+                0,
+                RateSegment {
+                    start_s: 0.0,
+                    from: 0.0,
+                    slope: 0.0,
+                },
+            );
         }
         return Ok(RateProfile { segments });
     }
@@ -406,10 +508,22 @@ fn rate_profile(t: &RawTraffic) -> R<RateProfile> {
         };
         let mut segments = Vec::new();
         if at > 0.0 {
-            segments.push(RateSegment { start_s: 0.0, from: base.unwrap_or(from), slope: 0.0 });
+            segments.push(RateSegment {
+                start_s: 0.0,
+                from: base.unwrap_or(from),
+                slope: 0.0,
+            });
         }
-        segments.push(RateSegment { start_s: at, from, slope: (to - from) / over });
-        segments.push(RateSegment { start_s: at + over, from: to, slope: 0.0 });
+        segments.push(RateSegment {
+            start_s: at,
+            from,
+            slope: (to - from) / over,
+        });
+        segments.push(RateSegment {
+            start_s: at + over,
+            from: to,
+            slope: 0.0,
+        });
         return Ok(RateProfile { segments });
     }
     Ok(RateProfile::constant(base.unwrap_or(0.0)))
@@ -428,23 +542,45 @@ fn hold(v: &toml::Value) -> R<Hold> {
         Some("exponential") => &["dist", "mean"],
         Some("lognormal") => &["dist", "median", "p99"],
         Some("uniform") => &["dist", "min", "max"],
-        Some(other) => return err(&format!("{key}.dist"), format!("found \"{other}\"; {}", allowed_list(other, &dists))),
-        None => return err(&format!("{key}.dist"), format!("missing; allowed: {}", dists.join(", "))),
+        Some(other) => {
+            return err(
+                &format!("{key}.dist"),
+                format!("found \"{other}\"; {}", allowed_list(other, &dists)),
+            )
+        }
+        None => {
+            return err(
+                &format!("{key}.dist"),
+                format!("missing; allowed: {}", dists.join(", ")),
+            )
+        }
     };
     for k in table.keys() {
         if !allowed_keys.contains(&k.as_str()) {
-            return err(&format!("{key}.{k}"), format!("unknown key for this dist; {}", allowed_list(k, allowed_keys)));
+            return err(
+                &format!("{key}.{k}"),
+                format!(
+                    "unknown key for this dist; {}",
+                    allowed_list(k, allowed_keys)
+                ),
+            );
         }
     }
     let get = |name: &str| -> R<u64> {
         let k = format!("{key}.{name}");
         match table.get(name) {
             Some(toml::Value::String(s)) => duration(&k, s),
-            Some(other) => err(&k, format!("found {other}; expected a duration string such as \"50ms\"")),
+            Some(other) => err(
+                &k,
+                format!("found {other}; expected a duration string such as \"50ms\""),
+            ),
             None => err(&k, "missing"),
         }
     };
-    let dist = table.get("dist").and_then(|d| d.as_str()).unwrap_or_default();
+    let dist = table
+        .get("dist")
+        .and_then(|d| d.as_str())
+        .unwrap_or_default();
     Ok(match dist {
         "constant" => Hold::Constant { ns: get("value")? },
         "exponential" => {
@@ -452,7 +588,9 @@ fn hold(v: &toml::Value) -> R<Hold> {
             if mean == 0 {
                 return err(&format!("{key}.mean"), "found 0; expected a positive mean");
             }
-            Hold::Exponential { mean_ns: mean as f64 }
+            Hold::Exponential {
+                mean_ns: mean as f64,
+            }
         }
         "lognormal" => {
             let median = get("median")?;
@@ -463,7 +601,10 @@ fn hold(v: &toml::Value) -> R<Hold> {
             // The 99th percentile of a standard normal.
             const Z99: f64 = 2.326_347_874_040_841;
             let mu = (median as f64).ln();
-            Hold::LogNormal { mu, sigma: ((p99 as f64).ln() - mu) / Z99 }
+            Hold::LogNormal {
+                mu,
+                sigma: ((p99 as f64).ln() - mu) / Z99,
+            }
         }
         _ => {
             let (min_ns, max_ns) = (get("min")?, get("max")?);

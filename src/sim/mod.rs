@@ -35,8 +35,8 @@ use fastmap::FastMap;
 
 use crate::alloc::{self, mix64, Allocator, Request};
 use crate::scenario::{BindMode, Close, Scenario};
-use ports::{PortSpace, Sharing};
 use closes::Closes;
+use ports::{PortSpace, Sharing};
 use record::{Bin, Levels, Recorder};
 use traffic::{stream, ArrivalClock, Chooser};
 
@@ -232,7 +232,7 @@ impl<O: Observer> Engine<'_, O> {
         let weights: Vec<f64> = sc.destinations.iter().map(|d| d.weight).collect();
         let mut dests = Chooser::new(sc.seed, stream::DESTINATION, &weights, sc.traffic.pick);
         let use_reuse = self.use_reuse;
-        let mut next_arrival = clock.next().unwrap_or(u64::MAX);
+        let mut next_arrival = clock.next_arrival().unwrap_or(u64::MAX);
         let mut now = 0;
         loop {
             let t_tw = self.tw.front().map_or(u64::MAX, |e| e.expire);
@@ -245,7 +245,11 @@ impl<O: Observer> Engine<'_, O> {
                 u64::MAX
             };
             let t_retry = self.retries.front().map_or(u64::MAX, |r| r.0);
-            let t = t_tw.min(t_close).min(t_reuse).min(t_retry).min(next_arrival);
+            let t = t_tw
+                .min(t_close)
+                .min(t_reuse)
+                .min(t_retry)
+                .min(next_arrival);
             if t == u64::MAX || t > horizon {
                 break;
             }
@@ -259,7 +263,8 @@ impl<O: Observer> Engine<'_, O> {
             } else if t_reuse == t {
                 let e = self.tw[(self.tw_reuse_cursor - self.tw_base) as usize];
                 if !e.dead && e.reuse_at < e.expire {
-                    self.ports.mark_reusable(flow_of(e.conn.addr, e.conn.dest), e.conn.port);
+                    self.ports
+                        .mark_reusable(flow_of(e.conn.addr, e.conn.dest), e.conn.port);
                 }
                 self.tw_reuse_cursor += 1;
             } else if t_retry == t {
@@ -270,12 +275,12 @@ impl<O: Observer> Engine<'_, O> {
                     break;
                 }
             } else {
-                let dest = dests.next();
+                let dest = dests.pick();
                 self.attempt(t, dest, 0);
                 if self.out.attempts >= max_attempts {
                     break;
                 }
-                next_arrival = clock.next().unwrap_or(u64::MAX);
+                next_arrival = clock.next_arrival().unwrap_or(u64::MAX);
             }
         }
         let end = if horizon != u64::MAX && now <= horizon && self.out.attempts < max_attempts {
@@ -308,7 +313,7 @@ impl<O: Observer> Engine<'_, O> {
         }
         let addr = match sc.traffic.bind {
             BindMode::Connect => 0,
-            BindMode::Bind | BindMode::BindNoPort => self.sources.next(),
+            BindMode::Bind | BindMode::BindNoPort => self.sources.pick(),
         };
         let flow = flow_of(addr, dest);
         let bind = sc.traffic.bind == BindMode::Bind;
@@ -369,9 +374,10 @@ impl<O: Observer> Engine<'_, O> {
         }
         self.obs.on_fail(t, dest);
         match self.sc.traffic.retry {
-            Some(r) if tries < r.max => self
-                .retries
-                .push_back((t.saturating_add(r.after_ns), dest, tries + 1)),
+            Some(r) if tries < r.max => {
+                self.retries
+                    .push_back((t.saturating_add(r.after_ns), dest, tries + 1))
+            }
             _ => self.out.abandoned += 1,
         }
     }

@@ -125,7 +125,11 @@ impl PortSpace {
                 let (occ, reusable, taken) = match self.flow_slot.get(&flow) {
                     Some(&s) => {
                         let f = &self.flows[s as usize];
-                        (f.occ.words(), f.reusable.words(), f.count - f.reusable_count)
+                        (
+                            f.occ.words(),
+                            f.reusable.words(),
+                            f.count - f.reusable_count,
+                        )
                     }
                     None => (&self.zero[..], &self.zero[..], 0),
                 };
@@ -345,10 +349,17 @@ impl Candidates<'_> {
     /// Number of usable ports.
     pub fn count(&self) -> u32 {
         if let Some(u) = self.usable {
-            debug_assert_eq!(u, (0..words_for(self.n)).map(|w| self.word(w).count_ones()).sum::<u32>());
+            debug_assert_eq!(
+                u,
+                (0..words_for(self.n))
+                    .map(|w| self.word(w).count_ones())
+                    .sum::<u32>()
+            );
             return u;
         }
-        (0..words_for(self.n)).map(|w| self.word(w).count_ones()).sum()
+        (0..words_for(self.n))
+            .map(|w| self.word(w).count_ones())
+            .sum()
     }
 
     /// The `k`-th usable port in index order (`k < count()`).

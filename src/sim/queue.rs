@@ -89,6 +89,9 @@ mod tests {
         f.push(1, 7);
         f.push(1, 8);
         assert_eq!(f.peek_time(), 1);
-        assert_eq!((f.pop(), f.pop(), f.pop()), (Some((1, 7)), Some((1, 8)), None));
+        assert_eq!(
+            (f.pop(), f.pop(), f.pop()),
+            (Some((1, 7)), Some((1, 8)), None)
+        );
     }
 }

@@ -93,7 +93,11 @@ impl Recorder {
         }
         let l = self.levels;
         let dt = (t - self.last_ns) as f64;
-        let (u, w, o) = (f64::from(l.in_use), f64::from(l.time_wait), f64::from(l.open));
+        let (u, w, o) = (
+            f64::from(l.in_use),
+            f64::from(l.time_wait),
+            f64::from(l.open),
+        );
         self.in_use_area += u * dt;
         self.time_wait_area += w * dt;
         if t < self.cur_end {
@@ -187,7 +191,11 @@ mod tests {
     #[test]
     fn integrates_levels_across_bins() {
         let mut r = Recorder::new(10, true);
-        r.set_levels(Levels { in_use: 2, time_wait: 1, open: 1 });
+        r.set_levels(Levels {
+            in_use: 2,
+            time_wait: 1,
+            open: 1,
+        });
         r.advance(25);
         assert_eq!(r.in_use_area, 50.0);
         assert_eq!(r.bins.len(), 3);
@@ -199,7 +207,11 @@ mod tests {
     #[test]
     fn bins_merge_instead_of_growing() {
         let mut r = Recorder::new(1, true);
-        r.set_levels(Levels { in_use: 1, time_wait: 0, open: 1 });
+        r.set_levels(Levels {
+            in_use: 1,
+            time_wait: 0,
+            open: 1,
+        });
         r.advance(100 * MAX_BINS as u64);
         assert!(r.bins.len() <= MAX_BINS + 1, "{}", r.bins.len());
         let total: f64 = r.bins.iter().map(|b| b.in_use_area).sum();

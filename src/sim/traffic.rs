@@ -59,7 +59,7 @@ impl ArrivalClock {
     }
 
     /// Time of the next connection attempt in ns, or `None` if the rate stays 0.
-    pub fn next(&mut self) -> Option<u64> {
+    pub fn next_arrival(&mut self) -> Option<u64> {
         let unit: f64 = match self.kind {
             Arrivals::Poisson => Exp1.sample(&mut self.rng),
             Arrivals::Constant => 1.0,
@@ -76,7 +76,9 @@ impl ArrivalClock {
         }
         loop {
             let s = segs[self.segment];
-            let end = segs.get(self.segment + 1).map_or(f64::INFINITY, |n| n.start_s);
+            let end = segs
+                .get(self.segment + 1)
+                .map_or(f64::INFINITY, |n| n.start_s);
             let r = (s.from + s.slope * (self.t_s - s.start_s)).max(0.0);
             let span = end - self.t_s;
             let area = if span.is_finite() {
@@ -167,7 +169,8 @@ impl Chooser {
                 Pick::RoundRobin => Choice::RoundRobin,
                 Pick::Weighted if equal => Choice::Uniform,
                 Pick::Weighted => Choice::Weighted(
-                    WeightedIndex::new(weights.iter().copied()).expect("validated positive weights"),
+                    WeightedIndex::new(weights.iter().copied())
+                        .expect("validated positive weights"),
                 ),
             }
         };
@@ -180,7 +183,7 @@ impl Chooser {
     }
 
     #[inline]
-    pub fn next(&mut self) -> u32 {
+    pub fn pick(&mut self) -> u32 {
         match &self.mode {
             Choice::Single => 0,
             Choice::RoundRobin => {
@@ -202,35 +205,52 @@ mod tests {
     #[test]
     fn constant_arrivals_follow_steps_and_ramps() {
         let mut c = ArrivalClock::new(1, Arrivals::Constant, RateProfile::constant(4.0), 1);
-        assert_eq!(c.next(), Some(250_000_000));
-        assert_eq!(c.next(), Some(500_000_000));
+        assert_eq!(c.next_arrival(), Some(250_000_000));
+        assert_eq!(c.next_arrival(), Some(500_000_000));
         // Rate 0 then 2/s from t = 10 s: first arrival at 10.5 s.
         let steps = RateProfile {
             segments: vec![
-                RateSegment { start_s: 0.0, from: 0.0, slope: 0.0 },
-                RateSegment { start_s: 10.0, from: 2.0, slope: 0.0 },
+                RateSegment {
+                    start_s: 0.0,
+                    from: 0.0,
+                    slope: 0.0,
+                },
+                RateSegment {
+                    start_s: 10.0,
+                    from: 2.0,
+                    slope: 0.0,
+                },
             ],
         };
         let mut c = ArrivalClock::new(1, Arrivals::Constant, steps, 1);
-        assert_eq!(c.next(), Some(10_500_000_000));
+        assert_eq!(c.next_arrival(), Some(10_500_000_000));
         // A ramp from 0 at slope 2/s²: arrivals where t² = k, i.e. t = sqrt(k).
-        let ramp = RateProfile { segments: vec![RateSegment { start_s: 0.0, from: 0.0, slope: 2.0 }] };
+        let ramp = RateProfile {
+            segments: vec![RateSegment {
+                start_s: 0.0,
+                from: 0.0,
+                slope: 2.0,
+            }],
+        };
         let mut c = ArrivalClock::new(1, Arrivals::Constant, ramp, 1);
         for k in 1..=4u32 {
-            let t = c.next().unwrap() as f64 / 1e9;
+            let t = c.next_arrival().unwrap() as f64 / 1e9;
             assert!((t - f64::from(k).sqrt()).abs() < 1e-9, "{t}");
         }
         // Keep-alive: 3 requests per connection at 3/s is one connection per second.
         let mut c = ArrivalClock::new(1, Arrivals::Constant, RateProfile::constant(3.0), 3);
-        assert_eq!(c.next(), Some(1_000_000_000));
+        assert_eq!(c.next_arrival(), Some(1_000_000_000));
         // A rate that stays 0 never produces an arrival.
         let mut c = ArrivalClock::new(1, Arrivals::Poisson, RateProfile::constant(0.0), 1);
-        assert_eq!(c.next(), None);
+        assert_eq!(c.next_arrival(), None);
     }
 
     #[test]
     fn round_robin_cycles() {
         let mut c = Chooser::new(1, 3, &[1.0, 5.0, 1.0], Pick::RoundRobin);
-        assert_eq!((0..6).map(|_| c.next()).collect::<Vec<_>>(), vec![0, 1, 2, 0, 1, 2]);
+        assert_eq!(
+            (0..6).map(|_| c.pick()).collect::<Vec<_>>(),
+            vec![0, 1, 2, 0, 1, 2]
+        );
     }
 }
