@@ -100,7 +100,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Check { scenarios } => {
             for path in &scenarios {
                 let sc = load_file(path, &[])?;
-                crate::check_size(&sc, crate::DEFAULT_MAX_EVENTS)?;
+                crate::check_size(&sc, &path.display().to_string(), crate::DEFAULT_MAX_EVENTS)?;
                 println!("{}: ok ({})", path.display(), sc.name);
             }
             Ok(0)
@@ -124,7 +124,7 @@ fn run(args: RunArgs) -> anyhow::Result<i32> {
         ))
         .into());
     }
-    crate::check_size(&sc, args.max_events)?;
+    crate::check_size(&sc, &args.scenario.display().to_string(), args.max_events)?;
     if let Some(dir) = &args.out {
         prepare_dir(dir)?;
     }

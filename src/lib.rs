@@ -63,15 +63,20 @@ pub fn run_with<O: sim::Observer>(sc: &Scenario, obs: &mut O) -> Report {
 }
 
 /// Refuse a run that would take absurdly long, with the estimate and a way out.
-pub fn check_size(sc: &Scenario, max_attempts: f64) -> Result<(), InputError> {
+/// `source` names the scenario in the message (usually its file).
+pub fn check_size(sc: &Scenario, source: &str, max_attempts: f64) -> Result<(), InputError> {
     let expected =
         sc.expected_connections() * (1.0 + sc.traffic.retry.map_or(0.0, |r| f64::from(r.max)));
     if expected > max_attempts {
-        // About 20 million attempts per second on one core.
-        let minutes = expected / 2e7 / 60.0;
+        // About 4 million attempts per second on one core.
+        let hours = expected / 4e6 / 3600.0;
+        let time = if hours > 48.0 {
+            format!("{:.0} days", hours / 24.0)
+        } else {
+            format!("{hours:.1} hours")
+        };
         return Err(InputError::usage(format!(
-            "{}: about {expected:.2e} connection attempts expected (rate × duration), roughly {minutes:.0} minutes of computing; the limit is {max_attempts:.0e}. Shorten `duration`, set `max_connections`, or raise the limit with --max-events",
-            sc.name
+            "{source}: about {expected:.2e} connection attempts expected (rate × duration), roughly {time} of computing; the limit is {max_attempts:.0e}. Shorten `duration`, set `max_connections`, or raise the limit with --max-events"
         )));
     }
     Ok(())

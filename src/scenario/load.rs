@@ -178,6 +178,8 @@ fn path_text(p: &serde_path_to_error::Path) -> String {
 
 /// Make serde's wording friendlier and add "did you mean" to unknown keys.
 fn serde_message(m: &str) -> String {
+    // toml appends the key path on a line of its own; the caller reports it.
+    let m = m.split("\nin `").next().unwrap_or(m).trim();
     if let Some(rest) = m.strip_prefix("unknown field `") {
         if let Some((found, tail)) = rest.split_once('`') {
             let allowed: Vec<&str> = tail.split('`').skip(1).step_by(2).collect();
@@ -195,6 +197,10 @@ fn serde_message(m: &str) -> String {
         return format!("missing required key `{field}`");
     }
     m.replace("invalid type: ", "found ")
+        .replace("expected f64", "expected a number")
+        .replace("expected u64", "expected a whole number >= 0")
+        .replace("expected u32", "expected a whole number >= 0")
+        .replace("expected i64", "expected a whole number")
 }
 
 /// 1-based line of a byte offset.
