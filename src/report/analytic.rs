@@ -39,14 +39,16 @@ pub struct Analytic {
     pub erlang_b_failure_ratio: f64,
     /// Mean ports in use by Little's law, ignoring failures: rate × (hold + TIME_WAIT).
     pub little_mean_in_use: f64,
+    /// Whether Erlang B's assumptions hold for this scenario; when not,
+    /// `erlang_b_caveat` says which one fails and the figure is indicative only.
+    pub erlang_b_applies: bool,
+    pub erlang_b_caveat: Option<String>,
     /// The back-of-envelope ceiling: ports ÷ (hold + TIME_WAIT), connections/s per pool.
     pub max_rate_per_pool: f64,
 }
 
-pub fn analytic(sc: &Scenario) -> Analytic {
-    let horizon_s = sc
-        .duration_ns
-        .map_or(3600.0, |d| d as f64 / NS_PER_S as f64);
+/// `horizon_s` is the simulated time the rates are averaged over.
+pub fn analytic(sc: &Scenario, horizon_s: f64) -> Analytic {
     let per_conn = f64::from(sc.traffic.requests_per_connection);
     let mean_rate = sc.traffic.rate.mean_rate(horizon_s) / per_conn;
     let segs = &sc.traffic.rate.segments;
@@ -98,7 +100,10 @@ pub fn analytic(sc: &Scenario) -> Analytic {
         };
         blocking += s * b;
     }
+    let caveat = erlang_b_caveat(sc);
     Analytic {
+        erlang_b_applies: caveat.is_none(),
+        erlang_b_caveat: caveat,
         offered_load: offered,
         offered_load_peak: peak_rate * service_s,
         ports_per_pool: c,
@@ -110,6 +115,26 @@ pub fn analytic(sc: &Scenario) -> Analytic {
         } else {
             f64::INFINITY
         },
+    }
+}
+
+/// The first assumption of Erlang B this scenario breaks, if any.
+fn erlang_b_caveat(sc: &Scenario) -> Option<String> {
+    let exhaustive = crate::alloc::entry(&sc.host.allocator).is_some_and(|e| e.exhaustive);
+    if !exhaustive {
+        Some(format!("{} may give up while ports are free", sc.host.allocator))
+    } else if sc.traffic.arrivals != crate::scenario::Arrivals::Poisson {
+        Some("arrivals are not Poisson".into())
+    } else if !sc.traffic.rate.is_constant() {
+        Some("the rate changes over time (figures use the mean rate)".into())
+    } else if sc.traffic.retry.is_some_and(|r| r.max > 0) {
+        Some("retries add load that depends on failures".into())
+    } else if sc.host.tw_reuse && sc.traffic.close == crate::scenario::Close::Client {
+        Some("tw_reuse lets connections take over TIME_WAIT entries".into())
+    } else if (sc.host.max_tw_buckets as f64) < sc.host.usable_ports() as f64 {
+        Some("max_tw_buckets cuts TIME_WAIT short".into())
+    } else {
+        None
     }
 }
 

@@ -144,7 +144,10 @@ impl Report {
             max: (!hist.is_empty()).then(|| secs(hist.max())),
             mean: (!hist.is_empty()).then(|| hist.mean() / NS_PER_S as f64),
         };
-        let horizon = sc.duration_ns.map_or(secs(o.simulated_ns), secs);
+        let horizon = match sc.duration_ns {
+            Some(d) => secs(d),
+            None => secs(o.simulated_ns),
+        };
         let echo = ScenarioEcho {
             name: sc.name.clone(),
             description: sc.description.clone(),
@@ -237,7 +240,7 @@ impl Report {
                 time_wait_at_end: o.time_wait_at_end,
             },
             reuse_interval_s: reuse,
-            analytic: analytic::analytic(sc),
+            analytic: analytic::analytic(sc, horizon),
             timeseries: SeriesInfo {
                 bin_s: secs(o.bin_ns),
                 bins: o.bins.len(),

@@ -59,6 +59,15 @@ pub fn percent(ratio: f64) -> String {
     }
 }
 
+/// Source addresses connections actually use: connect() takes the first.
+fn addresses_used(r: &Report) -> u32 {
+    if r.scenario.bind == "connect" {
+        1
+    } else {
+        r.ports.addresses
+    }
+}
+
 /// The one-sentence answer.
 pub fn headline(r: &Report) -> String {
     match &r.first_failure {
@@ -69,7 +78,7 @@ pub fn headline(r: &Report) -> String {
             percent(r.failure_ratio)
         ),
         None => {
-            let capacity = u64::from(r.ports.usable) * u64::from(r.ports.addresses);
+            let capacity = u64::from(r.ports.usable) * u64::from(addresses_used(r));
             let per_pool = r.analytic.pools > 1;
             format!(
                 "No port ran out in {}: at most {} ports were held at once{}, {} of {}{}.",
@@ -110,11 +119,13 @@ fn advice(r: &Report) -> Vec<String> {
             percent(tw_share)
         ));
     }
-    if s.bind == "connect" && s.destinations == 1 {
+    if s.bind == "connect" && s.destinations == 1 && s.share_across_destinations {
         out.push("All connections go to one destination: every extra destination address or port gives connect() a fresh pool of ports.".into());
     }
-    if s.bind != "connect" || s.addresses.len() > 1 {
-        out.push("More source addresses (host.addresses) multiply the ports available.".into());
+    if s.bind == "connect" && s.addresses.len() > 1 {
+        out.push("connect() uses only the first of host.addresses: bind each socket to a source address (traffic.bind = \"bind-no-port\") to use them all.".into());
+    } else {
+        out.push("More source addresses (host.addresses, with traffic.bind = \"bind-no-port\") multiply the ports available.".into());
     }
     if s.port_range != "1024-65535" {
         out.push(format!(
@@ -164,10 +175,10 @@ pub fn render(r: &Report) -> String {
         sc.port_range,
         sc.os,
         sc.allocator,
-        if r.ports.addresses > 1 {
-            format!(" on each of {} addresses", r.ports.addresses)
-        } else {
-            String::new()
+        match (addresses_used(r), r.ports.addresses) {
+            (1, 1) => String::new(),
+            (1, n) => format!(" (connect() uses 1 of {n} addresses)"),
+            (u, _) => format!(" on each of {u} source addresses"),
         }
     );
     let _ = writeln!(
@@ -223,6 +234,16 @@ pub fn render(r: &Report) -> String {
         percent(a.erlang_b_failure_ratio),
         a.max_rate_per_pool
     );
+    if let Some(c) = &a.erlang_b_caveat {
+        let _ = writeln!(s, "                  (Erlang B is indicative only here: {c})");
+    }
+    if a.offered_load_peak > a.offered_load * 1.05 {
+        let _ = writeln!(
+            s,
+            "                  at the highest rate the offered load is {:.0} erlangs",
+            a.offered_load_peak
+        );
+    }
     for line in advice(r) {
         let _ = writeln!(s, "  try             {line}");
     }

@@ -27,7 +27,7 @@ pub struct Scenario {
     pub seed: u64,
     /// Simulated horizon; `None` when only `max_connections` bounds the run.
     pub duration_ns: Option<u64>,
-    /// Stop after this many first attempts (retries not counted).
+    /// Stop after this many connection attempts (retries included).
     pub max_connections: Option<u64>,
     pub host: Host,
     pub destinations: Vec<Destination>,
