@@ -65,8 +65,7 @@ pub fn run_with<O: sim::Observer>(sc: &Scenario, obs: &mut O) -> Report {
 /// Refuse a run that would take absurdly long, with the estimate and a way out.
 /// `source` names the scenario in the message (usually its file).
 pub fn check_size(sc: &Scenario, source: &str, max_attempts: f64) -> Result<(), InputError> {
-    let expected =
-        sc.expected_connections() * (1.0 + sc.traffic.retry.map_or(0.0, |r| f64::from(r.max)));
+    let expected = sc.expected_attempts();
     if expected > max_attempts {
         // About 4 million attempts per second on one core.
         let hours = expected / 4e6 / 3600.0;

@@ -71,7 +71,7 @@ pub fn analytic(sc: &Scenario, horizon_s: f64) -> Analytic {
         BindMode::Connect => 1,
         BindMode::Bind | BindMode::BindNoPort => sc.host.addresses.len() as u64,
     };
-    let exclusive = sc.traffic.bind == BindMode::Bind || !sc.host.share_across_destinations;
+    let exclusive = exclusive_pools(sc);
     // Share of the load each pool gets.
     let shares: Vec<f64> = if exclusive {
         vec![1.0 / addresses as f64; addresses as usize]
@@ -118,15 +118,31 @@ pub fn analytic(sc: &Scenario, horizon_s: f64) -> Analytic {
     }
 }
 
+/// Whether ports are exclusive per address (so destinations share one pool).
+fn exclusive_pools(sc: &Scenario) -> bool {
+    sc.traffic.bind == BindMode::Bind || !sc.host.share_across_destinations
+}
+
 /// The first assumption of Erlang B this scenario breaks, if any.
 fn erlang_b_caveat(sc: &Scenario) -> Option<String> {
     let exhaustive = crate::alloc::entry(&sc.host.allocator).is_some_and(|e| e.exhaustive);
     if !exhaustive {
-        Some(format!("{} may give up while ports are free", sc.host.allocator))
+        Some(format!(
+            "{} may give up while ports are free",
+            sc.host.allocator
+        ))
     } else if sc.traffic.arrivals != crate::scenario::Arrivals::Poisson {
         Some("arrivals are not Poisson".into())
     } else if !sc.traffic.rate.is_constant() {
         Some("the rate changes over time (figures use the mean rate)".into())
+    } else if sc.traffic.pick == Pick::RoundRobin
+        && sc.destinations.len() > 1
+        && !exclusive_pools(sc)
+        || sc.traffic.source == Pick::RoundRobin
+            && sc.traffic.bind != BindMode::Connect
+            && sc.host.addresses.len() > 1
+    {
+        Some("round-robin splits the arrivals into streams that are not Poisson".into())
     } else if sc.traffic.retry.is_some_and(|r| r.max > 0) {
         Some("retries add load that depends on failures".into())
     } else if sc.host.tw_reuse && sc.traffic.close == crate::scenario::Close::Client {

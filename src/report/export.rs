@@ -44,7 +44,8 @@ impl Export for TimeseriesCsv {
         let end_ns = (r.simulated_s * 1e9).round() as u64;
         for (i, b) in r.bins.iter().enumerate() {
             let start = i as u64 * bin_ns;
-            if start >= end_ns && i > 0 {
+            // A bin starting at the very end holds only events at that instant.
+            if start > end_ns || (start == end_ns && i > 0 && b.attempts == 0) {
                 break;
             }
             let width = bin_ns.min(end_ns.saturating_sub(start)).max(1) as f64;

@@ -235,7 +235,10 @@ pub fn render(r: &Report) -> String {
         a.max_rate_per_pool
     );
     if let Some(c) = &a.erlang_b_caveat {
-        let _ = writeln!(s, "                  (Erlang B is indicative only here: {c})");
+        let _ = writeln!(
+            s,
+            "                  (Erlang B is indicative only here: {c})"
+        );
     }
     if a.offered_load_peak > a.offered_load * 1.05 {
         let _ = writeln!(

@@ -239,11 +239,15 @@ impl Scenario {
         }
     }
 
-    /// Expected first attempts over the run (the bound that refuses absurd runs).
-    pub fn expected_connections(&self) -> f64 {
+    /// Expected connection attempts over the run, retries counted at their
+    /// worst (every attempt retried `retry.max` times), capped by
+    /// `max_connections`: the bound that refuses absurd runs.
+    pub fn expected_attempts(&self) -> f64 {
+        let worst = 1.0 + self.traffic.retry.map_or(0.0, |r| f64::from(r.max));
         let by_time = self.duration_ns.map(|d| {
             self.traffic.rate.integral(d as f64 / NS_PER_S as f64)
                 / f64::from(self.traffic.requests_per_connection)
+                * worst
         });
         match (by_time, self.max_connections) {
             (Some(t), Some(m)) => t.min(m as f64),

@@ -1,0 +1,460 @@
+//! User mistakes: each gets exit code 2, nothing on stdout, and one message on
+//! stderr that says where the problem is (file:line, or the flag) and what
+//! would be right.
+
+use std::path::Path;
+
+use crate::util::{portsim, text, write};
+
+const GOOD: &str = r#"name = "good"
+duration = "60s"
+[host]
+os = "linux"
+port_range = "50000-50099"
+time_wait = "60s"
+[[destinations]]
+address = "10.0.0.5:5432"
+[traffic]
+arrivals = "constant"
+rate = 8
+hold = "1s"
+"#;
+
+/// Run `portsim args...` in `dir` and expect a refusal; returns stderr.
+fn refused(dir: &Path, args: &[&str]) -> String {
+    let out = portsim().current_dir(dir).args(args).assert().code(2);
+    let o = out.get_output();
+    let err = text(&o.stderr);
+    assert!(
+        o.stdout.is_empty(),
+        "{args:?}: nothing on stdout, got {}",
+        text(&o.stdout)
+    );
+    assert!(!err.contains("panicked"), "{args:?}: {err}");
+    assert!(err.starts_with("error: "), "{args:?}: {err}");
+    assert_eq!(
+        err.matches("error:").count(),
+        1,
+        "{args:?}: one message: {err}"
+    );
+    err
+}
+
+/// Refused with a message from portsim itself: exactly one line.
+fn refused_one_line(dir: &Path, args: &[&str]) -> String {
+    let err = refused(dir, args);
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "{args:?}: one line: {err}"
+    );
+    err
+}
+
+/// `GOOD` with the line starting with `key` replaced by `line` (or appended
+/// under the last table when no line starts with `key`); returns the text and
+/// the 1-based number of the new line.
+fn with_line(key: &str, line: &str) -> (String, usize) {
+    let mut lines: Vec<String> = GOOD.lines().map(str::to_string).collect();
+    let n = match lines
+        .iter()
+        .position(|l| l.split('=').next().unwrap().trim() == key)
+    {
+        Some(i) => {
+            lines[i] = line.to_string();
+            i + 1
+        }
+        None => {
+            lines.push(line.to_string());
+            lines.len()
+        }
+    };
+    (lines.join("\n") + "\n", n)
+}
+
+#[test]
+fn the_good_scenario_runs() {
+    // The base of every case below is valid, so each refusal is due to the one change.
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "good.toml", GOOD);
+    portsim()
+        .current_dir(dir.path())
+        .args(["run", "good.toml"])
+        .assert()
+        .success();
+}
+
+#[test]
+fn unknown_key_names_file_line_and_the_closest_key() {
+    let dir = tempfile::tempdir().unwrap();
+    for (key, typo, suggestion) in [
+        ("rate", "rat = 8", "rate"),
+        ("port_range", "prot_range = \"50000-50099\"", "port_range"),
+        ("duration", "duraton = \"60s\"", "duration"),
+    ] {
+        let (toml, line) = with_line(key, typo);
+        write(dir.path(), "bad.toml", &toml);
+        let err = refused_one_line(dir.path(), &["run", "bad.toml"]);
+        let typo_key = typo.split(' ').next().unwrap();
+        assert!(err.contains(&format!("bad.toml:{line}:")), "{typo}: {err}");
+        assert!(
+            err.contains(&format!("unknown key `{typo_key}`")),
+            "{typo}: {err}"
+        );
+        assert!(
+            err.contains(&format!("did you mean `{suggestion}`")),
+            "{typo}: {err}"
+        );
+    }
+}
+
+/// The keys listed after "allowed here: " in an unknown-key message.
+fn allowed_keys(err: &str) -> Vec<String> {
+    let rest = err
+        .split("allowed here: ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no list in {err}"));
+    let list = rest.split(" (did you mean").next().unwrap().trim();
+    list.split(", ").map(str::to_string).collect()
+}
+
+#[test]
+fn unknown_key_lists_only_the_keys_of_its_table() {
+    // The list once ended with the table's own name ("..., retry,
+    // requests_per_connection, traffic"), from toml's "in `traffic`" suffix.
+    let dir = tempfile::tempdir().unwrap();
+    let (toml, _) = with_line("rate", "rat = 8");
+    write(dir.path(), "bad.toml", &toml);
+    let err = refused_one_line(dir.path(), &["run", "bad.toml"]);
+    let traffic_keys = [
+        "arrivals",
+        "rate",
+        "schedule",
+        "ramp",
+        "hold",
+        "close",
+        "bind",
+        "pick",
+        "source",
+        "retry",
+        "requests_per_connection",
+    ];
+    assert_eq!(allowed_keys(&err), traffic_keys, "{err}");
+    let (toml, _) = with_line("port_range", "prot_range = \"50000-50099\"");
+    write(dir.path(), "bad.toml", &toml);
+    let err = refused_one_line(dir.path(), &["run", "bad.toml"]);
+    assert!(!allowed_keys(&err).contains(&"host".to_string()), "{err}");
+}
+
+#[test]
+fn bad_duration_says_what_a_duration_looks_like() {
+    let dir = tempfile::tempdir().unwrap();
+    let (toml, line) = with_line("time_wait", "time_wait = \"60x\"");
+    write(dir.path(), "bad.toml", &toml);
+    let err = refused_one_line(dir.path(), &["run", "bad.toml"]);
+    assert!(
+        err.contains(&format!("bad.toml:{line}: host.time_wait:")),
+        "{err}"
+    );
+    assert!(
+        err.contains("\"60x\"") && err.contains("expected a duration"),
+        "{err}"
+    );
+    // Inside an inline table: the line of the table, the full key path.
+    let (toml, line) = with_line("hold", "hold = { dist = \"exponential\", mean = \"soon\" }");
+    write(dir.path(), "bad.toml", &toml);
+    let err = refused_one_line(dir.path(), &["run", "bad.toml"]);
+    assert!(
+        err.contains(&format!("bad.toml:{line}: traffic.hold.mean:")),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_names_get_a_suggestion() {
+    let dir = tempfile::tempdir().unwrap();
+    for (key, line_text, want) in [
+        ("os", "os = \"linus\"", "did you mean \"linux\""),
+        ("os", "os = \"MacOS\"", "did you mean \"macos\""),
+        (
+            "os",
+            "allocator = \"rfc6065-1\"",
+            "did you mean \"rfc6056-1\"",
+        ),
+        (
+            "arrivals",
+            "arrivals = \"poison\"",
+            "did you mean \"poisson\"",
+        ),
+        ("close", "close = \"clinet\"", "did you mean \"client\""),
+    ] {
+        let (toml, line) = with_line(key, line_text);
+        write(dir.path(), "bad.toml", &toml);
+        let err = refused_one_line(dir.path(), &["run", "bad.toml"]);
+        assert!(
+            err.contains(&format!("bad.toml:{line}:")),
+            "{line_text}: {err}"
+        );
+        assert!(err.contains(want), "{line_text}: {err}");
+    }
+}
+
+#[test]
+fn bad_values_name_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    for (key, line_text, want) in [
+        ("rate", "rate = -5", "traffic.rate"),
+        (
+            "port_range",
+            "port_range = \"60000-50000\"",
+            "host.port_range",
+        ),
+        (
+            "port_range",
+            "port_range = \"50000-70000\"",
+            "host.port_range",
+        ),
+        ("duration", "duration = \"0s\"", "duration"),
+        (
+            "address",
+            "address = \"10.0.0.5\"",
+            "destinations[0].address",
+        ),
+        (
+            "hold",
+            "hold = { dist = \"lognormal\", median = \"2s\", p99 = \"1s\" }",
+            "traffic.hold",
+        ),
+    ] {
+        let (toml, line) = with_line(key, line_text);
+        write(dir.path(), "bad.toml", &toml);
+        let err = refused_one_line(dir.path(), &["run", "bad.toml"]);
+        assert!(
+            err.contains(&format!("bad.toml:{line}: {want}")),
+            "{line_text}: {err}"
+        );
+    }
+    // Reserving the whole range leaves nothing to hand out.
+    let (toml, line) = with_line(
+        "time_wait",
+        "time_wait = \"60s\"\nreserved_ports = [\"50000-50099\"]",
+    );
+    write(dir.path(), "bad.toml", &toml);
+    let err = refused_one_line(dir.path(), &["run", "bad.toml"]);
+    assert!(
+        err.contains(&format!("bad.toml:{}: host.reserved_ports", line + 1)),
+        "{err}"
+    );
+    // Missing pieces: no [traffic] table, no duration nor max_connections.
+    write(
+        dir.path(),
+        "bad.toml",
+        &GOOD[..GOOD.find("[traffic]").unwrap()],
+    );
+    let err = refused_one_line(dir.path(), &["run", "bad.toml"]);
+    assert!(err.contains("missing required key `traffic`"), "{err}");
+    write(
+        dir.path(),
+        "bad.toml",
+        &GOOD.replace("duration = \"60s\"\n", ""),
+    );
+    let err = refused_one_line(dir.path(), &["run", "bad.toml"]);
+    assert!(
+        err.contains("duration") && err.contains("max_connections"),
+        "{err}"
+    );
+}
+
+#[test]
+fn missing_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = refused_one_line(dir.path(), &["run", "nope.toml"]);
+    assert!(
+        err.contains("nope.toml") && err.contains("cannot read"),
+        "{err}"
+    );
+    let err = refused_one_line(dir.path(), &["check", "nope.toml"]);
+    assert!(err.contains("nope.toml"), "{err}");
+}
+
+#[test]
+fn unparsable_toml_gives_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = GOOD.replace("[traffic]", "[traffic");
+    let line = toml.lines().position(|l| l == "[traffic").unwrap() + 1;
+    write(dir.path(), "bad.toml", &toml);
+    let err = refused_one_line(dir.path(), &["run", "bad.toml"]);
+    assert!(
+        err.contains(&format!("bad.toml:{line}: not valid TOML")),
+        "{err}"
+    );
+    // A value that is not TOML at all.
+    let (toml, line) = with_line("rate", "rate = 8 per second");
+    write(dir.path(), "bad.toml", &toml);
+    let err = refused_one_line(dir.path(), &["run", "bad.toml"]);
+    assert!(
+        err.contains(&format!("bad.toml:{line}: not valid TOML")),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_set_syntax() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "good.toml", GOOD);
+    let err = refused(dir.path(), &["run", "good.toml", "--set", "traffic.rate"]);
+    assert!(
+        err.contains("--set traffic.rate") && err.contains("KEY=VALUE"),
+        "{err}"
+    );
+    let err = refused(
+        dir.path(),
+        &["run", "good.toml", "--set", "traffic..rate=3"],
+    );
+    assert!(err.contains("dotted key"), "{err}");
+}
+
+#[test]
+fn set_errors_name_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "good.toml", GOOD);
+    let err = refused_one_line(dir.path(), &["run", "good.toml", "--set", "traffic.rat=5"]);
+    assert!(err.starts_with("error: --set traffic.rat=5: "), "{err}");
+    assert!(err.contains("did you mean `rate`"), "{err}");
+    assert!(
+        !err.contains("good.toml"),
+        "the value came from the flag, not the file: {err}"
+    );
+    // A bad value for a key the file also sets: the flag is to blame, not line 6.
+    let err = refused_one_line(
+        dir.path(),
+        &["run", "good.toml", "--set", "host.time_wait=soon"],
+    );
+    assert!(
+        err.starts_with("error: --set host.time_wait=soon: host.time_wait:"),
+        "{err}"
+    );
+    let err = refused_one_line(
+        dir.path(),
+        &["run", "good.toml", "--set", "traffic.rate.max=5"],
+    );
+    assert!(
+        err.contains("--set traffic.rate.max=5") && err.contains("single value"),
+        "{err}"
+    );
+    let err = refused_one_line(
+        dir.path(),
+        &[
+            "run",
+            "good.toml",
+            "--set",
+            "destinations.3.address=10.0.0.1:80",
+        ],
+    );
+    assert!(err.contains("out of range"), "{err}");
+    // An error elsewhere in the file still points at the file.
+    let (toml, line) = with_line("os", "os = \"linus\"");
+    write(dir.path(), "bad.toml", &toml);
+    let err = refused_one_line(dir.path(), &["run", "bad.toml", "--set", "traffic.rate=3"]);
+    assert!(err.contains(&format!("bad.toml:{line}: host.os")), "{err}");
+}
+
+#[test]
+fn out_must_be_a_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "good.toml", GOOD);
+    write(dir.path(), "taken", "keep me");
+    let err = refused_one_line(dir.path(), &["run", "good.toml", "--out", "taken"]);
+    assert!(
+        err.contains("--out taken") && err.contains("not a directory"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("taken")).unwrap(),
+        "keep me"
+    );
+    // A trace path that is a directory.
+    std::fs::create_dir(dir.path().join("d")).unwrap();
+    let err = refused_one_line(dir.path(), &["run", "good.toml", "--trace", "d"]);
+    assert!(err.contains("d: is a directory"), "{err}");
+    // A trace in a directory that does not exist.
+    let err = refused_one_line(
+        dir.path(),
+        &["run", "good.toml", "--trace", "no/such/dir/t.csv"],
+    );
+    assert!(
+        err.contains("no/such/dir/t.csv") && err.contains("cannot write"),
+        "{err}"
+    );
+}
+
+#[test]
+fn absurd_runs_are_refused_before_running() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "good.toml", GOOD);
+    // 1e9/s for 1000 h = 3.6e15 attempts, far over the default limit.
+    let err = refused_one_line(
+        dir.path(),
+        &[
+            "run",
+            "good.toml",
+            "--set",
+            "traffic.rate=1e9",
+            "--set",
+            "duration=1000h",
+        ],
+    );
+    assert!(err.contains("--max-events"), "{err}");
+    assert!(
+        err.contains("3.60e15"),
+        "the estimate, rate × duration: {err}"
+    );
+    // `check` applies the same limit to the file as written.
+    let (toml, _) = with_line("rate", "rate = 1e9");
+    write(
+        dir.path(),
+        "huge.toml",
+        &toml.replace("duration = \"60s\"", "duration = \"1000h\""),
+    );
+    let err = refused_one_line(dir.path(), &["check", "huge.toml"]);
+    assert!(err.contains("--max-events"), "{err}");
+    // The limit is a flag: 8/s × 60 s = 480 attempts expected.
+    let err = refused_one_line(dir.path(), &["run", "good.toml", "--max-events", "400"]);
+    assert!(
+        err.contains("--max-events") && err.contains("4.80e2"),
+        "{err}"
+    );
+    portsim()
+        .current_dir(dir.path())
+        .args(["run", "good.toml", "--max-events", "500"])
+        .assert()
+        .success();
+    // Retries count: with up to 1 retry each, 480 × 2 = 960 may be attempted.
+    let err = refused_one_line(
+        dir.path(),
+        &[
+            "run",
+            "good.toml",
+            "--max-events",
+            "900",
+            "--set",
+            "traffic.retry={ after = \"1s\", max = 1 }",
+        ],
+    );
+    assert!(err.contains("--max-events"), "{err}");
+    let err = refused_one_line(dir.path(), &["run", "good.toml", "--max-events", "0"]);
+    assert!(err.contains("--max-events 0"), "{err}");
+}
+
+#[test]
+fn command_line_mistakes() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "good.toml", GOOD);
+    refused(dir.path(), &["frobnicate"]);
+    refused(dir.path(), &["run"]);
+    refused(dir.path(), &["check"]);
+    let err = refused(dir.path(), &["run", "good.toml", "--seed", "minus-one"]);
+    assert!(err.contains("--seed"), "{err}");
+    let err = refused(dir.path(), &["run", "good.toml", "--jsno"]);
+    assert!(err.contains("--json"), "clap suggests the flag: {err}");
+}
