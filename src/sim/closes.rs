@@ -32,6 +32,14 @@ pub enum Closes {
     },
 }
 
+/// Time to the next close among `open` connections with exponential holds
+/// of mean `mean_ns`: Exp(open / mean).
+#[inline]
+fn next_gap(rng: &mut ChaCha8Rng, mean_ns: f64, open: usize) -> f64 {
+    let e: f64 = Exp1.sample(rng);
+    e * mean_ns / open as f64
+}
+
 impl Closes {
     pub fn new(sc: &Scenario) -> Closes {
         let requests = sc.traffic.requests_per_connection;
@@ -74,8 +82,7 @@ impl Closes {
                 let k = open.len() as f64;
                 let now = now as f64;
                 *next = if open.is_empty() {
-                    let e: f64 = Exp1.sample(rng);
-                    now + e * *mean_ns
+                    now + next_gap(rng, *mean_ns, 1)
                 } else {
                     now + (*next - now) * k / (k + 1.0)
                 };
@@ -114,8 +121,7 @@ impl Closes {
                 *next = if open.is_empty() {
                     f64::INFINITY
                 } else {
-                    let e: f64 = Exp1.sample(rng);
-                    *next + e * *mean_ns / open.len() as f64
+                    *next + next_gap(rng, *mean_ns, open.len())
                 };
                 slot
             }

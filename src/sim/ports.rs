@@ -274,6 +274,13 @@ enum Mask<'a> {
     },
 }
 
+/// Ports of word `w` a connect() to this flow may not take: held by bind(),
+/// or by this flow's 4-tuple unless it is a TIME_WAIT entry ready for reuse.
+#[inline(always)]
+fn four_tuple_taken(bind: &[u64], occ: &[u64], reusable: &[u64], w: usize) -> u64 {
+    bind[w] | (occ[w] & !reusable[w])
+}
+
 /// The ports one request may use, as a read-only view of the port space.
 pub struct Candidates<'a> {
     n: u32,
@@ -298,7 +305,7 @@ impl Candidates<'_> {
                 bind,
                 occ,
                 reusable,
-            } => bind[w] | (occ[w] & !reusable[w]),
+            } => four_tuple_taken(bind, occ, reusable, w),
         };
         !(self.reserved[w] | taken) & valid_mask(w, self.n)
     }
@@ -323,7 +330,7 @@ impl Candidates<'_> {
                 bind,
                 occ,
                 reusable,
-            } => self.scan_words(start, |w| bind[w] | (occ[w] & !reusable[w])),
+            } => self.scan_words(start, |w| four_tuple_taken(bind, occ, reusable, w)),
         }?;
         Some((found, (found + self.n - start) % self.n + 1))
     }

@@ -60,17 +60,6 @@ impl Lane {
             Lane::Heap { heap, .. } => heap.pop().map(|Reverse((t, _, i))| (t, i)),
         }
     }
-
-    pub fn len(&self) -> usize {
-        match self {
-            Lane::Fifo(q) => q.len(),
-            Lane::Heap { heap, .. } => heap.len(),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 #[cfg(test)]
