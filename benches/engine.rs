@@ -69,7 +69,7 @@ fn allocators(c: &mut Criterion) {
         };
         g.bench_with_input(BenchmarkId::from_parameter(e.name), &(), |b, _| {
             b.iter(|| {
-                let c = space.candidates(0, 0, Sharing::FourTuple);
+                let c = space.candidates(0, space.flow(0), Sharing::FourTuple);
                 a.pick(&req, &c)
             })
         });

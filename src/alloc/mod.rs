@@ -126,7 +126,7 @@ pub(crate) mod testing {
         let mut s = PortSpace::new(n, 1, []);
         let mut out = Vec::new();
         loop {
-            let c = s.candidates(0, 1, Sharing::FourTuple);
+            let c = s.candidates(0, s.flow(1), Sharing::FourTuple);
             match a.pick(&req(1), &c) {
                 Some(p) => {
                     assert!(c.is_usable(p), "{name} picked an unusable port {p}");

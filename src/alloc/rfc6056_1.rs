@@ -26,7 +26,7 @@ fn build(s: Setup<'_>) -> Box<dyn Allocator> {
 impl Allocator for RandomStart {
     fn pick(&mut self, _: &Request, c: &Candidates<'_>) -> Option<u32> {
         let start = self.rng.random_range(0..c.range());
-        c.scan_from(start).map(|(p, _)| p)
+        c.scan_from(start)
     }
 }
 

@@ -33,8 +33,8 @@ impl Allocator for HashOffset {
         let offset = mix64(req.flow_key ^ self.secret);
         let start = (self.next.wrapping_add(offset) % n) as u32;
         match c.scan_from(start) {
-            Some((p, probes)) => {
-                self.next = self.next.wrapping_add(u64::from(probes));
+            Some(p) => {
+                self.next = self.next.wrapping_add(u64::from(c.probes(start, p)));
                 Some(p)
             }
             None => {

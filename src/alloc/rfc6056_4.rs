@@ -38,7 +38,7 @@ impl Allocator for DoubleHash {
         let idx = (mix64(req.flow_key ^ self.key2) % TABLE_LENGTH as u64) as usize;
         let start = (offset.wrapping_add(u64::from(self.table[idx])) % n) as u32;
         let (found, probes) = match c.scan_from(start) {
-            Some((p, probes)) => (Some(p), probes),
+            Some(p) => (Some(p), c.probes(start, p)),
             None => (None, c.range()),
         };
         self.table[idx] = self.table[idx].wrapping_add(probes);

@@ -22,7 +22,7 @@ fn build(_: Setup<'_>) -> Box<dyn Allocator> {
 impl Allocator for Sequential {
     fn pick(&mut self, _: &Request, c: &Candidates<'_>) -> Option<u32> {
         let start = self.last.map_or(0, |l| (l + 1) % c.range());
-        let (port, _) = c.scan_from(start)?;
+        let port = c.scan_from(start)?;
         self.last = Some(port);
         Some(port)
     }

@@ -42,19 +42,6 @@ pub fn words_for(bits: u32) -> usize {
     bits.div_ceil(64) as usize
 }
 
-/// Bits of word `w` that lie inside `0..n`.
-#[inline]
-pub fn valid_mask(w: usize, n: u32) -> u64 {
-    let start = (w as u32) * 64;
-    if start + 64 <= n {
-        !0
-    } else if start >= n {
-        0
-    } else {
-        (1u64 << (n - start)) - 1
-    }
-}
-
 /// Index of the `k`-th (0-based) set bit of `word`.
 #[inline]
 pub fn select_in_word(mut word: u64, k: u32) -> u32 {
@@ -82,10 +69,7 @@ mod tests {
     }
 
     #[test]
-    fn masks_and_select() {
-        assert_eq!(valid_mask(0, 130), !0);
-        assert_eq!(valid_mask(2, 130), 0b11);
-        assert_eq!(valid_mask(3, 130), 0);
+    fn select_finds_the_kth_bit() {
         assert_eq!(select_in_word(0b1011_0000, 0), 4);
         assert_eq!(select_in_word(0b1011_0000, 2), 7);
     }

@@ -29,6 +29,8 @@ pub enum Closes {
         open: Vec<u32>,
         /// Absolute time of the next close, ns (infinite when none is open).
         next: f64,
+        /// `next` truncated to whole ns (`u64::MAX` when none is open).
+        next_ns: u64,
     },
 }
 
@@ -40,6 +42,19 @@ fn next_gap(rng: &mut ChaCha8Rng, mean_ns: f64, open: usize) -> f64 {
     e * mean_ns / open as f64
 }
 
+/// A close time in whole ns (truncated); `u64::MAX` for "never".
+#[inline]
+fn whole_ns(t: f64) -> u64 {
+    if t < 9.0e18 {
+        // Non-negative and in range: the signed conversion is one instruction.
+        t as i64 as u64
+    } else if t.is_finite() {
+        t as u64
+    } else {
+        u64::MAX
+    }
+}
+
 impl Closes {
     pub fn new(sc: &Scenario) -> Closes {
         let requests = sc.traffic.requests_per_connection;
@@ -49,6 +64,7 @@ impl Closes {
                 mean_ns,
                 open: Vec::new(),
                 next: f64::INFINITY,
+                next_ns: u64::MAX,
             },
             hold => Closes::Timed {
                 lane: Lane::new(matches!(hold, Hold::Constant { .. }) && requests == 1),
@@ -78,6 +94,7 @@ impl Closes {
                 mean_ns,
                 open,
                 next,
+                next_ns,
             } => {
                 let k = open.len() as f64;
                 let now = now as f64;
@@ -86,6 +103,7 @@ impl Closes {
                 } else {
                     now + (*next - now) * k / (k + 1.0)
                 };
+                *next_ns = whole_ns(*next);
                 open.push(slot);
             }
         }
@@ -95,13 +113,7 @@ impl Closes {
     pub fn peek_time(&self) -> u64 {
         match self {
             Closes::Timed { lane, .. } => lane.peek_time(),
-            Closes::Memoryless { next, .. } => {
-                if next.is_finite() {
-                    *next as u64
-                } else {
-                    u64::MAX
-                }
-            }
+            Closes::Memoryless { next_ns, .. } => *next_ns,
         }
     }
 
@@ -115,6 +127,7 @@ impl Closes {
                 mean_ns,
                 open,
                 next,
+                next_ns,
             } => {
                 let i = rng.random_range(0..open.len());
                 let slot = open.swap_remove(i);
@@ -123,6 +136,7 @@ impl Closes {
                 } else {
                     *next + next_gap(rng, *mean_ns, open.len())
                 };
+                *next_ns = whole_ns(*next);
                 slot
             }
         }

@@ -5,17 +5,19 @@
 //! because each kind has a cheaper structure than one global heap:
 //! - the next arrival: a single pending time from [`traffic::ArrivalClock`];
 //! - retries: constant delay, so a FIFO;
-//! - closes: a FIFO when the hold time is constant, else a heap of the
-//!   connections open at once ([`queue::Lane`]);
-//! - TIME_WAIT expiries and `tcp_tw_reuse` eligibility: constant TIME_WAIT, so
-//!   one FIFO read by two cursors.
+//! - closes: a FIFO when the hold time is constant, a memoryless close process
+//!   for exponential holds, else a heap of the open connections ([`closes`]);
+//! - TIME_WAIT expiries and `tcp_tw_reuse` eligibility: constant offsets from
+//!   the close, so one FIFO read by two cursors.
 //!
-//! At each step the earliest of these five heads is processed; ties go
-//! TIME_WAIT end, close, reuse eligibility, retry, arrival, so ports freed at an
-//! instant are usable by an attempt at that instant.
+//! Attempts (arrivals and retries) drive the loop. Before each attempt every
+//! timer due by then is drained in time order; ties go TIME_WAIT end, close,
+//! reuse eligibility, then retry, then arrival, so ports freed at an instant
+//! are usable by an attempt at that instant.
 //!
-//! Memory is proportional to ports, flows and connections in flight; the time
-//! series merges bins instead of growing ([`record`]).
+//! Occupancy is tallied at each change rather than integrated between events
+//! ([`record`]). Memory is proportional to ports, flows and connections in
+//! flight; the time series merges bins instead of growing.
 //!
 //! The host is one [`PortSpace`] and one allocator; the run loop talks to it
 //! only through `attempt`/`close`, the seam where several hosts and a NAT layer
@@ -37,7 +39,7 @@ use crate::alloc::{self, mix64, Allocator, Request};
 use crate::scenario::{BindMode, Close, Scenario};
 use closes::Closes;
 use ports::{PortSpace, Sharing};
-use record::{Bin, Levels, Recorder};
+use record::{Bin, Recorder, IN_USE, OPEN, TIME_WAIT};
 use traffic::{stream, ArrivalClock, Chooser};
 
 /// Receives every event of a run; all hooks default to doing nothing, so the
@@ -98,19 +100,29 @@ struct Conn {
     port: u32,
     addr: u32,
     dest: u32,
+    /// The flow's slot in the port space (stable while the connection or its
+    /// TIME_WAIT entry lives).
+    flow: u32,
     bind: bool,
+    /// A TIME_WAIT entry taken over by `tcp_tw_reuse`.
+    dead: bool,
 }
 
+/// A TIME_WAIT entry: expiry and reuse eligibility are fixed offsets from
+/// `at`, the close, so one time serves both cursors.
 #[derive(Clone, Copy)]
 struct TwEntry {
-    expire: u64,
-    reuse_at: u64,
+    at: u64,
     conn: Conn,
-    dead: bool,
 }
 
 fn flow_of(addr: u32, dest: u32) -> u64 {
     (u64::from(addr) << 32) | u64::from(dest)
+}
+
+/// Key of a TIME_WAIT 4-tuple in `tw_index`: flow slot and port.
+fn tw_key(flow: u32, port: u32) -> u64 {
+    (u64::from(flow) << 32) | u64::from(port)
 }
 
 /// Pick a time-series bin width near `duration / 1000` from a 1-2-5 ladder.
@@ -136,6 +148,9 @@ struct Engine<'a, O: Observer> {
     closes: Closes,
     /// `tcp_tw_reuse` applies (on, and connect() shares ports by 4-tuple).
     use_reuse: bool,
+    /// Closes enter TIME_WAIT for this long (0: they never do).
+    tw_ns: u64,
+    reuse_delay_ns: u64,
     conns: Vec<Conn>,
     free_conns: Vec<u32>,
     retries: VecDeque<(u64, u32, u32)>,
@@ -144,13 +159,14 @@ struct Engine<'a, O: Observer> {
     tw_base: u64,
     /// Absolute id of the next entry whose reuse eligibility is pending.
     tw_reuse_cursor: u64,
-    /// (flow, port) -> TIME_WAIT id, kept only with `tw_reuse`.
-    tw_index: FastMap<(u64, u32), u64>,
-    tw_live: u32,
+    /// (flow slot, port) -> TIME_WAIT id, kept only with `tw_reuse`.
+    tw_index: FastMap<u64, u64>,
     sharing: Sharing,
     rec: Recorder,
     out: Counters,
     per_dest: Vec<DestStats>,
+    /// Time of the last event processed.
+    now: u64,
 }
 
 #[derive(Default)]
@@ -190,6 +206,11 @@ pub fn simulate<O: Observer>(sc: &Scenario, obs: &mut O) -> Outcome {
     let exclusive = sc.traffic.bind == BindMode::Bind || !h.share_across_destinations;
     let bin_ns = sc.bin_ns.unwrap_or_else(|| default_bin_ns(sc.duration_ns));
     let n_dest = sc.destinations.len();
+    let tw_ns = if sc.traffic.close == Close::Client {
+        sc.effective_time_wait_ns()
+    } else {
+        0
+    };
     let e = Engine {
         sc,
         obs,
@@ -197,6 +218,8 @@ pub fn simulate<O: Observer>(sc: &Scenario, obs: &mut O) -> Outcome {
         alloc,
         closes: Closes::new(sc),
         use_reuse: h.tw_reuse && !exclusive,
+        tw_ns,
+        reuse_delay_ns: h.tw_reuse_delay_ns,
         sources,
         conns: Vec::new(),
         free_conns: Vec::new(),
@@ -205,7 +228,6 @@ pub fn simulate<O: Observer>(sc: &Scenario, obs: &mut O) -> Outcome {
         tw_base: 0,
         tw_reuse_cursor: 0,
         tw_index: FastMap::default(),
-        tw_live: 0,
         sharing: if exclusive {
             Sharing::Exclusive
         } else {
@@ -214,11 +236,14 @@ pub fn simulate<O: Observer>(sc: &Scenario, obs: &mut O) -> Outcome {
         rec: Recorder::new(bin_ns, sc.bin_ns.is_none()),
         out: Counters::default(),
         per_dest: vec![DestStats::default(); if n_dest <= MAX_DEST_STATS { n_dest } else { 0 }],
+        now: 0,
     };
     e.run()
 }
 
 impl<O: Observer> Engine<'_, O> {
+    /// Attempts drive the loop: before each one, every timer due by then
+    /// (TIME_WAIT ends, closes, reuse eligibility) is processed in time order.
     fn run(mut self) -> Outcome {
         let sc = self.sc;
         let horizon = sc.duration_ns.unwrap_or(u64::MAX);
@@ -231,73 +256,74 @@ impl<O: Observer> Engine<'_, O> {
         );
         let weights: Vec<f64> = sc.destinations.iter().map(|d| d.weight).collect();
         let mut dests = Chooser::new(sc.seed, stream::DESTINATION, &weights, sc.traffic.pick);
-        let use_reuse = self.use_reuse;
         let mut next_arrival = clock.next_arrival().unwrap_or(u64::MAX);
-        let mut now = 0;
         loop {
-            let t_tw = self.tw.front().map_or(u64::MAX, |e| e.expire);
-            let t_close = self.closes.peek_time();
-            let t_reuse = if use_reuse {
-                self.tw
-                    .get((self.tw_reuse_cursor - self.tw_base) as usize)
-                    .map_or(u64::MAX, |e| e.reuse_at)
-            } else {
-                u64::MAX
-            };
             let t_retry = self.retries.front().map_or(u64::MAX, |r| r.0);
-            let t = t_tw
-                .min(t_close)
-                .min(t_reuse)
-                .min(t_retry)
-                .min(next_arrival);
+            let t = t_retry.min(next_arrival);
+            self.drain(t.min(horizon));
             if t == u64::MAX || t > horizon {
                 break;
             }
-            now = t;
-            self.rec.advance(t);
-            if t_tw == t {
-                self.expire_time_wait(t);
-            } else if t_close == t {
-                let slot = self.closes.pop();
-                self.close(t, slot);
-            } else if t_reuse == t {
-                let e = self.tw[(self.tw_reuse_cursor - self.tw_base) as usize];
-                if !e.dead && e.reuse_at < e.expire {
-                    self.ports
-                        .mark_reusable(flow_of(e.conn.addr, e.conn.dest), e.conn.port);
-                }
-                self.tw_reuse_cursor += 1;
-            } else if t_retry == t {
+            self.now = t;
+            // At one instant a retry goes before a new arrival.
+            if t_retry == t {
                 let (_, dest, tries) = self.retries.pop_front().expect("peeked");
                 self.out.retries += 1;
                 self.attempt(t, dest, tries);
-                if self.out.attempts >= max_attempts {
-                    break;
-                }
             } else {
                 let dest = dests.pick();
                 self.attempt(t, dest, 0);
-                if self.out.attempts >= max_attempts {
-                    break;
-                }
                 next_arrival = clock.next_arrival().unwrap_or(u64::MAX);
             }
+            if self.out.attempts >= max_attempts {
+                break;
+            }
         }
+        let now = self.now;
         let end = if horizon != u64::MAX && now <= horizon && self.out.attempts < max_attempts {
             horizon
         } else {
             now
         };
-        self.rec.advance(end);
         self.finish(end)
     }
 
-    fn levels(&mut self) {
-        self.rec.set_levels(Levels {
-            in_use: self.ports.in_use(),
-            time_wait: self.tw_live,
-            open: (self.conns.len() - self.free_conns.len()) as u32,
-        });
+    /// Process the timers due at or before `limit`, earliest first; at one
+    /// instant a TIME_WAIT end goes before a close, and both before a reuse
+    /// eligibility, so ports freed at an instant are usable at that instant.
+    fn drain(&mut self, limit: u64) {
+        loop {
+            let t_tw = self
+                .tw
+                .front()
+                .map_or(u64::MAX, |e| e.at.saturating_add(self.tw_ns));
+            let t_close = self.closes.peek_time();
+            let t_reuse = if self.use_reuse {
+                self.tw
+                    .get((self.tw_reuse_cursor - self.tw_base) as usize)
+                    .map_or(u64::MAX, |e| e.at.saturating_add(self.reuse_delay_ns))
+            } else {
+                u64::MAX
+            };
+            let t = t_tw.min(t_close).min(t_reuse);
+            if t > limit {
+                return;
+            }
+            self.now = t;
+            if t_tw == t {
+                self.expire_time_wait(t);
+            } else if t_close == t {
+                let slot = self.closes.pop();
+                self.close(t, slot);
+            } else {
+                let e = self.tw[(self.tw_reuse_cursor - self.tw_base) as usize];
+                // An entry that expires no later than it becomes reusable never does.
+                if !e.conn.dead && self.reuse_delay_ns < self.tw_ns {
+                    self.ports.mark_reusable(e.conn.flow, e.conn.port);
+                }
+                self.tw_reuse_cursor += 1;
+            }
+        }
     }
 
     fn port_number(&self, idx: u32) -> u16 {
@@ -307,7 +333,7 @@ impl<O: Observer> Engine<'_, O> {
     fn attempt(&mut self, t: u64, dest: u32, tries: u32) {
         let sc = self.sc;
         self.out.attempts += 1;
-        self.rec.current_bin().attempts += 1;
+        self.rec.bin(t).attempts += 1;
         if let Some(d) = self.per_dest.get_mut(dest as usize) {
             d.attempts += 1;
         }
@@ -315,32 +341,47 @@ impl<O: Observer> Engine<'_, O> {
             BindMode::Connect => 0,
             BindMode::Bind | BindMode::BindNoPort => self.sources.pick(),
         };
-        let flow = flow_of(addr, dest);
+        let key = flow_of(addr, dest);
         let bind = sc.traffic.bind == BindMode::Bind;
         let req = Request {
             addr,
             dest,
-            flow_key: mix64(flow ^ 0x706f_7274_7369_6d00),
+            flow_key: mix64(key ^ 0x706f_7274_7369_6d00),
             now_ns: t,
         };
+        let slot = self.ports.flow(key);
         let picked = {
-            let c = self.ports.candidates(addr, flow, self.sharing);
+            let c = self.ports.candidates(addr, slot, self.sharing);
             self.alloc.pick(&req, &c)
         };
         let Some(port) = picked else {
             self.fail(t, dest, tries);
             return;
         };
-        if self.use_reuse && self.ports.is_reusable_tw(flow, port) {
-            self.take_over_time_wait(flow, port);
-        } else if let Some(iv) = self.ports.occupy(addr, flow, port, bind, t) {
-            self.rec.reuse_interval(iv);
-        }
+        let flow = match slot {
+            Some(f) if self.use_reuse && self.ports.is_reusable_tw(f, port) => {
+                self.take_over_time_wait(t, f, port);
+                f
+            }
+            _ => {
+                let before = self.ports.in_use();
+                let (f, interval) = self.ports.occupy(addr, key, port, bind, t);
+                if let Some(iv) = interval {
+                    self.rec.reuse_interval(iv);
+                }
+                if self.ports.in_use() > before {
+                    self.rec.up(IN_USE, t);
+                }
+                f
+            }
+        };
         let conn = Conn {
             port,
             addr,
             dest,
+            flow,
             bind,
+            dead: false,
         };
         let slot = match self.free_conns.pop() {
             Some(s) => {
@@ -354,18 +395,18 @@ impl<O: Observer> Engine<'_, O> {
         };
         self.closes.open(t, slot);
         self.out.established += 1;
-        self.rec.current_bin().established += 1;
+        self.rec.up(OPEN, t);
+        self.rec.bin(t).established += 1;
         if let Some(d) = self.per_dest.get_mut(dest as usize) {
             d.established += 1;
         }
-        self.levels();
         let p = self.port_number(port);
         self.obs.on_connect(t, p, dest);
     }
 
     fn fail(&mut self, t: u64, dest: u32, tries: u32) {
         self.out.failures += 1;
-        self.rec.current_bin().failures += 1;
+        self.rec.bin(t).failures += 1;
         if let Some(d) = self.per_dest.get_mut(dest as usize) {
             d.failures += 1;
         }
@@ -382,65 +423,67 @@ impl<O: Observer> Engine<'_, O> {
         }
     }
 
-    fn take_over_time_wait(&mut self, flow: u64, port: u32) {
+    fn take_over_time_wait(&mut self, t: u64, flow: u32, port: u32) {
         self.ports.take_over(flow, port);
-        if let Some(id) = self.tw_index.remove(&(flow, port)) {
-            self.tw[(id - self.tw_base) as usize].dead = true;
+        if let Some(id) = self.tw_index.remove(&tw_key(flow, port)) {
+            self.tw[(id - self.tw_base) as usize].conn.dead = true;
         }
-        self.tw_live -= 1;
+        self.rec.down(TIME_WAIT, t);
         self.out.tw_reused += 1;
     }
 
     fn close(&mut self, t: u64, slot: u32) {
         let c = self.conns[slot as usize];
         self.free_conns.push(slot);
-        let flow = flow_of(c.addr, c.dest);
+        self.rec.down(OPEN, t);
         let port = self.port_number(c.port);
         self.obs.on_close(t, port, c.dest);
-        let tw_ns = self.sc.effective_time_wait_ns();
-        if self.sc.traffic.close == Close::Client && tw_ns > 0 {
-            if u64::from(self.tw_live) < self.sc.host.max_tw_buckets {
-                let id = self.tw_base + self.tw.len() as u64;
-                self.tw.push_back(TwEntry {
-                    expire: t.saturating_add(tw_ns),
-                    reuse_at: t.saturating_add(self.sc.host.tw_reuse_delay_ns),
-                    conn: c,
-                    dead: false,
-                });
+        if self.tw_ns > 0 {
+            if u64::from(self.rec.level(TIME_WAIT)) < self.sc.host.max_tw_buckets {
                 if self.sc.host.tw_reuse {
-                    self.tw_index.insert((flow, c.port), id);
+                    let id = self.tw_base + self.tw.len() as u64;
+                    self.tw_index.insert(tw_key(c.flow, c.port), id);
                 }
-                self.tw_live += 1;
-                self.levels();
+                self.tw.push_back(TwEntry { at: t, conn: c });
+                self.rec.up(TIME_WAIT, t);
                 return;
             }
             self.out.tw_skipped += 1;
         }
-        self.ports.release(c.addr, flow, c.port, c.bind, t);
-        self.levels();
+        self.release(t, c);
+    }
+
+    fn release(&mut self, t: u64, c: Conn) {
+        let before = self.ports.in_use();
+        self.ports.release(c.addr, c.flow, c.port, c.bind, t);
+        if self.ports.in_use() < before {
+            self.rec.down(IN_USE, t);
+        }
     }
 
     fn expire_time_wait(&mut self, t: u64) {
         let e = self.tw.pop_front().expect("peeked");
         self.tw_base += 1;
         self.tw_reuse_cursor = self.tw_reuse_cursor.max(self.tw_base);
-        if e.dead {
+        let c = e.conn;
+        if c.dead {
             return;
         }
-        let c = e.conn;
-        let flow = flow_of(c.addr, c.dest);
         if self.sc.host.tw_reuse {
-            self.tw_index.remove(&(flow, c.port));
+            self.tw_index.remove(&tw_key(c.flow, c.port));
         }
-        self.tw_live -= 1;
-        self.ports.release(c.addr, flow, c.port, c.bind, t);
-        self.levels();
+        self.rec.down(TIME_WAIT, t);
+        self.release(t, c);
         let port = self.port_number(c.port);
         self.obs.on_time_wait_end(t, port, c.dest);
     }
 
     fn finish(self, end: u64) -> Outcome {
         let span = end.max(1) as f64;
+        let open_at_end = (self.conns.len() - self.free_conns.len()) as u32;
+        let time_wait_at_end = self.rec.level(TIME_WAIT);
+        let distinct_used = self.ports.distinct_used();
+        let r = self.rec.finish(end);
         Outcome {
             simulated_ns: end,
             attempts: self.out.attempts,
@@ -451,17 +494,17 @@ impl<O: Observer> Engine<'_, O> {
             abandoned: self.out.abandoned,
             tw_reused: self.out.tw_reused,
             tw_skipped: self.out.tw_skipped,
-            distinct_used: self.ports.distinct_used(),
-            peak_in_use: self.rec.peak_in_use,
-            mean_in_use: self.rec.in_use_area / span,
-            peak_time_wait: self.rec.peak_time_wait,
-            mean_time_wait: self.rec.time_wait_area / span,
-            peak_open: self.rec.peak_open,
-            open_at_end: (self.conns.len() - self.free_conns.len()) as u32,
-            time_wait_at_end: self.tw_live,
-            bin_ns: self.rec.bin_ns,
-            bins: self.rec.bins,
-            reuse: self.rec.reuse,
+            distinct_used,
+            peak_in_use: r.peak[IN_USE],
+            mean_in_use: r.area[IN_USE] / span,
+            peak_time_wait: r.peak[TIME_WAIT],
+            mean_time_wait: r.area[TIME_WAIT] / span,
+            peak_open: r.peak[OPEN],
+            open_at_end,
+            time_wait_at_end,
+            bin_ns: r.bin_ns,
+            bins: r.bins,
+            reuse: r.reuse,
             per_destination: self.per_dest,
         }
     }

@@ -15,10 +15,18 @@
 //!
 //! An allocator sees this through [`Candidates`], a read-only view for one
 //! request that yields usable ports 64 at a time.
+//!
+//! Near exhaustion a linear probe would walk hundreds of full words, so each
+//! bitset that decides usability has a one-bit-per-word summary of words that
+//! may still hold a usable port; a scan visits only those. The summary is kept
+//! exact for reserved ports and 4-tuples and conservative for bind() owners
+//! (a marked word may turn out full, never the other way round).
+
+use std::cell::Cell;
 
 use super::fastmap::FastMap;
 
-use super::bitset::{select_in_word, valid_mask, words_for, Bitset};
+use super::bitset::{select_in_word, words_for, Bitset};
 
 /// Sentinel for "never freed".
 const NEVER: u64 = u64::MAX;
@@ -27,13 +35,18 @@ struct AddrState {
     holders: Vec<u32>,
     busy: Bitset,
     busy_count: u32,
+    /// Words of `busy` with a port neither busy nor reserved.
+    open: Bitset,
     freed_at: Vec<u64>,
     ever: Bitset,
 }
 
 struct FlowBits {
+    key: u64,
     occ: Bitset,
     reusable: Bitset,
+    /// Words with a port neither reserved nor taken (`occ` and not `reusable`).
+    open: Bitset,
     /// Bits set in `occ`, and in `reusable`.
     count: u32,
     reusable_count: u32,
@@ -41,7 +54,9 @@ struct FlowBits {
 
 pub struct PortSpace {
     n: u32,
-    reserved: Bitset,
+    /// Ports no socket may take: the reserved ones, and the bits past the
+    /// range in the last word (so scans need no range mask).
+    blocked: Bitset,
     reserved_count: u32,
     bind_count: Vec<u32>,
     /// Sockets holding a port through bind(), over all ports.
@@ -49,9 +64,13 @@ pub struct PortSpace {
     bind_bits: Bitset,
     addrs: Vec<AddrState>,
     flow_slot: FastMap<u64, u32>,
+    /// The last flow looked up, and its slot: most runs talk to few flows.
+    last_flow: Cell<Option<(u64, u32)>>,
     flows: Vec<FlowBits>,
     free_flows: Vec<u32>,
     zero: Vec<u64>,
+    /// Words with a port that is not reserved.
+    unreserved: Bitset,
     in_use: u32,
 }
 
@@ -64,6 +83,15 @@ pub enum Sharing {
     Exclusive,
 }
 
+/// After a port of word `w` was taken: clear bit `w` of the word summary
+/// `open` if no port of the word is left.
+#[inline]
+fn note_taken(open: &mut Bitset, taken: u64, blocked: u64, w: usize) {
+    if taken | blocked == !0 {
+        open.clear(w as u32);
+    }
+}
+
 impl PortSpace {
     /// `n` ports (indices `0..n`), `addresses` local addresses, `reserved` indices.
     pub fn new(n: u32, addresses: u32, reserved: impl IntoIterator<Item = u32>) -> Self {
@@ -71,27 +99,41 @@ impl PortSpace {
         for i in reserved {
             r.set(i);
         }
+        let reserved_count = r.count_ones();
+        let words = words_for(n);
+        for i in n..words as u32 * 64 {
+            r.set(i); // padding: reads as taken
+        }
+        let mut unreserved = Bitset::new(words as u32);
+        for w in 0..words {
+            if r.words()[w] != !0 {
+                unreserved.set(w as u32);
+            }
+        }
         let addrs = (0..addresses)
             .map(|_| AddrState {
                 holders: vec![0; n as usize],
                 busy: Bitset::new(n),
                 busy_count: 0,
+                open: unreserved.clone(),
                 freed_at: vec![NEVER; n as usize],
                 ever: Bitset::new(n),
             })
             .collect();
         PortSpace {
             n,
-            reserved_count: r.count_ones(),
-            reserved: r,
+            reserved_count,
+            blocked: r,
             bind_total: 0,
             bind_count: vec![0; n as usize],
             bind_bits: Bitset::new(n),
             addrs,
             flow_slot: FastMap::default(),
+            last_flow: Cell::new(None),
             flows: Vec::new(),
             free_flows: Vec::new(),
-            zero: vec![0; words_for(n)],
+            zero: vec![0; words],
+            unreserved,
             in_use: 0,
         }
     }
@@ -110,28 +152,46 @@ impl PortSpace {
         self.addrs.iter().map(|a| a.ever.count_ones()).sum()
     }
 
-    /// The usable ports for one request.
-    pub fn candidates(&self, addr: u32, flow: u64, sharing: Sharing) -> Candidates<'_> {
+    /// The slot of flow `key`, if any port is taken for it.
+    #[inline]
+    pub fn flow(&self, key: u64) -> Option<u32> {
+        if let Some((k, s)) = self.last_flow.get() {
+            if k == key {
+                return Some(s);
+            }
+        }
+        let s = self.flow_slot.get(&key).copied();
+        if let Some(s) = s {
+            self.last_flow.set(Some((key, s)));
+        }
+        s
+    }
+
+    /// The usable ports for one request on local address `addr` to the flow
+    /// in slot `flow` (`None`: a flow with nothing taken yet).
+    pub fn candidates(&self, addr: u32, flow: Option<u32>, sharing: Sharing) -> Candidates<'_> {
         let a = &self.addrs[addr as usize];
         let free = self.n - self.reserved_count;
-        let (mask, usable) = match sharing {
+        let (mask, open, usable) = match sharing {
             Sharing::Exclusive => (
                 Mask::Exclusive {
                     busy: a.busy.words(),
                 },
+                a.open.words(),
                 Some(free - a.busy_count),
             ),
             Sharing::FourTuple => {
-                let (occ, reusable, taken) = match self.flow_slot.get(&flow) {
-                    Some(&s) => {
+                let (occ, reusable, open, taken) = match flow {
+                    Some(s) => {
                         let f = &self.flows[s as usize];
                         (
                             f.occ.words(),
                             f.reusable.words(),
+                            f.open.words(),
                             f.count - f.reusable_count,
                         )
                     }
-                    None => (&self.zero[..], &self.zero[..], 0),
+                    None => (&self.zero[..], &self.zero[..], self.unreserved.words(), 0),
                 };
                 let mask = Mask::FourTuple {
                     bind: self.bind_bits.words(),
@@ -139,84 +199,107 @@ impl PortSpace {
                     reusable,
                 };
                 // With bind() owners about, the count needs a scan.
-                (mask, (self.bind_total == 0).then(|| free - taken))
+                (mask, open, (self.bind_total == 0).then(|| free - taken))
             }
         };
         Candidates {
             n: self.n,
-            reserved: self.reserved.words(),
+            blocked: self.blocked.words(),
             mask,
+            open,
             usable,
         }
     }
 
-    /// Is `port` taken for this flow by a TIME_WAIT entry (the allocator chose
-    /// to take it over)?
-    pub fn is_reusable_tw(&self, flow: u64, port: u32) -> bool {
-        self.flow_slot
-            .get(&flow)
-            .is_some_and(|&s| self.flows[s as usize].reusable.get(port))
+    /// Is `port` taken for flow `slot` by a TIME_WAIT entry ready for reuse?
+    pub fn is_reusable_tw(&self, slot: u32, port: u32) -> bool {
+        self.flows[slot as usize].reusable.get(port)
     }
 
-    /// A new socket takes `port`. Returns how long the port had been free, when
-    /// it was free on this address and had been used before.
-    pub fn occupy(&mut self, addr: u32, flow: u64, port: u32, bind: bool, now: u64) -> Option<u64> {
+    /// A new socket of flow `key` takes `port`. Returns the flow's slot and,
+    /// when the port was free on this address and had been used before, how
+    /// long it had been free.
+    pub fn occupy(
+        &mut self,
+        addr: u32,
+        key: u64,
+        port: u32,
+        bind: bool,
+        now: u64,
+    ) -> (u32, Option<u64>) {
+        let w = (port >> 6) as usize;
+        let blocked = self.blocked.words()[w];
         let a = &mut self.addrs[addr as usize];
         let p = port as usize;
         let mut interval = None;
-        if a.holders[p] == 0 {
-            if a.freed_at[p] != NEVER {
-                interval = Some(now - a.freed_at[p]);
+        let holders = &mut a.holders[p];
+        if *holders == 0 {
+            let freed = a.freed_at[p];
+            if freed != NEVER {
+                interval = Some(now - freed);
             }
             a.busy.set(port);
             a.busy_count += 1;
+            note_taken(&mut a.open, a.busy.words()[w], blocked, w);
             a.ever.set(port);
             self.in_use += 1;
         }
-        a.holders[p] += 1;
+        *holders += 1;
         if bind {
             self.bind_total += 1;
             self.bind_count[p] += 1;
             self.bind_bits.set(port);
         }
-        let slot = self.flow_slot_or_new(flow);
+        let slot = self.flow_or_new(key);
         let f = &mut self.flows[slot as usize];
         f.occ.set(port);
         f.count += 1;
-        interval
+        note_taken(
+            &mut f.open,
+            f.occ.words()[w] & !f.reusable.words()[w],
+            blocked,
+            w,
+        );
+        (slot, interval)
     }
 
-    /// A TIME_WAIT entry of this flow reached `tw_reuse_delay`.
-    pub fn mark_reusable(&mut self, flow: u64, port: u32) {
-        if let Some(&s) = self.flow_slot.get(&flow) {
-            let f = &mut self.flows[s as usize];
-            if !f.reusable.get(port) {
-                f.reusable.set(port);
-                f.reusable_count += 1;
-            }
+    /// A TIME_WAIT entry of flow `slot` reached `tw_reuse_delay`.
+    pub fn mark_reusable(&mut self, slot: u32, port: u32) {
+        let f = &mut self.flows[slot as usize];
+        if !f.reusable.get(port) {
+            f.reusable.set(port);
+            f.reusable_count += 1;
+            f.open.set(port >> 6);
         }
     }
 
-    /// A connect() takes over the TIME_WAIT 4-tuple of this flow: the entry
+    /// A connect() takes over the TIME_WAIT 4-tuple of flow `slot`: the entry
     /// goes, the connection stays on the same port.
-    pub fn take_over(&mut self, flow: u64, port: u32) {
-        if let Some(&s) = self.flow_slot.get(&flow) {
-            let f = &mut self.flows[s as usize];
-            if f.reusable.get(port) {
-                f.reusable.clear(port);
-                f.reusable_count -= 1;
-            }
+    pub fn take_over(&mut self, slot: u32, port: u32) {
+        let w = (port >> 6) as usize;
+        let blocked = self.blocked.words()[w];
+        let f = &mut self.flows[slot as usize];
+        if f.reusable.get(port) {
+            f.reusable.clear(port);
+            f.reusable_count -= 1;
+            note_taken(
+                &mut f.open,
+                f.occ.words()[w] & !f.reusable.words()[w],
+                blocked,
+                w,
+            );
         }
     }
 
-    /// A socket (connection or TIME_WAIT entry) lets go of `port`.
-    pub fn release(&mut self, addr: u32, flow: u64, port: u32, bind: bool, now: u64) {
+    /// A socket (connection or TIME_WAIT entry) of flow `slot` lets go of `port`.
+    pub fn release(&mut self, addr: u32, slot: u32, port: u32, bind: bool, now: u64) {
         let a = &mut self.addrs[addr as usize];
         let p = port as usize;
         a.holders[p] -= 1;
         if a.holders[p] == 0 {
             a.busy.clear(port);
             a.busy_count -= 1;
+            a.open.set(port >> 6);
             a.freed_at[p] = now;
             self.in_use -= 1;
         }
@@ -227,38 +310,49 @@ impl PortSpace {
                 self.bind_bits.clear(port);
             }
         }
-        if let Some(&s) = self.flow_slot.get(&flow) {
-            let f = &mut self.flows[s as usize];
-            f.occ.clear(port);
-            if f.reusable.get(port) {
-                f.reusable.clear(port);
-                f.reusable_count -= 1;
+        let f = &mut self.flows[slot as usize];
+        f.occ.clear(port);
+        f.open.set(port >> 6);
+        if f.reusable.get(port) {
+            f.reusable.clear(port);
+            f.reusable_count -= 1;
+        }
+        f.count -= 1;
+        if f.count == 0 {
+            let key = f.key;
+            self.flow_slot.remove(&key);
+            if self.last_flow.get().is_some_and(|(k, _)| k == key) {
+                self.last_flow.set(None);
             }
-            f.count -= 1;
-            if f.count == 0 {
-                self.flow_slot.remove(&flow);
-                self.free_flows.push(s);
-            }
+            self.free_flows.push(slot);
         }
     }
 
-    fn flow_slot_or_new(&mut self, flow: u64) -> u32 {
-        if let Some(&s) = self.flow_slot.get(&flow) {
+    fn flow_or_new(&mut self, key: u64) -> u32 {
+        if let Some(s) = self.flow(key) {
             return s;
         }
         let s = match self.free_flows.pop() {
-            Some(s) => s,
+            Some(s) => {
+                let f = &mut self.flows[s as usize];
+                f.key = key;
+                f.open = self.unreserved.clone();
+                s
+            }
             None => {
                 self.flows.push(FlowBits {
+                    key,
                     occ: Bitset::new(self.n),
                     reusable: Bitset::new(self.n),
+                    open: self.unreserved.clone(),
                     count: 0,
                     reusable_count: 0,
                 });
                 (self.flows.len() - 1) as u32
             }
         };
-        self.flow_slot.insert(flow, s);
+        self.flow_slot.insert(key, s);
+        self.last_flow.set(Some((key, s)));
         s
     }
 }
@@ -284,8 +378,12 @@ fn four_tuple_taken(bind: &[u64], occ: &[u64], reusable: &[u64], w: usize) -> u6
 /// The ports one request may use, as a read-only view of the port space.
 pub struct Candidates<'a> {
     n: u32,
-    reserved: &'a [u64],
+    /// Reserved ports and the bits past the range.
+    blocked: &'a [u64],
     mask: Mask<'a>,
+    /// One bit per word of ports: clear only if the word has no usable port
+    /// (set bits may still have none, when bind() owners fill them).
+    open: &'a [u64],
     /// The number of usable ports when it is known without a scan.
     usable: Option<u32>,
 }
@@ -307,7 +405,7 @@ impl Candidates<'_> {
                 reusable,
             } => four_tuple_taken(bind, occ, reusable, w),
         };
-        !(self.reserved[w] | taken) & valid_mask(w, self.n)
+        !(self.blocked[w] | taken)
     }
 
     #[inline]
@@ -315,44 +413,68 @@ impl Candidates<'_> {
         self.word((i >> 6) as usize) >> (i & 63) & 1 == 1
     }
 
-    /// The first usable port at or after `start`, wrapping around the range,
-    /// with the number of ports examined to reach it (1 when `start` is usable).
+    /// The first usable port at or after `start`, wrapping around the range.
     #[inline]
-    pub fn scan_from(&self, start: u32) -> Option<(u32, u32)> {
+    pub fn scan_from(&self, start: u32) -> Option<u32> {
         debug_assert!(start < self.n);
         if self.usable == Some(0) {
             return None;
         }
         // One tight loop per mask kind: the match stays out of the word loop.
-        let found = match self.mask {
+        match self.mask {
             Mask::Exclusive { busy } => self.scan_words(start, |w| busy[w]),
             Mask::FourTuple {
                 bind,
                 occ,
                 reusable,
             } => self.scan_words(start, |w| four_tuple_taken(bind, occ, reusable, w)),
-        }?;
-        Some((found, (found + self.n - start) % self.n + 1))
+        }
     }
 
+    /// Ports a linear probe from `start` examines to reach `found`, both
+    /// included (1 when `start` itself is taken).
+    #[inline]
+    pub fn probes(&self, start: u32, found: u32) -> u32 {
+        if found >= start {
+            found - start + 1
+        } else {
+            found + self.n - start + 1
+        }
+    }
+
+    /// Scan from `start`: the rest of its word, then only the words the
+    /// summary marks open, in circular order, ending with `start`'s own word.
     #[inline(always)]
     fn scan_words(&self, start: u32, taken: impl Fn(usize) -> u64) -> Option<u32> {
-        let words = self.reserved.len();
         let first_w = (start >> 6) as usize;
-        let usable = |w: usize| !(self.reserved[w] | taken(w)) & valid_mask(w, self.n);
+        let usable = |w: usize| !(self.blocked[w] | taken(w));
         let bits = usable(first_w) & (!0u64 << (start & 63));
         if bits != 0 {
             return Some(first_w as u32 * 64 + bits.trailing_zeros());
         }
-        for w in (first_w + 1..words).chain(0..=first_w) {
-            let bits = usable(w);
-            if bits != 0 {
-                return Some(w as u32 * 64 + bits.trailing_zeros());
+        let sw = self.open.len();
+        let next = first_w + 1;
+        let mut si = next >> 6;
+        for step in 0..=sw {
+            if si >= sw {
+                si = 0;
             }
+            let mut m = self.open[si];
+            if step == 0 {
+                m &= !0u64 << (next & 63);
+            }
+            while m != 0 {
+                let w = si * 64 + m.trailing_zeros() as usize;
+                let bits = usable(w);
+                if bits != 0 {
+                    return Some(w as u32 * 64 + bits.trailing_zeros());
+                }
+                m &= m - 1;
+            }
+            si += 1;
         }
         None
     }
-
     /// Number of usable ports.
     pub fn count(&self) -> u32 {
         if let Some(u) = self.usable {
@@ -386,23 +508,29 @@ impl Candidates<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::{RngExt, SeedableRng};
+
+    fn cand(s: &PortSpace, key: u64, sharing: Sharing) -> Candidates<'_> {
+        s.candidates(0, s.flow(key), sharing)
+    }
 
     #[test]
     fn four_tuple_sharing_and_exclusive_binds() {
         let mut s = PortSpace::new(100, 1, [5]);
         // Port 0 taken for flow 1: flow 2 may still use it, exclusive may not.
-        s.occupy(0, 1, 0, false, 0);
-        assert!(!s.candidates(0, 1, Sharing::FourTuple).is_usable(0));
-        assert!(s.candidates(0, 2, Sharing::FourTuple).is_usable(0));
-        assert!(!s.candidates(0, 2, Sharing::Exclusive).is_usable(0));
+        let (f1, _) = s.occupy(0, 1, 0, false, 0);
+        assert!(!cand(&s, 1, Sharing::FourTuple).is_usable(0));
+        assert!(cand(&s, 2, Sharing::FourTuple).is_usable(0));
+        assert!(!cand(&s, 2, Sharing::Exclusive).is_usable(0));
         // Reserved ports are never usable.
-        assert!(!s.candidates(0, 2, Sharing::FourTuple).is_usable(5));
+        assert!(!cand(&s, 2, Sharing::FourTuple).is_usable(5));
         // A bind() owner keeps connect() of every flow away.
         s.occupy(0, 3, 1, true, 0);
-        assert!(!s.candidates(0, 2, Sharing::FourTuple).is_usable(1));
+        assert!(!cand(&s, 2, Sharing::FourTuple).is_usable(1));
         assert_eq!(s.in_use(), 2);
-        s.release(0, 1, 0, false, 10);
-        assert_eq!(s.occupy(0, 1, 0, false, 25), Some(15));
+        s.release(0, f1, 0, false, 10);
+        assert_eq!(s.flow(1), None);
+        assert_eq!(s.occupy(0, 1, 0, false, 25).1, Some(15));
     }
 
     #[test]
@@ -413,24 +541,79 @@ mod tests {
                 s.occupy(0, 1, p, false, 0);
             }
         }
-        let c = s.candidates(0, 1, Sharing::FourTuple);
+        let c = cand(&s, 1, Sharing::FourTuple);
         assert_eq!(c.count(), 1);
-        assert_eq!(c.scan_from(100), Some((3, 130 - 100 + 3 + 1)));
-        assert_eq!(c.scan_from(3), Some((3, 1)));
+        assert_eq!(c.scan_from(100), Some(3));
+        assert_eq!(c.probes(100, 3), 130 - 100 + 3 + 1);
+        assert_eq!(c.scan_from(3), Some(3));
+        assert_eq!(c.probes(3, 3), 1);
         assert_eq!(c.select(0), Some(3));
         s.occupy(0, 1, 3, false, 0);
-        assert_eq!(s.candidates(0, 1, Sharing::FourTuple).scan_from(7), None);
+        assert_eq!(cand(&s, 1, Sharing::FourTuple).scan_from(7), None);
     }
 
     #[test]
     fn reusable_time_wait_is_usable_again() {
         let mut s = PortSpace::new(64, 1, []);
-        s.occupy(0, 1, 9, false, 0);
-        assert!(!s.candidates(0, 1, Sharing::FourTuple).is_usable(9));
-        s.mark_reusable(1, 9);
-        assert!(s.candidates(0, 1, Sharing::FourTuple).is_usable(9));
-        assert!(s.is_reusable_tw(1, 9));
-        s.take_over(1, 9);
-        assert!(!s.candidates(0, 1, Sharing::FourTuple).is_usable(9));
+        let (f, _) = s.occupy(0, 1, 9, false, 0);
+        assert!(!cand(&s, 1, Sharing::FourTuple).is_usable(9));
+        s.mark_reusable(f, 9);
+        assert!(cand(&s, 1, Sharing::FourTuple).is_usable(9));
+        assert!(s.is_reusable_tw(f, 9));
+        s.take_over(f, 9);
+        assert!(!cand(&s, 1, Sharing::FourTuple).is_usable(9));
+    }
+
+    /// The word summary only skips words with nothing usable: after random
+    /// occupies, releases, binds, reuse marks and take-overs, every scan
+    /// finds what a port-by-port probe finds.
+    #[test]
+    fn summary_scan_matches_a_port_by_port_probe() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        for n in [1u32, 63, 64, 65, 200, 4096, 4100] {
+            let reserved: Vec<u32> = (0..n)
+                .filter(|p| p % 97 == 5 || (n > 300 && *p < 70))
+                .collect();
+            let mut s = PortSpace::new(n, 1, reserved);
+            // (key, slot, port, bind) of every holder.
+            let mut held: Vec<(u64, u32, u32, bool)> = Vec::new();
+            for step in 0..4 * n as usize + 50 {
+                let key = rng.random_range(0..3u64);
+                let sharing = if rng.random_range(0..4) == 0 {
+                    Sharing::Exclusive
+                } else {
+                    Sharing::FourTuple
+                };
+                let op = rng.random_range(0..10);
+                if op < 6 {
+                    let c = cand(&s, key, sharing);
+                    let start = rng.random_range(0..n);
+                    let probe = (0..n).map(|k| (start + k) % n).find(|&p| c.is_usable(p));
+                    let got = c.scan_from(start);
+                    assert_eq!(got, probe, "n {n} step {step} start {start}");
+                    if let Some(p) = got {
+                        if sharing == Sharing::FourTuple
+                            && s.flow(key).is_some_and(|f| s.is_reusable_tw(f, p))
+                        {
+                            s.take_over(s.flow(key).unwrap(), p);
+                        } else {
+                            let bind = rng.random_range(0..8) == 0;
+                            let (slot, _) = s.occupy(0, key, p, bind, step as u64);
+                            held.push((key, slot, p, bind));
+                        }
+                    }
+                } else if op < 9 && !held.is_empty() {
+                    let i = rng.random_range(0..held.len());
+                    let (_, slot, p, bind) = held.swap_remove(i);
+                    s.release(0, slot, p, bind, step as u64);
+                } else if !held.is_empty() {
+                    let i = rng.random_range(0..held.len());
+                    let (_, slot, p, bind) = held[i];
+                    if !bind {
+                        s.mark_reusable(slot, p);
+                    }
+                }
+            }
+        }
     }
 }

@@ -1,8 +1,17 @@
 //! What a run measures: counters, time-weighted occupancy, the reuse-interval
 //! histogram and a time series in a bounded number of bins.
 //!
+//! Occupancy is tallied at its changes, not integrated between events. Each
+//! level (ports in use, TIME_WAIT entries, open connections) changes by ±1 at
+//! an instant `x`; a bin keeps, per level, the net change `delta` and the sum
+//! `off` of ±(x − bin start). The area of a bin of width `w` entered at level
+//! `L` is then `(L + delta)·w − off`, exactly, in integers. So an event costs
+//! two additions per level it moves, whatever the time since the last event,
+//! and the run-wide means are exact sums rather than accumulated floats.
+//!
 //! Memory never grows with simulated time: when the series would exceed
-//! `MAX_BINS`, neighbouring bins merge and the bin width doubles.
+//! `MAX_BINS`, neighbouring bins merge and the bin width doubles (the merge
+//! rule for `off` is in [`Tally::merge`]).
 
 use hdrhistogram::Histogram;
 
@@ -12,7 +21,12 @@ pub const MAX_BINS: usize = 4096;
 /// Longest reuse interval told apart (about 13 days); longer ones count as this.
 pub const REUSE_MAX_NS: u64 = 1 << 50;
 
-/// One time-series bin.
+/// The levels the recorder integrates.
+pub const IN_USE: usize = 0;
+pub const TIME_WAIT: usize = 1;
+pub const OPEN: usize = 2;
+
+/// One time-series bin, as reported.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Bin {
     /// Integral of ports in use over the bin, port·ns.
@@ -27,138 +41,125 @@ pub struct Bin {
     pub established: u64,
 }
 
-impl Bin {
-    fn merge(&mut self, o: &Bin) {
-        self.in_use_area += o.in_use_area;
-        self.time_wait_area += o.time_wait_area;
-        self.open_area += o.open_area;
-        self.in_use_peak = self.in_use_peak.max(o.in_use_peak);
-        self.attempts += o.attempts;
-        self.failures += o.failures;
-        self.established += o.established;
-    }
+/// One bin while the run is going: exact integer tallies.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tally {
+    /// Net change of each level inside the bin.
+    delta: [i64; 3],
+    /// Sum over the bin's changes of ±(time − bin start), per level.
+    off: [i128; 3],
+    pub in_use_peak: u32,
+    pub attempts: u64,
+    pub failures: u64,
+    pub established: u64,
 }
 
-/// Levels that change at events and are integrated over time.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Levels {
-    pub in_use: u32,
-    pub time_wait: u32,
-    pub open: u32,
+impl Tally {
+    /// Merge `b`, the bin that follows `self`, both of width `w`.
+    fn merge(&mut self, b: &Tally, w: u64) {
+        for k in 0..3 {
+            // b's offsets were measured from its own start, w later.
+            self.off[k] += b.off[k] + i128::from(b.delta[k]) * i128::from(w);
+            self.delta[k] += b.delta[k];
+        }
+        self.in_use_peak = self.in_use_peak.max(b.in_use_peak);
+        self.attempts += b.attempts;
+        self.failures += b.failures;
+        self.established += b.established;
+    }
 }
 
 pub struct Recorder {
     pub bin_ns: u64,
     /// Whether the bin width may double (it may unless the user fixed it).
     adaptive: bool,
-    pub bins: Vec<Bin>,
-    /// Index of the bin holding `last_ns`, and where that bin ends.
+    bins: Vec<Tally>,
+    /// Index of the current bin, and where it starts and ends.
     cur: usize,
+    cur_start: u64,
     cur_end: u64,
-    /// Time up to which levels have been integrated.
-    last_ns: u64,
-    pub levels: Levels,
-    pub in_use_area: f64,
-    pub time_wait_area: f64,
-    pub peak_in_use: u32,
-    pub peak_time_wait: u32,
-    pub peak_open: u32,
+    /// Current value and run-wide peak of each level.
+    level: [u32; 3],
+    peak: [u32; 3],
+    pub reuse: Histogram<u64>,
+}
+
+/// What the recorder hands back at the end of a run.
+pub struct Recorded {
+    pub bins: Vec<Bin>,
+    pub bin_ns: u64,
+    /// Integral of each level over the run, level·ns.
+    pub area: [f64; 3],
+    pub peak: [u32; 3],
     pub reuse: Histogram<u64>,
 }
 
 impl Recorder {
     pub fn new(bin_ns: u64, adaptive: bool) -> Self {
+        let bin_ns = bin_ns.max(1);
         Recorder {
-            bin_ns: bin_ns.max(1),
+            bin_ns,
             adaptive,
-            bins: vec![Bin::default()],
+            bins: vec![Tally::default()],
             cur: 0,
-            cur_end: bin_ns.max(1),
-            last_ns: 0,
-            levels: Levels::default(),
-            in_use_area: 0.0,
-            time_wait_area: 0.0,
-            peak_in_use: 0,
-            peak_time_wait: 0,
-            peak_open: 0,
+            cur_start: 0,
+            cur_end: bin_ns,
+            level: [0; 3],
+            peak: [0; 3],
             reuse: Histogram::new_with_bounds(1, REUSE_MAX_NS, 3).expect("valid bounds"),
         }
     }
 
-    /// Integrate the current levels up to `t` (called before every change).
-    #[inline]
-    pub fn advance(&mut self, t: u64) {
-        if t <= self.last_ns {
-            return;
-        }
-        let l = self.levels;
-        let dt = (t - self.last_ns) as f64;
-        let (u, w, o) = (
-            f64::from(l.in_use),
-            f64::from(l.time_wait),
-            f64::from(l.open),
-        );
-        self.in_use_area += u * dt;
-        self.time_wait_area += w * dt;
-        if t < self.cur_end {
-            // Still inside the current bin: the common case.
-            let b = &mut self.bins[self.cur];
-            b.in_use_area += u * dt;
-            b.time_wait_area += w * dt;
-            b.open_area += o * dt;
-            self.last_ns = t;
-            return;
-        }
-        // Spread the interval over the bins it covers.
-        let mut from = self.last_ns;
-        while from < t {
-            let idx = (from / self.bin_ns) as usize;
-            let bin_end = (idx as u64 + 1).saturating_mul(self.bin_ns);
-            let to = t.min(bin_end);
-            let part = (to - from) as f64;
-            let b = self.bin_mut(idx);
-            b.in_use_area += u * part;
-            b.time_wait_area += w * part;
-            b.open_area += o * part;
-            b.in_use_peak = b.in_use_peak.max(l.in_use);
-            from = to;
-            if self.bins.len() > MAX_BINS {
-                self.coarsen();
-            }
-        }
-        self.last_ns = t;
-        self.cur = (t / self.bin_ns) as usize;
-        self.cur_end = (self.cur as u64 + 1).saturating_mul(self.bin_ns);
-        let b = self.bin_mut(self.cur);
-        b.in_use_peak = b.in_use_peak.max(l.in_use);
+    pub fn level(&self, which: usize) -> u32 {
+        self.level[which]
     }
 
-    /// The bin for time index `idx`, creating bins up to it.
+    /// The bin of time `t`; times never go backwards.
     #[inline]
-    fn bin_mut(&mut self, idx: usize) -> &mut Bin {
-        while self.bins.len() <= idx {
-            self.bins.push(Bin::default());
+    pub fn bin(&mut self, t: u64) -> &mut Tally {
+        if t >= self.cur_end {
+            self.roll(t);
         }
-        &mut self.bins[idx]
-    }
-
-    /// The bin of the current time.
-    #[inline]
-    pub fn current_bin(&mut self) -> &mut Bin {
         &mut self.bins[self.cur]
     }
 
-    fn coarsen(&mut self) {
-        if !self.adaptive && self.bins.len() <= 16 * MAX_BINS {
-            return;
+    /// Move the current bin forward to the one holding `t`. Bins passed over
+    /// start at the level carried into them, which is their peak so far.
+    #[cold]
+    fn roll(&mut self, t: u64) {
+        let cap = if self.adaptive {
+            MAX_BINS
+        } else {
+            16 * MAX_BINS
+        };
+        while (t / self.bin_ns) as usize >= cap {
+            self.coarsen();
         }
-        let merged: Vec<Bin> = self
+        let idx = (t / self.bin_ns) as usize;
+        while self.bins.len() <= idx {
+            self.bins.push(Tally {
+                in_use_peak: self.level[IN_USE],
+                ..Tally::default()
+            });
+        }
+        self.cur = idx;
+        self.cur_start = idx as u64 * self.bin_ns;
+        self.cur_end = (idx as u64 + 1).saturating_mul(self.bin_ns);
+        let l = self.level[IN_USE];
+        let b = &mut self.bins[idx];
+        b.in_use_peak = b.in_use_peak.max(l);
+    }
+
+    /// Halve the number of bins by merging neighbours; the width doubles.
+    fn coarsen(&mut self) {
+        let w = self.bin_ns;
+        let merged: Vec<Tally> = self
             .bins
             .chunks(2)
             .map(|c| {
                 let mut b = c[0];
                 if let Some(o) = c.get(1) {
-                    b.merge(o);
+                    b.merge(o, w);
                 }
                 b
             })
@@ -167,20 +168,77 @@ impl Recorder {
         self.bin_ns *= 2;
     }
 
-    /// Record a change of levels at the current time.
+    /// Level `which` goes up by one at `t`.
     #[inline]
-    pub fn set_levels(&mut self, l: Levels) {
-        self.levels = l;
-        self.peak_in_use = self.peak_in_use.max(l.in_use);
-        self.peak_time_wait = self.peak_time_wait.max(l.time_wait);
-        self.peak_open = self.peak_open.max(l.open);
+    pub fn up(&mut self, which: usize, t: u64) {
+        if t >= self.cur_end {
+            self.roll(t);
+        }
+        let l = self.level[which] + 1;
+        self.level[which] = l;
+        self.peak[which] = self.peak[which].max(l);
+        let x = t - self.cur_start;
         let b = &mut self.bins[self.cur];
-        b.in_use_peak = b.in_use_peak.max(l.in_use);
+        b.delta[which] += 1;
+        b.off[which] += i128::from(x);
+        if which == IN_USE {
+            b.in_use_peak = b.in_use_peak.max(l);
+        }
+    }
+
+    /// Level `which` goes down by one at `t`.
+    #[inline]
+    pub fn down(&mut self, which: usize, t: u64) {
+        if t >= self.cur_end {
+            self.roll(t);
+        }
+        self.level[which] -= 1;
+        let x = t - self.cur_start;
+        let b = &mut self.bins[self.cur];
+        b.delta[which] -= 1;
+        b.off[which] -= i128::from(x);
     }
 
     #[inline]
     pub fn reuse_interval(&mut self, ns: u64) {
         self.reuse.saturating_record(ns.max(1));
+    }
+
+    /// Close the books at `end` (no event is later).
+    pub fn finish(mut self, end: u64) -> Recorded {
+        self.bin(end);
+        let w = self.bin_ns;
+        let mut level = [0i128; 3];
+        let mut area = [0i128; 3];
+        let mut bins = Vec::with_capacity(self.bins.len());
+        for (i, t) in self.bins.iter().enumerate() {
+            let start = i as u64 * w;
+            let width = i128::from(w.min(end.saturating_sub(start)));
+            let mut a = [0i128; 3];
+            for k in 0..3 {
+                let after = level[k] + i128::from(t.delta[k]);
+                // Changes past the end cannot exist, so the offsets fit the width.
+                a[k] = after * width - t.off[k];
+                area[k] += a[k];
+                level[k] = after;
+            }
+            bins.push(Bin {
+                in_use_area: a[IN_USE] as f64,
+                time_wait_area: a[TIME_WAIT] as f64,
+                open_area: a[OPEN] as f64,
+                in_use_peak: t.in_use_peak,
+                attempts: t.attempts,
+                failures: t.failures,
+                established: t.established,
+            });
+        }
+        Recorded {
+            bins,
+            bin_ns: w,
+            area: area.map(|a| a as f64),
+            peak: self.peak,
+            reuse: self.reuse,
+        }
     }
 }
 
@@ -191,30 +249,38 @@ mod tests {
     #[test]
     fn integrates_levels_across_bins() {
         let mut r = Recorder::new(10, true);
-        r.set_levels(Levels {
-            in_use: 2,
-            time_wait: 1,
-            open: 1,
-        });
-        r.advance(25);
-        assert_eq!(r.in_use_area, 50.0);
-        assert_eq!(r.bins.len(), 3);
-        assert_eq!(r.bins[0].in_use_area, 20.0);
-        assert_eq!(r.bins[2].in_use_area, 10.0);
-        assert_eq!(r.peak_in_use, 2);
+        r.up(IN_USE, 0);
+        r.up(IN_USE, 0);
+        r.up(TIME_WAIT, 3);
+        r.down(IN_USE, 17);
+        let out = r.finish(25);
+        // In use: 2 over [0, 17), 1 over [17, 25) = 34 + 8.
+        assert_eq!(out.area[IN_USE], 42.0);
+        assert_eq!(out.area[TIME_WAIT], 22.0);
+        assert_eq!(out.bins.len(), 3);
+        assert_eq!(out.bins[0].in_use_area, 20.0);
+        assert_eq!(out.bins[1].in_use_area, 17.0);
+        assert_eq!(out.bins[2].in_use_area, 5.0);
+        assert_eq!(out.bins[2].in_use_peak, 1);
+        assert_eq!(out.peak[IN_USE], 2);
     }
 
     #[test]
     fn bins_merge_instead_of_growing() {
         let mut r = Recorder::new(1, true);
-        r.set_levels(Levels {
-            in_use: 1,
-            time_wait: 0,
-            open: 1,
-        });
-        r.advance(100 * MAX_BINS as u64);
-        assert!(r.bins.len() <= MAX_BINS + 1, "{}", r.bins.len());
-        let total: f64 = r.bins.iter().map(|b| b.in_use_area).sum();
-        assert_eq!(total, r.in_use_area);
+        let mut expect = 0i128;
+        for k in 0..50u64 {
+            let t = k * 7919 % (100 * MAX_BINS as u64);
+            let t = t.max(k * 2 * MAX_BINS as u64);
+            r.up(IN_USE, t);
+            expect -= i128::from(t);
+        }
+        let end = 100 * MAX_BINS as u64;
+        expect += 50 * i128::from(end);
+        let out = r.finish(end);
+        assert!(out.bins.len() <= MAX_BINS + 1, "{}", out.bins.len());
+        let total: f64 = out.bins.iter().map(|b| b.in_use_area).sum();
+        assert_eq!(total, expect as f64);
+        assert_eq!(out.area[IN_USE], expect as f64);
     }
 }

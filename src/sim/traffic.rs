@@ -33,7 +33,14 @@ pub fn rng(seed: u64, stream: u64) -> ChaCha8Rng {
 /// Round a non-negative time in ns to an integer (cheaper than `f64::round`).
 #[inline]
 fn to_ns(x: f64) -> u64 {
-    (x + 0.5) as u64
+    let x = x + 0.5;
+    if x < 9.0e18 {
+        // In range: the signed conversion is one instruction, the unsigned
+        // one a branchy sequence.
+        x as i64 as u64
+    } else {
+        x as u64
+    }
 }
 
 pub struct ArrivalClock {
