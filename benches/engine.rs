@@ -66,6 +66,7 @@ fn allocators(c: &mut Criterion) {
             dest: 0,
             flow_key: mix64(0),
             now_ns: 0,
+            bind: false,
         };
         g.bench_with_input(BenchmarkId::from_parameter(e.name), &(), |b, _| {
             b.iter(|| {

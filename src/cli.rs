@@ -164,20 +164,29 @@ fn print_out(s: &str) {
 }
 
 fn presets_text() -> String {
+    let squash = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
     let mut s = String::from("Allocators (host.allocator):\n");
     for e in crate::alloc::REGISTRY {
         s.push_str(&format!("  {:<12} {}\n", e.name, e.summary));
     }
-    s.push_str("\nOS presets (host.os); the default port range is 49152-65535 for all:\n");
+    let (lo, hi) = crate::os::DEFAULT_RANGE;
+    s.push_str(&format!(
+        "\nOS presets (host.os). Every preset uses ports {lo}-{hi} unless the scenario sets\nhost.port_range; port_range = \"native\" takes the OS's own range.\n"
+    ));
     for p in crate::os::PRESETS {
         s.push_str(&format!(
-            "  {:<8} allocator {}, TIME_WAIT {} s, ports shared across destinations: {}\n           {}\n",
+            "\n  {:<8} allocator {}, TIME_WAIT {} s, ports shared across destinations: {}, native range {}-{}\n    {}\n",
             p.name,
             p.allocator,
             p.time_wait_s,
             if p.share_across_destinations { "yes" } else { "no" },
-            p.notes.split_whitespace().collect::<Vec<_>>().join(" ")
+            p.native_range.0,
+            p.native_range.1,
+            squash(p.notes)
         ));
+        for a in p.assumptions {
+            s.push_str(&format!("    assumes: {}\n", squash(a)));
+        }
     }
     s
 }

@@ -9,6 +9,8 @@
 //! Every allocator owns its random generator (its own ChaCha stream of the
 //! scenario seed), so its draws never shift those of arrivals or hold times.
 
+mod freebsd;
+mod linux;
 mod rfc6056_1;
 mod rfc6056_2;
 mod rfc6056_3;
@@ -32,6 +34,8 @@ pub struct Request {
     pub flow_key: u64,
     /// Simulated time, nanoseconds.
     pub now_ns: u64,
+    /// bind(port 0) before connect(): the port must be free on the address.
+    pub bind: bool,
 }
 
 /// Chooses a port among the usable ones.
@@ -59,6 +63,8 @@ pub struct Entry {
 
 /// Every allocator a scenario can name.
 pub const REGISTRY: &[Entry] = &[
+    linux::ENTRY,
+    freebsd::ENTRY,
     sequential::ENTRY,
     rfc6056_1::ENTRY,
     rfc6056_2::ENTRY,
@@ -116,6 +122,7 @@ pub(crate) mod testing {
             dest,
             flow_key: mix64(u64::from(dest)),
             now_ns: 0,
+            bind: false,
         }
     }
 

@@ -1,6 +1,6 @@
 //! `rfc6056-1`: Simple Port Randomization (RFC 6056 §3.3.1): a random start,
-//! then a linear probe over the whole range. FreeBSD's `in_pcb_lport_dest()`.
-//! It finds a free port whenever one exists; ports just after long busy runs
+//! then a linear probe over the whole range (FreeBSD's `in_pcb_lport_dest()`
+//! is this with an off-by-one start; see `freebsd`). It finds a free port whenever one exists; ports just after long busy runs
 //! are picked more often.
 
 use rand::RngExt;
@@ -10,7 +10,7 @@ use super::{Allocator, Candidates, Entry, Request, Setup};
 
 pub const ENTRY: Entry = Entry {
     name: "rfc6056-1",
-    summary: "RFC 6056 alg. 1: random start, then linear probe (FreeBSD)",
+    summary: "RFC 6056 alg. 1: random start, then linear probe",
     build,
     exhaustive: true,
 };

@@ -39,6 +39,7 @@ pub struct RawHost {
     pub max_tw_buckets: Option<u64>,
     /// A count or a list of addresses; parsed in `validate`.
     pub addresses: Option<toml::Value>,
+    pub share_across_destinations: Option<bool>,
     pub rfc6056_2_tries: Option<u32>,
     pub rfc6056_5_increment: Option<u32>,
 }

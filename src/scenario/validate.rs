@@ -173,13 +173,22 @@ fn host(h: &RawHost) -> R<Host> {
         }
     };
     let (port_lo, port_hi) = match h.port_range.as_deref() {
-        None => (49152, 65535),
+        None => crate::os::DEFAULT_RANGE,
+        Some("native") => preset.native_range,
         Some(r) => {
-            let (a, b) = port_range("host.port_range", r)?;
+            let (a, b) = port_range("host.port_range", r).or_else(|_| {
+                err(
+                    "host.port_range",
+                    format!(
+                        "found \"{r}\"; expected a range \"A-B\" with 1 <= A <= B <= 65535, \
+                         or \"native\" for the OS's own range"
+                    ),
+                )
+            })?;
             if a == b && !r.contains('-') {
                 return err(
                     "host.port_range",
-                    format!("found \"{r}\"; expected a range \"A-B\" such as \"49152-65535\""),
+                    format!("found \"{r}\"; expected a range \"A-B\" such as \"49152-65535\", or \"native\""),
                 );
             }
             (a, b)
@@ -229,7 +238,9 @@ fn host(h: &RawHost) -> R<Host> {
         tw_reuse_delay_ns,
         max_tw_buckets: h.max_tw_buckets.unwrap_or(262_144),
         addresses,
-        share_across_destinations: preset.share_across_destinations,
+        share_across_destinations: h
+            .share_across_destinations
+            .unwrap_or(preset.share_across_destinations),
         rfc6056_2_tries: h.rfc6056_2_tries,
         rfc6056_5_increment: h.rfc6056_5_increment.unwrap_or(500),
     };

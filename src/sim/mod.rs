@@ -348,6 +348,7 @@ impl<O: Observer> Engine<'_, O> {
             dest,
             flow_key: mix64(key ^ 0x706f_7274_7369_6d00),
             now_ns: t,
+            bind,
         };
         let slot = self.ports.flow(key);
         let picked = {

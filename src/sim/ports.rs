@@ -416,18 +416,36 @@ impl Candidates<'_> {
     /// The first usable port at or after `start`, wrapping around the range.
     #[inline]
     pub fn scan_from(&self, start: u32) -> Option<u32> {
+        self.scan_pattern(start, !0)
+    }
+
+    /// The first usable port of `start`'s parity at or after `start`,
+    /// wrapping around the range (a scan stepping by two through an
+    /// even-sized range).
+    #[inline]
+    pub fn scan_parity(&self, start: u32) -> Option<u32> {
+        const EVEN: u64 = 0x5555_5555_5555_5555;
+        self.scan_pattern(start, if start % 2 == 0 { EVEN } else { !EVEN })
+    }
+
+    /// The first usable port at or after `start` whose bit is set in
+    /// `pattern` (the same mask for every word), wrapping around the range.
+    #[inline]
+    fn scan_pattern(&self, start: u32, pattern: u64) -> Option<u32> {
         debug_assert!(start < self.n);
         if self.usable == Some(0) {
             return None;
         }
         // One tight loop per mask kind: the match stays out of the word loop.
         match self.mask {
-            Mask::Exclusive { busy } => self.scan_words(start, |w| busy[w]),
+            Mask::Exclusive { busy } => self.scan_words(start, |w| busy[w] | !pattern),
             Mask::FourTuple {
                 bind,
                 occ,
                 reusable,
-            } => self.scan_words(start, |w| four_tuple_taken(bind, occ, reusable, w)),
+            } => self.scan_words(start, |w| {
+                four_tuple_taken(bind, occ, reusable, w) | !pattern
+            }),
         }
     }
 

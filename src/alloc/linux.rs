@@ -1,0 +1,275 @@
+//! `linux`: the Linux kernel's own port choice, step for step.
+//!
+//! connect() follows `__inet_hash_connect()` (net/ipv4/inet_hashtables.c):
+//! - a keyed 64-bit hash of (source address, destination address and port,
+//!   10-second time bucket); its low 16 bits index a 65,536-entry
+//!   perturbation table, its high 32 bits are the offset;
+//! - `remaining` is the range size rounded down to even; the start is
+//!   `(table[index] + offset) % remaining`, made even, so the first pass tries
+//!   ports of the parity of the range's low end, stepping by two and wrapping
+//!   by `remaining`; a second pass tries the other parity;
+//! - after a success the table entry advances by `max(i, 2·rand(0..8)) + 2`,
+//!   where `i` is twice the ports tried in the successful pass; a failure
+//!   leaves the table alone.
+//!
+//! bind(0) follows `inet_csk_find_open_port()` (net/ipv4/inet_connection_sock.c):
+//! a random odd offset, so the opposite parity first, then the other parity,
+//! each pass stepping by two; the port must be free on the local address.
+//!
+//! Usability (reserved ports, ports held by bind() owners, the 4-tuple with
+//! TIME_WAIT and `tcp_tw_reuse`, exclusive ownership for bind(0)) comes from
+//! the port space, as for every allocator. The kernel's secret (siphash key and
+//! the table's random fill) comes from the scenario seed; the kernel's own
+//! hash function is replaced by a keyed mix of the same inputs, which changes
+//! which ports are picked but none of the structure above. The phase of the
+//! 10-second buckets relative to the start of the run is random too.
+//!
+//! Not modelled: `IP_LOCAL_PORT_RANGE` (per-socket ranges, step 1),
+//! `ip_local_port_step_width`, SO_REUSEADDR's half-range scan for bind(0) and
+//! `ip_autobind_reuse`.
+
+use rand::RngExt;
+use rand_chacha::ChaCha8Rng;
+
+use super::{mix64, Allocator, Candidates, Entry, Request, Setup};
+
+pub const ENTRY: Entry = Entry {
+    name: "linux",
+    summary:
+        "Linux __inet_hash_connect (even ports first, perturbation table) and bind(0) (odd first)",
+    build,
+    exhaustive: true,
+};
+
+/// `1 << CONFIG_INET_TABLE_PERTURB_ORDER` with the default order 16.
+const TABLE_SIZE: usize = 1 << 16;
+
+/// `EPHEMERAL_PORT_SHUFFLE_PERIOD`: the hash is re-salted every 10 s.
+const SHUFFLE_NS: u64 = 10_000_000_000;
+
+struct Linux {
+    rng: ChaCha8Rng,
+    secret: u64,
+    /// Where the run starts inside a 10-second bucket.
+    phase_ns: u64,
+    table: Vec<u32>,
+}
+
+fn build(mut s: Setup<'_>) -> Box<dyn Allocator> {
+    let secret = s.rng.random();
+    let phase_ns = s.rng.random_range(0..SHUFFLE_NS);
+    let table = (0..TABLE_SIZE).map(|_| s.rng.random()).collect();
+    Box::new(Linux {
+        rng: s.rng,
+        secret,
+        phase_ns,
+        table,
+    })
+}
+
+/// One pass of the kernel's scan: from `offset`, step 2, `remaining / 2`
+/// ports, wrapping by `remaining` once past the end of the range. Returns the
+/// port and `i` (twice the ports tried before it).
+#[inline]
+fn pass(c: &Candidates<'_>, offset: u32, remaining: u32) -> Option<(u32, u32)> {
+    let n = c.range();
+    if n == remaining && n > 1 {
+        // An even-sized range wraps onto the same parity: the pass is every
+        // port of the offset's parity in circular order, scanned by words.
+        let port = c.scan_parity(offset)?;
+        return Some((port, (port + n - offset) % n));
+    }
+    let mut port = offset;
+    let mut i = 0;
+    while i < remaining {
+        if port >= n {
+            port -= remaining;
+        }
+        if c.is_usable(port) {
+            return Some((port, i));
+        }
+        i += 2;
+        port += 2;
+    }
+    None
+}
+
+/// `remaining`: the range size, rounded down to even when above one.
+fn even_remaining(n: u32) -> u32 {
+    if n > 1 {
+        n & !1
+    } else {
+        n
+    }
+}
+
+impl Linux {
+    fn connect(&mut self, req: &Request, c: &Candidates<'_>) -> Option<u32> {
+        let remaining = even_remaining(c.range());
+        let bucket = (req.now_ns + self.phase_ns) / SHUFFLE_NS;
+        let h = mix64(req.flow_key ^ self.secret ^ mix64(bucket));
+        let idx = (h as usize) & (TABLE_SIZE - 1);
+        let mut offset = self.table[idx].wrapping_add((h >> 32) as u32) % remaining;
+        offset &= !1;
+        loop {
+            if let Some((port, i)) = pass(c, offset, remaining) {
+                let i = i.max(self.rng.random_range(0..8u32) * 2);
+                self.table[idx] = self.table[idx].wrapping_add(i + 2);
+                return Some(port);
+            }
+            offset += 1;
+            if offset & 1 == 1 && remaining > 1 {
+                continue;
+            }
+            return None;
+        }
+    }
+
+    fn bind_any(&mut self, c: &Candidates<'_>) -> Option<u32> {
+        let remaining = even_remaining(c.range());
+        let mut offset = self.rng.random_range(0..remaining) | 1;
+        loop {
+            if let Some((port, _)) = pass(c, offset, remaining) {
+                return Some(port);
+            }
+            offset = offset.wrapping_sub(1);
+            if offset & 1 == 0 {
+                continue;
+            }
+            return None;
+        }
+    }
+}
+
+impl Allocator for Linux {
+    fn pick(&mut self, req: &Request, c: &Candidates<'_>) -> Option<u32> {
+        if req.bind {
+            self.bind_any(c)
+        } else {
+            self.connect(req, c)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{build, host, req};
+    use super::*;
+    use crate::sim::ports::{PortSpace, Sharing};
+    use rand::SeedableRng;
+
+    /// Fill a `n`-port range for one flow (or with bind(0)) and return the
+    /// ports in the order handed out.
+    fn fill(n: u32, bind: bool, seed: u64) -> Vec<u32> {
+        let h = host(40000, 40000 + n as u16 - 1);
+        let mut a = build("linux", &h, seed);
+        let mut s = PortSpace::new(n, 1, []);
+        let sharing = if bind {
+            Sharing::Exclusive
+        } else {
+            Sharing::FourTuple
+        };
+        let mut out = Vec::new();
+        let r = Request { bind, ..req(1) };
+        while let Some(p) = a.pick(&r, &s.candidates(0, s.flow(1), sharing)) {
+            s.occupy(0, 1, p, bind, 0);
+            out.push(p);
+        }
+        out
+    }
+
+    #[test]
+    fn connect_takes_even_ports_first_then_odd() {
+        for seed in 0..5 {
+            let ports = fill(200, false, seed);
+            assert_eq!(ports.len(), 200);
+            assert!(ports[..100].iter().all(|p| p % 2 == 0), "{ports:?}");
+            assert!(ports[100..].iter().all(|p| p % 2 == 1), "{ports:?}");
+        }
+    }
+
+    #[test]
+    fn bind_any_takes_odd_ports_first_then_even() {
+        let ports = fill(200, true, 3);
+        assert_eq!(ports.len(), 200);
+        assert!(ports[..100].iter().all(|p| p % 2 == 1));
+        assert!(ports[100..].iter().all(|p| p % 2 == 0));
+    }
+
+    #[test]
+    fn odd_sized_range_skips_what_the_kernel_skips() {
+        // 5 ports, remaining 4: from offset 2 the kernel tries 2, 4, then
+        // wraps by 4 back to 2; the second pass tries 3 then 1. Port 0 is
+        // reachable only from offsets that land on it.
+        let s = PortSpace::new(5, 1, []);
+        let c = s.candidates(0, None, Sharing::FourTuple);
+        assert_eq!(pass(&c, 2, 4), Some((2, 0)));
+        let mut s2 = PortSpace::new(5, 1, []);
+        s2.occupy(0, 1, 2, false, 0);
+        s2.occupy(0, 1, 4, false, 0);
+        let c2 = s2.candidates(0, s2.flow(1), Sharing::FourTuple);
+        assert_eq!(pass(&c2, 2, 4), None);
+        assert_eq!(pass(&c2, 3, 4), Some((3, 0)));
+    }
+
+    /// The kernel's loop, port by port, for checking the word-wise pass.
+    fn pass_by_ports(c: &Candidates<'_>, offset: u32, remaining: u32) -> Option<(u32, u32)> {
+        let mut port = offset;
+        let mut i = 0;
+        while i < remaining {
+            if port >= c.range() {
+                port -= remaining;
+            }
+            if c.is_usable(port) {
+                return Some((port, i));
+            }
+            i += 2;
+            port += 2;
+        }
+        None
+    }
+
+    #[test]
+    fn word_wise_pass_matches_the_kernel_loop() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        for n in [2u32, 64, 130, 1000] {
+            let mut s = PortSpace::new(n, 1, (0..n).filter(|p| p % 37 == 3));
+            for _ in 0..3 * n {
+                let p = rng.random_range(0..n);
+                if s.candidates(0, s.flow(1), Sharing::FourTuple).is_usable(p) {
+                    s.occupy(0, 1, p, false, 0);
+                }
+                let c = s.candidates(0, s.flow(1), Sharing::FourTuple);
+                let offset = rng.random_range(0..n);
+                assert_eq!(pass(&c, offset, n), pass_by_ports(&c, offset, n), "n {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn consecutive_connects_walk_forward_by_two_to_sixteen() {
+        // With nothing held, each connect to one destination inside one
+        // 10 s bucket moves the table entry by 2·rand(0..8) + 2 (i = 0):
+        // successive ports differ by an even step in 2..=16 (mod the range).
+        let n = 1000u32;
+        let h = host(40000, 40000 + n as u16 - 1);
+        let mut a = build("linux", &h, 9);
+        let s = PortSpace::new(n, 1, []);
+        let r = req(1);
+        let ports: Vec<u32> = (0..200)
+            .map(|_| {
+                a.pick(&r, &s.candidates(0, None, Sharing::FourTuple))
+                    .unwrap()
+            })
+            .collect();
+        let mut steps = std::collections::BTreeSet::new();
+        for w in ports.windows(2) {
+            let d = (w[1] + n - w[0]) % n;
+            assert!(d % 2 == 0 && (2..=16).contains(&d), "step {d}");
+            steps.insert(d);
+        }
+        // All eight steps show up in 199 draws: each has probability 1/8, so
+        // one is missing with probability at most 8·(7/8)^199 < 1e-10.
+        assert_eq!(steps.len(), 8, "{steps:?}");
+    }
+}
