@@ -79,10 +79,16 @@ fn pass(c: &Candidates<'_>, offset: u32, remaining: u32) -> Option<(u32, u32)> {
         let port = c.scan_parity(offset)?;
         return Some((port, (port + n - offset) % n));
     }
+    pass_by_ports(c, offset, remaining)
+}
+
+/// The kernel's loop as written, port by port: needed for odd-sized ranges,
+/// where the wrap by `remaining` changes parity.
+fn pass_by_ports(c: &Candidates<'_>, offset: u32, remaining: u32) -> Option<(u32, u32)> {
     let mut port = offset;
     let mut i = 0;
     while i < remaining {
-        if port >= n {
+        if port >= c.range() {
             port -= remaining;
         }
         if c.is_usable(port) {
@@ -210,23 +216,6 @@ mod tests {
         let c2 = s2.candidates(0, s2.flow(1), Sharing::FourTuple);
         assert_eq!(pass(&c2, 2, 4), None);
         assert_eq!(pass(&c2, 3, 4), Some((3, 0)));
-    }
-
-    /// The kernel's loop, port by port, for checking the word-wise pass.
-    fn pass_by_ports(c: &Candidates<'_>, offset: u32, remaining: u32) -> Option<(u32, u32)> {
-        let mut port = offset;
-        let mut i = 0;
-        while i < remaining {
-            if port >= c.range() {
-                port -= remaining;
-            }
-            if c.is_usable(port) {
-                return Some((port, i));
-            }
-            i += 2;
-            port += 2;
-        }
-        None
     }
 
     #[test]

@@ -14,7 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Exp1};
 
 use super::queue::Lane;
-use super::traffic::{rng, stream, HoldSampler};
+use super::traffic::{rng, stream, whole_ns, HoldSampler};
 use crate::scenario::{Hold, Scenario};
 
 pub enum Closes {
@@ -27,10 +27,8 @@ pub enum Closes {
         rng: ChaCha8Rng,
         mean_ns: f64,
         open: Vec<u32>,
-        /// Absolute time of the next close, ns (infinite when none is open).
-        next: f64,
-        /// `next` truncated to whole ns (`u64::MAX` when none is open).
-        next_ns: u64,
+        /// When the next close is due.
+        next: Due,
     },
 }
 
@@ -42,16 +40,23 @@ fn next_gap(rng: &mut ChaCha8Rng, mean_ns: f64, open: usize) -> f64 {
     e * mean_ns / open as f64
 }
 
-/// A close time in whole ns (truncated); `u64::MAX` for "never".
-#[inline]
-fn whole_ns(t: f64) -> u64 {
-    if t < 9.0e18 {
-        // Non-negative and in range: the signed conversion is one instruction.
-        t as i64 as u64
-    } else if t.is_finite() {
-        t as u64
-    } else {
-        u64::MAX
+/// When the next memoryless close is due: the exact time, and the same
+/// truncated to whole ns for the event loop (`u64::MAX` when none is open).
+pub struct Due {
+    at: f64,
+    ns: u64,
+}
+
+impl Due {
+    const NEVER: Due = Due {
+        at: f64::INFINITY,
+        ns: u64::MAX,
+    };
+
+    #[inline]
+    fn set(&mut self, at: f64) {
+        self.at = at;
+        self.ns = whole_ns(at);
     }
 }
 
@@ -63,8 +68,7 @@ impl Closes {
                 rng: rng(sc.seed, stream::HOLD),
                 mean_ns,
                 open: Vec::new(),
-                next: f64::INFINITY,
-                next_ns: u64::MAX,
+                next: Due::NEVER,
             },
             hold => Closes::Timed {
                 lane: Lane::new(matches!(hold, Hold::Constant { .. }) && requests == 1),
@@ -94,16 +98,14 @@ impl Closes {
                 mean_ns,
                 open,
                 next,
-                next_ns,
             } => {
                 let k = open.len() as f64;
                 let now = now as f64;
-                *next = if open.is_empty() {
+                next.set(if open.is_empty() {
                     now + next_gap(rng, *mean_ns, 1)
                 } else {
-                    now + (*next - now) * k / (k + 1.0)
-                };
-                *next_ns = whole_ns(*next);
+                    now + (next.at - now) * k / (k + 1.0)
+                });
                 open.push(slot);
             }
         }
@@ -113,7 +115,7 @@ impl Closes {
     pub fn peek_time(&self) -> u64 {
         match self {
             Closes::Timed { lane, .. } => lane.peek_time(),
-            Closes::Memoryless { next_ns, .. } => *next_ns,
+            Closes::Memoryless { next, .. } => next.ns,
         }
     }
 
@@ -127,16 +129,14 @@ impl Closes {
                 mean_ns,
                 open,
                 next,
-                next_ns,
             } => {
                 let i = rng.random_range(0..open.len());
                 let slot = open.swap_remove(i);
-                *next = if open.is_empty() {
+                next.set(if open.is_empty() {
                     f64::INFINITY
                 } else {
-                    *next + next_gap(rng, *mean_ns, open.len())
-                };
-                *next_ns = whole_ns(*next);
+                    next.at + next_gap(rng, *mean_ns, open.len())
+                });
                 slot
             }
         }

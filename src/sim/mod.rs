@@ -365,15 +365,14 @@ impl<O: Observer> Engine<'_, O> {
                 f
             }
             _ => {
-                let before = self.ports.in_use();
-                let (f, interval) = self.ports.occupy(addr, key, port, bind, t);
-                if let Some(iv) = interval {
+                let o = self.ports.occupy(addr, key, port, bind, t);
+                if let Some(iv) = o.interval {
                     self.rec.reuse_interval(iv);
                 }
-                if self.ports.in_use() > before {
+                if o.newly_busy {
                     self.rec.up(IN_USE, t);
                 }
-                f
+                o.flow
             }
         };
         let conn = Conn {
@@ -441,7 +440,7 @@ impl<O: Observer> Engine<'_, O> {
         self.obs.on_close(t, port, c.dest);
         if self.tw_ns > 0 {
             if u64::from(self.rec.level(TIME_WAIT)) < self.sc.host.max_tw_buckets {
-                if self.sc.host.tw_reuse {
+                if self.use_reuse {
                     let id = self.tw_base + self.tw.len() as u64;
                     self.tw_index.insert(tw_key(c.flow, c.port), id);
                 }
@@ -455,9 +454,7 @@ impl<O: Observer> Engine<'_, O> {
     }
 
     fn release(&mut self, t: u64, c: Conn) {
-        let before = self.ports.in_use();
-        self.ports.release(c.addr, c.flow, c.port, c.bind, t);
-        if self.ports.in_use() < before {
+        if self.ports.release(c.addr, c.flow, c.port, c.bind, t) {
             self.rec.down(IN_USE, t);
         }
     }
@@ -470,7 +467,7 @@ impl<O: Observer> Engine<'_, O> {
         if c.dead {
             return;
         }
-        if self.sc.host.tw_reuse {
+        if self.use_reuse {
             self.tw_index.remove(&tw_key(c.flow, c.port));
         }
         self.rec.down(TIME_WAIT, t);

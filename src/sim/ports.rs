@@ -71,7 +71,16 @@ pub struct PortSpace {
     zero: Vec<u64>,
     /// Words with a port that is not reserved.
     unreserved: Bitset,
-    in_use: u32,
+}
+
+/// What a socket taking a port changed.
+pub struct Occupied {
+    /// The flow's slot.
+    pub flow: u32,
+    /// The port was free on its address before.
+    pub newly_busy: bool,
+    /// How long it had been free, when it had been used before.
+    pub interval: Option<u64>,
 }
 
 /// How a request competes for ports.
@@ -134,7 +143,6 @@ impl PortSpace {
             free_flows: Vec::new(),
             zero: vec![0; words],
             unreserved,
-            in_use: 0,
         }
     }
 
@@ -144,7 +152,7 @@ impl PortSpace {
 
     /// (address, port) pairs held by anything.
     pub fn in_use(&self) -> u32 {
-        self.in_use
+        self.addrs.iter().map(|a| a.busy_count).sum()
     }
 
     /// Distinct (address, port) pairs ever handed out.
@@ -216,24 +224,16 @@ impl PortSpace {
         self.flows[slot as usize].reusable.get(port)
     }
 
-    /// A new socket of flow `key` takes `port`. Returns the flow's slot and,
-    /// when the port was free on this address and had been used before, how
-    /// long it had been free.
-    pub fn occupy(
-        &mut self,
-        addr: u32,
-        key: u64,
-        port: u32,
-        bind: bool,
-        now: u64,
-    ) -> (u32, Option<u64>) {
+    /// A new socket of flow `key` takes `port`.
+    pub fn occupy(&mut self, addr: u32, key: u64, port: u32, bind: bool, now: u64) -> Occupied {
         let w = (port >> 6) as usize;
         let blocked = self.blocked.words()[w];
         let a = &mut self.addrs[addr as usize];
         let p = port as usize;
         let mut interval = None;
         let holders = &mut a.holders[p];
-        if *holders == 0 {
+        let newly_busy = *holders == 0;
+        if newly_busy {
             let freed = a.freed_at[p];
             if freed != NEVER {
                 interval = Some(now - freed);
@@ -242,7 +242,6 @@ impl PortSpace {
             a.busy_count += 1;
             note_taken(&mut a.open, a.busy.words()[w], blocked, w);
             a.ever.set(port);
-            self.in_use += 1;
         }
         *holders += 1;
         if bind {
@@ -260,7 +259,11 @@ impl PortSpace {
             blocked,
             w,
         );
-        (slot, interval)
+        Occupied {
+            flow: slot,
+            newly_busy,
+            interval,
+        }
     }
 
     /// A TIME_WAIT entry of flow `slot` reached `tw_reuse_delay`.
@@ -291,17 +294,18 @@ impl PortSpace {
         }
     }
 
-    /// A socket (connection or TIME_WAIT entry) of flow `slot` lets go of `port`.
-    pub fn release(&mut self, addr: u32, slot: u32, port: u32, bind: bool, now: u64) {
+    /// A socket (connection or TIME_WAIT entry) of flow `slot` lets go of
+    /// `port`. Returns whether the port is now free on its address.
+    pub fn release(&mut self, addr: u32, slot: u32, port: u32, bind: bool, now: u64) -> bool {
         let a = &mut self.addrs[addr as usize];
         let p = port as usize;
         a.holders[p] -= 1;
-        if a.holders[p] == 0 {
+        let freed = a.holders[p] == 0;
+        if freed {
             a.busy.clear(port);
             a.busy_count -= 1;
             a.open.set(port >> 6);
             a.freed_at[p] = now;
-            self.in_use -= 1;
         }
         if bind {
             self.bind_total -= 1;
@@ -326,6 +330,7 @@ impl PortSpace {
             }
             self.free_flows.push(slot);
         }
+        freed
     }
 
     fn flow_or_new(&mut self, key: u64) -> u32 {
@@ -536,7 +541,7 @@ mod tests {
     fn four_tuple_sharing_and_exclusive_binds() {
         let mut s = PortSpace::new(100, 1, [5]);
         // Port 0 taken for flow 1: flow 2 may still use it, exclusive may not.
-        let (f1, _) = s.occupy(0, 1, 0, false, 0);
+        let f1 = s.occupy(0, 1, 0, false, 0).flow;
         assert!(!cand(&s, 1, Sharing::FourTuple).is_usable(0));
         assert!(cand(&s, 2, Sharing::FourTuple).is_usable(0));
         assert!(!cand(&s, 2, Sharing::Exclusive).is_usable(0));
@@ -548,7 +553,7 @@ mod tests {
         assert_eq!(s.in_use(), 2);
         s.release(0, f1, 0, false, 10);
         assert_eq!(s.flow(1), None);
-        assert_eq!(s.occupy(0, 1, 0, false, 25).1, Some(15));
+        assert_eq!(s.occupy(0, 1, 0, false, 25).interval, Some(15));
     }
 
     #[test]
@@ -573,7 +578,7 @@ mod tests {
     #[test]
     fn reusable_time_wait_is_usable_again() {
         let mut s = PortSpace::new(64, 1, []);
-        let (f, _) = s.occupy(0, 1, 9, false, 0);
+        let f = s.occupy(0, 1, 9, false, 0).flow;
         assert!(!cand(&s, 1, Sharing::FourTuple).is_usable(9));
         s.mark_reusable(f, 9);
         assert!(cand(&s, 1, Sharing::FourTuple).is_usable(9));
@@ -616,7 +621,7 @@ mod tests {
                             s.take_over(s.flow(key).unwrap(), p);
                         } else {
                             let bind = rng.random_range(0..8) == 0;
-                            let (slot, _) = s.occupy(0, key, p, bind, step as u64);
+                            let slot = s.occupy(0, key, p, bind, step as u64).flow;
                             held.push((key, slot, p, bind));
                         }
                     }

@@ -30,17 +30,25 @@ pub fn rng(seed: u64, stream: u64) -> ChaCha8Rng {
     r
 }
 
+/// A non-negative time in ns truncated to an integer; `u64::MAX` for an
+/// infinite one ("never").
+#[inline]
+pub fn whole_ns(t: f64) -> u64 {
+    if t < 9.0e18 {
+        // In range: the signed conversion is one instruction, the unsigned
+        // one a branchy sequence.
+        t as i64 as u64
+    } else if t.is_finite() {
+        t as u64
+    } else {
+        u64::MAX
+    }
+}
+
 /// Round a non-negative time in ns to an integer (cheaper than `f64::round`).
 #[inline]
 fn to_ns(x: f64) -> u64 {
-    let x = x + 0.5;
-    if x < 9.0e18 {
-        // In range: the signed conversion is one instruction, the unsigned
-        // one a branchy sequence.
-        x as i64 as u64
-    } else {
-        x as u64
-    }
+    whole_ns(x + 0.5)
 }
 
 pub struct ArrivalClock {

@@ -42,20 +42,7 @@ const LOW: u16 = 40000;
 const HIGH: u16 = 40199;
 
 fn case(name: &str, close: CloseMode, attempts: u32) -> KernelCase {
-    KernelCase {
-        name: name.into(),
-        port_range: (LOW, HIGH),
-        reserved: String::new(),
-        tw_reuse: 0,
-        tw_reuse_delay_ms: None,
-        max_tw_buckets: None,
-        destinations: 1,
-        dport: 5000,
-        bind0: false,
-        close,
-        attempts,
-        pace_per_s: None,
-    }
+    KernelCase::new(name, (LOW, HIGH), close, attempts)
 }
 
 /// The same case as a portsim scenario.
@@ -142,6 +129,15 @@ struct Counts {
     distinct: usize,
 }
 
+/// 220 attempts on the 200 ports, every port pinned: 200 established, the
+/// rest fail from attempt 201.
+const RANGE_USED_UP: Counts = Counts {
+    established: 200,
+    failures: 20,
+    first_failure: Some(201),
+    distinct: 200,
+};
+
 fn counts(ports: &[Option<u16>]) -> Counts {
     let mut distinct: Vec<u16> = ports.iter().flatten().copied().collect();
     distinct.sort_unstable();
@@ -213,12 +209,7 @@ fn one_destination_runs_out_after_every_port_even_first() {
     // EADDRNOTAVAIL from attempt 201 on.
     exact(
         &case("one-destination-hold", CloseMode::Hold, 220),
-        Counts {
-            established: 200,
-            failures: 20,
-            first_failure: Some(201),
-            distinct: 200,
-        },
+        RANGE_USED_UP,
     );
 }
 
@@ -246,15 +237,7 @@ fn bind_zero_is_exclusive_and_odd_first() {
     let mut c = case("bind0-three-destinations", CloseMode::Hold, 220);
     c.destinations = 3;
     c.bind0 = true;
-    exact(
-        &c,
-        Counts {
-            established: 200,
-            failures: 20,
-            first_failure: Some(201),
-            distinct: 200,
-        },
-    );
+    exact(&c, RANGE_USED_UP);
 }
 
 #[test]
@@ -262,13 +245,7 @@ fn client_close_pins_ports_in_time_wait() {
     // The client closes first: every port sits in TIME_WAIT for 60 s, so the
     // range is used up exactly as if the connections were held.
     let c = case("client-close", CloseMode::Client, 220);
-    let counts = Counts {
-        established: 200,
-        failures: 20,
-        first_failure: Some(201),
-        distinct: 200,
-    };
-    if let Some((k, m)) = exact(&c, counts) {
+    if let Some((k, m)) = exact(&c, RANGE_USED_UP) {
         assert_eq!(k.time_wait_at_end, 200);
         assert_eq!(m.report.ports.time_wait_at_end, 200);
     }

@@ -90,6 +90,27 @@ pub struct KernelCase {
     pub pace_per_s: Option<f64>,
 }
 
+impl KernelCase {
+    /// A case on `port_range` with tcp_tw_reuse 0 and the other sysctls left
+    /// alone: one destination on port 5000, plain connect(), unpaced.
+    pub fn new(name: &str, port_range: (u16, u16), close: CloseMode, attempts: u32) -> Self {
+        KernelCase {
+            name: name.into(),
+            port_range,
+            reserved: String::new(),
+            tw_reuse: 0,
+            tw_reuse_delay_ms: None,
+            max_tw_buckets: None,
+            destinations: 1,
+            dport: 5000,
+            bind0: false,
+            close,
+            attempts,
+            pace_per_s: None,
+        }
+    }
+}
+
 /// What the kernel did.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KernelResult {
@@ -621,20 +642,7 @@ fn kernel_driver_smoke() {
     const EADDRNOTAVAIL: i32 = 99;
     let (lo, hi) = (40000, 40019);
     for close in [CloseMode::Hold, CloseMode::Client] {
-        let case = KernelCase {
-            name: format!("smoke-{close:?}"),
-            port_range: (lo, hi),
-            reserved: String::new(),
-            tw_reuse: 0,
-            tw_reuse_delay_ms: None,
-            max_tw_buckets: None,
-            destinations: 1,
-            dport: 5000,
-            bind0: false,
-            close,
-            attempts: 25,
-            pace_per_s: None,
-        };
+        let case = KernelCase::new(&format!("smoke-{close:?}"), (lo, hi), close, 25);
         let started = Instant::now();
         let r = match run_case(&case) {
             Ok(Ok(r)) => r,
