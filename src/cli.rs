@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::chart::{self, Formats, PortUsage};
 use crate::error::InputError;
 use crate::output::{prepare_dir, write_atomic, PendingFile};
 use crate::report::{export, summary};
@@ -49,9 +50,22 @@ pub struct RunArgs {
     /// Print the JSON report on stdout instead of the summary.
     #[arg(long)]
     pub json: bool,
-    /// Write report.json and timeseries.csv into DIR (created if missing).
+    /// Write report.json, timeseries.csv, the charts and report.html into
+    /// DIR (created if missing).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Which chart files --out writes: a comma-separated list of png, svg
+    /// and html (report.html). Default: all three.
+    #[arg(
+        long,
+        value_name = "LIST",
+        requires = "out",
+        conflicts_with = "no_charts"
+    )]
+    pub charts: Option<Formats>,
+    /// Write no charts and no report.html with --out.
+    #[arg(long, requires = "out")]
+    pub no_charts: bool,
     /// Override the scenario's seed.
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
@@ -129,21 +143,36 @@ fn run(args: RunArgs) -> anyhow::Result<i32> {
     if let Some(dir) = &args.out {
         prepare_dir(dir)?;
     }
-    let report = match &args.trace {
-        Some(path) => {
-            let file = PendingFile::create(path)?;
-            let names = sc.destinations.iter().map(|d| d.address.clone()).collect();
-            let mut trace = TraceWriter::new(file, names)?;
-            let report = crate::run_with(&sc, &mut trace);
-            trace.finish()?;
-            report
-        }
-        None => crate::run(&sc),
+    let formats = match (&args.out, args.no_charts) {
+        (Some(_), false) => args.charts.unwrap_or(Formats::ALL),
+        _ => Formats::NONE,
     };
+    let trace = match &args.trace {
+        Some(path) => {
+            let names = sc.destinations.iter().map(|d| d.address.clone()).collect();
+            Some(TraceWriter::new(PendingFile::create(path)?, names)?)
+        }
+        None => None,
+    };
+    let usage = formats.any().then(|| PortUsage::new(&sc));
+    let (report, trace, usage) = if trace.is_none() && usage.is_none() {
+        (crate::run(&sc), None, None)
+    } else {
+        let mut obs = (trace, usage);
+        let report = crate::run_with(&sc, &mut obs);
+        (report, obs.0, obs.1)
+    };
+    if let Some(trace) = trace {
+        trace.finish()?;
+    }
     if let Some(dir) = &args.out {
         for e in export::exports() {
             write_atomic(&dir.join(e.file_name()), &e.render(&report))?;
         }
+    }
+    if let (Some(dir), Some(mut usage)) = (&args.out, usage) {
+        usage.finish((report.simulated_s * 1e9).round() as u64);
+        write_charts(dir, &args, formats, &report, &usage)?;
     }
     if args.json {
         print_out(&report.to_json());
@@ -155,6 +184,52 @@ fn run(args: RunArgs) -> anyhow::Result<i32> {
     } else {
         0
     })
+}
+
+/// The chart files and report.html, each written whole or not at all.
+fn write_charts(
+    dir: &std::path::Path,
+    args: &RunArgs,
+    formats: Formats,
+    report: &crate::Report,
+    usage: &PortUsage,
+) -> anyhow::Result<()> {
+    let input = chart::Input {
+        report,
+        usage: Some(usage),
+    };
+    for c in chart::CHARTS.iter().filter(|c| c.applies(&input)) {
+        if formats.png {
+            let png = chart::render_png(*c, &input).map_err(anyhow::Error::msg)?;
+            write_atomic(&dir.join(format!("{}.png", c.name())), &png)?;
+        }
+        if formats.svg {
+            let svg = chart::render_svg(*c, &input).map_err(anyhow::Error::msg)?;
+            write_atomic(&dir.join(format!("{}.svg", c.name())), svg.as_bytes())?;
+        }
+    }
+    if formats.html {
+        let text = std::fs::read_to_string(&args.scenario).unwrap_or_default();
+        let mut overrides: Vec<String> = args
+            .set
+            .iter()
+            .map(|o| format!("--set {}", o.text))
+            .collect();
+        if let Some(seed) = args.seed {
+            overrides.push(format!("--seed {seed}"));
+        }
+        let page = chart::html::render(
+            &input,
+            &chart::html::Source {
+                path: &args.scenario.display().to_string(),
+                text: &text,
+                overrides: &overrides,
+            },
+        )
+        .map_err(anyhow::Error::msg)?;
+        write_atomic(&dir.join("report.html"), page.as_bytes())?;
+    }
+    Ok(())
 }
 
 /// Print to stdout; a closed pipe (`| head`) is not an error.

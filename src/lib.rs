@@ -36,6 +36,7 @@
 //! [`report`] (JSON, summary, exports), [`trace`] and [`output`] (files).
 
 pub mod alloc;
+pub mod chart;
 pub mod cli;
 pub mod error;
 pub mod os;

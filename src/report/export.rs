@@ -41,26 +41,19 @@ impl Export for TimeseriesCsv {
             "time_s,bin_s,ports_in_use,ports_in_use_peak,time_wait,open_connections,attempts,failures,established\n",
         );
         let bin_ns = (r.timeseries.bin_s * 1e9).round() as u64;
-        let end_ns = (r.simulated_s * 1e9).round() as u64;
-        for (i, b) in r.bins.iter().enumerate() {
-            let start = i as u64 * bin_ns;
-            // A bin starting at the very end holds only events at that instant.
-            if start > end_ns || (start == end_ns && i > 0 && b.attempts == 0) {
-                break;
-            }
-            let width = bin_ns.min(end_ns.saturating_sub(start)).max(1) as f64;
+        for row in r.series() {
             let _ = writeln!(
                 s,
                 "{},{},{:.3},{},{:.3},{:.3},{},{},{}",
-                crate::trace::seconds(start),
+                crate::trace::seconds(row.start_ns),
                 crate::trace::seconds(bin_ns),
-                b.in_use_area / width,
-                b.in_use_peak,
-                b.time_wait_area / width,
-                b.open_area / width,
-                b.attempts,
-                b.failures,
-                b.established
+                row.in_use,
+                row.in_use_peak,
+                row.time_wait,
+                row.open,
+                row.attempts,
+                row.failures,
+                row.established
             );
         }
         s.into_bytes()

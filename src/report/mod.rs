@@ -51,6 +51,25 @@ pub struct Report {
     pub destinations: Vec<DestinationReport>,
     #[serde(skip)]
     pub bins: Vec<Bin>,
+    /// Reuse intervals, ns, for the histogram chart.
+    #[serde(skip)]
+    pub reuse_histogram: hdrhistogram::Histogram<u64>,
+}
+
+/// One time-series bin with its averages: a row of `timeseries.csv`, a
+/// column of the occupancy chart.
+#[derive(Debug, Clone, Copy)]
+pub struct SeriesRow {
+    pub start_ns: u64,
+    /// The bin's width; the last bin may be cut short by the end of the run.
+    pub width_ns: u64,
+    pub in_use: f64,
+    pub in_use_peak: u32,
+    pub time_wait: f64,
+    pub open: f64,
+    pub attempts: u64,
+    pub failures: u64,
+    pub established: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -247,7 +266,36 @@ impl Report {
             },
             destinations,
             bins: o.bins,
+            reuse_histogram: o.reuse,
         }
+    }
+
+    /// The time series up to the end of the run, averaged per bin.
+    pub fn series(&self) -> Vec<SeriesRow> {
+        let bin_ns = (self.timeseries.bin_s * 1e9).round() as u64;
+        let end_ns = (self.simulated_s * 1e9).round() as u64;
+        let mut rows = Vec::with_capacity(self.bins.len());
+        for (i, b) in self.bins.iter().enumerate() {
+            let start = i as u64 * bin_ns;
+            // A bin starting at the very end holds only events at that instant.
+            if start > end_ns || (start == end_ns && i > 0 && b.attempts == 0) {
+                break;
+            }
+            let width = bin_ns.min(end_ns.saturating_sub(start)).max(1);
+            let w = width as f64;
+            rows.push(SeriesRow {
+                start_ns: start,
+                width_ns: width,
+                in_use: b.in_use_area / w,
+                in_use_peak: b.in_use_peak,
+                time_wait: b.time_wait_area / w,
+                open: b.open_area / w,
+                attempts: b.attempts,
+                failures: b.failures,
+                established: b.established,
+            });
+        }
+        rows
     }
 
     pub fn to_json(&self) -> String {

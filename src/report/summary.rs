@@ -60,7 +60,7 @@ pub fn percent(ratio: f64) -> String {
 }
 
 /// Source addresses connections actually use: connect() takes the first.
-fn addresses_used(r: &Report) -> u32 {
+pub fn addresses_used(r: &Report) -> u32 {
     if r.scenario.bind == "connect" {
         1
     } else {
@@ -102,7 +102,7 @@ pub fn headline(r: &Report) -> String {
 }
 
 /// What would most likely help, from the shape of the result.
-fn advice(r: &Report) -> Vec<String> {
+pub fn advice(r: &Report) -> Vec<String> {
     let mut out = Vec::new();
     if r.failures == 0 {
         return out;

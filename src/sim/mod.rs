@@ -49,6 +49,62 @@ pub trait Observer {
     fn on_fail(&mut self, _t_ns: u64, _dest: u32) {}
     fn on_close(&mut self, _t_ns: u64, _port: u16, _dest: u32) {}
     fn on_time_wait_end(&mut self, _t_ns: u64, _port: u16, _dest: u32) {}
+    /// Port `idx` (offset into the range) of source address `addr` became
+    /// held (by a connection or TIME_WAIT entry) at `t_ns`, having been free.
+    fn on_port_busy(&mut self, _t_ns: u64, _addr: u32, _idx: u32) {}
+    /// Port `idx` of address `addr` is free again: nothing holds it.
+    fn on_port_free(&mut self, _t_ns: u64, _addr: u32, _idx: u32) {}
+}
+
+/// Two observers side by side, e.g. a trace and the charts' port usage.
+impl<A: Observer, B: Observer> Observer for (A, B) {
+    fn on_connect(&mut self, t: u64, port: u16, dest: u32) {
+        self.0.on_connect(t, port, dest);
+        self.1.on_connect(t, port, dest);
+    }
+    fn on_fail(&mut self, t: u64, dest: u32) {
+        self.0.on_fail(t, dest);
+        self.1.on_fail(t, dest);
+    }
+    fn on_close(&mut self, t: u64, port: u16, dest: u32) {
+        self.0.on_close(t, port, dest);
+        self.1.on_close(t, port, dest);
+    }
+    fn on_time_wait_end(&mut self, t: u64, port: u16, dest: u32) {
+        self.0.on_time_wait_end(t, port, dest);
+        self.1.on_time_wait_end(t, port, dest);
+    }
+    fn on_port_busy(&mut self, t: u64, addr: u32, idx: u32) {
+        self.0.on_port_busy(t, addr, idx);
+        self.1.on_port_busy(t, addr, idx);
+    }
+    fn on_port_free(&mut self, t: u64, addr: u32, idx: u32) {
+        self.0.on_port_free(t, addr, idx);
+        self.1.on_port_free(t, addr, idx);
+    }
+}
+
+/// An observer that may be absent (e.g. no `--trace`).
+impl<T: Observer> Observer for Option<T> {
+    fn on_connect(&mut self, t: u64, port: u16, dest: u32) {
+        self.iter_mut().for_each(|o| o.on_connect(t, port, dest));
+    }
+    fn on_fail(&mut self, t: u64, dest: u32) {
+        self.iter_mut().for_each(|o| o.on_fail(t, dest));
+    }
+    fn on_close(&mut self, t: u64, port: u16, dest: u32) {
+        self.iter_mut().for_each(|o| o.on_close(t, port, dest));
+    }
+    fn on_time_wait_end(&mut self, t: u64, port: u16, dest: u32) {
+        self.iter_mut()
+            .for_each(|o| o.on_time_wait_end(t, port, dest));
+    }
+    fn on_port_busy(&mut self, t: u64, addr: u32, idx: u32) {
+        self.iter_mut().for_each(|o| o.on_port_busy(t, addr, idx));
+    }
+    fn on_port_free(&mut self, t: u64, addr: u32, idx: u32) {
+        self.iter_mut().for_each(|o| o.on_port_free(t, addr, idx));
+    }
 }
 
 /// An observer that ignores everything.
@@ -371,6 +427,7 @@ impl<O: Observer> Engine<'_, O> {
                 }
                 if o.newly_busy {
                     self.rec.up(IN_USE, t);
+                    self.obs.on_port_busy(t, addr, port);
                 }
                 o.flow
             }
@@ -456,6 +513,7 @@ impl<O: Observer> Engine<'_, O> {
     fn release(&mut self, t: u64, c: Conn) {
         if self.ports.release(c.addr, c.flow, c.port, c.bind, t) {
             self.rec.down(IN_USE, t);
+            self.obs.on_port_free(t, c.addr, c.port);
         }
     }
 

@@ -226,10 +226,21 @@ fn out_dir_gets_report_and_timeseries() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
+    // One destination: no per-destination chart.
     assert_eq!(
         names,
-        ["report.json", "timeseries.csv"],
-        "no temporary or probe files left"
+        [
+            "occupancy.png",
+            "occupancy.svg",
+            "port-map.png",
+            "port-map.svg",
+            "report.html",
+            "report.json",
+            "reuse.png",
+            "reuse.svg",
+            "timeseries.csv"
+        ],
+        "the charts, the page and the data; no temporary or probe files left"
     );
 
     // Writing again into the same directory replaces the files.

@@ -1,0 +1,235 @@
+//! The headline chart: ports in use over time.
+//!
+//! Above, the time-averaged connections open and TIME_WAIT entries per bin,
+//! stacked, with the peak within each bin (exhaustion shows as the peak
+//! touching the pool line even where the average stays below it), the pool of
+//! usable ports, Little's-law steady state rate × (hold + TIME_WAIT), and the
+//! first failure. Below, on the same time axis, failed attempts per bin.
+//! Where one port can carry several 4-tuples (several destinations sharing
+//! ports), connections and TIME_WAIT count 4-tuples and the ports actually
+//! held are drawn as a line of their own.
+
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use super::{
+    backends, count_label, frame, muted, number_label, text, Area, Chart, Drawn, Input, TimeUnit,
+    CONNECTIONS, FAILURE, GRID, INK, REFERENCE, TIME_WAIT,
+};
+use crate::report::summary::{addresses_used, human_s, thousands};
+
+pub struct Occupancy;
+
+impl Chart for Occupancy {
+    fn name(&self) -> &'static str {
+        "occupancy"
+    }
+    fn heading(&self) -> &'static str {
+        "Ports in use over time"
+    }
+    fn caption(&self) -> &'static str {
+        "Ports held by open connections and by TIME_WAIT, averaged per time bin, against the pool of usable ports; the thin line is the peak within each bin. Failed attempts per bin are below."
+    }
+    fn size(&self) -> (u32, u32) {
+        (1100, 720)
+    }
+    backends!(draw);
+}
+
+fn draw<DB: DrawingBackend>(input: &Input, area: &Area<DB>) -> Drawn
+where
+    DB::ErrorType: 'static,
+{
+    let r = input.report;
+    let body = frame(
+        input,
+        area,
+        &format!("Ports in use over time — {}", r.scenario.name),
+    )?;
+    let (_, h) = body.dim_in_pixel();
+    let (top, bottom) = body.split_vertically((f64::from(h) * 0.72) as u32);
+    let rows = r.series();
+    let unit = TimeUnit::for_span(r.simulated_s);
+    let x_end = unit.of(r.simulated_s).max(1e-9);
+    let x = |ns: u64| unit.of(ns as f64 / 1e9);
+    let pool = f64::from(r.ports.usable) * f64::from(addresses_used(r));
+    let steady = r.analytic.little_mean_in_use;
+    let peak = f64::from(r.ports.peak_in_use);
+    let stacked_max = rows
+        .iter()
+        .map(|b| b.open + b.time_wait)
+        .fold(0.0, f64::max);
+    let data_top = pool.max(peak).max(stacked_max).max(1.0);
+    // The steady-state line is drawn when it is near the data; far above it
+    // would squash the data, and a note says where it is instead.
+    let steady_shown = steady.is_finite() && steady <= 1.6 * data_top;
+    let y_top = data_top.max(if steady_shown { steady } else { 0.0 }) * 1.32;
+    let shared = rows
+        .iter()
+        .any(|b| (b.open + b.time_wait - b.in_use).abs() > 0.5);
+
+    let mut chart = ChartBuilder::on(&top)
+        .margin_right(24)
+        .x_label_area_size(28)
+        .y_label_area_size(86)
+        .build_cartesian_2d(0f64..x_end, 0f64..y_top)?;
+    chart
+        .configure_mesh()
+        .light_line_style(TRANSPARENT)
+        .bold_line_style(GRID)
+        .y_desc(if shared { "ports / 4-tuples" } else { "ports" })
+        .y_label_formatter(&|v| count_label(*v))
+        .x_label_formatter(&|v| number_label(*v))
+        .label_style(text(14.0))
+        .axis_desc_style(text(16.0))
+        .draw()?;
+
+    // Midpoint of each bin, so the curve sits where its average belongs.
+    let mid = |b: &crate::report::SeriesRow| x(b.start_ns + b.width_ns / 2);
+    let top_of_stack: Vec<(f64, f64)> = rows
+        .iter()
+        .map(|b| (mid(b), b.open + b.time_wait))
+        .collect();
+    let open: Vec<(f64, f64)> = rows.iter().map(|b| (mid(b), b.open)).collect();
+    chart
+        .draw_series(AreaSeries::new(top_of_stack, 0.0, TIME_WAIT.mix(0.75)))?
+        .label(if shared {
+            "4-tuples in TIME_WAIT (stacked)"
+        } else {
+            "held by TIME_WAIT (stacked)"
+        })
+        .legend(|(x, y)| {
+            Rectangle::new([(x, y - 6), (x + 18, y + 6)], TIME_WAIT.mix(0.75).filled())
+        });
+    chart
+        .draw_series(AreaSeries::new(open, 0.0, CONNECTIONS.mix(0.8)))?
+        .label("held by open connections")
+        .legend(|(x, y)| {
+            Rectangle::new([(x, y - 6), (x + 18, y + 6)], CONNECTIONS.mix(0.8).filled())
+        });
+    if shared {
+        chart
+            .draw_series(LineSeries::new(
+                rows.iter().map(|b| (mid(b), b.in_use)),
+                CONNECTIONS.stroke_width(2),
+            ))?
+            .label("ports held (any 4-tuple)")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], CONNECTIONS.stroke_width(2)));
+    }
+    chart
+        .draw_series(LineSeries::new(
+            rows.iter().flat_map(|b| {
+                let p = f64::from(b.in_use_peak);
+                [(x(b.start_ns), p), (x(b.start_ns + b.width_ns), p)]
+            }),
+            INK.mix(0.55).stroke_width(1),
+        ))?
+        .label("peak within each bin")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], INK.mix(0.55)));
+    chart
+        .draw_series(LineSeries::new(
+            [(0.0, pool), (x_end, pool)],
+            FAILURE.stroke_width(2),
+        ))?
+        .label(format!("pool: {} usable ports", thousands(pool as u64)))
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], FAILURE.stroke_width(2)));
+    let rate_word = if r.scenario.arrivals == "constant" {
+        ""
+    } else {
+        "mean "
+    };
+    let steady_label = format!(
+        "{rate_word}rate × (hold + TIME_WAIT) = {}",
+        thousands(steady.round().max(0.0) as u64)
+    );
+    if steady_shown {
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(0.0, steady), (x_end, steady)],
+                10,
+                6,
+                REFERENCE.stroke_width(2),
+            ))?
+            .label(steady_label)
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], REFERENCE.stroke_width(2)));
+    } else if steady.is_finite() {
+        chart.draw_series(std::iter::once(Text::new(
+            format!("{steady_label}, off the scale"),
+            (x_end * 0.01, y_top * 0.97),
+            muted(14.0),
+        )))?;
+    }
+    if let Some(f) = &r.first_failure {
+        let fx = unit.of(f.time_s);
+        chart.draw_series(std::iter::once(PathElement::new(
+            [(fx, 0.0), (fx, y_top)],
+            FAILURE.stroke_width(2),
+        )))?;
+        let label = format!(
+            "first failure at {} (attempt {})",
+            human_s(f.time_s),
+            thousands(f.attempt)
+        );
+        // Keep the label inside the plot: right of the line in the left
+        // half, left of it in the right half.
+        let pos = if fx < x_end * 0.55 {
+            Pos::new(HPos::Left, VPos::Top)
+        } else {
+            Pos::new(HPos::Right, VPos::Top)
+        };
+        let dx = x_end * if fx < x_end * 0.55 { 0.008 } else { -0.008 };
+        chart.draw_series(std::iter::once(Text::new(
+            label,
+            (fx + dx, y_top * 0.985),
+            text(15.0).color(&FAILURE).pos(pos),
+        )))?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .margin(8)
+        .background_style(WHITE.mix(0.9))
+        .border_style(GRID)
+        .label_font(text(14.0))
+        .draw()?;
+
+    // Failures per bin, same time axis.
+    let bin_label = human_s(r.timeseries.bin_s);
+    let max_fail = rows.iter().map(|b| b.failures).max().unwrap_or(0);
+    let y_fail = (max_fail as f64 * 1.15).max(1.0);
+    let mut lower = ChartBuilder::on(&bottom)
+        .margin_right(24)
+        .margin_top(6)
+        .x_label_area_size(44)
+        .y_label_area_size(86)
+        .build_cartesian_2d(0f64..x_end, 0f64..y_fail)?;
+    lower
+        .configure_mesh()
+        .light_line_style(TRANSPARENT)
+        .bold_line_style(GRID)
+        .y_labels(if max_fail == 0 { 2 } else { 4 })
+        .x_desc(format!("time since start ({})", unit.name))
+        .y_desc(format!("failed per {bin_label}"))
+        .x_label_formatter(&|v| number_label(*v))
+        .y_label_formatter(&|v| count_label(*v))
+        .label_style(text(14.0))
+        .axis_desc_style(text(16.0))
+        .draw()?;
+    lower.draw_series(rows.iter().filter(|b| b.failures > 0).map(|b| {
+        Rectangle::new(
+            [
+                (x(b.start_ns), 0.0),
+                (x(b.start_ns + b.width_ns), b.failures as f64),
+            ],
+            FAILURE.filled(),
+        )
+    }))?;
+    if max_fail == 0 {
+        lower.draw_series(std::iter::once(Text::new(
+            "no attempt failed",
+            (x_end * 0.5, 0.55),
+            muted(16.0).pos(Pos::new(HPos::Center, VPos::Center)),
+        )))?;
+    }
+    Ok(())
+}
