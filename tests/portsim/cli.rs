@@ -226,10 +226,12 @@ fn out_dir_gets_report_and_timeseries() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    // One destination: no per-destination chart.
+    // Several destinations, so the per-destination chart too.
     assert_eq!(
         names,
         [
+            "destinations.png",
+            "destinations.svg",
             "occupancy.png",
             "occupancy.svg",
             "port-map.png",

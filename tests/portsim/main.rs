@@ -9,6 +9,7 @@
 //!   (exact counts for deterministic traffic, Little's law, Erlang B).
 
 mod bad_input;
+mod browser;
 mod cli;
 mod determinism;
 mod kernel;
