@@ -53,17 +53,17 @@ where
     let x_end = unit.of(r.simulated_s).max(1e-9);
     let x = |ns: u64| unit.of(ns as f64 / 1e9);
     let pool = f64::from(r.ports.usable) * f64::from(addresses_used(r));
-    let steady = r.analytic.little_mean_in_use;
     let peak = f64::from(r.ports.peak_in_use);
     let stacked_max = rows
         .iter()
         .map(|b| b.open + b.time_wait)
         .fold(0.0, f64::max);
     let data_top = pool.max(peak).max(stacked_max).max(1.0);
-    // The steady-state line is drawn when it is near the data; far above it
-    // would squash the data, and a note says where it is instead.
-    let steady_shown = steady.is_finite() && steady <= 1.6 * data_top;
-    let y_top = data_top.max(if steady_shown { steady } else { 0.0 }) * 1.32;
+    let steady_max = r.steady_state.iter().map(|p| p.1).fold(0.0, f64::max);
+    // The steady-state curve is drawn in full when it is near the data; far
+    // above it would squash the data, so it is cut at the top and a note
+    // says by how much.
+    let y_top = data_top.max(steady_max.min(1.6 * data_top)) * 1.32;
     let shared = rows
         .iter()
         .any(|b| (b.open + b.time_wait - b.in_use).abs() > 0.5);
@@ -133,31 +133,36 @@ where
         ))?
         .label(format!("pool: {} usable ports", thousands(pool as u64)))
         .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], FAILURE.stroke_width(2)));
-    let rate_word = if r.scenario.arrivals == "constant" {
-        ""
+    let steady = &r.steady_state;
+    let constant = steady.windows(2).all(|w| (w[0].1 - w[1].1).abs() < 1e-9);
+    let steady_label = if constant {
+        format!(
+            "rate × (hold + TIME_WAIT) = {}",
+            thousands(steady_max.round() as u64)
+        )
     } else {
-        "mean "
+        "rate(t) × (hold + TIME_WAIT)".to_string()
     };
-    let steady_label = format!(
-        "{rate_word}rate × (hold + TIME_WAIT) = {}",
-        thousands(steady.round().max(0.0) as u64)
-    );
-    if steady_shown {
+    if !steady.is_empty() && steady_max.is_finite() {
         chart
             .draw_series(DashedLineSeries::new(
-                [(0.0, steady), (x_end, steady)],
+                steady.iter().map(|&(t, v)| (unit.of(t), v.min(y_top))),
                 10,
                 6,
                 REFERENCE.stroke_width(2),
             ))?
             .label(steady_label)
             .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], REFERENCE.stroke_width(2)));
-    } else if steady.is_finite() {
-        chart.draw_series(std::iter::once(Text::new(
-            format!("{steady_label}, off the scale"),
-            (x_end * 0.01, y_top * 0.97),
-            muted(14.0),
-        )))?;
+        if steady_max > y_top {
+            chart.draw_series(std::iter::once(Text::new(
+                format!(
+                    "steady state peaks at {}, above the chart",
+                    thousands(steady_max.round() as u64)
+                ),
+                (x_end * 0.01, y_top * 0.97),
+                muted(14.0),
+            )))?;
+        }
     }
     if let Some(f) = &r.first_failure {
         let fx = unit.of(f.time_s);

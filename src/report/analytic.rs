@@ -118,6 +118,32 @@ pub fn analytic(sc: &Scenario, horizon_s: f64) -> Analytic {
     }
 }
 
+/// Little's-law steady state at each moment, rate(t) × (mean hold + TIME_WAIT),
+/// as the corners of a piecewise-linear curve over `[0, horizon_s]`: the level
+/// occupancy settles at if the rate stayed at its value at `t`.
+pub fn steady_state_curve(sc: &Scenario, horizon_s: f64) -> Vec<(f64, f64)> {
+    let per_conn = f64::from(sc.traffic.requests_per_connection);
+    let service_s = (sc.traffic.hold.mean_ns() * per_conn + sc.effective_time_wait_ns() as f64)
+        / NS_PER_S as f64;
+    let profile = &sc.traffic.rate;
+    let level = |t: f64| profile.at(t) / per_conn * service_s;
+    let mut points = Vec::new();
+    let segs = &profile.segments;
+    for (i, seg) in segs.iter().enumerate() {
+        if seg.start_s > horizon_s {
+            break;
+        }
+        let end = segs
+            .get(i + 1)
+            .map_or(horizon_s, |n| n.start_s.min(horizon_s));
+        points.push((seg.start_s, level(seg.start_s)));
+        // The segment's own end value (a step begins at the next start).
+        let v = (seg.from + seg.slope * (end - seg.start_s)).max(0.0) / per_conn * service_s;
+        points.push((end, v));
+    }
+    points
+}
+
 /// Whether ports are exclusive per address (so destinations share one pool).
 fn exclusive_pools(sc: &Scenario) -> bool {
     sc.traffic.bind == BindMode::Bind || !sc.host.share_across_destinations

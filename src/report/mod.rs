@@ -51,6 +51,9 @@ pub struct Report {
     pub destinations: Vec<DestinationReport>,
     #[serde(skip)]
     pub bins: Vec<Bin>,
+    /// rate(t) × (hold + TIME_WAIT) as (time s, level) corners, for charts.
+    #[serde(skip)]
+    pub steady_state: Vec<(f64, f64)>,
     /// Reuse intervals, ns, for the histogram chart.
     #[serde(skip)]
     pub reuse_histogram: hdrhistogram::Histogram<u64>,
@@ -267,6 +270,7 @@ impl Report {
             destinations,
             bins: o.bins,
             reuse_histogram: o.reuse,
+            steady_state: analytic::steady_state_curve(sc, horizon),
         }
     }
 

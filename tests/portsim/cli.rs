@@ -553,3 +553,41 @@ fn library_and_binary_agree_on_the_shipped_scenarios() {
         );
     }
 }
+
+#[test]
+fn readme_charts_are_what_the_tool_draws() {
+    // The README shows two charts as committed PNGs; they must be the bytes
+    // `--out` writes for those scenarios today, or the README shows a picture
+    // the tool no longer draws.
+    let readme = std::fs::read_to_string("README.md").unwrap();
+    for (scenario, chart, image) in [
+        (
+            "scenarios/ramp.toml",
+            "occupancy",
+            "scenarios/charts/ramp-occupancy.png",
+        ),
+        (
+            "scenarios/linux-native-range.toml",
+            "port-map",
+            "scenarios/charts/linux-native-range-port-map.png",
+        ),
+    ] {
+        assert!(
+            readme.contains(&format!("]({image})")),
+            "README shows {image}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        portsim()
+            .args(["run", scenario, "--charts", "png", "--out"])
+            .arg(dir.path())
+            .assert()
+            .success();
+        let drawn = std::fs::read(dir.path().join(format!("{chart}.png"))).unwrap();
+        let shown = std::fs::read(image).unwrap();
+        assert!(
+            drawn == shown,
+            "{image} differs from the {chart} chart of {scenario}; redraw it with \
+             `portsim run {scenario} --charts png --out DIR` and copy DIR/{chart}.png"
+        );
+    }
+}
