@@ -9,7 +9,8 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{
-    backends, count_label, frame, text, Area, Chart, Drawn, Input, CONNECTIONS, FAILURE, GRID,
+    backends, count_label, count_ticks, frame, text, Area, Chart, Drawn, Input, CONNECTIONS,
+    FAILURE, GRID,
 };
 use crate::report::summary::percent;
 
@@ -64,6 +65,7 @@ where
         } else {
             "destination (number, in scenario order)"
         })
+        .y_labels(count_ticks(y_max.max(1.0)))
         .y_desc("connection attempts")
         .x_label_formatter(&|v| {
             let i = v.round();

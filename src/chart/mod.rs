@@ -275,6 +275,16 @@ pub fn count_label(v: f64) -> String {
     }
 }
 
+/// How many ticks a count axis from 0 to `max` gets: one per whole number
+/// for small counts, so no tick falls between two integers.
+pub fn count_ticks(max: f64) -> usize {
+    if max < 8.0 {
+        max.floor() as usize + 1
+    } else {
+        8
+    }
+}
+
 /// Tick label for a plain number: "20", "2.5".
 pub fn number_label(v: f64) -> String {
     if (v - v.round()).abs() < 1e-9 {

@@ -13,8 +13,8 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{
-    backends, count_label, frame, muted, number_label, text, Area, Chart, Drawn, Input, TimeUnit,
-    CONNECTIONS, FAILURE, GRID, INK, REFERENCE, TIME_WAIT,
+    backends, count_label, count_ticks, frame, muted, number_label, text, Area, Chart, Drawn,
+    Input, TimeUnit, CONNECTIONS, FAILURE, GRID, INK, REFERENCE, TIME_WAIT,
 };
 use crate::report::summary::{addresses_used, human_s, thousands};
 
@@ -58,8 +58,16 @@ where
         .iter()
         .map(|b| b.open + b.time_wait)
         .fold(0.0, f64::max);
-    let data_top = pool.max(peak).max(stacked_max).max(1.0);
     let steady_max = r.steady_state.iter().map(|p| p.1).fold(0.0, f64::max);
+    // With lots of headroom the pool would flatten the data to a line at the
+    // bottom: the axis then fits the data and a note gives the pool instead.
+    let data_max = peak.max(stacked_max).max(steady_max);
+    let zoomed = data_max < 0.2 * pool;
+    let data_top = if zoomed {
+        peak.max(stacked_max).max(1.0)
+    } else {
+        pool.max(peak).max(stacked_max).max(1.0)
+    };
     // The steady-state curve is drawn in full when it is near the data; far
     // above it would squash the data, so it is cut at the top and a note
     // says by how much.
@@ -92,21 +100,17 @@ where
         .collect();
     let open: Vec<(f64, f64)> = rows.iter().map(|b| (mid(b), b.open)).collect();
     chart
-        .draw_series(AreaSeries::new(top_of_stack, 0.0, TIME_WAIT.mix(0.75)))?
+        .draw_series(AreaSeries::new(top_of_stack, 0.0, TIME_WAIT))?
         .label(if shared {
             "4-tuples in TIME_WAIT (stacked)"
         } else {
             "held by TIME_WAIT (stacked)"
         })
-        .legend(|(x, y)| {
-            Rectangle::new([(x, y - 6), (x + 18, y + 6)], TIME_WAIT.mix(0.75).filled())
-        });
+        .legend(|(x, y)| Rectangle::new([(x, y - 6), (x + 18, y + 6)], TIME_WAIT.filled()));
     chart
-        .draw_series(AreaSeries::new(open, 0.0, CONNECTIONS.mix(0.8)))?
+        .draw_series(AreaSeries::new(open, 0.0, CONNECTIONS))?
         .label("held by open connections")
-        .legend(|(x, y)| {
-            Rectangle::new([(x, y - 6), (x + 18, y + 6)], CONNECTIONS.mix(0.8).filled())
-        });
+        .legend(|(x, y)| Rectangle::new([(x, y - 6), (x + 18, y + 6)], CONNECTIONS.filled()));
     if shared {
         chart
             .draw_series(LineSeries::new(
@@ -126,13 +130,25 @@ where
         ))?
         .label("peak within each bin")
         .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], INK.mix(0.55)));
-    chart
-        .draw_series(LineSeries::new(
-            [(0.0, pool), (x_end, pool)],
-            FAILURE.stroke_width(2),
-        ))?
-        .label(format!("pool: {} usable ports", thousands(pool as u64)))
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], FAILURE.stroke_width(2)));
+    if zoomed {
+        chart.draw_series(std::iter::once(Text::new(
+            format!(
+                "pool of {} usable ports is off the scale: the peak used {} of it",
+                thousands(pool as u64),
+                crate::report::summary::percent(peak / pool)
+            ),
+            (x_end * 0.01, y_top * 0.9),
+            text(15.0).color(&FAILURE),
+        )))?;
+    } else {
+        chart
+            .draw_series(LineSeries::new(
+                [(0.0, pool), (x_end, pool)],
+                FAILURE.stroke_width(2),
+            ))?
+            .label(format!("pool: {} usable ports", thousands(pool as u64)))
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], FAILURE.stroke_width(2)));
+    }
     let steady = &r.steady_state;
     let constant = steady.windows(2).all(|w| (w[0].1 - w[1].1).abs() < 1e-9);
     let steady_label = if constant {
@@ -212,7 +228,7 @@ where
         .configure_mesh()
         .light_line_style(TRANSPARENT)
         .bold_line_style(GRID)
-        .y_labels(if max_fail == 0 { 2 } else { 4 })
+        .y_labels(count_ticks(y_fail).min(5))
         .x_desc(format!("time since start ({})", unit.name))
         .y_desc(format!("failed per {bin_label}"))
         .x_label_formatter(&|v| number_label(*v))

@@ -10,8 +10,8 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{
-    backends, count_label, frame, muted, seconds_label, text, Area, Chart, Drawn, Input,
-    CONNECTIONS, FAILURE, GRID, INK, TIME_WAIT,
+    backends, count_label, count_ticks, frame, muted, seconds_label, text, Area, Chart, Drawn,
+    Input, CONNECTIONS, FAILURE, GRID, INK, TIME_WAIT,
 };
 use crate::report::summary::human_s;
 
@@ -88,6 +88,7 @@ where
         .configure_mesh()
         .light_line_style(TRANSPARENT)
         .bold_line_style(GRID)
+        .y_labels(count_ticks(y_max.max(1.0)))
         .x_desc("time the port sat free before its next allocation (log scale)")
         .y_desc(format!("reuses per bin ({} bins per decade)", PER_DECADE))
         .x_label_formatter(&|v| seconds_label(*v))
