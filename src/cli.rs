@@ -41,6 +41,12 @@ pub enum Command {
     },
     /// List the allocators and OS presets with their defaults.
     Presets,
+    /// Run a scenario over a grid of values × seeds, in parallel.
+    Sweep(crate::sweep::command::SweepArgs),
+    /// Find the largest (or smallest) value of a key that meets a target.
+    Capacity(crate::sweep::command::CapacityArgs),
+    /// Combine the outputs of `sweep --shard K/N` into the unsharded result.
+    Merge(crate::sweep::command::MergeArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -124,6 +130,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             print_out(&presets_text());
             Ok(0)
         }
+        Command::Sweep(args) => crate::sweep::command::sweep(args),
+        Command::Capacity(args) => crate::sweep::command::capacity(args),
+        Command::Merge(args) => crate::sweep::command::merge_cmd(args),
     }
 }
 

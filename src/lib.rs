@@ -44,6 +44,7 @@ pub mod output;
 pub mod report;
 pub mod scenario;
 pub mod sim;
+pub mod sweep;
 pub mod trace;
 
 pub use error::InputError;

@@ -17,6 +17,7 @@ pub mod html;
 pub mod occupancy;
 pub mod port_map;
 pub mod reuse;
+pub mod sweep;
 pub mod usage;
 
 use std::error::Error;
@@ -146,29 +147,45 @@ fn fonts() -> Result<(), String> {
 
 /// The chart as an SVG document.
 pub fn render_svg(chart: &dyn Chart, input: &Input) -> Result<String, String> {
-    fonts()?;
-    let mut s = String::new();
-    {
-        let area = SVGBackend::with_string(&mut s, chart.size()).into_drawing_area();
-        chart
-            .draw_svg(input, &area)
-            .and_then(|_| area.present().map_err(Into::into))
-            .map_err(|e| format!("{} chart: {e}", chart.name()))?;
-    }
-    Ok(s)
+    svg_with(chart.size(), |area| chart.draw_svg(input, area))
+        .map_err(|e| format!("{} chart: {e}", chart.name()))
 }
 
 /// The chart as a PNG file's bytes.
 pub fn render_png(chart: &dyn Chart, input: &Input) -> Result<Vec<u8>, String> {
+    png_with(chart.size(), |area| chart.draw_png(input, area))
+        .map_err(|e| format!("{} chart: {e}", chart.name()))
+}
+
+/// Draw with `draw` on an SVG canvas of `size` pixels.
+pub fn svg_with(
+    size: (u32, u32),
+    draw: impl FnOnce(&Area<SVGBackend>) -> Drawn,
+) -> Result<String, String> {
     fonts()?;
-    let (w, h) = chart.size();
+    let mut s = String::new();
+    {
+        let area = SVGBackend::with_string(&mut s, size).into_drawing_area();
+        draw(&area)
+            .and_then(|_| area.present().map_err(Into::into))
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(s)
+}
+
+/// Draw with `draw` on a bitmap of `size` pixels; PNG bytes.
+pub fn png_with(
+    size: (u32, u32),
+    draw: impl FnOnce(&Area<BitMapBackend>) -> Drawn,
+) -> Result<Vec<u8>, String> {
+    fonts()?;
+    let (w, h) = size;
     let mut rgb = vec![0u8; (w * h * 3) as usize];
     {
         let area = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
-        chart
-            .draw_png(input, &area)
+        draw(&area)
             .and_then(|_| area.present().map_err(Into::into))
-            .map_err(|e| format!("{} chart: {e}", chart.name()))?;
+            .map_err(|e| e.to_string())?;
     }
     let mut out = Vec::new();
     let mut enc = png::Encoder::new(&mut out, w, h);
@@ -177,7 +194,7 @@ pub fn render_png(chart: &dyn Chart, input: &Input) -> Result<Vec<u8>, String> {
     enc.set_compression(png::Compression::Best);
     enc.write_header()
         .and_then(|mut w| w.write_image_data(&rgb))
-        .map_err(|e| format!("{} chart: PNG encoding: {e}", chart.name()))?;
+        .map_err(|e| format!("PNG encoding: {e}"))?;
     Ok(out)
 }
 
@@ -199,7 +216,8 @@ pub fn muted(size: f64) -> TextStyle<'static> {
     ("sans-serif", size).into_font().color(&MUTED)
 }
 
-/// Paint the background, the title and the footer; return the plotting area.
+/// Paint the background, the title and the footer of a run's chart; return
+/// the plotting area.
 pub fn frame<DB: DrawingBackend>(
     input: &Input,
     area: &Area<DB>,
@@ -208,25 +226,42 @@ pub fn frame<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
-    area.fill(&WHITE)?;
-    let (w, h) = area.dim_in_pixel();
-    let (body, foot) = area.split_vertically(h.saturating_sub(26));
     let r = input.report;
-    foot.draw(&Text::new(
-        format!(
+    frame_with(
+        area,
+        title,
+        &format!(
             "portsim {} · scenario {} · seed {}",
             r.portsim_version, r.scenario.name, r.seed
         ),
-        (12, 4),
-        muted(14.0),
-    ))?;
-    let when = format!(
-        "{} simulated",
-        crate::report::summary::human_s(r.simulated_s)
-    );
+        &format!(
+            "{} simulated",
+            crate::report::summary::human_s(r.simulated_s)
+        ),
+    )
+}
+
+/// Background, title, and a footer with `left` and `right` texts.
+pub fn frame_with<DB: DrawingBackend>(
+    area: &Area<DB>,
+    title: &str,
+    left: &str,
+    right: &str,
+) -> Result<Area<DB>, Box<dyn Error>>
+where
+    DB::ErrorType: 'static,
+{
+    area.fill(&WHITE)?;
+    let (w, h) = area.dim_in_pixel();
+    let (body, foot) = area.split_vertically(h.saturating_sub(26));
+    foot.draw(&Text::new(left.to_string(), (12, 4), muted(14.0)))?;
     let est = muted(14.0);
-    let (tw, _) = foot.estimate_text_size(&when, &est)?;
-    foot.draw(&Text::new(when, (w as i32 - tw as i32 - 12, 4), est))?;
+    let (tw, _) = foot.estimate_text_size(right, &est)?;
+    foot.draw(&Text::new(
+        right.to_string(),
+        (w as i32 - tw as i32 - 12, 4),
+        est,
+    ))?;
     Ok(body
         .margin(8, 0, 0, 0)
         .titled(title, text(22.0))?

@@ -1,0 +1,212 @@
+//! The sweep chart: failure ratio against the first varied key, with its
+//! 95 % band over seeds and the Erlang B curve of the same points, one line
+//! per value of the other varied keys.
+//!
+//! It draws from a [`SweepReport`] rather than a run's report, so it is not
+//! in [`super::CHARTS`]; `portsim sweep` and `portsim merge` call it.
+
+use plotters::prelude::*;
+
+use super::{frame_with, number_label, png_with, svg_with, text, Area, Drawn, GRID, INK};
+use crate::report::summary::percent;
+use crate::sweep::output::{PointFigures, SweepReport};
+
+pub const SIZE: (u32, u32) = (1100, 650);
+
+const PALETTE: [RGBColor; 6] = [
+    RGBColor(49, 110, 180),
+    RGBColor(220, 110, 30),
+    RGBColor(40, 140, 80),
+    RGBColor(150, 60, 160),
+    RGBColor(190, 40, 40),
+    RGBColor(90, 90, 90),
+];
+
+pub fn svg(r: &SweepReport) -> Result<String, String> {
+    svg_with(SIZE, |a| draw(r, a))
+}
+
+pub fn png(r: &SweepReport) -> Result<Vec<u8>, String> {
+    png_with(SIZE, |a| draw(r, a))
+}
+
+/// x position of a value: the number or duration (s) it is, if every value
+/// of the key is one; else its place in the list.
+fn positions(r: &SweepReport) -> (Vec<f64>, bool) {
+    let xs: Option<Vec<f64>> = r
+        .points
+        .iter()
+        .map(|p| {
+            let v = &p.point.values[0];
+            v.parse::<f64>()
+                .ok()
+                .or_else(|| humantime::parse_duration(v).ok().map(|d| d.as_secs_f64()))
+        })
+        .collect();
+    match xs {
+        Some(xs) => (xs, true),
+        None => {
+            let mut seen: Vec<&str> = Vec::new();
+            let xs = r
+                .points
+                .iter()
+                .map(|p| {
+                    let v = p.point.values[0].as_str();
+                    let i = seen.iter().position(|s| *s == v).unwrap_or_else(|| {
+                        seen.push(v);
+                        seen.len() - 1
+                    });
+                    i as f64
+                })
+                .collect();
+            (xs, false)
+        }
+    }
+}
+
+fn draw<DB: DrawingBackend>(r: &SweepReport, area: &Area<DB>) -> Drawn
+where
+    DB::ErrorType: 'static,
+{
+    let key = r.keys.first().cloned().unwrap_or_default();
+    let body = frame_with(
+        area,
+        &format!("Failure ratio against {key} — {}", r.scenario),
+        &format!(
+            "portsim {} · scenario {} · {} seed{} per point from seed {}",
+            r.portsim_version,
+            r.scenario,
+            r.seeds,
+            if r.seeds == 1 { "" } else { "s" },
+            r.base_seed
+        ),
+        &format!("{} points", r.points.len()),
+    )?;
+    let (xs, numeric) = positions(r);
+    let figures: Vec<PointFigures> = r
+        .points
+        .iter()
+        .map(|p| PointFigures::of(&p.point))
+        .collect();
+    // Series: one per combination of the other keys' values, in plan order.
+    let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+    for (i, p) in r.points.iter().enumerate() {
+        let label = r.keys[1..]
+            .iter()
+            .zip(&p.point.values[1..])
+            .map(|(k, v)| format!("{k} = {v}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        match groups.iter_mut().find(|g| g.0 == label) {
+            Some(g) => g.1.push(i),
+            None => groups.push((label, vec![i])),
+        }
+    }
+    let (x_lo, x_hi) = xs
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
+            (a.min(x), b.max(x))
+        });
+    let (x_lo, x_hi) = if x_lo.is_finite() && x_hi > x_lo {
+        let pad = (x_hi - x_lo) * 0.03;
+        (x_lo - pad, x_hi + pad)
+    } else {
+        (x_lo.min(0.0) - 0.5, x_hi.max(0.0) + 0.5)
+    };
+    let y_max = figures
+        .iter()
+        .map(|f| f.failure_ratio.high)
+        .chain(r.points.iter().map(|p| p.point.erlang_b_failure_ratio))
+        .fold(0.0, f64::max)
+        .max(1e-6)
+        * 1.15;
+    let mut chart = ChartBuilder::on(&body)
+        .margin_right(28)
+        .x_label_area_size(48)
+        .y_label_area_size(86)
+        .build_cartesian_2d(x_lo..x_hi, 0f64..y_max)?;
+    let first_values: Vec<String> = {
+        let mut v: Vec<String> = Vec::new();
+        for p in &r.points {
+            if !v.contains(&p.point.values[0]) {
+                v.push(p.point.values[0].clone());
+            }
+        }
+        v
+    };
+    chart
+        .configure_mesh()
+        .light_line_style(TRANSPARENT)
+        .bold_line_style(GRID)
+        .x_desc(key.clone())
+        .y_desc("failed attempts (mean over seeds, 95 % band)")
+        .x_label_formatter(&|v| {
+            if numeric {
+                number_label(*v)
+            } else {
+                let i = v.round();
+                if (v - i).abs() < 1e-6 && i >= 0.0 {
+                    first_values.get(i as usize).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
+            }
+        })
+        .y_label_formatter(&|v| percent(*v))
+        .label_style(text(14.0))
+        .axis_desc_style(text(16.0))
+        .draw()?;
+    for (g, (label, idx)) in groups.iter().enumerate() {
+        let colour = PALETTE[g % PALETTE.len()];
+        let mut band: Vec<(f64, f64)> = idx
+            .iter()
+            .map(|&i| (xs[i], figures[i].failure_ratio.high.min(y_max)))
+            .collect();
+        band.extend(
+            idx.iter()
+                .rev()
+                .map(|&i| (xs[i], figures[i].failure_ratio.low.max(0.0))),
+        );
+        chart.draw_series(std::iter::once(Polygon::new(
+            band,
+            colour.mix(0.18).filled(),
+        )))?;
+        let name = if label.is_empty() {
+            "simulated".to_string()
+        } else {
+            label.clone()
+        };
+        chart
+            .draw_series(LineSeries::new(
+                idx.iter().map(|&i| (xs[i], figures[i].failure_ratio.mean)),
+                colour.stroke_width(2),
+            ))?
+            .label(name)
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], colour.stroke_width(2)));
+        chart
+            .draw_series(idx.iter().map(|&i| {
+                Circle::new((xs[i], figures[i].failure_ratio.mean), 3, colour.filled())
+            }))?;
+        let erlang = chart.draw_series(DashedLineSeries::new(
+            idx.iter()
+                .map(|&i| (xs[i], r.points[i].point.erlang_b_failure_ratio)),
+            8,
+            5,
+            colour.mix(0.9).stroke_width(1),
+        ))?;
+        if g == 0 {
+            erlang
+                .label("Erlang B (dashed)")
+                .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], INK.stroke_width(1)));
+        }
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .margin(8)
+        .background_style(WHITE.mix(0.9))
+        .border_style(GRID)
+        .label_font(text(14.0))
+        .draw()?;
+    Ok(())
+}
