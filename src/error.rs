@@ -25,7 +25,7 @@ impl std::fmt::Display for Origin {
                 line: Some(l),
             } => write!(f, "{}:{}", path.display(), l),
             Origin::File { path, line: None } => write!(f, "{}", path.display()),
-            Origin::Flag(flag) => write!(f, "--set {flag}"),
+            Origin::Flag(flag) => write!(f, "{flag}"),
             Origin::CommandLine => write!(f, "command line"),
         }
     }

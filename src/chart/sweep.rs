@@ -187,17 +187,20 @@ where
             .draw_series(idx.iter().map(|&i| {
                 Circle::new((xs[i], figures[i].failure_ratio.mean), 3, colour.filled())
             }))?;
+        // Dark dashes on top of the simulated line, so agreement shows as
+        // a dashed line inside the band.
+        let dash = if groups.len() == 1 { INK } else { colour };
         let erlang = chart.draw_series(DashedLineSeries::new(
             idx.iter()
                 .map(|&i| (xs[i], r.points[i].point.erlang_b_failure_ratio)),
-            8,
-            5,
-            colour.mix(0.9).stroke_width(1),
+            7,
+            6,
+            dash.stroke_width(2),
         ))?;
         if g == 0 {
             erlang
                 .label("Erlang B (dashed)")
-                .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], INK.stroke_width(1)));
+                .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], INK.stroke_width(2)));
         }
     }
     chart

@@ -54,8 +54,11 @@ pub fn percent(ratio: f64) -> String {
         format!("{p:.1} %")
     } else if p >= 0.01 {
         format!("{p:.3} %")
-    } else {
+    } else if p >= 1e-12 {
         format!("{p:.2e} %")
+    } else {
+        // Below any rate a run could measure (Erlang B far from capacity).
+        "< 1e-12 %".into()
     }
 }
 

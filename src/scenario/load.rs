@@ -16,8 +16,10 @@ use crate::error::{did_you_mean, InputError, Origin};
 pub struct Override {
     pub key: String,
     pub value: toml::Value,
-    /// The flag as typed, for messages.
+    /// The flag's value as typed, for messages.
     pub text: String,
+    /// The flag it came from (`--set`, or `--vary` for a swept value).
+    pub flag: &'static str,
 }
 
 impl std::str::FromStr for Override {
@@ -41,6 +43,7 @@ impl std::str::FromStr for Override {
             key: key.to_string(),
             value,
             text: s.to_string(),
+            flag: "--set",
         })
     }
 }
@@ -81,7 +84,7 @@ pub fn load_str(text: &str, path: &Path, overrides: &[Override]) -> Result<Scena
 
 fn key_error(text: &str, path: &Path, overrides: &[Override], e: KeyError) -> InputError {
     let origin = match overrides.iter().rev().find(|o| same_key(&e.key, &o.key)) {
-        Some(o) => Origin::Flag(o.text.clone()),
+        Some(o) => Origin::Flag(format!("{} {}", o.flag, o.text)),
         None => Origin::File {
             path: PathBuf::from(path),
             line: find_line(text, &e.key),
@@ -108,7 +111,7 @@ fn same_key(error_key: &str, set_key: &str) -> bool {
 fn apply(root: &mut toml::Value, o: &Override) -> Result<(), InputError> {
     let parts: Vec<&str> = o.key.split('.').collect();
     let fail = |m: String| InputError::Key {
-        origin: Origin::Flag(o.text.clone()),
+        origin: Origin::Flag(format!("{} {}", o.flag, o.text)),
         key: o.key.clone(),
         message: m,
     };

@@ -405,38 +405,51 @@ impl Search<'_> {
 impl Capacity {
     /// The one-sentence answer.
     pub fn sentence(&self) -> String {
-        let unit = if self.key == "traffic.rate" {
-            " conn/s"
-        } else {
-            ""
+        // Three significant figures or whole numbers, the same for the
+        // value and its interval; whole numbers stay whole.
+        let whole = [self.value, self.interval[0], self.interval[1]]
+            .iter()
+            .all(|v| v.fract() == 0.0);
+        let decimals = match self.value.abs() {
+            _ if whole => 0,
+            v if v >= 100.0 => 0,
+            v if v >= 10.0 => 1,
+            v if v >= 1.0 => 2,
+            _ => 3,
         };
         let w = |v: f64| {
-            if v.abs() >= 100.0 {
-                thousands(v.round().max(0.0) as u64)
+            if decimals == 0 && v >= 0.0 {
+                thousands(v.round() as u64)
             } else {
-                write_quantity((v * 1000.0).round() / 1000.0, false)
+                format!("{v:.decimals$}")
             }
         };
-        let mut s = format!(
-            "{} {} {}{unit} with {}; 95 % interval {}–{}{unit} over {} seed{}",
-            if self.key == "traffic.rate" && self.direction == "largest" {
-                "Sustains".to_string()
-            } else {
-                format!("{}: the {} value that keeps", self.key, self.direction)
-            },
-            if self.key == "traffic.rate" && self.direction == "largest" {
-                String::new()
-            } else {
-                "it is".to_string()
-            },
-            w(self.value),
-            self.target,
-            w(self.interval[0]),
-            w(self.interval[1]),
+        let rate = self.key == "traffic.rate";
+        let unit = if rate { " conn/s" } else { "" };
+        let seeds = format!(
+            "over {} seed{}",
             self.seeds,
             if self.seeds == 1 { "" } else { "s" }
         );
-        s = s.replace("  ", " ");
+        let mut s = if rate && self.direction == "largest" {
+            format!(
+                "Sustains {}{unit} with {}; 95 % interval {}–{}{unit} {seeds}",
+                w(self.value),
+                self.target,
+                w(self.interval[0]),
+                w(self.interval[1])
+            )
+        } else {
+            format!(
+                "{}: the {} value with {} is {}{unit}; 95 % interval {}–{}{unit} {seeds}",
+                self.key,
+                self.direction,
+                self.target,
+                w(self.value),
+                w(self.interval[0]),
+                w(self.interval[1])
+            )
+        };
         if let Some(a) = self.analytic {
             s.push_str(&format!("; Erlang B gives {}{unit}", w(a)));
         }

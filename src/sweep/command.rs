@@ -331,6 +331,22 @@ pub fn capacity(args: CapacityArgs) -> anyhow::Result<i32> {
         seeds: args.seeds,
         base_seed: args.seed.unwrap_or(base.seed),
     };
+    // An integer in the file may still be a key that takes fractions (a
+    // rate): search in reals when the scenario accepts a fractional value.
+    let kind = if kind == Kind::Integer {
+        let mut probe = plan.clone();
+        probe.varies = vec![Vary {
+            key: key.clone(),
+            values: vec![format!("{}.5", lo.floor() as i64)],
+        }];
+        if probe.load(&probe.values(0)).is_ok() {
+            Kind::Real
+        } else {
+            Kind::Integer
+        }
+    } else {
+        kind
+    };
     let search = Search {
         plan: &plan,
         key: &key,

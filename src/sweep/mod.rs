@@ -228,9 +228,10 @@ impl Plan {
     pub fn load(&self, values: &[String]) -> Result<Scenario, InputError> {
         let mut overrides = self.overrides.clone();
         for (v, value) in self.varies.iter().zip(values) {
-            let o: Override = format!("{}={value}", v.key)
+            let mut o: Override = format!("{}={value}", v.key)
                 .parse()
-                .map_err(InputError::usage)?;
+                .map_err(|e: String| InputError::usage(e.replacen("--set", "--vary", 1)))?;
+            o.flag = "--vary";
             overrides.push(o);
         }
         let mut sc = load_file(&self.scenario, &overrides)?;

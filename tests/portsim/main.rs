@@ -1,6 +1,10 @@
 //! Integration tests of portsim, as one test binary (one link, one run).
 //!
 //! - `cli`: the `portsim` binary end to end (flags, outputs, exit codes);
+//! - `charts`: the chart files and report.html that `--out` writes, for
+//!   every shipped scenario, and what the port usage map shows;
+//! - `sweep`: `sweep`, `capacity` and `merge`: curves and answers against
+//!   Erlang B, independence from `--jobs` and sharding, refusals, Ctrl-C;
 //! - `bad_input`: every kind of user mistake gets exit code 2 and one message;
 //! - `determinism`: a scenario and a seed give the same bytes every time;
 //! - `kernel`: the `linux` preset against the live kernel in a network
@@ -10,9 +14,11 @@
 
 mod bad_input;
 mod browser;
+mod charts;
 mod cli;
 mod determinism;
 mod kernel;
 mod kernel_driver;
+mod sweep;
 mod theory;
 mod util;
