@@ -190,19 +190,19 @@ where
         // Dark dashes on top of the simulated line, so agreement shows as
         // a dashed line inside the band.
         let dash = if groups.len() == 1 { INK } else { colour };
-        let erlang = chart.draw_series(DashedLineSeries::new(
+        chart.draw_series(DashedLineSeries::new(
             idx.iter()
                 .map(|&i| (xs[i], r.points[i].point.erlang_b_failure_ratio)),
             7,
             6,
             dash.stroke_width(2),
         ))?;
-        if g == 0 {
-            erlang
-                .label("Erlang B (dashed)")
-                .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], INK.stroke_width(2)));
-        }
     }
+    // One legend entry for every dashed Erlang B line, after the series.
+    chart
+        .draw_series(std::iter::empty::<PathElement<(f64, f64)>>())?
+        .label("Erlang B (dashed)")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], INK.stroke_width(2)));
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperLeft)

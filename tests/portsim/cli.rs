@@ -560,6 +560,30 @@ fn readme_charts_are_what_the_tool_draws() {
     // `--out` writes for those scenarios today, or the README shows a picture
     // the tool no longer draws.
     let readme = std::fs::read_to_string("README.md").unwrap();
+    let sweep_dir = tempfile::tempdir().unwrap();
+    portsim()
+        .args([
+            "sweep",
+            "scenarios/sweep-rate.toml",
+            "--vary",
+            "traffic.rate=12..19:0.5",
+            "--seeds",
+            "5",
+            "--quiet",
+            "--out",
+        ])
+        .arg(sweep_dir.path())
+        .assert()
+        .success();
+    let image = "scenarios/charts/sweep-rate.png";
+    assert!(
+        readme.contains(&format!("]({image})")),
+        "README shows {image}"
+    );
+    assert!(
+        std::fs::read(sweep_dir.path().join("sweep.png")).unwrap() == std::fs::read(image).unwrap(),
+        "{image} differs from the sweep chart; redraw it with the command in README's capacity walkthrough"
+    );
     for (scenario, chart, image) in [
         (
             "scenarios/ramp.toml",
