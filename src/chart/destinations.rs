@@ -9,8 +9,8 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{
-    backends, count_label, count_ticks, frame, text, Area, Chart, Drawn, Input, CONNECTIONS,
-    FAILURE, GRID,
+    backends, count_label, count_ticks, frame, legend, text, Area, Chart, Drawn, Input,
+    CONNECTIONS, FAILURE, GRID,
 };
 use crate::report::summary::percent;
 
@@ -130,13 +130,6 @@ where
             )
         }))?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .margin(8)
-        .background_style(WHITE.mix(0.9))
-        .border_style(GRID)
-        .label_font(text(14.0))
-        .draw()?;
+    legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     Ok(())
 }

@@ -24,7 +24,7 @@ use std::error::Error;
 use std::str::FromStr;
 use std::sync::OnceLock;
 
-use plotters::coord::Shift;
+use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
 
 use crate::report::Report;
@@ -266,6 +266,24 @@ where
         .margin(8, 0, 0, 0)
         .titled(title, text(22.0))?
         .margin(4, 0, 8, 16))
+}
+
+/// Draw the legend of the series labelled so far, boxed, at `pos`.
+pub fn legend<'a, DB, CT>(chart: &mut ChartContext<'a, DB, CT>, pos: SeriesLabelPosition) -> Drawn
+where
+    DB: DrawingBackend + 'a,
+    DB::ErrorType: 'static,
+    CT: CoordTranslate,
+{
+    chart
+        .configure_series_labels()
+        .position(pos)
+        .margin(8)
+        .background_style(WHITE.mix(0.9))
+        .border_style(GRID)
+        .label_font(text(14.0))
+        .draw()?;
+    Ok(())
 }
 
 /// A time axis in the unit that suits the run's length.

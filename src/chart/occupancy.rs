@@ -13,8 +13,8 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{
-    backends, count_label, count_ticks, frame, muted, number_label, text, Area, Chart, Drawn,
-    Input, TimeUnit, CONNECTIONS, FAILURE, GRID, INK, REFERENCE, TIME_WAIT,
+    backends, count_label, count_ticks, frame, legend, muted, number_label, text, Area, Chart,
+    Drawn, Input, TimeUnit, CONNECTIONS, FAILURE, GRID, INK, REFERENCE, TIME_WAIT,
 };
 use crate::report::summary::{addresses_used, human_s, thousands};
 
@@ -205,14 +205,7 @@ where
             text(15.0).color(&FAILURE).pos(pos),
         )))?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .margin(8)
-        .background_style(WHITE.mix(0.9))
-        .border_style(GRID)
-        .label_font(text(14.0))
-        .draw()?;
+    legend(&mut chart, SeriesLabelPosition::UpperRight)?;
 
     // Failures per bin, same time axis.
     let bin_label = human_s(r.timeseries.bin_s);

@@ -9,8 +9,8 @@
 use plotters::prelude::*;
 
 use super::{
-    backends, count_label, frame, number_label, text, Area, Chart, Drawn, Input, TimeUnit,
-    CONNECTIONS, GRID, INK, TIME_WAIT,
+    backends, count_label, frame, legend, number_label, text, Area, Chart, Drawn, Input, TimeUnit,
+    CONNECTIONS, GRID, TIME_WAIT,
 };
 use crate::report::summary::addresses_used;
 
@@ -180,13 +180,6 @@ where
         .draw_series(DashedLineSeries::new(odd, 8, 5, TIME_WAIT.stroke_width(2)))?
         .label("odd ports")
         .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], TIME_WAIT.stroke_width(2)));
-    lower
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .margin(6)
-        .background_style(WHITE.mix(0.9))
-        .border_style(GRID)
-        .label_font(text(13.0).color(&INK))
-        .draw()?;
+    legend(&mut lower, SeriesLabelPosition::UpperRight)?;
     Ok(())
 }

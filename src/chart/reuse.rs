@@ -10,8 +10,8 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{
-    backends, count_label, count_ticks, frame, muted, seconds_label, text, Area, Chart, Drawn,
-    Input, CONNECTIONS, FAILURE, GRID, INK, TIME_WAIT,
+    backends, count_label, count_ticks, frame, legend, muted, seconds_label, text, Area, Chart,
+    Drawn, Input, CONNECTIONS, FAILURE, GRID, INK, TIME_WAIT,
 };
 use crate::report::summary::human_s;
 
@@ -146,13 +146,6 @@ where
     if let Some(p99) = ri.p99 {
         mark(p99, FAILURE, format!("p99 {}", human_s(p99)), 0.83)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .margin(8)
-        .background_style(WHITE.mix(0.9))
-        .border_style(GRID)
-        .label_font(text(14.0))
-        .draw()?;
+    legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     Ok(())
 }

@@ -7,7 +7,7 @@
 
 use plotters::prelude::*;
 
-use super::{frame_with, number_label, png_with, svg_with, text, Area, Drawn, GRID, INK};
+use super::{frame_with, legend, number_label, png_with, svg_with, text, Area, Drawn, GRID, INK};
 use crate::report::summary::percent;
 use crate::sweep::output::{PointFigures, SweepReport};
 
@@ -203,13 +203,6 @@ where
         .draw_series(std::iter::empty::<PathElement<(f64, f64)>>())?
         .label("Erlang B (dashed)")
         .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], INK.stroke_width(2)));
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .margin(8)
-        .background_style(WHITE.mix(0.9))
-        .border_style(GRID)
-        .label_font(text(14.0))
-        .draw()?;
+    legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     Ok(())
 }

@@ -20,6 +20,31 @@ use crate::scenario::{load_file, Override};
 /// points are written.
 pub const INTERRUPTED: i32 = 130;
 
+/// Flags `sweep` and `capacity` share: how many runs, on how many threads,
+/// from which seed, with which overrides, and how the result is shown.
+#[derive(clap::Args, Debug)]
+pub struct Runs {
+    /// Runs per point (sweep) or seeds searched (capacity), with seeds
+    /// SEED, SEED+1, ...; results are their mean with a 95 % interval.
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub seeds: u32,
+    /// Threads (default: one per core). The result does not depend on it.
+    #[arg(long, value_name = "J", default_value_t = 0)]
+    pub jobs: usize,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+    /// First seed (default: the scenario's).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Override a scenario key (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<Override>,
+}
+
 #[derive(clap::Args, Debug)]
 pub struct SweepArgs {
     /// Scenario file (TOML).
@@ -27,30 +52,14 @@ pub struct SweepArgs {
     /// A key and its values: KEY=a,b,c or KEY=FROM..TO:STEP (repeat for a grid).
     #[arg(long = "vary", value_name = "KEY=SPEC", required = true)]
     pub vary: Vec<Vary>,
-    /// Runs per point, with seeds SEED, SEED+1, ...
-    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    pub seeds: u32,
-    /// Threads (default: one per core). The result does not depend on it.
-    #[arg(long, value_name = "J", default_value_t = 0)]
-    pub jobs: usize,
+    #[command(flatten)]
+    pub runs: Runs,
     /// Write sweep.json, sweep.csv and the chart (sweep.png, sweep.svg) into DIR.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Print the result as JSON on stdout instead of the table.
-    #[arg(long)]
-    pub json: bool,
-    /// No progress bar.
-    #[arg(long)]
-    pub quiet: bool,
     /// Run only shard K of N (points K, K+N, ...); combine with `portsim merge`.
     #[arg(long, value_name = "K/N", requires = "out")]
     pub shard: Option<Shard>,
-    /// First seed (default: the scenario's).
-    #[arg(long, value_name = "N")]
-    pub seed: Option<u64>,
-    /// Override a scenario key for every point (repeatable).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub set: Vec<Override>,
     /// Refuse sweeps expected to make more connection attempts than this in all.
     #[arg(long, value_name = "N", default_value_t = 1e11)]
     pub max_events: f64,
@@ -66,27 +75,11 @@ pub struct CapacityArgs {
     /// What the answer must keep: failure_ratio or peak_in_use, <=, <, >=, >, a number.
     #[arg(long, value_name = "FIGURE<=X", default_value = "failure_ratio<=1e-4")]
     pub target: Target,
-    /// Seeds searched; the answer is their mean with a 95 % interval.
-    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    pub seeds: u32,
-    /// Threads (default: one per core). The result does not depend on it.
-    #[arg(long, value_name = "J", default_value_t = 0)]
-    pub jobs: usize,
+    #[command(flatten)]
+    pub runs: Runs,
     /// Write capacity.json and every value tried (capacity.csv) into DIR.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Print the result as JSON on stdout.
-    #[arg(long)]
-    pub json: bool,
-    /// No progress bar.
-    #[arg(long)]
-    pub quiet: bool,
-    /// First seed (default: the scenario's).
-    #[arg(long, value_name = "N")]
-    pub seed: Option<u64>,
-    /// Override a scenario key (repeatable).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub set: Vec<Override>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -146,7 +139,7 @@ fn write_sweep(dir: &Path, r: &SweepReport) -> anyhow::Result<()> {
 }
 
 pub fn sweep(args: SweepArgs) -> anyhow::Result<i32> {
-    let base = load_file(&args.scenario, &args.set)?;
+    let base = load_file(&args.scenario, &args.runs.set)?;
     let mut seen: Vec<&str> = Vec::new();
     for v in &args.vary {
         if seen.contains(&v.key.as_str()) {
@@ -158,24 +151,24 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<i32> {
     }
     let plan = Plan {
         scenario: args.scenario.clone(),
-        overrides: args.set.clone(),
+        overrides: args.runs.set.clone(),
         varies: args.vary.clone(),
-        seeds: args.seeds,
-        base_seed: args.seed.unwrap_or(base.seed),
+        seeds: args.runs.seeds,
+        base_seed: args.runs.seed.unwrap_or(base.seed),
     };
     let points = plan.points(args.shard)?;
     plan.check_size(&points, args.max_events)?;
     if let Some(dir) = &args.out {
         prepare_dir(dir)?;
     }
-    let threads = pool(args.jobs)?;
+    let threads = pool(args.runs.jobs)?;
     let stop = stop_flag();
     let pb = bar(
-        points.len() as u64 * u64::from(args.seeds),
-        args.quiet,
+        points.len() as u64 * u64::from(args.runs.seeds),
+        args.runs.quiet,
         "runs",
     );
-    let results = threads.install(|| run_points(&points, args.seeds, plan.base_seed, &stop, &pb));
+    let results = threads.install(|| run_points(&points, args.runs.seeds, plan.base_seed, &stop, &pb));
     pb.finish_and_clear();
     let text = std::fs::read_to_string(&args.scenario).unwrap_or_default();
     let mut id_parts: Vec<String> = vec![text, plan.seeds.to_string(), plan.base_seed.to_string()];
@@ -217,7 +210,7 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<i32> {
     if let Some(dir) = &args.out {
         write_sweep(dir, &report)?;
     }
-    print_out(&if args.json {
+    print_out(&if args.runs.json {
         report.to_json()
     } else {
         report.to_table()
@@ -267,7 +260,7 @@ fn current_value(path: &Path, set: &[Override], key: &str) -> Option<toml::Value
 }
 
 pub fn capacity(args: CapacityArgs) -> anyhow::Result<i32> {
-    let base = load_file(&args.scenario, &args.set)?;
+    let base = load_file(&args.scenario, &args.runs.set)?;
     let (key, spec) = match args.vary.split_once('=') {
         Some((k, s)) => (k.trim().to_string(), Some(s.trim().to_string())),
         None => (args.vary.trim().to_string(), None),
@@ -300,7 +293,7 @@ pub fn capacity(args: CapacityArgs) -> anyhow::Result<i32> {
             (x, y, kind)
         }
         None => {
-            let v = current_value(&args.scenario, &args.set, &key).ok_or_else(|| {
+            let v = current_value(&args.scenario, &args.runs.set, &key).ok_or_else(|| {
                 bad(format!(
                     "the scenario does not set `{key}`, so there is nothing to start from; give a bracket: --vary {key}=LOW..HIGH"
                 ))
@@ -326,10 +319,10 @@ pub fn capacity(args: CapacityArgs) -> anyhow::Result<i32> {
     };
     let plan = Plan {
         scenario: args.scenario.clone(),
-        overrides: args.set.clone(),
+        overrides: args.runs.set.clone(),
         varies: vec![],
-        seeds: args.seeds,
-        base_seed: args.seed.unwrap_or(base.seed),
+        seeds: args.runs.seeds,
+        base_seed: args.runs.seed.unwrap_or(base.seed),
     };
     // An integer in the file may still be a key that takes fractions (a
     // rate): search in reals when the scenario accepts a fractional value.
@@ -359,16 +352,16 @@ pub fn capacity(args: CapacityArgs) -> anyhow::Result<i32> {
     if let Some(dir) = &args.out {
         prepare_dir(dir)?;
     }
-    let threads = pool(args.jobs)?;
+    let threads = pool(args.runs.jobs)?;
     let stop = stop_flag();
-    let pb = bar(u64::from(args.seeds), args.quiet, "seeds searched");
+    let pb = bar(u64::from(args.runs.seeds), args.runs.quiet, "seeds searched");
     let cap = threads.install(|| search.run(&stop, &pb))?;
     pb.finish_and_clear();
     if let Some(dir) = &args.out {
         write_atomic(&dir.join("capacity.json"), cap.to_json().as_bytes())?;
         write_atomic(&dir.join("capacity.csv"), cap.probes_csv().as_bytes())?;
     }
-    if args.json {
+    if args.runs.json {
         print_out(&cap.to_json());
     } else {
         print_out(&format!("{}\n", cap.sentence()));
