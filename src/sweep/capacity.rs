@@ -198,6 +198,9 @@ pub struct Search<'a> {
     /// Initial bracket.
     pub lo: f64,
     pub hi: f64,
+    /// Largest expected number of attempts one probe may run: the bracket
+    /// stops widening there instead of running ever longer simulations.
+    pub max_attempts: f64,
 }
 
 impl Search<'_> {
@@ -221,6 +224,26 @@ impl Search<'_> {
     /// Whether `v` meets the target at `seed`, recorded in `probes`.
     fn probe(&self, v: f64, seed: u64, probes: &mut Vec<Probe>) -> Result<bool, InputError> {
         let sc = self.scenario_at(v)?;
+        let expected = sc.expected_attempts();
+        if expected > self.max_attempts {
+            let tried: Vec<&str> = probes.iter().map(|p| p.value.as_str()).collect();
+            let all_meet = !probes.is_empty() && probes.iter().all(|p| p.meets);
+            let why = if all_meet {
+                format!("the target {} holds at every value tried", self.target)
+            } else if probes.iter().all(|p| !p.meets) {
+                format!("the target {} fails at every value tried", self.target)
+            } else {
+                "no bracket yet".to_string()
+            };
+            return Err(InputError::usage(format!(
+                "capacity: {why} ({}); the next, {} = {}, would need about {expected:.1e} connection attempts per run (limit {:.0e}, --max-events). Give a bracket with --vary {}=LOW..HIGH, or a target the key can reach",
+                if tried.is_empty() { "none".to_string() } else { tried.join(", ") },
+                self.key,
+                self.kind.write(v),
+                self.max_attempts,
+                self.key
+            )));
+        }
         let run = run_once(&sc, seed);
         let figure = self.target.value(&run);
         let meets = self.target.meets(figure);

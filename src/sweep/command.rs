@@ -80,6 +80,10 @@ pub struct CapacityArgs {
     /// Write capacity.json and every value tried (capacity.csv) into DIR.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Refuse to probe a value expected to make more connection attempts
+    /// than this in one run.
+    #[arg(long, value_name = "N", default_value_t = 1e8)]
+    pub max_events: f64,
 }
 
 #[derive(clap::Args, Debug)]
@@ -168,7 +172,8 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<i32> {
         args.runs.quiet,
         "runs",
     );
-    let results = threads.install(|| run_points(&points, args.runs.seeds, plan.base_seed, &stop, &pb));
+    let results =
+        threads.install(|| run_points(&points, args.runs.seeds, plan.base_seed, &stop, &pb));
     pb.finish_and_clear();
     let text = std::fs::read_to_string(&args.scenario).unwrap_or_default();
     let mut id_parts: Vec<String> = vec![text, plan.seeds.to_string(), plan.base_seed.to_string()];
@@ -347,6 +352,7 @@ pub fn capacity(args: CapacityArgs) -> anyhow::Result<i32> {
         target: args.target,
         lo,
         hi,
+        max_attempts: args.max_events,
     };
     search.validate()?;
     if let Some(dir) = &args.out {
@@ -354,7 +360,11 @@ pub fn capacity(args: CapacityArgs) -> anyhow::Result<i32> {
     }
     let threads = pool(args.runs.jobs)?;
     let stop = stop_flag();
-    let pb = bar(u64::from(args.runs.seeds), args.runs.quiet, "seeds searched");
+    let pb = bar(
+        u64::from(args.runs.seeds),
+        args.runs.quiet,
+        "seeds searched",
+    );
     let cap = threads.install(|| search.run(&stop, &pb))?;
     pb.finish_and_clear();
     if let Some(dir) = &args.out {
