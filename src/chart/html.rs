@@ -152,11 +152,31 @@ fn figures_table(h: &mut String, input: &Input) {
         percent(a.erlang_b_failure_ratio),
         "Erlang B, c = ports per pool, A = offered load per pool",
     );
+    // Little's law counts connections and TIME_WAIT entries; where several
+    // destinations share a port that is more than the ports held, so the
+    // simulated side counts the same thing.
+    let series = r.series();
+    let span: f64 = series.iter().map(|b| b.width_ns as f64).sum();
+    let held = if span > 0.0 {
+        series
+            .iter()
+            .map(|b| (b.open + b.time_wait) * b.width_ns as f64)
+            .sum::<f64>()
+            / span
+    } else {
+        0.0
+    };
+    row(
+        "mean connections + TIME_WAIT entries",
+        thousands(held.round() as u64),
+        thousands(a.little_mean_in_use.round() as u64),
+        "Little's law: rate × (mean hold + TIME_WAIT)",
+    );
     row(
         "mean ports in use",
         thousands(r.ports.mean_in_use.round() as u64),
-        thousands(a.little_mean_in_use.round() as u64),
-        "Little's law: rate × (mean hold + TIME_WAIT)",
+        String::new(),
+        "equal to the row above unless destinations share ports",
     );
     row(
         "peak ports in use",
