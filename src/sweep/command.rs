@@ -167,11 +167,7 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<i32> {
     }
     let threads = pool(args.runs.jobs)?;
     let stop = stop_flag();
-    let pb = bar(
-        points.len() as u64 * u64::from(args.runs.seeds),
-        args.runs.quiet,
-        "runs",
-    );
+    let pb = bar(points.len() as u64, args.runs.quiet, "points");
     let results =
         threads.install(|| run_points(&points, args.runs.seeds, plan.base_seed, &stop, &pb));
     pb.finish_and_clear();

@@ -18,7 +18,7 @@ pub mod stats;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -303,7 +303,7 @@ pub fn analytic_of(sc: &Scenario) -> (f64, f64, u64) {
     )
 }
 
-/// Something told once per finished run (a progress bar).
+/// Something told once per finished point or seed (a progress bar).
 pub trait Progress: Sync {
     fn tick(&self);
 }
@@ -331,6 +331,8 @@ pub fn run_points(
     let jobs: Vec<(usize, u32)> = (0..points.len())
         .flat_map(|p| (0..seeds).map(move |s| (p, s)))
         .collect();
+    // Runs finished per point: the bar moves when a point has all its seeds.
+    let done: Vec<AtomicU32> = points.iter().map(|_| AtomicU32::new(0)).collect();
     let runs: Vec<Option<Run>> = jobs
         .par_iter()
         .map(|&(p, s)| {
@@ -338,7 +340,9 @@ pub fn run_points(
                 return None;
             }
             let r = run_once(&points[p].scenario, base_seed.wrapping_add(u64::from(s)));
-            progress.tick();
+            if done[p].fetch_add(1, Ordering::Relaxed) + 1 == seeds {
+                progress.tick();
+            }
             Some(r)
         })
         .collect();

@@ -250,6 +250,27 @@ fn results_do_not_depend_on_jobs() {
 }
 
 #[test]
+fn no_progress_bar_when_stderr_is_not_a_terminal() {
+    // Without --quiet the bar is drawn only on a terminal; under a test
+    // harness stderr is a pipe, so a successful sweep writes nothing there.
+    let tmp = tempfile::tempdir().unwrap();
+    let file = small_file(tmp.path());
+    let out = portsim()
+        .arg("sweep")
+        .arg(&file)
+        .args(["--vary", "traffic.rate=10,20", "--seeds", "2"])
+        .assert()
+        .success();
+    let o = out.get_output();
+    assert!(o.stderr.is_empty(), "stderr: {}", text(&o.stderr));
+    assert_eq!(
+        text(&o.stdout).lines().count(),
+        4,
+        "header, rule, two points"
+    );
+}
+
+#[test]
 fn merged_shards_equal_the_unsharded_sweep() {
     let tmp = tempfile::tempdir().unwrap();
     let file = small_file(tmp.path());
