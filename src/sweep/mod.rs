@@ -16,7 +16,7 @@ pub mod command;
 pub mod output;
 pub mod stats;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
@@ -370,11 +370,6 @@ pub fn pool(jobs: usize) -> Result<rayon::ThreadPool, InputError> {
         .num_threads(jobs)
         .build()
         .map_err(|e| InputError::usage(format!("--jobs {jobs}: {e}")))
-}
-
-/// The directory part of a path, for messages.
-pub fn shown(p: &Path) -> String {
-    p.display().to_string()
 }
 
 #[cfg(test)]
