@@ -7,11 +7,13 @@
 
 use plotters::prelude::*;
 
-use super::{frame_with, legend, number_label, png_with, svg_with, text, Area, Drawn, GRID, INK};
+use super::{
+    frame_with, legend, number_label, png_with, svg_with, text, Area, Drawn, GRID, INK, MUTED,
+};
 use crate::report::summary::percent;
 use crate::sweep::output::{PointFigures, SweepReport};
 
-pub const SIZE: (u32, u32) = (1100, 650);
+pub const SIZE: (u32, u32) = (1100, 900);
 
 const PALETTE: [RGBColor; 6] = [
     RGBColor(49, 110, 180),
@@ -120,7 +122,9 @@ where
         .fold(0.0, f64::max)
         .max(1e-6)
         * 1.15;
-    let mut chart = ChartBuilder::on(&body)
+    let (_, h) = body.dim_in_pixel();
+    let (top, bottom) = body.split_vertically((f64::from(h) * 0.6) as u32);
+    let mut chart = ChartBuilder::on(&top)
         .margin_right(28)
         .x_label_area_size(48)
         .y_label_area_size(86)
@@ -204,5 +208,92 @@ where
         .label("Erlang B (dashed)")
         .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], INK.stroke_width(2)));
     legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
+    log_panel(r, &bottom, &xs, &figures, &groups, (x_lo, x_hi), numeric)
+}
+
+/// The same curves on a log scale, where targets such as 1e-4 live. Zero
+/// (no failure in any seed) cannot be drawn on a log axis: such points sit
+/// on the floor as open circles.
+fn log_panel<DB: DrawingBackend>(
+    r: &SweepReport,
+    area: &Area<DB>,
+    xs: &[f64],
+    figures: &[PointFigures],
+    groups: &[(String, Vec<usize>)],
+    (x_lo, x_hi): (f64, f64),
+    numeric: bool,
+) -> Drawn
+where
+    DB::ErrorType: 'static,
+{
+    let positive = figures
+        .iter()
+        .map(|f| f.failure_ratio.mean)
+        .chain(r.points.iter().map(|p| p.point.erlang_b_failure_ratio))
+        .filter(|&v| v >= 1e-9)
+        .fold(f64::INFINITY, f64::min);
+    // Down to at least 1e-6, where failure targets are set, and to the
+    // smallest figure shown (not below 1e-9).
+    let floor = if positive.is_finite() {
+        10f64.powf(positive.log10().floor()).clamp(1e-9, 1e-6)
+    } else {
+        1e-6
+    };
+    let mut chart = ChartBuilder::on(area)
+        .margin_right(28)
+        .margin_top(10)
+        .x_label_area_size(48)
+        .y_label_area_size(86)
+        .build_cartesian_2d(x_lo..x_hi, (floor..1.0).log_scale())?;
+    chart
+        .configure_mesh()
+        .light_line_style(TRANSPARENT)
+        .bold_line_style(GRID)
+        .x_desc(r.keys.first().cloned().unwrap_or_default())
+        .y_desc("failure ratio, log scale")
+        .x_label_formatter(&|v| {
+            if numeric {
+                number_label(*v)
+            } else {
+                String::new()
+            }
+        })
+        .y_label_formatter(&|v| format!("{:.0e}", v))
+        .label_style(text(14.0))
+        .axis_desc_style(text(16.0))
+        .draw()?;
+    let at = |v: f64| v.max(floor);
+    for (g, (_, idx)) in groups.iter().enumerate() {
+        let colour = PALETTE[g % PALETTE.len()];
+        chart.draw_series(LineSeries::new(
+            idx.iter()
+                .map(|&i| (xs[i], at(figures[i].failure_ratio.mean))),
+            colour.stroke_width(2),
+        ))?;
+        chart.draw_series(idx.iter().map(|&i| {
+            let m = figures[i].failure_ratio.mean;
+            let style = if m >= floor {
+                colour.filled()
+            } else {
+                colour.stroke_width(1)
+            };
+            Circle::new((xs[i], at(m)), 3, style)
+        }))?;
+        let dash = if groups.len() == 1 { INK } else { colour };
+        chart.draw_series(DashedLineSeries::new(
+            idx.iter()
+                .map(|&i| (xs[i], at(r.points[i].point.erlang_b_failure_ratio))),
+            7,
+            6,
+            dash.stroke_width(2),
+        ))?;
+    }
+    if figures.iter().any(|f| f.failure_ratio.mean < floor) {
+        chart.draw_series(std::iter::once(Text::new(
+            format!("open circles: no failure in any seed (drawn at {floor:.0e})"),
+            (x_lo + (x_hi - x_lo) * 0.01, 0.5),
+            text(14.0).color(&MUTED),
+        )))?;
+    }
     Ok(())
 }
