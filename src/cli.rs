@@ -2,7 +2,8 @@
 //!
 //! Exit codes: 0 done; 1 `--fail-on-exhaustion` and some attempt failed;
 //! 2 bad input (scenario, flag or path), with one message on stderr;
-//! 3 an output file could not be written (disk full, permissions).
+//! 3 an output file could not be written (disk full, permissions); 130 a sweep
+//! or capacity search stopped by Ctrl-C, after writing what finished.
 //! Output paths are checked before the run, so a typo costs no run time.
 
 use std::io::Write;
@@ -22,7 +23,7 @@ use crate::trace::TraceWriter;
     name = "portsim",
     version,
     about = "Simulate ephemeral-port exhaustion: when do clients run out of local ports, why, and what fixes it.",
-    after_help = "Exit codes: 0 done, 1 --fail-on-exhaustion tripped, 2 bad input, 3 an output could not be written."
+    after_help = "Exit codes: 0 done, 1 --fail-on-exhaustion tripped, 2 bad input, 3 an output could not be written, 130 a sweep or capacity search stopped by Ctrl-C (finished points written)."
 )]
 pub struct Cli {
     #[command(subcommand)]
