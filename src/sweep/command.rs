@@ -191,7 +191,8 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<i32> {
         points_total: plan.len(),
         seeds: plan.seeds,
         base_seed: plan.base_seed,
-        complete: !interrupted && args.shard.is_none(),
+        // In a shard's file: whether all of *its* points ran.
+        complete: !interrupted,
         shard: args.shard,
         points: results
             .into_iter()
@@ -202,12 +203,6 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<i32> {
             .collect(),
     }
     .with_figures();
-    // A complete shard is complete for merging; `complete` in a shard's file
-    // says whether all of *its* points ran.
-    let report = SweepReport {
-        complete: !interrupted,
-        ..report
-    };
     if let Some(dir) = &args.out {
         write_sweep(dir, &report)?;
     }
