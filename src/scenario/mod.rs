@@ -34,6 +34,18 @@ pub struct Scenario {
     pub traffic: Traffic,
     /// Width of one time-series bin; `None` lets the engine choose.
     pub bin_ns: Option<u64>,
+    /// The `[sweep]` table: defaults for `sweep` and `capacity`.
+    pub sweep: SweepDefaults,
+}
+
+/// `[sweep]`: what `portsim sweep` and `portsim capacity` do on this
+/// scenario when the command line does not say.
+#[derive(Debug, Clone, Default)]
+pub struct SweepDefaults {
+    pub vary: Vec<crate::sweep::Vary>,
+    pub seeds: Option<u32>,
+    pub capacity: Option<String>,
+    pub target: Option<crate::sweep::capacity::Target>,
 }
 
 #[derive(Debug, Clone)]

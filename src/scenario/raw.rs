@@ -23,6 +23,8 @@ pub struct RawScenario {
     pub traffic: RawTraffic,
     #[serde(default)]
     pub output: RawOutput,
+    #[serde(default)]
+    pub sweep: RawSweep,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -97,4 +99,19 @@ pub struct RawRetry {
 pub struct RawOutput {
     /// Width of one time-series bin; chosen from the duration when absent.
     pub bin: Option<String>,
+}
+
+/// Defaults for `portsim sweep` and `portsim capacity` on this scenario.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSweep {
+    /// `--vary` specs used when the command line gives none.
+    #[serde(default)]
+    pub vary: Vec<String>,
+    /// `--seeds` when the command line gives none.
+    pub seeds: Option<u32>,
+    /// `--vary KEY[=LOW..HIGH]` of `portsim capacity` when none is given.
+    pub capacity: Option<String>,
+    /// `--target` of `portsim capacity` when none is given.
+    pub target: Option<String>,
 }

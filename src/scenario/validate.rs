@@ -135,6 +135,7 @@ pub(super) fn validate(raw: RawScenario) -> R<Scenario> {
             "found 0; expected a positive duration such as \"1s\"",
         );
     }
+    let sweep = sweep_defaults(&raw.sweep)?;
     Ok(Scenario {
         name: raw.name,
         description: raw.description,
@@ -145,6 +146,49 @@ pub(super) fn validate(raw: RawScenario) -> R<Scenario> {
         destinations,
         traffic,
         bin_ns,
+        sweep,
+    })
+}
+
+fn sweep_defaults(s: &RawSweep) -> R<SweepDefaults> {
+    let mut vary = Vec::new();
+    for (i, spec) in s.vary.iter().enumerate() {
+        let v: crate::sweep::Vary = spec.parse().or_else(|e: String| {
+            err(
+                &format!("sweep.vary[{i}]"),
+                e.replacen(&format!("--vary {spec}: "), "", 1),
+            )
+        })?;
+        vary.push(v);
+    }
+    if let Some(n) = s.seeds {
+        if !(1..=10_000).contains(&n) {
+            return err("sweep.seeds", format!("found {n}; expected 1 to 10000"));
+        }
+    }
+    let target = s
+        .target
+        .as_deref()
+        .map(|t| {
+            t.parse().or_else(|e: String| {
+                err(
+                    "sweep.target",
+                    e.replacen(&format!("--target {t}: "), "", 1),
+                )
+            })
+        })
+        .transpose()?;
+    if s.capacity.as_deref().is_some_and(|c| c.trim().is_empty()) {
+        return err(
+            "sweep.capacity",
+            "found an empty key; expected KEY or KEY=LOW..HIGH, e.g. \"traffic.rate\"",
+        );
+    }
+    Ok(SweepDefaults {
+        vary,
+        seeds: s.seeds,
+        capacity: s.capacity.clone(),
+        target,
     })
 }
 

@@ -25,9 +25,10 @@ pub const INTERRUPTED: i32 = 130;
 #[derive(clap::Args, Debug)]
 pub struct Runs {
     /// Runs per point (sweep) or seeds searched (capacity), with seeds
-    /// SEED, SEED+1, ...; results are their mean with a 95 % interval.
-    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    pub seeds: u32,
+    /// SEED, SEED+1, ...; results are their mean with a 95 % interval
+    /// [default: the scenario's [sweep] seeds, else 10].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub seeds: Option<u32>,
     /// Threads (default: one per core). The result does not depend on it.
     #[arg(long, value_name = "J", default_value_t = 0)]
     pub jobs: usize,
@@ -49,8 +50,9 @@ pub struct Runs {
 pub struct SweepArgs {
     /// Scenario file (TOML).
     pub scenario: PathBuf,
-    /// A key and its values: KEY=a,b,c or KEY=FROM..TO:STEP (repeat for a grid).
-    #[arg(long = "vary", value_name = "KEY=SPEC", required = true)]
+    /// A key and its values: KEY=a,b,c or KEY=FROM..TO:STEP (repeat for a
+    /// grid) [default: the scenario's [sweep] vary].
+    #[arg(long = "vary", value_name = "KEY=SPEC")]
     pub vary: Vec<Vary>,
     #[command(flatten)]
     pub runs: Runs,
@@ -69,12 +71,14 @@ pub struct SweepArgs {
 pub struct CapacityArgs {
     /// Scenario file (TOML).
     pub scenario: PathBuf,
-    /// The key to search, optionally with a starting bracket: KEY or KEY=LOW..HIGH.
+    /// The key to search, optionally with a starting bracket: KEY or
+    /// KEY=LOW..HIGH [default: the scenario's [sweep] capacity].
     #[arg(long = "vary", value_name = "KEY[=LOW..HIGH]")]
-    pub vary: String,
-    /// What the answer must keep: failure_ratio or peak_in_use, <=, <, >=, >, a number.
-    #[arg(long, value_name = "FIGURE<=X", default_value = "failure_ratio<=1e-4")]
-    pub target: Target,
+    pub vary: Option<String>,
+    /// What the answer must keep: failure_ratio or peak_in_use, <=, <, >=, >,
+    /// a number [default: the scenario's [sweep] target, else failure_ratio<=1e-4].
+    #[arg(long, value_name = "FIGURE<=X")]
+    pub target: Option<Target>,
     #[command(flatten)]
     pub runs: Runs,
     /// Write capacity.json and every value tried (capacity.csv) into DIR.
@@ -144,8 +148,21 @@ fn write_sweep(dir: &Path, r: &SweepReport) -> anyhow::Result<()> {
 
 pub fn sweep(args: SweepArgs) -> anyhow::Result<i32> {
     let base = load_file(&args.scenario, &args.runs.set)?;
+    let varies = if args.vary.is_empty() {
+        base.sweep.vary.clone()
+    } else {
+        args.vary.clone()
+    };
+    if varies.is_empty() {
+        return Err(InputError::usage(format!(
+            "{}: nothing to vary: give --vary KEY=SPEC (e.g. --vary traffic.rate=100..400:50) or a [sweep] table with vary = [...] in the scenario",
+            args.scenario.display()
+        ))
+        .into());
+    }
+    let seeds = args.runs.seeds.or(base.sweep.seeds).unwrap_or(10);
     let mut seen: Vec<&str> = Vec::new();
-    for v in &args.vary {
+    for v in &varies {
         if seen.contains(&v.key.as_str()) {
             return Err(
                 InputError::usage(format!("--vary {}: the key is varied twice", v.key)).into(),
@@ -156,8 +173,8 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<i32> {
     let plan = Plan {
         scenario: args.scenario.clone(),
         overrides: args.runs.set.clone(),
-        varies: args.vary.clone(),
-        seeds: args.runs.seeds,
+        varies,
+        seeds,
         base_seed: args.runs.seed.unwrap_or(base.seed),
     };
     let points = plan.points(args.shard)?;
@@ -168,8 +185,7 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<i32> {
     let threads = pool(args.runs.jobs)?;
     let stop = stop_flag();
     let pb = bar(points.len() as u64, args.runs.quiet, "points");
-    let results =
-        threads.install(|| run_points(&points, args.runs.seeds, plan.base_seed, &stop, &pb));
+    let results = threads.install(|| run_points(&points, plan.seeds, plan.base_seed, &stop, &pb));
     pb.finish_and_clear();
     let text = std::fs::read_to_string(&args.scenario).unwrap_or_default();
     let mut id_parts: Vec<String> = vec![text, plan.seeds.to_string(), plan.base_seed.to_string()];
@@ -257,11 +273,27 @@ fn current_value(path: &Path, set: &[Override], key: &str) -> Option<toml::Value
 
 pub fn capacity(args: CapacityArgs) -> anyhow::Result<i32> {
     let base = load_file(&args.scenario, &args.runs.set)?;
-    let (key, spec) = match args.vary.split_once('=') {
-        Some((k, s)) => (k.trim().to_string(), Some(s.trim().to_string())),
-        None => (args.vary.trim().to_string(), None),
+    let vary = match args.vary.clone().or(base.sweep.capacity.clone()) {
+        Some(v) => v,
+        None => {
+            return Err(InputError::usage(format!(
+                "{}: nothing to search: give --vary KEY (e.g. --vary traffic.rate) or a [sweep] table with capacity = \"KEY\" in the scenario",
+                args.scenario.display()
+            ))
+            .into())
+        }
     };
-    let bad = |m: String| InputError::usage(format!("--vary {}: {m}", args.vary));
+    let seeds = args.runs.seeds.or(base.sweep.seeds).unwrap_or(10);
+    let target = args.target.or(base.sweep.target).unwrap_or(Target {
+        metric: super::capacity::Metric::FailureRatio,
+        op: super::capacity::Op::Le,
+        bound: 1e-4,
+    });
+    let (key, spec) = match vary.split_once('=') {
+        Some((k, s)) => (k.trim().to_string(), Some(s.trim().to_string())),
+        None => (vary.trim().to_string(), None),
+    };
+    let bad = |m: String| InputError::usage(format!("--vary {vary}: {m}"));
     let (lo, hi, kind) = match spec {
         Some(spec) => {
             let (a, b) = spec.split_once("..").ok_or_else(|| {
@@ -317,7 +349,7 @@ pub fn capacity(args: CapacityArgs) -> anyhow::Result<i32> {
         scenario: args.scenario.clone(),
         overrides: args.runs.set.clone(),
         varies: vec![],
-        seeds: args.runs.seeds,
+        seeds,
         base_seed: args.runs.seed.unwrap_or(base.seed),
     };
     // An integer in the file may still be a key that takes fractions (a
@@ -340,7 +372,7 @@ pub fn capacity(args: CapacityArgs) -> anyhow::Result<i32> {
         plan: &plan,
         key: &key,
         kind,
-        target: args.target,
+        target,
         lo,
         hi,
         max_attempts: args.max_events,
@@ -351,11 +383,7 @@ pub fn capacity(args: CapacityArgs) -> anyhow::Result<i32> {
     }
     let threads = pool(args.runs.jobs)?;
     let stop = stop_flag();
-    let pb = bar(
-        u64::from(args.runs.seeds),
-        args.runs.quiet,
-        "seeds searched",
-    );
+    let pb = bar(u64::from(seeds), args.runs.quiet, "seeds searched");
     let cap = threads.install(|| search.run(&stop, &pb))?;
     pb.finish_and_clear();
     if let Some(dir) = &args.out {

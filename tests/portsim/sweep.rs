@@ -768,3 +768,75 @@ fn ctrl_c_keeps_finished_points() {
     let table = std::fs::read_to_string(tmp.path().join("stdout")).unwrap();
     assert!(table.contains("interrupted"), "{table}");
 }
+
+#[test]
+fn a_sweep_table_supplies_the_defaults() {
+    // `[sweep]` in the scenario stands in for --vary, --seeds, and capacity's
+    // --vary and --target; flags given on the command line win.
+    let tmp = tempfile::tempdir().unwrap();
+    let with_table = format!(
+        "{}\n[sweep]\nvary = [\"traffic.rate=12,16\"]\nseeds = 2\ncapacity = \"traffic.rate\"\ntarget = \"failure_ratio<=1e-3\"\n",
+        small(15.0)
+    );
+    let file = write(tmp.path(), "table.toml", &with_table);
+    let from_table = sweep(&file, &tmp.path().join("a"), &[]);
+    let from_flags = sweep(
+        &file,
+        &tmp.path().join("b"),
+        &["--vary", "traffic.rate=12,16", "--seeds", "2"],
+    );
+    assert_eq!(from_table, from_flags, "[sweep] acts as the flags");
+    let r = read_json(&tmp.path().join("a").join("sweep.json"));
+    assert_eq!(r["points"].as_array().unwrap().len(), 2);
+    assert_eq!(r["seeds"], 2);
+    let overridden = sweep(&file, &tmp.path().join("c"), &["--vary", "traffic.rate=20"]);
+    assert_eq!(overridden.lines().count(), 3, "--vary replaces the table's");
+
+    let (_, cap) = capacity(&file, &["--seeds", "2"]);
+    assert_eq!(cap["key"], "traffic.rate");
+    assert_eq!(cap["target"], "failure_ratio <= 0.001");
+    let (_, explicit) = capacity(
+        &file,
+        &[
+            "--seeds",
+            "2",
+            "--vary",
+            "traffic.rate",
+            "--target",
+            "failure_ratio<=1e-3",
+        ],
+    );
+    assert_eq!(cap, explicit);
+
+    // Without a table or flags there is nothing to vary: exit 2, one message.
+    let plain = small_file(tmp.path());
+    for cmd in ["sweep", "capacity"] {
+        let out = portsim()
+            .arg(cmd)
+            .arg(&plain)
+            .arg("--quiet")
+            .assert()
+            .code(2);
+        let err = text(&out.get_output().stderr);
+        assert!(
+            err.contains("[sweep]") && err.contains("--vary"),
+            "{cmd}: {err}"
+        );
+    }
+
+    // A bad table is a scenario error naming its key, before any run.
+    for (table, key) in [
+        ("[sweep]\nvary = [\"traffic.rate=1..2\"]\n", "sweep.vary[0]"),
+        ("[sweep]\nseeds = 0\n", "sweep.seeds"),
+        ("[sweep]\ntarget = \"failures<1\"\n", "sweep.target"),
+        ("[sweep]\nvaries = []\n", "varies"),
+    ] {
+        let f = write(tmp.path(), "bad.toml", &format!("{}\n{table}", small(15.0)));
+        let out = portsim().arg("check").arg(&f).assert().code(2);
+        let err = text(&out.get_output().stderr);
+        assert!(
+            err.contains(key) && err.lines().count() == 1,
+            "{table}: {err}"
+        );
+    }
+}
