@@ -243,7 +243,7 @@ fn write_charts(
 }
 
 /// Print to stdout; a closed pipe (`| head`) is not an error.
-fn print_out(s: &str) {
+pub(crate) fn print_out(s: &str) {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(s.as_bytes()).and_then(|_| out.flush());
 }

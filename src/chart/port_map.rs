@@ -131,18 +131,11 @@ where
     }))?;
 
     // Uses per port, averaged per block and parity.
-    let uses = u.uses();
     let per_band = |parity: u32| -> Vec<(f64, f64)> {
         (0..blocks)
             .filter_map(|b| {
-                let first = (b * block + parity) as usize;
-                let end = (((b + 1) * block) as usize).min(uses.len());
-                let ports: Vec<u32> = uses.get(first..end)?.iter().step_by(2).copied().collect();
-                (!ports.is_empty()).then(|| {
-                    let mean =
-                        ports.iter().map(|&n| f64::from(n)).sum::<f64>() / ports.len() as f64;
-                    (lo + f64::from(b * block) + half, mean)
-                })
+                let mean = u.mean_uses((2 * b + parity) as usize)?;
+                Some((lo + f64::from(b * block) + half, mean))
             })
             .collect()
     };

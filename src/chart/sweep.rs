@@ -85,11 +85,7 @@ where
         &format!("{} points", r.points.len()),
     )?;
     let (xs, numeric) = positions(r);
-    let figures: Vec<PointFigures> = r
-        .points
-        .iter()
-        .map(|p| PointFigures::of(&p.point))
-        .collect();
+    let figures: Vec<PointFigures> = r.points.iter().map(|p| p.figures()).collect();
     // Series: one per combination of the other keys' values, in plan order.
     let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
     for (i, p) in r.points.iter().enumerate() {

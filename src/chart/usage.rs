@@ -125,16 +125,32 @@ impl PortUsage {
         (self.col_ns, self.cols)
     }
 
-    /// Ports of the range in row `row` (block `row / 2`, parity `row % 2`).
-    pub fn row_ports(&self, row: usize) -> u32 {
+    /// Offsets of the first port of row `row` (block `row / 2`, parity
+    /// `row % 2`) and of the end of its block; the row holds every second
+    /// port in between.
+    fn row_span(&self, row: usize) -> (u32, u32) {
         let b = row as u32 / 2;
         let first = b * self.block + (row as u32 & 1);
-        let end = ((b + 1) * self.block).min(self.range);
-        if first >= end {
-            0
-        } else {
-            (end - first).div_ceil(2)
-        }
+        (first, ((b + 1) * self.block).min(self.range))
+    }
+
+    /// Ports of the range in row `row`.
+    pub fn row_ports(&self, row: usize) -> u32 {
+        let (first, end) = self.row_span(row);
+        end.saturating_sub(first).div_ceil(2)
+    }
+
+    /// Mean allocations per port of row `row`; `None` for an empty row.
+    pub fn mean_uses(&self, row: usize) -> Option<f64> {
+        let (first, end) = self.row_span(row);
+        let n = self.row_ports(row);
+        (n > 0).then(|| {
+            let sum: u64 = (first..end)
+                .step_by(2)
+                .map(|i| u64::from(self.uses[i as usize]))
+                .sum();
+            sum as f64 / f64::from(n)
+        })
     }
 
     /// Share of the (address, port) pairs of `row` held during column `col`,

@@ -25,13 +25,21 @@ pub struct Override {
 impl std::str::FromStr for Override {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let (key, value) = s
-            .split_once('=')
-            .ok_or_else(|| format!("--set {s}: expected KEY=VALUE, e.g. --set traffic.rate=300"))?;
+        Override::parse_as(s, "--set")
+    }
+}
+
+impl Override {
+    /// Parse `KEY=VALUE` given with `flag` (`--set`, or `--vary` for one
+    /// value of a sweep); messages name that flag.
+    pub fn parse_as(s: &str, flag: &'static str) -> Result<Override, String> {
+        let (key, value) = s.split_once('=').ok_or_else(|| {
+            format!("{flag} {s}: expected KEY=VALUE, e.g. {flag} traffic.rate=300")
+        })?;
         let key = key.trim();
         if key.is_empty() || key.split('.').any(|p| p.is_empty()) {
             return Err(format!(
-                "--set {s}: expected a dotted key such as traffic.rate"
+                "{flag} {s}: expected a dotted key such as traffic.rate"
             ));
         }
         // A TOML value if it parses as one (300, true, [1, 2], "x"), else a bare string (60s).
@@ -43,7 +51,7 @@ impl std::str::FromStr for Override {
             key: key.to_string(),
             value,
             text: s.to_string(),
-            flag: "--set",
+            flag,
         })
     }
 }

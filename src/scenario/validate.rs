@@ -153,12 +153,8 @@ pub(super) fn validate(raw: RawScenario) -> R<Scenario> {
 fn sweep_defaults(s: &RawSweep) -> R<SweepDefaults> {
     let mut vary = Vec::new();
     for (i, spec) in s.vary.iter().enumerate() {
-        let v: crate::sweep::Vary = spec.parse().or_else(|e: String| {
-            err(
-                &format!("sweep.vary[{i}]"),
-                e.replacen(&format!("--vary {spec}: "), "", 1),
-            )
-        })?;
+        let v = crate::sweep::Vary::parse_spec(spec)
+            .or_else(|e| err(&format!("sweep.vary[{i}]"), e))?;
         vary.push(v);
     }
     if let Some(n) = s.seeds {
@@ -169,14 +165,7 @@ fn sweep_defaults(s: &RawSweep) -> R<SweepDefaults> {
     let target = s
         .target
         .as_deref()
-        .map(|t| {
-            t.parse().or_else(|e: String| {
-                err(
-                    "sweep.target",
-                    e.replacen(&format!("--target {t}: "), "", 1),
-                )
-            })
-        })
+        .map(|t| crate::sweep::capacity::Target::parse_bare(t).or_else(|e| err("sweep.target", e)))
         .transpose()?;
     if s.capacity.as_deref().is_some_and(|c| c.trim().is_empty()) {
         return err(

@@ -57,16 +57,24 @@ pub struct Target {
 impl FromStr for Target {
     type Err = String;
     fn from_str(s: &str) -> Result<Target, String> {
+        Target::parse_bare(s).map_err(|e| format!("--target {s}: {e}"))
+    }
+}
+
+impl Target {
+    /// `FIGURE<=X` and the like; messages say what is wrong, the caller
+    /// says where (`--target`, `sweep.target`).
+    pub fn parse_bare(s: &str) -> Result<Target, String> {
         let allowed = "allowed: failure_ratio or peak_in_use, then <=, <, >= or >, then a number, e.g. \"failure_ratio<=1e-4\"";
         let t = s.replace(' ', "");
         let (pos, op) = ["<=", ">=", "<", ">"]
             .iter()
             .find_map(|op| t.find(op).map(|i| (i, *op)))
-            .ok_or_else(|| format!("--target {s}: no comparison; {allowed}"))?;
+            .ok_or_else(|| format!("no comparison; {allowed}"))?;
         let metric = match &t[..pos] {
             "failure_ratio" => Metric::FailureRatio,
             "peak_in_use" => Metric::PeakInUse,
-            other => return Err(format!("--target {s}: unknown figure `{other}`; {allowed}")),
+            other => return Err(format!("unknown figure `{other}`; {allowed}")),
         };
         let bound: f64 = t[pos + op.len()..].parse().map_err(|_| {
             format!(
@@ -265,47 +273,34 @@ impl Search<'_> {
         let (mut lo, mut hi) = (self.lo, self.hi);
         let (mut m_lo, mut m_hi) = (eval(lo)?, eval(hi)?);
         for _ in 0..MAX_EXPAND {
+            // Bracketed when the low end meets the target exactly when low
+            // values are the good ones (`largest`) and the high end differs.
+            let found = match largest {
+                None => (m_lo != m_hi).then_some(m_lo),
+                Some(l) => (m_lo == l && m_hi != l).then_some(l),
+            };
+            if let Some(l) = found {
+                return Ok(if l { (true, lo, hi) } else { (false, hi, lo) });
+            }
             match largest {
-                None => match (m_lo, m_hi) {
-                    (true, false) => return Ok((true, lo, hi)),
-                    (false, true) => return Ok((false, hi, lo)),
-                    // Both ends alike: widen both ways until they differ.
-                    _ => {
-                        lo /= 2.0;
-                        hi *= 2.0;
-                        m_lo = eval(lo)?;
-                        m_hi = eval(hi)?;
-                    }
-                },
-                // Low values meet: need lo meeting and hi failing.
-                Some(true) => {
-                    if m_lo && !m_hi {
-                        return Ok((true, lo, hi));
-                    }
-                    if !m_lo {
-                        (hi, m_hi) = (lo, false);
-                        lo /= 2.0;
-                        m_lo = eval(lo)?;
-                    } else {
-                        (lo, m_lo) = (hi, true);
-                        hi *= 2.0;
-                        m_hi = eval(hi)?;
-                    }
+                // Both ends alike: widen both ways until they differ.
+                None => {
+                    lo /= 2.0;
+                    hi *= 2.0;
+                    m_lo = eval(lo)?;
+                    m_hi = eval(hi)?;
                 }
-                // High values meet: need lo failing and hi meeting.
-                Some(false) => {
-                    if !m_lo && m_hi {
-                        return Ok((false, hi, lo));
-                    }
-                    if m_lo {
-                        (hi, m_hi) = (lo, true);
-                        lo /= 2.0;
-                        m_lo = eval(lo)?;
-                    } else {
-                        (lo, m_lo) = (hi, false);
-                        hi *= 2.0;
-                        m_hi = eval(hi)?;
-                    }
+                // The low end is on the wrong side: move the bracket down.
+                Some(l) if m_lo != l => {
+                    (hi, m_hi) = (lo, m_lo);
+                    lo /= 2.0;
+                    m_lo = eval(lo)?;
+                }
+                // Otherwise the high end is: move it up.
+                Some(_) => {
+                    (lo, m_lo) = (hi, m_hi);
+                    hi *= 2.0;
+                    m_hi = eval(hi)?;
                 }
             }
         }

@@ -12,6 +12,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use super::capacity::{Kind, Search, Target};
 use super::output::{merge, stable_id, SweepReport, SCHEMA_VERSION};
 use super::{pool, quantity, run_points, Plan, Shard, Vary};
+use crate::cli::print_out;
 use crate::error::InputError;
 use crate::output::{prepare_dir, write_atomic};
 use crate::scenario::{load_file, Override};
@@ -125,12 +126,6 @@ fn bar(len: u64, quiet: bool, what: &str) -> ProgressBar {
     .unwrap_or_else(|_| ProgressStyle::default_bar());
     pb.set_style(style);
     pb
-}
-
-fn print_out(s: &str) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(s.as_bytes()).and_then(|_| out.flush());
 }
 
 /// The files of a sweep, each written whole.

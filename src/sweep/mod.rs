@@ -38,26 +38,31 @@ pub struct Vary {
 
 impl FromStr for Vary {
     type Err = String;
-    /// `KEY=a,b,c` (a list) or `KEY=FROM..TO:STEP` (a range, `TO` included),
-    /// with numbers or durations (`10s..120s:10s`).
     fn from_str(s: &str) -> Result<Vary, String> {
-        let (key, spec) = s.split_once('=').ok_or_else(|| {
-            format!("--vary {s}: expected KEY=SPEC, e.g. traffic.rate=100..1000:50 or host.time_wait=30s,60s,120s")
-        })?;
+        Vary::parse_spec(s).map_err(|e| format!("--vary {s}: {e}"))
+    }
+}
+
+impl Vary {
+    /// `KEY=a,b,c` (a list) or `KEY=FROM..TO:STEP` (a range, `TO` included),
+    /// with numbers or durations (`10s..120s:10s`). Messages say what is
+    /// wrong; the caller says where (`--vary ...`, `sweep.vary[0]`).
+    pub fn parse_spec(s: &str) -> Result<Vary, String> {
+        let (key, spec) = s.split_once('=').ok_or(
+            "expected KEY=SPEC, e.g. traffic.rate=100..1000:50 or host.time_wait=30s,60s,120s",
+        )?;
         let key = key.trim();
         if key.is_empty() || key.split('.').any(str::is_empty) {
-            return Err(format!(
-                "--vary {s}: expected a dotted key such as traffic.rate"
-            ));
+            return Err("expected a dotted key such as traffic.rate".into());
         }
         let spec = spec.trim();
         let values = if spec.contains("..") {
-            range(spec).map_err(|e| format!("--vary {s}: {e}"))?
+            range(spec)?
         } else {
             spec.split(',').map(|v| v.trim().to_string()).collect()
         };
         if values.iter().any(String::is_empty) {
-            return Err(format!("--vary {s}: an empty value in the list"));
+            return Err("an empty value in the list".into());
         }
         Ok(Vary {
             key: key.to_string(),
@@ -228,10 +233,8 @@ impl Plan {
     pub fn load(&self, values: &[String]) -> Result<Scenario, InputError> {
         let mut overrides = self.overrides.clone();
         for (v, value) in self.varies.iter().zip(values) {
-            let mut o: Override = format!("{}={value}", v.key)
-                .parse()
-                .map_err(|e: String| InputError::usage(e.replacen("--set", "--vary", 1)))?;
-            o.flag = "--vary";
+            let o = Override::parse_as(&format!("{}={value}", v.key), "--vary")
+                .map_err(InputError::usage)?;
             overrides.push(o);
         }
         let mut sc = load_file(&self.scenario, &overrides)?;

@@ -66,6 +66,16 @@ pub struct Row {
     pub figures: Option<PointFigures>,
 }
 
+impl Row {
+    /// The point's figures: those attached by [`SweepReport::with_figures`],
+    /// or computed from the runs.
+    pub fn figures(&self) -> PointFigures {
+        self.figures
+            .clone()
+            .unwrap_or_else(|| PointFigures::of(&self.point))
+    }
+}
+
 /// `sweep.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SweepReport {
@@ -109,10 +119,7 @@ impl SweepReport {
         }
         s.push_str("failure_ratio_mean,failure_ratio_low,failure_ratio_high,first_failure_s_mean,first_failure_s_low,first_failure_s_high,seeds_with_failure,seeds,peak_in_use_mean,peak_in_use_low,peak_in_use_high,erlang_b_failure_ratio,offered_load,pool\n");
         for r in &self.points {
-            let f = r
-                .figures
-                .clone()
-                .unwrap_or_else(|| PointFigures::of(&r.point));
+            let f = r.figures();
             for v in &r.point.values {
                 s.push_str(&csv_field(v));
                 s.push(',');
@@ -151,10 +158,7 @@ impl SweepReport {
         );
         let mut rows = vec![head];
         for r in &self.points {
-            let f = r
-                .figures
-                .clone()
-                .unwrap_or_else(|| PointFigures::of(&r.point));
+            let f = r.figures();
             let mut row = r.point.values.clone();
             let fr = f.failure_ratio;
             row.push(if fr.n > 1 {

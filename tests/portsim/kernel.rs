@@ -396,8 +396,8 @@ fn tw_reuse_below_the_delay_never_runs_out() {
 fn tw_reuse_above_the_delay_runs_out_until_the_first_entry_ages() {
     // 400 connects per second: the 200 ports are all in TIME_WAIT after
     // 0.5 s, and none is 2 s old before t = 2 s; attempts 201..300 come at
-    // 0.50..0.75 s, so all fail. The 1.25 s margin on the delay absorbs a
-    // stalled connect (a SYN retransmitted after 1 s on a busy machine).
+    // 0.50..0.75 s, so all fail, with a 1.25 s margin on the delay for a
+    // connect held up on a busy machine.
     let mut c = case("tw-reuse-above", CloseMode::Client, 300);
     c.tw_reuse = 1;
     c.tw_reuse_delay_ms = Some(2000);
