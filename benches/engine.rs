@@ -54,7 +54,7 @@ fn allocators(c: &mut Criterion) {
     // Every tenth port free.
     let mut space = PortSpace::new(n, 1, []);
     for p in (0..n).filter(|p| p % 10 != 0) {
-        space.occupy(0, 0, p, false, 0);
+        space.occupy(0, 0, None, p, false, 0);
     }
     for e in alloc::REGISTRY {
         let mut a = (e.build)(alloc::Setup {

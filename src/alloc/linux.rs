@@ -178,7 +178,7 @@ mod tests {
         let mut out = Vec::new();
         let r = Request { bind, ..req(1) };
         while let Some(p) = a.pick(&r, &s.candidates(0, s.flow(1), sharing)) {
-            s.occupy(0, 1, p, bind, 0);
+            s.occupy(0, 1, None, p, bind, 0);
             out.push(p);
         }
         out
@@ -211,8 +211,8 @@ mod tests {
         let c = s.candidates(0, None, Sharing::FourTuple);
         assert_eq!(pass(&c, 2, 4), Some((2, 0)));
         let mut s2 = PortSpace::new(5, 1, []);
-        s2.occupy(0, 1, 2, false, 0);
-        s2.occupy(0, 1, 4, false, 0);
+        s2.occupy(0, 1, None, 2, false, 0);
+        s2.occupy(0, 1, None, 4, false, 0);
         let c2 = s2.candidates(0, s2.flow(1), Sharing::FourTuple);
         assert_eq!(pass(&c2, 2, 4), None);
         assert_eq!(pass(&c2, 3, 4), Some((3, 0)));
@@ -226,7 +226,7 @@ mod tests {
             for _ in 0..3 * n {
                 let p = rng.random_range(0..n);
                 if s.candidates(0, s.flow(1), Sharing::FourTuple).is_usable(p) {
-                    s.occupy(0, 1, p, false, 0);
+                    s.occupy(0, 1, None, p, false, 0);
                 }
                 let c = s.candidates(0, s.flow(1), Sharing::FourTuple);
                 let offset = rng.random_range(0..n);

@@ -137,7 +137,7 @@ pub(crate) mod testing {
             match a.pick(&req(1), &c) {
                 Some(p) => {
                     assert!(c.is_usable(p), "{name} picked an unusable port {p}");
-                    s.occupy(0, 1, p, false, 0);
+                    s.occupy(0, 1, None, p, false, 0);
                     out.push(p);
                 }
                 None => return out,

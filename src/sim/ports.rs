@@ -31,14 +31,81 @@ use super::bitset::{select_in_word, words_for, Bitset};
 /// Sentinel for "never freed".
 const NEVER: u64 = u64::MAX;
 
-struct AddrState {
-    holders: Vec<u32>,
+/// The ports of one local address that something holds.
+pub(super) struct Pool {
     busy: Bitset,
     busy_count: u32,
     /// Words of `busy` with a port neither busy nor reserved.
     open: Bitset,
+    /// When each port was last freed (`NEVER` if it has not been); with
+    /// `busy`, also which ports were ever handed out.
     freed_at: Vec<u64>,
-    ever: Bitset,
+}
+
+impl Pool {
+    /// An empty pool of `n` ports whose words with an unreserved port are `unreserved`.
+    pub(super) fn new(n: u32, unreserved: &Bitset) -> Self {
+        Pool {
+            busy: Bitset::new(n),
+            busy_count: 0,
+            open: unreserved.clone(),
+            freed_at: vec![NEVER; n as usize],
+        }
+    }
+
+    /// `port` (free) becomes busy at `now`; returns how long it had been
+    /// free, if it had been used before.
+    #[inline]
+    pub(super) fn take(&mut self, port: u32, blocked: &Bitset, now: u64) -> Option<u64> {
+        let w = (port >> 6) as usize;
+        let p = port as usize;
+        self.busy.set(port);
+        self.busy_count += 1;
+        note_taken(&mut self.open, self.busy.words()[w], blocked.words()[w], w);
+        let freed = self.freed_at[p];
+        (freed != NEVER).then(|| now - freed)
+    }
+
+    /// `port` (busy) is free again at `now`.
+    #[inline]
+    pub(super) fn free(&mut self, port: u32, now: u64) {
+        self.busy.clear(port);
+        self.busy_count -= 1;
+        self.open.set(port >> 6);
+        self.freed_at[port as usize] = now;
+    }
+
+    pub(super) fn busy_count(&self) -> u32 {
+        self.busy_count
+    }
+
+    /// Ports handed out at least once: held now, or freed once.
+    pub(super) fn distinct_used(&self) -> u32 {
+        self.freed_at
+            .iter()
+            .enumerate()
+            .filter(|&(p, &f)| f != NEVER || self.busy.get(p as u32))
+            .count() as u32
+    }
+
+    /// The ports a request that needs the port to itself may use.
+    #[inline]
+    pub(super) fn candidates<'a>(
+        &'a self,
+        n: u32,
+        free: u32,
+        blocked: &'a Bitset,
+    ) -> Candidates<'a> {
+        Candidates {
+            n,
+            blocked: blocked.words(),
+            mask: Mask::Exclusive {
+                busy: self.busy.words(),
+            },
+            open: self.open.words(),
+            usable: Some(free - self.busy_count),
+        }
+    }
 }
 
 struct FlowBits {
@@ -62,7 +129,9 @@ pub struct PortSpace {
     /// Sockets holding a port through bind(), over all ports.
     bind_total: u64,
     bind_bits: Bitset,
-    addrs: Vec<AddrState>,
+    addrs: Vec<Pool>,
+    /// Sockets holding each port, per address.
+    holders: Vec<Vec<u32>>,
     flow_slot: FastMap<u64, u32>,
     /// The last flow looked up, and its slot: most runs talk to few flows.
     last_flow: Cell<Option<(u64, u32)>>,
@@ -101,34 +170,106 @@ fn note_taken(open: &mut Bitset, taken: u64, blocked: u64, w: usize) {
     }
 }
 
+/// What the engine asks of a host's port state. [`PortSpace`] answers for
+/// every scenario; [`super::pool::OnePool`] only for those where one bitset
+/// says it all, and faster.
+pub trait Ports {
+    /// The slot of flow `key`, if any port is taken for it.
+    fn flow(&self, key: u64) -> Option<u32>;
+    /// The usable ports for one request (see [`PortSpace::candidates`]).
+    fn candidates(&self, addr: u32, flow: Option<u32>, sharing: Sharing) -> Candidates<'_>;
+    /// A new socket of flow `key` takes `port` at `now`.
+    fn occupy(
+        &mut self,
+        addr: u32,
+        key: u64,
+        slot: Option<u32>,
+        port: u32,
+        bind: bool,
+        now: u64,
+    ) -> Occupied;
+    /// A socket of flow `slot` lets go of `port`; whether the port is now free.
+    fn release(&mut self, addr: u32, slot: u32, port: u32, bind: bool, now: u64) -> bool;
+    /// Is `port` taken for flow `slot` by a TIME_WAIT entry ready for reuse?
+    fn is_reusable_tw(&self, slot: u32, port: u32) -> bool;
+    /// A TIME_WAIT entry of flow `slot` reached `tw_reuse_delay`.
+    fn mark_reusable(&mut self, slot: u32, port: u32);
+    /// A connect() takes over the TIME_WAIT 4-tuple of flow `slot`.
+    fn take_over(&mut self, slot: u32, port: u32);
+    /// Distinct (address, port) pairs ever handed out.
+    fn distinct_used(&self) -> u32;
+}
+
+impl Ports for PortSpace {
+    #[inline]
+    fn flow(&self, key: u64) -> Option<u32> {
+        PortSpace::flow(self, key)
+    }
+    #[inline]
+    fn candidates(&self, addr: u32, flow: Option<u32>, sharing: Sharing) -> Candidates<'_> {
+        PortSpace::candidates(self, addr, flow, sharing)
+    }
+    #[inline]
+    fn occupy(
+        &mut self,
+        addr: u32,
+        key: u64,
+        slot: Option<u32>,
+        port: u32,
+        bind: bool,
+        now: u64,
+    ) -> Occupied {
+        PortSpace::occupy(self, addr, key, slot, port, bind, now)
+    }
+    #[inline]
+    fn release(&mut self, addr: u32, slot: u32, port: u32, bind: bool, now: u64) -> bool {
+        PortSpace::release(self, addr, slot, port, bind, now)
+    }
+    fn is_reusable_tw(&self, slot: u32, port: u32) -> bool {
+        PortSpace::is_reusable_tw(self, slot, port)
+    }
+    fn mark_reusable(&mut self, slot: u32, port: u32) {
+        PortSpace::mark_reusable(self, slot, port)
+    }
+    fn take_over(&mut self, slot: u32, port: u32) {
+        PortSpace::take_over(self, slot, port)
+    }
+    fn distinct_used(&self) -> u32 {
+        PortSpace::distinct_used(self)
+    }
+}
+
+/// The ports no socket may take (reserved, and the padding past the range
+/// in the last word) and the words that hold at least one other port.
+pub(super) fn blocked_and_unreserved(
+    n: u32,
+    reserved: impl IntoIterator<Item = u32>,
+) -> (Bitset, u32, Bitset) {
+    let mut r = Bitset::new(n);
+    for i in reserved {
+        r.set(i);
+    }
+    let reserved_count = r.count_ones();
+    let words = words_for(n);
+    for i in n..words as u32 * 64 {
+        r.set(i); // padding: reads as taken
+    }
+    let mut unreserved = Bitset::new(words as u32);
+    for w in 0..words {
+        if r.words()[w] != !0 {
+            unreserved.set(w as u32);
+        }
+    }
+    (r, reserved_count, unreserved)
+}
+
 impl PortSpace {
     /// `n` ports (indices `0..n`), `addresses` local addresses, `reserved` indices.
     pub fn new(n: u32, addresses: u32, reserved: impl IntoIterator<Item = u32>) -> Self {
-        let mut r = Bitset::new(n);
-        for i in reserved {
-            r.set(i);
-        }
-        let reserved_count = r.count_ones();
+        let (r, reserved_count, unreserved) = blocked_and_unreserved(n, reserved);
         let words = words_for(n);
-        for i in n..words as u32 * 64 {
-            r.set(i); // padding: reads as taken
-        }
-        let mut unreserved = Bitset::new(words as u32);
-        for w in 0..words {
-            if r.words()[w] != !0 {
-                unreserved.set(w as u32);
-            }
-        }
-        let addrs = (0..addresses)
-            .map(|_| AddrState {
-                holders: vec![0; n as usize],
-                busy: Bitset::new(n),
-                busy_count: 0,
-                open: unreserved.clone(),
-                freed_at: vec![NEVER; n as usize],
-                ever: Bitset::new(n),
-            })
-            .collect();
+        let addrs = (0..addresses).map(|_| Pool::new(n, &unreserved)).collect();
+        let holders = (0..addresses).map(|_| vec![0; n as usize]).collect();
         PortSpace {
             n,
             reserved_count,
@@ -137,6 +278,7 @@ impl PortSpace {
             bind_count: vec![0; n as usize],
             bind_bits: Bitset::new(n),
             addrs,
+            holders,
             flow_slot: FastMap::default(),
             last_flow: Cell::new(None),
             flows: Vec::new(),
@@ -152,12 +294,13 @@ impl PortSpace {
 
     /// (address, port) pairs held by anything.
     pub fn in_use(&self) -> u32 {
-        self.addrs.iter().map(|a| a.busy_count).sum()
+        self.addrs.iter().map(Pool::busy_count).sum()
     }
 
     /// Distinct (address, port) pairs ever handed out.
     pub fn distinct_used(&self) -> u32 {
-        self.addrs.iter().map(|a| a.ever.count_ones()).sum()
+        // A port was handed out if it is held now or was freed once.
+        self.addrs.iter().map(Pool::distinct_used).sum()
     }
 
     /// The slot of flow `key`, if any port is taken for it.
@@ -178,16 +321,11 @@ impl PortSpace {
     /// The usable ports for one request on local address `addr` to the flow
     /// in slot `flow` (`None`: a flow with nothing taken yet).
     pub fn candidates(&self, addr: u32, flow: Option<u32>, sharing: Sharing) -> Candidates<'_> {
-        let a = &self.addrs[addr as usize];
         let free = self.n - self.reserved_count;
         let (mask, open, usable) = match sharing {
-            Sharing::Exclusive => (
-                Mask::Exclusive {
-                    busy: a.busy.words(),
-                },
-                a.open.words(),
-                Some(free - a.busy_count),
-            ),
+            Sharing::Exclusive => {
+                return self.addrs[addr as usize].candidates(self.n, free, &self.blocked)
+            }
             Sharing::FourTuple => {
                 let (occ, reusable, open, taken) = match flow {
                     Some(s) => {
@@ -224,32 +362,37 @@ impl PortSpace {
         self.flows[slot as usize].reusable.get(port)
     }
 
-    /// A new socket of flow `key` takes `port`.
-    pub fn occupy(&mut self, addr: u32, key: u64, port: u32, bind: bool, now: u64) -> Occupied {
+    /// A new socket of flow `key` takes `port`; `slot` is the flow's slot
+    /// when the caller already looked it up (`flow(key)`).
+    pub fn occupy(
+        &mut self,
+        addr: u32,
+        key: u64,
+        slot: Option<u32>,
+        port: u32,
+        bind: bool,
+        now: u64,
+    ) -> Occupied {
         let w = (port >> 6) as usize;
         let blocked = self.blocked.words()[w];
-        let a = &mut self.addrs[addr as usize];
         let p = port as usize;
-        let mut interval = None;
-        let holders = &mut a.holders[p];
+        let holders = &mut self.holders[addr as usize][p];
         let newly_busy = *holders == 0;
-        if newly_busy {
-            let freed = a.freed_at[p];
-            if freed != NEVER {
-                interval = Some(now - freed);
-            }
-            a.busy.set(port);
-            a.busy_count += 1;
-            note_taken(&mut a.open, a.busy.words()[w], blocked, w);
-            a.ever.set(port);
-        }
         *holders += 1;
+        let interval = if newly_busy {
+            self.addrs[addr as usize].take(port, &self.blocked, now)
+        } else {
+            None
+        };
         if bind {
             self.bind_total += 1;
             self.bind_count[p] += 1;
             self.bind_bits.set(port);
         }
-        let slot = self.flow_or_new(key);
+        let slot = match slot {
+            Some(s) => s,
+            None => self.flow_or_new(key),
+        };
         let f = &mut self.flows[slot as usize];
         f.occ.set(port);
         f.count += 1;
@@ -297,15 +440,12 @@ impl PortSpace {
     /// A socket (connection or TIME_WAIT entry) of flow `slot` lets go of
     /// `port`. Returns whether the port is now free on its address.
     pub fn release(&mut self, addr: u32, slot: u32, port: u32, bind: bool, now: u64) -> bool {
-        let a = &mut self.addrs[addr as usize];
         let p = port as usize;
-        a.holders[p] -= 1;
-        let freed = a.holders[p] == 0;
+        let holders = &mut self.holders[addr as usize][p];
+        *holders -= 1;
+        let freed = *holders == 0;
         if freed {
-            a.busy.clear(port);
-            a.busy_count -= 1;
-            a.open.set(port >> 6);
-            a.freed_at[p] = now;
+            self.addrs[addr as usize].free(port, now);
         }
         if bind {
             self.bind_total -= 1;
@@ -541,19 +681,19 @@ mod tests {
     fn four_tuple_sharing_and_exclusive_binds() {
         let mut s = PortSpace::new(100, 1, [5]);
         // Port 0 taken for flow 1: flow 2 may still use it, exclusive may not.
-        let f1 = s.occupy(0, 1, 0, false, 0).flow;
+        let f1 = s.occupy(0, 1, None, 0, false, 0).flow;
         assert!(!cand(&s, 1, Sharing::FourTuple).is_usable(0));
         assert!(cand(&s, 2, Sharing::FourTuple).is_usable(0));
         assert!(!cand(&s, 2, Sharing::Exclusive).is_usable(0));
         // Reserved ports are never usable.
         assert!(!cand(&s, 2, Sharing::FourTuple).is_usable(5));
         // A bind() owner keeps connect() of every flow away.
-        s.occupy(0, 3, 1, true, 0);
+        s.occupy(0, 3, None, 1, true, 0);
         assert!(!cand(&s, 2, Sharing::FourTuple).is_usable(1));
         assert_eq!(s.in_use(), 2);
         s.release(0, f1, 0, false, 10);
         assert_eq!(s.flow(1), None);
-        assert_eq!(s.occupy(0, 1, 0, false, 25).interval, Some(15));
+        assert_eq!(s.occupy(0, 1, None, 0, false, 25).interval, Some(15));
     }
 
     #[test]
@@ -561,7 +701,7 @@ mod tests {
         let mut s = PortSpace::new(130, 1, []);
         for p in 0..130 {
             if p != 3 {
-                s.occupy(0, 1, p, false, 0);
+                s.occupy(0, 1, None, p, false, 0);
             }
         }
         let c = cand(&s, 1, Sharing::FourTuple);
@@ -571,14 +711,14 @@ mod tests {
         assert_eq!(c.scan_from(3), Some(3));
         assert_eq!(c.probes(3, 3), 1);
         assert_eq!(c.select(0), Some(3));
-        s.occupy(0, 1, 3, false, 0);
+        s.occupy(0, 1, None, 3, false, 0);
         assert_eq!(cand(&s, 1, Sharing::FourTuple).scan_from(7), None);
     }
 
     #[test]
     fn reusable_time_wait_is_usable_again() {
         let mut s = PortSpace::new(64, 1, []);
-        let f = s.occupy(0, 1, 9, false, 0).flow;
+        let f = s.occupy(0, 1, None, 9, false, 0).flow;
         assert!(!cand(&s, 1, Sharing::FourTuple).is_usable(9));
         s.mark_reusable(f, 9);
         assert!(cand(&s, 1, Sharing::FourTuple).is_usable(9));
@@ -621,7 +761,7 @@ mod tests {
                             s.take_over(s.flow(key).unwrap(), p);
                         } else {
                             let bind = rng.random_range(0..8) == 0;
-                            let slot = s.occupy(0, key, p, bind, step as u64).flow;
+                            let slot = s.occupy(0, key, None, p, bind, step as u64).flow;
                             held.push((key, slot, p, bind));
                         }
                     }

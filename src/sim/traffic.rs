@@ -197,8 +197,17 @@ impl Chooser {
         }
     }
 
-    #[inline]
+    /// The next item; a single item is answered without a call.
+    #[inline(always)]
     pub fn pick(&mut self) -> u32 {
+        if let Choice::Single = self.mode {
+            return 0;
+        }
+        self.pick_among()
+    }
+
+    #[inline(never)]
+    fn pick_among(&mut self) -> u32 {
         match &self.mode {
             Choice::Single => 0,
             Choice::RoundRobin => {
