@@ -8,7 +8,7 @@ use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use portsim::alloc::{self, mix64, Request};
-use portsim::sim::ports::{PortSpace, Sharing};
+use portsim::sim::ports::{PortSpace, Ports, Sharing};
 use rand::SeedableRng;
 
 fn scenario(rate: u32, hold: &str, allocator: &str) -> portsim::Scenario {

@@ -94,7 +94,7 @@ pub fn mix64(mut x: u64) -> u64 {
 pub(crate) mod testing {
     //! A small harness: a port space with some ports taken, and a request.
     use super::*;
-    use crate::sim::ports::{PortSpace, Sharing};
+    use crate::sim::ports::{PortSpace, Ports, Sharing};
     use rand::SeedableRng;
 
     pub fn host(lo: u16, hi: u16) -> crate::scenario::Host {

@@ -176,9 +176,11 @@ fn note_taken(open: &mut Bitset, taken: u64, blocked: u64, w: usize) {
 pub trait Ports {
     /// The slot of flow `key`, if any port is taken for it.
     fn flow(&self, key: u64) -> Option<u32>;
-    /// The usable ports for one request (see [`PortSpace::candidates`]).
+    /// The usable ports for one request on local address `addr` to the flow
+    /// in slot `flow` (`None`: a flow with nothing taken yet).
     fn candidates(&self, addr: u32, flow: Option<u32>, sharing: Sharing) -> Candidates<'_>;
-    /// A new socket of flow `key` takes `port` at `now`.
+    /// A new socket of flow `key` takes `port` at `now`; `slot` is the
+    /// flow's slot when the caller already looked it up (`flow(key)`).
     fn occupy(
         &mut self,
         addr: u32,
@@ -203,13 +205,55 @@ pub trait Ports {
 impl Ports for PortSpace {
     #[inline]
     fn flow(&self, key: u64) -> Option<u32> {
-        PortSpace::flow(self, key)
+        if let Some((k, s)) = self.last_flow.get() {
+            if k == key {
+                return Some(s);
+            }
+        }
+        let s = self.flow_slot.get(&key).copied();
+        if let Some(s) = s {
+            self.last_flow.set(Some((key, s)));
+        }
+        s
     }
-    #[inline]
+
     fn candidates(&self, addr: u32, flow: Option<u32>, sharing: Sharing) -> Candidates<'_> {
-        PortSpace::candidates(self, addr, flow, sharing)
+        let free = self.n - self.reserved_count;
+        let (mask, open, usable) = match sharing {
+            Sharing::Exclusive => {
+                return self.addrs[addr as usize].candidates(self.n, free, &self.blocked)
+            }
+            Sharing::FourTuple => {
+                let (occ, reusable, open, taken) = match flow {
+                    Some(s) => {
+                        let f = &self.flows[s as usize];
+                        (
+                            f.occ.words(),
+                            f.reusable.words(),
+                            f.open.words(),
+                            f.count - f.reusable_count,
+                        )
+                    }
+                    None => (&self.zero[..], &self.zero[..], self.unreserved.words(), 0),
+                };
+                let mask = Mask::FourTuple {
+                    bind: self.bind_bits.words(),
+                    occ,
+                    reusable,
+                };
+                // With bind() owners about, the count needs a scan.
+                (mask, open, (self.bind_total == 0).then(|| free - taken))
+            }
+        };
+        Candidates {
+            n: self.n,
+            blocked: self.blocked.words(),
+            mask,
+            open,
+            usable,
+        }
     }
-    #[inline]
+
     fn occupy(
         &mut self,
         addr: u32,
@@ -219,23 +263,111 @@ impl Ports for PortSpace {
         bind: bool,
         now: u64,
     ) -> Occupied {
-        PortSpace::occupy(self, addr, key, slot, port, bind, now)
+        let w = (port >> 6) as usize;
+        let blocked = self.blocked.words()[w];
+        let p = port as usize;
+        let holders = &mut self.holders[addr as usize][p];
+        let newly_busy = *holders == 0;
+        *holders += 1;
+        let interval = if newly_busy {
+            self.addrs[addr as usize].take(port, &self.blocked, now)
+        } else {
+            None
+        };
+        if bind {
+            self.bind_total += 1;
+            self.bind_count[p] += 1;
+            self.bind_bits.set(port);
+        }
+        let slot = match slot {
+            Some(s) => s,
+            None => self.flow_or_new(key),
+        };
+        let f = &mut self.flows[slot as usize];
+        f.occ.set(port);
+        f.count += 1;
+        note_taken(
+            &mut f.open,
+            f.occ.words()[w] & !f.reusable.words()[w],
+            blocked,
+            w,
+        );
+        Occupied {
+            flow: slot,
+            newly_busy,
+            interval,
+        }
     }
-    #[inline]
+
+    /// The socket may be a connection or a TIME_WAIT entry; the port is
+    /// free once no socket of any flow holds it.
     fn release(&mut self, addr: u32, slot: u32, port: u32, bind: bool, now: u64) -> bool {
-        PortSpace::release(self, addr, slot, port, bind, now)
+        let p = port as usize;
+        let holders = &mut self.holders[addr as usize][p];
+        *holders -= 1;
+        let freed = *holders == 0;
+        if freed {
+            self.addrs[addr as usize].free(port, now);
+        }
+        if bind {
+            self.bind_total -= 1;
+            self.bind_count[p] -= 1;
+            if self.bind_count[p] == 0 {
+                self.bind_bits.clear(port);
+            }
+        }
+        let f = &mut self.flows[slot as usize];
+        f.occ.clear(port);
+        f.open.set(port >> 6);
+        if f.reusable.get(port) {
+            f.reusable.clear(port);
+            f.reusable_count -= 1;
+        }
+        f.count -= 1;
+        if f.count == 0 {
+            let key = f.key;
+            self.flow_slot.remove(&key);
+            if self.last_flow.get().is_some_and(|(k, _)| k == key) {
+                self.last_flow.set(None);
+            }
+            self.free_flows.push(slot);
+        }
+        freed
     }
+
     fn is_reusable_tw(&self, slot: u32, port: u32) -> bool {
-        PortSpace::is_reusable_tw(self, slot, port)
+        self.flows[slot as usize].reusable.get(port)
     }
+
     fn mark_reusable(&mut self, slot: u32, port: u32) {
-        PortSpace::mark_reusable(self, slot, port)
+        let f = &mut self.flows[slot as usize];
+        if !f.reusable.get(port) {
+            f.reusable.set(port);
+            f.reusable_count += 1;
+            f.open.set(port >> 6);
+        }
     }
+
+    /// The entry goes, the connection stays on the same port.
     fn take_over(&mut self, slot: u32, port: u32) {
-        PortSpace::take_over(self, slot, port)
+        let w = (port >> 6) as usize;
+        let blocked = self.blocked.words()[w];
+        let f = &mut self.flows[slot as usize];
+        if f.reusable.get(port) {
+            f.reusable.clear(port);
+            f.reusable_count -= 1;
+            note_taken(
+                &mut f.open,
+                f.occ.words()[w] & !f.reusable.words()[w],
+                blocked,
+                w,
+            );
+        }
     }
+
     fn distinct_used(&self) -> u32 {
-        PortSpace::distinct_used(self)
+        // A port was handed out if it is held now or was freed once.
+        self.addrs.iter().map(Pool::distinct_used).sum()
     }
 }
 
@@ -295,182 +427,6 @@ impl PortSpace {
     /// (address, port) pairs held by anything.
     pub fn in_use(&self) -> u32 {
         self.addrs.iter().map(Pool::busy_count).sum()
-    }
-
-    /// Distinct (address, port) pairs ever handed out.
-    pub fn distinct_used(&self) -> u32 {
-        // A port was handed out if it is held now or was freed once.
-        self.addrs.iter().map(Pool::distinct_used).sum()
-    }
-
-    /// The slot of flow `key`, if any port is taken for it.
-    #[inline]
-    pub fn flow(&self, key: u64) -> Option<u32> {
-        if let Some((k, s)) = self.last_flow.get() {
-            if k == key {
-                return Some(s);
-            }
-        }
-        let s = self.flow_slot.get(&key).copied();
-        if let Some(s) = s {
-            self.last_flow.set(Some((key, s)));
-        }
-        s
-    }
-
-    /// The usable ports for one request on local address `addr` to the flow
-    /// in slot `flow` (`None`: a flow with nothing taken yet).
-    pub fn candidates(&self, addr: u32, flow: Option<u32>, sharing: Sharing) -> Candidates<'_> {
-        let free = self.n - self.reserved_count;
-        let (mask, open, usable) = match sharing {
-            Sharing::Exclusive => {
-                return self.addrs[addr as usize].candidates(self.n, free, &self.blocked)
-            }
-            Sharing::FourTuple => {
-                let (occ, reusable, open, taken) = match flow {
-                    Some(s) => {
-                        let f = &self.flows[s as usize];
-                        (
-                            f.occ.words(),
-                            f.reusable.words(),
-                            f.open.words(),
-                            f.count - f.reusable_count,
-                        )
-                    }
-                    None => (&self.zero[..], &self.zero[..], self.unreserved.words(), 0),
-                };
-                let mask = Mask::FourTuple {
-                    bind: self.bind_bits.words(),
-                    occ,
-                    reusable,
-                };
-                // With bind() owners about, the count needs a scan.
-                (mask, open, (self.bind_total == 0).then(|| free - taken))
-            }
-        };
-        Candidates {
-            n: self.n,
-            blocked: self.blocked.words(),
-            mask,
-            open,
-            usable,
-        }
-    }
-
-    /// Is `port` taken for flow `slot` by a TIME_WAIT entry ready for reuse?
-    pub fn is_reusable_tw(&self, slot: u32, port: u32) -> bool {
-        self.flows[slot as usize].reusable.get(port)
-    }
-
-    /// A new socket of flow `key` takes `port`; `slot` is the flow's slot
-    /// when the caller already looked it up (`flow(key)`).
-    pub fn occupy(
-        &mut self,
-        addr: u32,
-        key: u64,
-        slot: Option<u32>,
-        port: u32,
-        bind: bool,
-        now: u64,
-    ) -> Occupied {
-        let w = (port >> 6) as usize;
-        let blocked = self.blocked.words()[w];
-        let p = port as usize;
-        let holders = &mut self.holders[addr as usize][p];
-        let newly_busy = *holders == 0;
-        *holders += 1;
-        let interval = if newly_busy {
-            self.addrs[addr as usize].take(port, &self.blocked, now)
-        } else {
-            None
-        };
-        if bind {
-            self.bind_total += 1;
-            self.bind_count[p] += 1;
-            self.bind_bits.set(port);
-        }
-        let slot = match slot {
-            Some(s) => s,
-            None => self.flow_or_new(key),
-        };
-        let f = &mut self.flows[slot as usize];
-        f.occ.set(port);
-        f.count += 1;
-        note_taken(
-            &mut f.open,
-            f.occ.words()[w] & !f.reusable.words()[w],
-            blocked,
-            w,
-        );
-        Occupied {
-            flow: slot,
-            newly_busy,
-            interval,
-        }
-    }
-
-    /// A TIME_WAIT entry of flow `slot` reached `tw_reuse_delay`.
-    pub fn mark_reusable(&mut self, slot: u32, port: u32) {
-        let f = &mut self.flows[slot as usize];
-        if !f.reusable.get(port) {
-            f.reusable.set(port);
-            f.reusable_count += 1;
-            f.open.set(port >> 6);
-        }
-    }
-
-    /// A connect() takes over the TIME_WAIT 4-tuple of flow `slot`: the entry
-    /// goes, the connection stays on the same port.
-    pub fn take_over(&mut self, slot: u32, port: u32) {
-        let w = (port >> 6) as usize;
-        let blocked = self.blocked.words()[w];
-        let f = &mut self.flows[slot as usize];
-        if f.reusable.get(port) {
-            f.reusable.clear(port);
-            f.reusable_count -= 1;
-            note_taken(
-                &mut f.open,
-                f.occ.words()[w] & !f.reusable.words()[w],
-                blocked,
-                w,
-            );
-        }
-    }
-
-    /// A socket (connection or TIME_WAIT entry) of flow `slot` lets go of
-    /// `port`. Returns whether the port is now free on its address.
-    pub fn release(&mut self, addr: u32, slot: u32, port: u32, bind: bool, now: u64) -> bool {
-        let p = port as usize;
-        let holders = &mut self.holders[addr as usize][p];
-        *holders -= 1;
-        let freed = *holders == 0;
-        if freed {
-            self.addrs[addr as usize].free(port, now);
-        }
-        if bind {
-            self.bind_total -= 1;
-            self.bind_count[p] -= 1;
-            if self.bind_count[p] == 0 {
-                self.bind_bits.clear(port);
-            }
-        }
-        let f = &mut self.flows[slot as usize];
-        f.occ.clear(port);
-        f.open.set(port >> 6);
-        if f.reusable.get(port) {
-            f.reusable.clear(port);
-            f.reusable_count -= 1;
-        }
-        f.count -= 1;
-        if f.count == 0 {
-            let key = f.key;
-            self.flow_slot.remove(&key);
-            if self.last_flow.get().is_some_and(|(k, _)| k == key) {
-                self.last_flow.set(None);
-            }
-            self.free_flows.push(slot);
-        }
-        freed
     }
 
     fn flow_or_new(&mut self, key: u64) -> u32 {
