@@ -22,8 +22,8 @@
 //! The host is one port state ([`Ports`]) and one allocator; the run loop
 //! talks to it only through `attempt`/`close`, the seam where several hosts
 //! and a NAT layer between hosts and destinations plug in. The port state is
-//! [`PortSpace`] in general and [`OnePool`] when one bitset describes the
-//! host; the engine is compiled for each, so neither pays for the other.
+//! [`PortSpace`] in general and [`OnePool`] when one bitset per address
+//! describes the host; the engine is compiled for each, so neither pays for the other.
 
 pub mod bitset;
 mod closes;
@@ -273,7 +273,7 @@ pub fn simulate_with<O: Observer>(sc: &Scenario, obs: &mut O, model: PortModel) 
     };
     let use_reuse = h.tw_reuse && !exclusive;
     if model == PortModel::Auto && OnePool::fits(sc, sharing, use_reuse) {
-        let ports = OnePool::new(h.range_size(), reserved);
+        let ports = OnePool::new(h.range_size(), h.addresses.len() as u32, reserved);
         return run_with(sc, obs, ports, sharing, use_reuse);
     }
     let ports = PortSpace::new(h.range_size(), h.addresses.len() as u32, reserved);
@@ -656,39 +656,70 @@ mod tests {
         OnePool::fits(sc, sharing, sc.host.tw_reuse && !exclusive)
     }
 
+    /// Two source addresses, for the variants that use several.
+    const ADDRS: &str = "addresses = ['10.9.0.1', '10.9.0.2']";
+
     /// The single-bitset port state is a shortcut, not a second model: on
     /// every scenario it accepts, each figure of the run (counts, peaks,
     /// means, every time-series bin, every reuse-histogram bucket) equals
     /// the general port space's. Variants cover each allocator, bind mode,
-    /// close mode, reserved ports, retries, keep-alive and exclusive
-    /// destinations, below and past exhaustion (a 600-port range).
+    /// close mode, reserved ports, retries, keep-alive, exclusive
+    /// destinations and several source addresses, below and past exhaustion
+    /// (a 600-port range).
     #[test]
     fn one_pool_matches_the_general_port_space() {
         let mut checked = 0;
         let mut past_exhaustion = 0;
         for e in crate::alloc::REGISTRY {
-            for (i, (os, bind, close, extra)) in [
-                ("linux", "connect", "client", ""),
+            // (os, bind, close, [traffic] extra, [host] extra, destinations)
+            for (i, (os, bind, close, extra, host, dests)) in [
+                ("linux", "connect", "client", "", "", 1),
                 (
                     "freebsd",
                     "bind",
                     "client",
                     "retry = { after = \"50ms\", max = 2 }",
+                    "",
+                    1,
                 ),
-                ("generic", "bind-no-port", "reset", ""),
-                ("macos", "connect", "client", "requests_per_connection = 3"),
-                ("windows", "connect", "server", ""),
-                ("linux", "connect", "client", "arrivals = \"constant\""),
+                ("generic", "bind-no-port", "reset", "", "", 1),
+                // macOS keeps ports exclusive, so several destinations still fit.
+                (
+                    "macos",
+                    "connect",
+                    "client",
+                    "requests_per_connection = 3",
+                    "",
+                    3,
+                ),
+                ("windows", "connect", "server", "", "", 1),
+                (
+                    "linux",
+                    "connect",
+                    "client",
+                    "arrivals = \"constant\"",
+                    "",
+                    1,
+                ),
+                // Several source addresses: bind() to many destinations, and
+                // IP_BIND_ADDRESS_NO_PORT to one.
+                (
+                    "linux",
+                    "bind",
+                    "client",
+                    "source = \"round-robin\"",
+                    ADDRS,
+                    4,
+                ),
+                ("linux", "bind-no-port", "client", "", ADDRS, 1),
             ]
             .into_iter()
             .enumerate()
             {
-                // macOS keeps ports exclusive, so several destinations still fit.
-                let dests = if os == "macos" { 3 } else { 1 };
                 let text = format!(
                     "name = 't'\nseed = {i}\nduration = '90s'\n\
                      [host]\nos = '{os}'\nallocator = '{}'\nport_range = '40000-40599'\n\
-                     reserved_ports = ['40010-40019', '40333']\ntime_wait = '20s'\n\
+                     reserved_ports = ['40010-40019', '40333']\ntime_wait = '20s'\n{host}\n\
                      [[destinations]]\naddress = '10.0.0.1:80'\ncount = {dests}\n\
                      [traffic]\nrate = 40\nhold = {{ dist = 'exponential', mean = '2s' }}\n\
                      bind = '{bind}'\nclose = '{close}'\n{extra}\n",
@@ -704,7 +735,7 @@ mod tests {
                     usize::from(simulate_with(&sc, &mut Quiet, PortModel::Auto).failures > 0);
             }
         }
-        assert_eq!(checked, 6 * crate::alloc::REGISTRY.len());
+        assert_eq!(checked, 8 * crate::alloc::REGISTRY.len());
         // With TIME_WAIT, 40/s × (2 s + 20 s) = 880 ports are wanted of 589,
         // so those runs fail some attempts; without it (server close, reset)
         // about 80 are, so those do not. Both regimes must be covered.

@@ -1,8 +1,9 @@
-//! The port state of a host whose ports one bitset describes: one local
-//! address, no `tcp_tw_reuse`, and either a single destination or sockets
-//! that need their port to themselves (bind(0), or an OS whose connect()
-//! never shares a port). Then "usable" is just "not busy": no per-port holder
-//! counts, no flows, no bind() owners to track.
+//! The port state of a host whose ports one bitset per local address
+//! describes: no `tcp_tw_reuse`, and either a single destination (so each
+//! address has one flow) or sockets that need their port to themselves
+//! (bind(0), or an OS whose connect() never shares a port). Then "usable" is
+//! just "not busy on this address": no per-port holder counts, no flows, no
+//! bind() owners to track.
 //!
 //! [`super::ports::PortSpace`] gives the same answers for these scenarios
 //! (a test runs both and compares every figure); this one does less work per
@@ -17,55 +18,62 @@ pub struct OnePool {
     /// Ports in the range that are not reserved.
     free: u32,
     blocked: Bitset,
-    pool: Pool,
+    /// One pool per local address.
+    pools: Vec<Pool>,
 }
 
 impl OnePool {
-    /// Whether one bitset describes the ports of `sc`'s host.
+    /// Whether one bitset per address describes the ports of `sc`'s host.
     pub fn fits(sc: &Scenario, sharing: Sharing, use_reuse: bool) -> bool {
-        sc.host.addresses.len() == 1
-            && !use_reuse
-            && (sharing == Sharing::Exclusive || sc.destinations.len() == 1)
+        !use_reuse && (sharing == Sharing::Exclusive || sc.destinations.len() == 1)
     }
 
-    /// `n` ports (indices `0..n`), `reserved` indices.
-    pub fn new(n: u32, reserved: impl IntoIterator<Item = u32>) -> Self {
+    /// `n` ports (indices `0..n`) on each of `addresses` addresses, `reserved` indices.
+    pub fn new(n: u32, addresses: u32, reserved: impl IntoIterator<Item = u32>) -> Self {
         let (blocked, reserved_count, unreserved) = blocked_and_unreserved(n, reserved);
         OnePool {
             n,
             free: n - reserved_count,
-            pool: Pool::new(n, &unreserved),
+            pools: (0..addresses).map(|_| Pool::new(n, &unreserved)).collect(),
             blocked,
         }
     }
 }
 
 impl Ports for OnePool {
-    /// One flow, in slot 0.
+    /// Flows are not told apart: every one is slot 0.
     #[inline]
     fn flow(&self, _: u64) -> Option<u32> {
         Some(0)
     }
 
     #[inline]
-    fn candidates(&self, _: u32, _: Option<u32>, _: Sharing) -> Candidates<'_> {
-        self.pool.candidates(self.n, self.free, &self.blocked)
+    fn candidates(&self, addr: u32, _: Option<u32>, _: Sharing) -> Candidates<'_> {
+        self.pools[addr as usize].candidates(self.n, self.free, &self.blocked)
     }
 
     /// A usable port is a free one, so it always becomes busy.
     #[inline]
-    fn occupy(&mut self, _: u32, _: u64, _: Option<u32>, port: u32, _: bool, now: u64) -> Occupied {
+    fn occupy(
+        &mut self,
+        addr: u32,
+        _: u64,
+        _: Option<u32>,
+        port: u32,
+        _: bool,
+        now: u64,
+    ) -> Occupied {
         Occupied {
             flow: 0,
             newly_busy: true,
-            interval: self.pool.take(port, &self.blocked, now),
+            interval: self.pools[addr as usize].take(port, &self.blocked, now),
         }
     }
 
     /// The only holder lets go, so the port is free.
     #[inline]
-    fn release(&mut self, _: u32, _: u32, port: u32, _: bool, now: u64) -> bool {
-        self.pool.free(port, now);
+    fn release(&mut self, addr: u32, _: u32, port: u32, _: bool, now: u64) -> bool {
+        self.pools[addr as usize].free(port, now);
         true
     }
 
@@ -77,6 +85,6 @@ impl Ports for OnePool {
     fn take_over(&mut self, _: u32, _: u32) {}
 
     fn distinct_used(&self) -> u32 {
-        self.pool.distinct_used()
+        self.pools.iter().map(Pool::distinct_used).sum()
     }
 }
