@@ -22,7 +22,7 @@
 //! The host is one port state ([`Ports`]) and one allocator; the run loop
 //! talks to it only through `attempt`/`close`, the seam where several hosts
 //! and a NAT layer between hosts and destinations plug in. The port state is
-//! [`PortSpace`] in general and [`OnePool`] when one bitset per address
+//! [`PortSpace`] in general and [`AddressPools`] when one bitset per address
 //! describes the host; the engine is compiled for each, so neither pays for the other.
 
 pub mod bitset;
@@ -41,7 +41,7 @@ use fastmap::FastMap;
 use crate::alloc::{self, mix64, Allocator, Request};
 use crate::scenario::{BindMode, Close, Scenario};
 use closes::Closes;
-use pool::OnePool;
+use pool::AddressPools;
 use ports::{PortSpace, Ports, Sharing};
 use record::{Bin, Recorder, IN_USE, OPEN, TIME_WAIT};
 use traffic::{stream, ArrivalClock, Chooser};
@@ -272,8 +272,8 @@ pub fn simulate_with<O: Observer>(sc: &Scenario, obs: &mut O, model: PortModel) 
         Sharing::FourTuple
     };
     let use_reuse = h.tw_reuse && !exclusive;
-    if model == PortModel::Auto && OnePool::fits(sc, sharing, use_reuse) {
-        let ports = OnePool::new(h.range_size(), h.addresses.len() as u32, reserved);
+    if model == PortModel::Auto && AddressPools::fits(sc, sharing, use_reuse) {
+        let ports = AddressPools::new(h.range_size(), h.addresses.len() as u32, reserved);
         return run_with(sc, obs, ports, sharing, use_reuse);
     }
     let ports = PortSpace::new(h.range_size(), h.addresses.len() as u32, reserved);
@@ -653,13 +653,13 @@ mod tests {
         } else {
             Sharing::FourTuple
         };
-        OnePool::fits(sc, sharing, sc.host.tw_reuse && !exclusive)
+        AddressPools::fits(sc, sharing, sc.host.tw_reuse && !exclusive)
     }
 
     /// Two source addresses, for the variants that use several.
     const ADDRS: &str = "addresses = ['10.9.0.1', '10.9.0.2']";
 
-    /// The single-bitset port state is a shortcut, not a second model: on
+    /// The per-address bitsets are a shortcut, not a second model: on
     /// every scenario it accepts, each figure of the run (counts, peaks,
     /// means, every time-series bin, every reuse-histogram bucket) equals
     /// the general port space's. Variants cover each allocator, bind mode,
@@ -667,7 +667,7 @@ mod tests {
     /// destinations and several source addresses, below and past exhaustion
     /// (a 600-port range).
     #[test]
-    fn one_pool_matches_the_general_port_space() {
+    fn address_pools_match_the_general_port_space() {
         let mut checked = 0;
         let mut past_exhaustion = 0;
         for e in crate::alloc::REGISTRY {

@@ -13,7 +13,7 @@ use super::bitset::Bitset;
 use super::ports::{blocked_and_unreserved, Candidates, Occupied, Pool, Ports, Sharing};
 use crate::scenario::Scenario;
 
-pub struct OnePool {
+pub struct AddressPools {
     n: u32,
     /// Ports in the range that are not reserved.
     free: u32,
@@ -22,7 +22,7 @@ pub struct OnePool {
     pools: Vec<Pool>,
 }
 
-impl OnePool {
+impl AddressPools {
     /// Whether one bitset per address describes the ports of `sc`'s host.
     pub fn fits(sc: &Scenario, sharing: Sharing, use_reuse: bool) -> bool {
         !use_reuse && (sharing == Sharing::Exclusive || sc.destinations.len() == 1)
@@ -31,7 +31,7 @@ impl OnePool {
     /// `n` ports (indices `0..n`) on each of `addresses` addresses, `reserved` indices.
     pub fn new(n: u32, addresses: u32, reserved: impl IntoIterator<Item = u32>) -> Self {
         let (blocked, reserved_count, unreserved) = blocked_and_unreserved(n, reserved);
-        OnePool {
+        AddressPools {
             n,
             free: n - reserved_count,
             pools: (0..addresses).map(|_| Pool::new(n, &unreserved)).collect(),
@@ -40,7 +40,7 @@ impl OnePool {
     }
 }
 
-impl Ports for OnePool {
+impl Ports for AddressPools {
     /// Flows are not told apart: every one is slot 0.
     #[inline]
     fn flow(&self, _: u64) -> Option<u32> {

@@ -171,8 +171,8 @@ fn note_taken(open: &mut Bitset, taken: u64, blocked: u64, w: usize) {
 }
 
 /// What the engine asks of a host's port state. [`PortSpace`] answers for
-/// every scenario; [`super::pool::OnePool`] only for those where one bitset
-/// says it all, and faster.
+/// every scenario; [`super::pool::AddressPools`] only for those where one
+/// bitset per address says it all, and faster.
 pub trait Ports {
     /// The slot of flow `key`, if any port is taken for it.
     fn flow(&self, key: u64) -> Option<u32>;
