@@ -71,7 +71,7 @@ pub fn analytic(sc: &Scenario, horizon_s: f64) -> Analytic {
         BindMode::Connect => 1,
         BindMode::Bind | BindMode::BindNoPort => sc.host.addresses.len() as u64,
     };
-    let exclusive = exclusive_pools(sc);
+    let exclusive = sc.exclusive_ports();
     // Share of the load each pool gets.
     let shares: Vec<f64> = if exclusive {
         vec![1.0 / addresses as f64; addresses as usize]
@@ -144,11 +144,6 @@ pub fn steady_state_curve(sc: &Scenario, horizon_s: f64) -> Vec<(f64, f64)> {
     points
 }
 
-/// Whether ports are exclusive per address (so destinations share one pool).
-fn exclusive_pools(sc: &Scenario) -> bool {
-    sc.traffic.bind == BindMode::Bind || !sc.host.share_across_destinations
-}
-
 /// The first assumption of Erlang B this scenario breaks, if any.
 fn erlang_b_caveat(sc: &Scenario) -> Option<String> {
     let exhaustive = crate::alloc::entry(&sc.host.allocator).is_some_and(|e| e.exhaustive);
@@ -163,7 +158,7 @@ fn erlang_b_caveat(sc: &Scenario) -> Option<String> {
         Some("the rate changes over time (figures use the mean rate)".into())
     } else if sc.traffic.pick == Pick::RoundRobin
         && sc.destinations.len() > 1
-        && !exclusive_pools(sc)
+        && !sc.exclusive_ports()
         || sc.traffic.source == Pick::RoundRobin
             && sc.traffic.bind != BindMode::Connect
             && sc.host.addresses.len() > 1

@@ -243,6 +243,13 @@ pub struct Traffic {
 }
 
 impl Scenario {
+    /// Whether a socket needs its local port to itself on its address
+    /// (bind(0), or an OS whose connect() never shares a port across
+    /// destinations), rather than only a unique 4-tuple.
+    pub fn exclusive_ports(&self) -> bool {
+        self.traffic.bind == BindMode::Bind || !self.host.share_across_destinations
+    }
+
     /// Time a closed connection's 4-tuple stays in TIME_WAIT on this host.
     pub fn effective_time_wait_ns(&self) -> u64 {
         match self.traffic.close {

@@ -265,19 +265,23 @@ pub fn simulate_with<O: Observer>(sc: &Scenario, obs: &mut O, model: PortModel) 
         .flat_map(|&(a, b)| u32::from(a)..=u32::from(b))
         .filter(|p| (lo..=u32::from(h.port_hi)).contains(p))
         .map(|p| p - lo);
-    let exclusive = sc.traffic.bind == BindMode::Bind || !h.share_across_destinations;
-    let sharing = if exclusive {
-        Sharing::Exclusive
-    } else {
-        Sharing::FourTuple
-    };
-    let use_reuse = h.tw_reuse && !exclusive;
+    let (sharing, use_reuse) = port_rules(sc);
     if model == PortModel::Auto && AddressPools::fits(sc, sharing, use_reuse) {
         let ports = AddressPools::new(h.range_size(), h.addresses.len() as u32, reserved);
         return run_with(sc, obs, ports, sharing, use_reuse);
     }
     let ports = PortSpace::new(h.range_size(), h.addresses.len() as u32, reserved);
     run_with(sc, obs, ports, sharing, use_reuse)
+}
+
+/// How requests compete for ports, and whether `tcp_tw_reuse` applies (it
+/// needs ports shared by 4-tuple).
+fn port_rules(sc: &Scenario) -> (Sharing, bool) {
+    if sc.exclusive_ports() {
+        (Sharing::Exclusive, false)
+    } else {
+        (Sharing::FourTuple, sc.host.tw_reuse)
+    }
 }
 
 fn run_with<O: Observer, P: Ports>(
@@ -647,13 +651,8 @@ mod tests {
     }
 
     fn fits(sc: &Scenario) -> bool {
-        let exclusive = sc.traffic.bind == BindMode::Bind || !sc.host.share_across_destinations;
-        let sharing = if exclusive {
-            Sharing::Exclusive
-        } else {
-            Sharing::FourTuple
-        };
-        AddressPools::fits(sc, sharing, sc.host.tw_reuse && !exclusive)
+        let (sharing, use_reuse) = port_rules(sc);
+        AddressPools::fits(sc, sharing, use_reuse)
     }
 
     /// Two source addresses, for the variants that use several.

@@ -14,7 +14,7 @@ use portsim::chart::{Chart, Formats, Input, PortUsage, CHARTS};
 use serde_json::Value;
 
 use crate::cli::RANDOM;
-use crate::util::{self, portsim, text, write};
+use crate::util::{self, portsim, run_out, text, write};
 
 /// 1,000 ports, 20 connections/s held 1 s, 60 s TIME_WAIT, one destination:
 /// 20 × 61 s = 1,220 ports wanted, so it runs out, and every chart but the
@@ -189,13 +189,7 @@ fn every_shipped_scenario_gets_its_charts_and_page() {
     for path in &scenarios {
         let stem = path.file_stem().unwrap().to_str().unwrap();
         let out = tmp.path().join(stem);
-        let run = portsim()
-            .arg("run")
-            .arg(path)
-            .arg("--out")
-            .arg(&out)
-            .assert()
-            .success();
+        let run = run_out(path, &out, &[]);
         let summary = text(&run.get_output().stdout);
         if let Err(e) = check_run(&out, &headline(&summary)) {
             failures.push(format!("{stem}: {e}"));
@@ -350,14 +344,7 @@ fn chart_flags_choose_the_files() {
     ];
     for (tag, flags, formats) in cases {
         let out = dir.path().join(tag);
-        portsim()
-            .arg("run")
-            .arg(&sc)
-            .arg("--out")
-            .arg(&out)
-            .args(flags)
-            .assert()
-            .success();
+        run_out(&sc, &out, flags);
         assert_eq!(
             listing(&out),
             expected_files(&charts, formats),
@@ -392,13 +379,7 @@ fn charts_and_page_are_byte_identical_across_runs() {
     let sc = write(dir.path(), "random.toml", RANDOM);
     let outs = ["a", "b"].map(|tag| {
         let out = dir.path().join(tag);
-        portsim()
-            .arg("run")
-            .arg(&sc)
-            .arg("--out")
-            .arg(&out)
-            .assert()
-            .success();
+        run_out(&sc, &out, &[]);
         out
     });
     let files = listing(&outs[0]);

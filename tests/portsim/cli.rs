@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::util::{portsim, text, write};
+use crate::util::{portsim, run_out, text, write};
 
 /// 100 ports, 8 connections/s exactly 125 ms apart, hold 1 s, TIME_WAIT 60 s,
 /// 300 s: each port is busy 61 s, so the 100 ports fill with attempts 1..100
@@ -188,14 +188,7 @@ fn out_dir_gets_report_and_timeseries() {
     let sc = write(dir.path(), "random.toml", RANDOM);
     // A directory that does not exist yet, two levels deep.
     let out_dir = dir.path().join("results/run1");
-    let out = portsim()
-        .arg("run")
-        .arg(&sc)
-        .arg("--json")
-        .arg("--out")
-        .arg(&out_dir)
-        .assert()
-        .success();
+    let out = run_out(&sc, &out_dir, &["--json"]);
     let stdout = out.get_output().stdout.clone();
     let report = std::fs::read(out_dir.join("report.json")).unwrap();
     assert_eq!(report, stdout, "report.json is the JSON report");
@@ -246,15 +239,7 @@ fn out_dir_gets_report_and_timeseries() {
     );
 
     // Writing again into the same directory replaces the files.
-    portsim()
-        .arg("run")
-        .arg(&sc)
-        .arg("--seed")
-        .arg("7")
-        .arg("--out")
-        .arg(&out_dir)
-        .assert()
-        .success();
+    run_out(&sc, &out_dir, &["--seed", "7"]);
     assert_eq!(
         u(
             &json(&std::fs::read(out_dir.join("report.json")).unwrap()),
@@ -272,14 +257,7 @@ fn timeseries_accounts_for_every_attempt() {
     let dir = tempfile::tempdir().unwrap();
     let sc = write(dir.path(), "sat.toml", SATURATING);
     let out_dir = dir.path().join("out");
-    let out = portsim()
-        .arg("run")
-        .arg(&sc)
-        .arg("--json")
-        .arg("--out")
-        .arg(&out_dir)
-        .assert()
-        .success();
+    let out = run_out(&sc, &out_dir, &["--json"]);
     let v = json(&out.get_output().stdout);
     let rows = csv_rows(&std::fs::read_to_string(out_dir.join("timeseries.csv")).unwrap());
     assert_eq!(column_sum(&rows, 6), u(&v, "/attempts"));

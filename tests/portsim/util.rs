@@ -31,3 +31,15 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8(bytes.to_vec()).expect("UTF-8 output")
 }
+
+/// `portsim run SCENARIO --out OUT extra...`, expected to succeed.
+pub fn run_out(scenario: &Path, out: &Path, extra: &[&str]) -> assert_cmd::assert::Assert {
+    portsim()
+        .arg("run")
+        .arg(scenario)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .assert()
+        .success()
+}
