@@ -9,11 +9,13 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use portsim::sweep::{pool, run_points, Plan};
 
 fn sweep(c: &mut Criterion) {
+    let scenario = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scenarios/sweep-rate.toml"
+    ));
     let plan = Plan {
-        scenario: PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/scenarios/sweep-rate.toml"
-        )),
+        text: portsim::scenario::read_file(&scenario).expect("the scenario reads"),
+        scenario,
         overrides: vec![],
         varies: vec!["traffic.rate=5..24.5:0.5".parse().expect("a valid spec")],
         seeds: 10,

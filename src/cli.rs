@@ -15,7 +15,7 @@ use crate::chart::{self, Formats, PortUsage};
 use crate::error::InputError;
 use crate::output::{prepare_dir, write_atomic, PendingFile};
 use crate::report::{export, summary};
-use crate::scenario::{load_file, Override};
+use crate::scenario::{load_file, load_str, read_file, Override};
 use crate::trace::TraceWriter;
 
 #[derive(Parser, Debug)]
@@ -138,7 +138,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
 }
 
 fn run(args: RunArgs) -> anyhow::Result<i32> {
-    let mut sc = load_file(&args.scenario, &args.set)?;
+    let text = read_file(&args.scenario)?;
+    let mut sc = load_str(&text, &args.scenario, &args.set)?;
     if let Some(seed) = args.seed {
         sc.seed = seed;
     }
@@ -182,7 +183,7 @@ fn run(args: RunArgs) -> anyhow::Result<i32> {
     }
     if let (Some(dir), Some(mut usage)) = (&args.out, usage) {
         usage.finish((report.simulated_s * 1e9).round() as u64);
-        write_charts(dir, &args, formats, &report, &usage)?;
+        write_charts(dir, &args, &text, formats, &report, &usage)?;
     }
     if args.json {
         print_out(&report.to_json());
@@ -200,6 +201,7 @@ fn run(args: RunArgs) -> anyhow::Result<i32> {
 fn write_charts(
     dir: &std::path::Path,
     args: &RunArgs,
+    text: &str,
     formats: Formats,
     report: &crate::Report,
     usage: &PortUsage,
@@ -219,12 +221,7 @@ fn write_charts(
         }
     }
     if formats.html {
-        let text = std::fs::read_to_string(&args.scenario).unwrap_or_default();
-        let mut overrides: Vec<String> = args
-            .set
-            .iter()
-            .map(|o| format!("--set {}", o.text))
-            .collect();
+        let mut overrides: Vec<String> = args.set.iter().map(|o| o.to_string()).collect();
         if let Some(seed) = args.seed {
             overrides.push(format!("--seed {seed}"));
         }
@@ -232,7 +229,7 @@ fn write_charts(
             &input,
             &chart::html::Source {
                 path: &args.scenario.display().to_string(),
-                text: &text,
+                text,
                 overrides: &overrides,
             },
         )

@@ -118,11 +118,7 @@ where
         .legend(|(x, y)| Rectangle::new([(x, y - 6), (x + 18, y + 6)], FAILURE.filled()));
     if n <= 12 && r.failures > 0 {
         chart.draw_series(d.iter().enumerate().map(|(i, s)| {
-            let ratio = if s.attempts > 0 {
-                s.failures as f64 / s.attempts as f64
-            } else {
-                0.0
-            };
+            let ratio = crate::report::failure_ratio(s.failures, s.attempts);
             Text::new(
                 format!("{} failed", percent(ratio)),
                 (i as f64, s.attempts as f64 + y_max * 0.02),

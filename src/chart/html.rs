@@ -97,7 +97,7 @@ pub fn render(input: &Input, source: &Source) -> Result<String, String> {
             "<figure id=\"{}\">\n<h2>{}</h2>\n{}\n<figcaption>{}</figcaption>\n</figure>",
             chart.name(),
             escape(chart.heading()),
-            responsive(&svg),
+            svg,
             escape(chart.caption())
         );
     }
@@ -207,29 +207,5 @@ fn figures_table(h: &mut String, input: &Input) {
             "<p class=\"note\">Erlang B is indicative only here: {}</p>",
             escape(c)
         );
-    }
-}
-
-/// Let an SVG scale to the page width: plotters writes fixed `width` and
-/// `height`; a `viewBox` keeps the aspect ratio when CSS resizes it.
-fn responsive(svg: &str) -> String {
-    let body = svg.trim_start_matches(|c| c != '<');
-    let body = body
-        .strip_prefix("<?xml version=\"1.0\" encoding=\"UTF-8\"?>")
-        .unwrap_or(body)
-        .trim_start();
-    if body.contains("viewBox") {
-        return body.to_string();
-    }
-    let dim = |name: &str| -> Option<&str> {
-        let start = body.find(&format!("{name}=\""))? + name.len() + 2;
-        let end = body[start..].find('"')? + start;
-        Some(&body[start..end])
-    };
-    match (dim("width"), dim("height")) {
-        (Some(w), Some(hh)) => {
-            body.replacen("<svg ", &format!("<svg viewBox=\"0 0 {w} {hh}\" "), 1)
-        }
-        _ => body.to_string(),
     }
 }

@@ -67,10 +67,7 @@ pub fn analytic(sc: &Scenario, horizon_s: f64) -> Analytic {
     let service_s = (sc.traffic.hold.mean_ns() * per_conn + sc.effective_time_wait_ns() as f64)
         / NS_PER_S as f64;
     let c = sc.host.usable_ports();
-    let addresses = match sc.traffic.bind {
-        BindMode::Connect => 1,
-        BindMode::Bind | BindMode::BindNoPort => sc.host.addresses.len() as u64,
-    };
+    let addresses = sc.source_addresses();
     let exclusive = sc.exclusive_ports();
     // Share of the load each pool gets.
     let shares: Vec<f64> = if exclusive {

@@ -19,6 +19,15 @@ pub use analytic::{erlang_b, Analytic};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// Failed attempts as a share of attempts (0 when there were none).
+pub fn failure_ratio(failures: u64, attempts: u64) -> f64 {
+    if attempts > 0 {
+        failures as f64 / attempts as f64
+    } else {
+        0.0
+    }
+}
+
 fn secs(ns: u64) -> f64 {
     ns as f64 / NS_PER_S as f64
 }
@@ -235,11 +244,7 @@ impl Report {
             attempts: o.attempts,
             established: o.established,
             failures: o.failures,
-            failure_ratio: if o.attempts > 0 {
-                o.failures as f64 / o.attempts as f64
-            } else {
-                0.0
-            },
+            failure_ratio: failure_ratio(o.failures, o.attempts),
             first_failure: o.first_failure.map(|(t, a)| FirstFailure {
                 time_s: secs(t),
                 attempt: a,

@@ -22,6 +22,13 @@ pub struct Override {
     pub flag: &'static str,
 }
 
+/// The flag as typed: `--set key=value`.
+impl std::fmt::Display for Override {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.flag, self.text)
+    }
+}
+
 impl std::str::FromStr for Override {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -58,14 +65,18 @@ impl Override {
 
 /// Load and validate a scenario file, with overrides.
 pub fn load_file(path: &Path, overrides: &[Override]) -> Result<Scenario, InputError> {
-    let text = std::fs::read_to_string(path).map_err(|e| InputError::File {
+    load_str(&read_file(path)?, path, overrides)
+}
+
+/// The text of a scenario file.
+pub fn read_file(path: &Path) -> Result<String, InputError> {
+    std::fs::read_to_string(path).map_err(|e| InputError::File {
         origin: Origin::File {
             path: path.to_path_buf(),
             line: None,
         },
         message: format!("cannot read the scenario file: {e}"),
-    })?;
-    load_str(&text, path, overrides)
+    })
 }
 
 /// Load and validate scenario text; `path` is used in messages only.
@@ -92,7 +103,7 @@ pub fn load_str(text: &str, path: &Path, overrides: &[Override]) -> Result<Scena
 
 fn key_error(text: &str, path: &Path, overrides: &[Override], e: KeyError) -> InputError {
     let origin = match overrides.iter().rev().find(|o| same_key(&e.key, &o.key)) {
-        Some(o) => Origin::Flag(format!("{} {}", o.flag, o.text)),
+        Some(o) => Origin::Flag(o.to_string()),
         None => Origin::File {
             path: PathBuf::from(path),
             line: find_line(text, &e.key),
@@ -119,7 +130,7 @@ fn same_key(error_key: &str, set_key: &str) -> bool {
 fn apply(root: &mut toml::Value, o: &Override) -> Result<(), InputError> {
     let parts: Vec<&str> = o.key.split('.').collect();
     let fail = |m: String| InputError::Key {
-        origin: Origin::Flag(format!("{} {}", o.flag, o.text)),
+        origin: Origin::Flag(o.to_string()),
         key: o.key.clone(),
         message: m,
     };

@@ -11,7 +11,7 @@ mod load;
 mod raw;
 mod validate;
 
-pub use load::{load_file, load_str, Override};
+pub use load::{load_file, load_str, read_file, Override};
 pub use validate::KeyError;
 
 use crate::os::Os;
@@ -248,6 +248,15 @@ impl Scenario {
     /// destinations), rather than only a unique 4-tuple.
     pub fn exclusive_ports(&self) -> bool {
         self.traffic.bind == BindMode::Bind || !self.host.share_across_destinations
+    }
+
+    /// Source addresses connections use: connect() without bind() takes the
+    /// first; bind() and IP_BIND_ADDRESS_NO_PORT spread over all of them.
+    pub fn source_addresses(&self) -> u64 {
+        match self.traffic.bind {
+            BindMode::Connect => 1,
+            BindMode::Bind | BindMode::BindNoPort => self.host.addresses.len() as u64,
+        }
     }
 
     /// Time a closed connection's 4-tuple stays in TIME_WAIT on this host.

@@ -111,13 +111,7 @@ impl std::fmt::Display for Target {
 impl Target {
     pub fn value(&self, r: &Run) -> f64 {
         match self.metric {
-            Metric::FailureRatio => {
-                if r.attempts == 0 {
-                    0.0
-                } else {
-                    r.failures as f64 / r.attempts as f64
-                }
-            }
+            Metric::FailureRatio => crate::report::failure_ratio(r.failures, r.attempts),
             Metric::PeakInUse => f64::from(r.peak_in_use),
         }
     }
@@ -213,12 +207,7 @@ pub struct Search<'a> {
 
 impl Search<'_> {
     fn scenario_at(&self, v: f64) -> Result<Scenario, InputError> {
-        let mut plan = self.plan.clone();
-        plan.varies = vec![super::Vary {
-            key: self.key.to_string(),
-            values: vec![self.kind.write(v)],
-        }];
-        plan.load(&plan.values(0))
+        self.plan.load_with(self.key, &self.kind.write(v))
     }
 
     /// Check the bracket's ends load (a value the key does not allow fails

@@ -15,7 +15,7 @@ use super::{pool, quantity, run_points, Plan, Shard, Vary};
 use crate::cli::print_out;
 use crate::error::InputError;
 use crate::output::{prepare_dir, write_atomic};
-use crate::scenario::{load_file, Override};
+use crate::scenario::{load_str, read_file, Override};
 
 /// Exit code of an interrupted sweep (128 + SIGINT), after its finished
 /// points are written.
@@ -142,7 +142,8 @@ fn write_sweep(dir: &Path, r: &SweepReport) -> anyhow::Result<()> {
 }
 
 pub fn sweep(args: SweepArgs) -> anyhow::Result<i32> {
-    let base = load_file(&args.scenario, &args.runs.set)?;
+    let text = read_file(&args.scenario)?;
+    let base = load_str(&text, &args.scenario, &args.runs.set)?;
     let varies = if args.vary.is_empty() {
         base.sweep.vary.clone()
     } else {
@@ -167,6 +168,7 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<i32> {
     }
     let plan = Plan {
         scenario: args.scenario.clone(),
+        text,
         overrides: args.runs.set.clone(),
         varies,
         seeds,
@@ -182,8 +184,11 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<i32> {
     let pb = bar(points.len() as u64, args.runs.quiet, "points");
     let results = threads.install(|| run_points(&points, plan.seeds, plan.base_seed, &stop, &pb));
     pb.finish_and_clear();
-    let text = std::fs::read_to_string(&args.scenario).unwrap_or_default();
-    let mut id_parts: Vec<String> = vec![text, plan.seeds.to_string(), plan.base_seed.to_string()];
+    let mut id_parts: Vec<String> = vec![
+        plan.text.clone(),
+        plan.seeds.to_string(),
+        plan.base_seed.to_string(),
+    ];
     id_parts.extend(plan.overrides.iter().map(|o| o.text.clone()));
     id_parts.extend(
         plan.varies
@@ -267,7 +272,8 @@ fn current_value(path: &Path, set: &[Override], key: &str) -> Option<toml::Value
 }
 
 pub fn capacity(args: CapacityArgs) -> anyhow::Result<i32> {
-    let base = load_file(&args.scenario, &args.runs.set)?;
+    let text = read_file(&args.scenario)?;
+    let base = load_str(&text, &args.scenario, &args.runs.set)?;
     let vary = match args.vary.clone().or(base.sweep.capacity.clone()) {
         Some(v) => v,
         None => {
@@ -342,6 +348,7 @@ pub fn capacity(args: CapacityArgs) -> anyhow::Result<i32> {
     };
     let plan = Plan {
         scenario: args.scenario.clone(),
+        text,
         overrides: args.runs.set.clone(),
         varies: vec![],
         seeds,
@@ -350,12 +357,10 @@ pub fn capacity(args: CapacityArgs) -> anyhow::Result<i32> {
     // An integer in the file may still be a key that takes fractions (a
     // rate): search in reals when the scenario accepts a fractional value.
     let kind = if kind == Kind::Integer {
-        let mut probe = plan.clone();
-        probe.varies = vec![Vary {
-            key: key.clone(),
-            values: vec![format!("{}.5", lo.floor() as i64)],
-        }];
-        if probe.load(&probe.values(0)).is_ok() {
+        if plan
+            .load_with(&key, &format!("{}.5", lo.floor() as i64))
+            .is_ok()
+        {
             Kind::Real
         } else {
             Kind::Integer

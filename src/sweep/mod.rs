@@ -24,7 +24,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::InputError;
-use crate::scenario::{load_file, Override, Scenario};
+use crate::scenario::{load_str, Override, Scenario};
 
 /// The most values one `--vary` may expand to.
 pub const MAX_VALUES: usize = 10_000;
@@ -169,6 +169,8 @@ impl Shard {
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub scenario: PathBuf,
+    /// The scenario file's text, read once for every point and probe.
+    pub text: String,
     /// `--set` overrides applied to every point before the varied keys.
     pub overrides: Vec<Override>,
     pub varies: Vec<Vary>,
@@ -231,13 +233,26 @@ impl Plan {
 
     /// The scenario of a point: the file, then `--set`, then the varied keys.
     pub fn load(&self, values: &[String]) -> Result<Scenario, InputError> {
+        let keys = self.varies.iter().map(|v| v.key.as_str());
+        self.load_set(keys.zip(values.iter().map(String::as_str)))
+    }
+
+    /// The scenario with one key set to `value` (after `--set`).
+    pub fn load_with(&self, key: &str, value: &str) -> Result<Scenario, InputError> {
+        self.load_set(std::iter::once((key, value)))
+    }
+
+    fn load_set<'a>(
+        &self,
+        set: impl Iterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Scenario, InputError> {
         let mut overrides = self.overrides.clone();
-        for (v, value) in self.varies.iter().zip(values) {
-            let o = Override::parse_as(&format!("{}={value}", v.key), "--vary")
+        for (key, value) in set {
+            let o = Override::parse_as(&format!("{key}={value}"), "--vary")
                 .map_err(InputError::usage)?;
             overrides.push(o);
         }
-        let mut sc = load_file(&self.scenario, &overrides)?;
+        let mut sc = load_str(&self.text, &self.scenario, &overrides)?;
         sc.seed = self.base_seed;
         Ok(sc)
     }
@@ -281,13 +296,14 @@ impl Plan {
 pub fn run_once(sc: &Scenario, seed: u64) -> Run {
     let mut sc = sc.clone();
     sc.seed = seed;
-    let r = crate::run(&sc);
+    // The engine's outcome holds these integers; no report is needed.
+    let o = crate::sim::simulate(&sc, &mut crate::sim::Quiet);
     Run {
         seed,
-        attempts: r.attempts,
-        failures: r.failures,
-        first_failure_ns: r.first_failure.map(|f| (f.time_s * 1e9).round() as u64),
-        peak_in_use: r.ports.peak_in_use,
+        attempts: o.attempts,
+        failures: o.failures,
+        first_failure_ns: o.first_failure.map(|(t, _)| t),
+        peak_in_use: o.peak_in_use,
     }
 }
 
@@ -295,14 +311,10 @@ pub fn run_once(sc: &Scenario, seed: u64) -> Run {
 pub fn analytic_of(sc: &Scenario) -> (f64, f64, u64) {
     let horizon = sc.duration_ns.map_or(0.0, |d| d as f64 / 1e9);
     let a = crate::report::analytic::analytic(sc, horizon);
-    let addrs = match sc.traffic.bind {
-        crate::scenario::BindMode::Connect => 1,
-        _ => sc.host.addresses.len() as u64,
-    };
     (
         a.erlang_b_failure_ratio,
         a.offered_load,
-        u64::from(sc.host.usable_ports()) * addrs,
+        u64::from(sc.host.usable_ports()) * sc.source_addresses(),
     )
 }
 
@@ -407,6 +419,7 @@ mod tests {
     fn grid_order_and_shards() {
         let plan = Plan {
             scenario: PathBuf::from("x.toml"),
+            text: String::new(),
             overrides: vec![],
             varies: vec!["a=1,2,3".parse().unwrap(), "b=x,y".parse().unwrap()],
             seeds: 1,

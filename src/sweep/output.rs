@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::stats::Estimate;
 use super::{PointResult, Shard};
 use crate::error::InputError;
+use crate::report::failure_ratio;
 use crate::report::summary::{human_s, percent, thousands};
 
 pub const SCHEMA_VERSION: u32 = 1;
@@ -33,13 +34,7 @@ impl PointFigures {
         let ratios: Vec<f64> = p
             .runs
             .iter()
-            .map(|r| {
-                if r.attempts == 0 {
-                    0.0
-                } else {
-                    r.failures as f64 / r.attempts as f64
-                }
-            })
+            .map(|r| failure_ratio(r.failures, r.attempts))
             .collect();
         let first: Vec<f64> = p
             .runs
