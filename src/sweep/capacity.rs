@@ -347,11 +347,22 @@ impl Search<'_> {
                     return None;
                 }
                 let seed = base.wrapping_add(u64::from(s));
+                // The first seed's values tried for the direction are not run again.
+                let known: &[Probe] = if s == 0 { &first_probes } else { &[] };
                 let mut probes = Vec::new();
+                let mut eval = |v: f64| {
+                    let value = self.kind.write(v);
+                    match known.iter().find(|p| p.value == value) {
+                        Some(p) => {
+                            probes.push(p.clone());
+                            Ok(p.meets)
+                        }
+                        None => self.probe(v, seed, &mut probes),
+                    }
+                };
                 let result = (|| {
-                    let (_, good, bad) =
-                        self.bracket(&mut |v| self.probe(v, seed, &mut probes), Some(largest))?;
-                    self.bisect(&mut |v| self.probe(v, seed, &mut probes), good, bad)
+                    let (_, good, bad) = self.bracket(&mut eval, Some(largest))?;
+                    self.bisect(&mut eval, good, bad)
                 })();
                 progress.tick();
                 Some(result.map(|v| (v, probes)))
