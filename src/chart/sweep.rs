@@ -12,6 +12,7 @@ use super::{
 };
 use crate::report::summary::percent;
 use crate::sweep::output::{PointFigures, SweepReport};
+use crate::sweep::quantity;
 
 pub const SIZE: (u32, u32) = (1100, 900);
 
@@ -32,38 +33,25 @@ pub fn png(r: &SweepReport) -> Result<Vec<u8>, String> {
     png_with(SIZE, |a| draw(r, a))
 }
 
-/// x position of a value: the number or duration (s) it is, if every value
-/// of the key is one; else its place in the list.
-fn positions(r: &SweepReport) -> (Vec<f64>, bool) {
-    let xs: Option<Vec<f64>> = r
-        .points
-        .iter()
-        .map(|p| {
-            let v = &p.point.values[0];
-            v.parse::<f64>()
-                .ok()
-                .or_else(|| humantime::parse_duration(v).ok().map(|d| d.as_secs_f64()))
+/// x position of each point: the number or duration (s) its value is, if
+/// every value of the key is one; else its place among the distinct values,
+/// which come back as the axis labels.
+fn positions(r: &SweepReport) -> (Vec<f64>, Option<Vec<String>>) {
+    let values = || r.points.iter().map(|p| p.point.values[0].as_str());
+    if let Some(xs) = values().map(|v| quantity(v).map(|(x, _)| x)).collect() {
+        return (xs, None);
+    }
+    let mut labels: Vec<String> = Vec::new();
+    let xs = values()
+        .map(|v| {
+            let i = labels.iter().position(|s| s == v).unwrap_or_else(|| {
+                labels.push(v.to_string());
+                labels.len() - 1
+            });
+            i as f64
         })
         .collect();
-    match xs {
-        Some(xs) => (xs, true),
-        None => {
-            let mut seen: Vec<&str> = Vec::new();
-            let xs = r
-                .points
-                .iter()
-                .map(|p| {
-                    let v = p.point.values[0].as_str();
-                    let i = seen.iter().position(|s| *s == v).unwrap_or_else(|| {
-                        seen.push(v);
-                        seen.len() - 1
-                    });
-                    i as f64
-                })
-                .collect();
-            (xs, false)
-        }
-    }
+    (xs, Some(labels))
 }
 
 fn draw<DB: DrawingBackend>(r: &SweepReport, area: &Area<DB>) -> Drawn
@@ -84,7 +72,8 @@ where
         ),
         &format!("{} points", r.points.len()),
     )?;
-    let (xs, numeric) = positions(r);
+    let (xs, labels) = positions(r);
+    let numeric = labels.is_none();
     let figures: Vec<PointFigures> = r.points.iter().map(|p| p.figures()).collect();
     // Series: one per combination of the other keys' values, in plan order.
     let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
@@ -125,15 +114,6 @@ where
         .x_label_area_size(48)
         .y_label_area_size(86)
         .build_cartesian_2d(x_lo..x_hi, 0f64..y_max)?;
-    let first_values: Vec<String> = {
-        let mut v: Vec<String> = Vec::new();
-        for p in &r.points {
-            if !v.contains(&p.point.values[0]) {
-                v.push(p.point.values[0].clone());
-            }
-        }
-        v
-    };
     chart
         .configure_mesh()
         .light_line_style(TRANSPARENT)
@@ -141,15 +121,14 @@ where
         .x_desc(key.clone())
         .y_desc("failed attempts (mean over seeds, 95 % band)")
         .x_label_formatter(&|v| {
-            if numeric {
-                number_label(*v)
+            let Some(labels) = &labels else {
+                return number_label(*v);
+            };
+            let i = v.round();
+            if (v - i).abs() < 1e-6 && i >= 0.0 {
+                labels.get(i as usize).cloned().unwrap_or_default()
             } else {
-                let i = v.round();
-                if (v - i).abs() < 1e-6 && i >= 0.0 {
-                    first_values.get(i as usize).cloned().unwrap_or_default()
-                } else {
-                    String::new()
-                }
+                String::new()
             }
         })
         .y_label_formatter(&|v| percent(*v))
