@@ -181,8 +181,7 @@ fn run(args: RunArgs) -> anyhow::Result<i32> {
             write_atomic(&dir.join(e.file_name()), &e.render(&report))?;
         }
     }
-    if let (Some(dir), Some(mut usage)) = (&args.out, usage) {
-        usage.finish((report.simulated_s * 1e9).round() as u64);
+    if let (Some(dir), Some(usage)) = (&args.out, usage) {
         write_charts(dir, &args, &text, formats, &report, &usage)?;
     }
     if args.json {

@@ -62,7 +62,7 @@ impl PortUsage {
     }
 
     /// Close every interval still open at `end_ns`, the end of the run.
-    pub fn finish(&mut self, end_ns: u64) {
+    fn finish(&mut self, end_ns: u64) {
         for i in 0..self.since.len() {
             let s = self.since[i];
             if s != FREE {
@@ -186,6 +186,9 @@ impl Observer for PortUsage {
         let from = std::mem::replace(&mut self.since[i], FREE);
         self.add(idx, from, t);
     }
+    fn on_end(&mut self, t: u64) {
+        self.finish(t);
+    }
 }
 
 #[cfg(test)]
@@ -220,7 +223,6 @@ mod tests {
         let sc = scenario(r#"duration = "10m""#);
         let mut u = PortUsage::new(&sc);
         let r = crate::run_with(&sc, &mut u);
-        u.finish((r.simulated_s * 1e9).round() as u64);
         let held = u.held_area_ns() as f64;
         let expect = r.ports.mean_in_use * r.simulated_s * 1e9;
         assert!((held - expect).abs() <= 1e-9 * expect, "{held} vs {expect}");
@@ -241,7 +243,6 @@ mod tests {
         let mut u = PortUsage::new(&sc);
         let r = crate::run_with(&sc, &mut u);
         let end = (r.simulated_s * 1e9).round() as u64;
-        u.finish(end);
         let (w, cols) = u.columns();
         assert!(
             cols <= MAX_COLS && w * cols as u64 >= end,

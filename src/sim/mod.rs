@@ -58,6 +58,8 @@ pub trait Observer {
     fn on_port_busy(&mut self, _t_ns: u64, _addr: u32, _idx: u32) {}
     /// Port `idx` of address `addr` is free again: nothing holds it.
     fn on_port_free(&mut self, _t_ns: u64, _addr: u32, _idx: u32) {}
+    /// The run ends at `t_ns`; nothing happens after it.
+    fn on_end(&mut self, _t_ns: u64) {}
 }
 
 /// Two observers side by side, e.g. a trace and the charts' port usage.
@@ -86,6 +88,10 @@ impl<A: Observer, B: Observer> Observer for (A, B) {
         self.0.on_port_free(t, addr, idx);
         self.1.on_port_free(t, addr, idx);
     }
+    fn on_end(&mut self, t: u64) {
+        self.0.on_end(t);
+        self.1.on_end(t);
+    }
 }
 
 /// An observer that may be absent (e.g. no `--trace`).
@@ -108,6 +114,9 @@ impl<T: Observer> Observer for Option<T> {
     }
     fn on_port_free(&mut self, t: u64, addr: u32, idx: u32) {
         self.iter_mut().for_each(|o| o.on_port_free(t, addr, idx));
+    }
+    fn on_end(&mut self, t: u64) {
+        self.iter_mut().for_each(|o| o.on_end(t));
     }
 }
 
@@ -574,6 +583,7 @@ impl<O: Observer, P: Ports> Engine<'_, O, P> {
     }
 
     fn finish(self, end: u64) -> Outcome {
+        self.obs.on_end(end);
         let span = end.max(1) as f64;
         let open_at_end = (self.conns.len() - self.free_conns.len()) as u32;
         let time_wait_at_end = self.rec.level(TIME_WAIT);

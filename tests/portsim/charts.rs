@@ -309,7 +309,6 @@ fn a_blank_image_is_caught() {
     let sc = util::scenario(SMALL);
     let mut usage = PortUsage::new(&sc);
     let report = portsim::run_with(&sc, &mut usage);
-    usage.finish((report.simulated_s * 1e9).round() as u64);
     let input = Input {
         report: &report,
         usage: Some(&usage),
@@ -415,7 +414,6 @@ fn held_by_parity(allocator: &str) -> (f64, f64) {
     ));
     let mut usage = PortUsage::new(&sc);
     let report = portsim::run_with(&sc, &mut usage);
-    usage.finish((report.simulated_s * 1e9).round() as u64);
     // The reasoning below needs the even ports never to be all taken.
     assert!(
         report.ports.peak_in_use < 500 && report.failures == 0,
