@@ -9,7 +9,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{
-    backends, count_label, count_ticks, frame, legend, text, Area, Chart, Drawn, Input,
+    backends, count_label, count_ticks, frame, legend, swatch, text, Area, Chart, Drawn, Input,
     CONNECTIONS, FAILURE, GRID,
 };
 use crate::report::summary::percent;
@@ -92,12 +92,7 @@ where
             )
         }))?
         .label("established")
-        .legend(|(x, y)| {
-            Rectangle::new(
-                [(x, y - 6), (x + 18, y + 6)],
-                CONNECTIONS.mix(0.85).filled(),
-            )
-        });
+        .legend(swatch(CONNECTIONS.mix(0.85).filled()));
     chart
         .draw_series(
             d.iter()
@@ -115,7 +110,7 @@ where
                 }),
         )?
         .label("failed")
-        .legend(|(x, y)| Rectangle::new([(x, y - 6), (x + 18, y + 6)], FAILURE.filled()));
+        .legend(swatch(FAILURE.filled()));
     if n <= 12 && r.failures > 0 {
         chart.draw_series(d.iter().enumerate().map(|(i, s)| {
             let ratio = crate::report::failure_ratio(s.failures, s.attempts);

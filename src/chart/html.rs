@@ -9,7 +9,9 @@
 use std::fmt::Write as _;
 
 use super::{escape, render_svg, Input, CHARTS};
-use crate::report::summary::{addresses_used, advice, headline, human_s, percent, thousands};
+use crate::report::summary::{
+    addresses_used, advice, headline, human_s, percent, pool_size, thousands,
+};
 
 /// Where the run came from, echoed on the page.
 pub struct Source<'a> {
@@ -134,7 +136,7 @@ pub fn render(input: &Input, source: &Source) -> Result<String, String> {
 fn figures_table(h: &mut String, input: &Input) {
     let r = input.report;
     let a = &r.analytic;
-    let pool = u64::from(r.ports.usable) * u64::from(addresses_used(r));
+    let pool = pool_size(r);
     h.push_str("<h2>Simulated and expected</h2>\n<table>\n<tr><th>figure</th><th>simulated</th><th>closed form</th><th>formula</th></tr>\n");
     let mut row = |name: &str, sim: String, expect: String, how: &str| {
         let _ = writeln!(

@@ -268,6 +268,18 @@ where
         .margin(4, 0, 8, 16))
 }
 
+/// A legend key for an area: a filled swatch.
+pub fn swatch(style: impl Into<ShapeStyle>) -> impl Fn((i32, i32)) -> Rectangle<(i32, i32)> {
+    let style = style.into();
+    move |(x, y)| Rectangle::new([(x, y - 6), (x + 18, y + 6)], style)
+}
+
+/// A legend key for a line: a short stroke.
+pub fn key_line(style: impl Into<ShapeStyle>) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
+    let style = style.into();
+    move |(x, y)| PathElement::new([(x, y), (x + 18, y)], style)
+}
+
 /// Draw the legend of the series labelled so far, boxed, at `pos`.
 pub fn legend<'a, DB, CT>(chart: &mut ChartContext<'a, DB, CT>, pos: SeriesLabelPosition) -> Drawn
 where

@@ -13,10 +13,10 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{
-    backends, count_label, count_ticks, frame, legend, muted, number_label, text, Area, Chart,
-    Drawn, Input, TimeUnit, CONNECTIONS, FAILURE, GRID, INK, REFERENCE, TIME_WAIT,
+    backends, count_label, count_ticks, frame, key_line, legend, muted, number_label, swatch, text,
+    Area, Chart, Drawn, Input, TimeUnit, CONNECTIONS, FAILURE, GRID, INK, REFERENCE, TIME_WAIT,
 };
-use crate::report::summary::{addresses_used, human_s, thousands};
+use crate::report::summary::{human_s, pool_size, thousands};
 
 pub struct Occupancy;
 
@@ -52,7 +52,7 @@ where
     let unit = TimeUnit::for_span(r.simulated_s);
     let x_end = unit.of(r.simulated_s).max(1e-9);
     let x = |ns: u64| unit.of(ns as f64 / 1e9);
-    let pool = f64::from(r.ports.usable) * f64::from(addresses_used(r));
+    let pool = pool_size(r) as f64;
     let peak = f64::from(r.ports.peak_in_use);
     let stacked_max = rows
         .iter()
@@ -106,11 +106,11 @@ where
         } else {
             "held by TIME_WAIT (stacked)"
         })
-        .legend(|(x, y)| Rectangle::new([(x, y - 6), (x + 18, y + 6)], TIME_WAIT.filled()));
+        .legend(swatch(TIME_WAIT.filled()));
     chart
         .draw_series(AreaSeries::new(open, 0.0, CONNECTIONS))?
         .label("held by open connections")
-        .legend(|(x, y)| Rectangle::new([(x, y - 6), (x + 18, y + 6)], CONNECTIONS.filled()));
+        .legend(swatch(CONNECTIONS.filled()));
     if shared {
         chart
             .draw_series(LineSeries::new(
@@ -118,7 +118,7 @@ where
                 CONNECTIONS.stroke_width(2),
             ))?
             .label("ports held (any 4-tuple)")
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], CONNECTIONS.stroke_width(2)));
+            .legend(key_line(CONNECTIONS.stroke_width(2)));
     }
     chart
         .draw_series(LineSeries::new(
@@ -129,7 +129,7 @@ where
             INK.mix(0.55).stroke_width(1),
         ))?
         .label("peak within each bin")
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], INK.mix(0.55)));
+        .legend(key_line(INK.mix(0.55)));
     if zoomed {
         chart.draw_series(std::iter::once(Text::new(
             format!(
@@ -147,7 +147,7 @@ where
                 FAILURE.stroke_width(2),
             ))?
             .label(format!("pool: {} usable ports", thousands(pool as u64)))
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], FAILURE.stroke_width(2)));
+            .legend(key_line(FAILURE.stroke_width(2)));
     }
     let steady = &r.steady_state;
     let constant = steady.windows(2).all(|w| (w[0].1 - w[1].1).abs() < 1e-9);
@@ -168,7 +168,7 @@ where
                 REFERENCE.stroke_width(2),
             ))?
             .label(steady_label)
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], REFERENCE.stroke_width(2)));
+            .legend(key_line(REFERENCE.stroke_width(2)));
         if steady_max > y_top {
             chart.draw_series(std::iter::once(Text::new(
                 format!(

@@ -9,8 +9,8 @@
 use plotters::prelude::*;
 
 use super::{
-    backends, count_label, frame, legend, number_label, text, Area, Chart, Drawn, Input, TimeUnit,
-    CONNECTIONS, GRID, TIME_WAIT,
+    backends, count_label, frame, key_line, legend, number_label, text, Area, Chart, Drawn, Input,
+    TimeUnit, CONNECTIONS, GRID, TIME_WAIT,
 };
 use crate::report::summary::addresses_used;
 
@@ -168,11 +168,11 @@ where
     lower
         .draw_series(LineSeries::new(even, CONNECTIONS.stroke_width(3)))?
         .label("even ports")
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], CONNECTIONS.stroke_width(2)));
+        .legend(key_line(CONNECTIONS.stroke_width(2)));
     lower
         .draw_series(DashedLineSeries::new(odd, 8, 5, TIME_WAIT.stroke_width(2)))?
         .label("odd ports")
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], TIME_WAIT.stroke_width(2)));
+        .legend(key_line(TIME_WAIT.stroke_width(2)));
     legend(&mut lower, SeriesLabelPosition::UpperRight)?;
     Ok(())
 }

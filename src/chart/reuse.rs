@@ -10,8 +10,8 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{
-    backends, count_label, count_ticks, frame, legend, muted, seconds_label, text, Area, Chart,
-    Drawn, Input, CONNECTIONS, FAILURE, GRID, INK, TIME_WAIT,
+    backends, count_label, count_ticks, frame, legend, muted, seconds_label, swatch, text, Area,
+    Chart, Drawn, Input, CONNECTIONS, FAILURE, GRID, INK, TIME_WAIT,
 };
 use crate::report::summary::human_s;
 
@@ -112,9 +112,7 @@ where
             "{} reuses",
             crate::report::summary::thousands(ri.count)
         ))
-        .legend(|(x, y)| {
-            Rectangle::new([(x, y - 6), (x + 18, y + 6)], CONNECTIONS.mix(0.8).filled())
-        });
+        .legend(swatch(CONNECTIONS.mix(0.8).filled()));
     let top = y_max.max(1.0);
     let mut mark = |at: f64, color: RGBColor, label: String, row: f64| -> Drawn {
         if at <= 0.0 || at < x_lo || at > x_hi {

@@ -8,7 +8,8 @@
 use plotters::prelude::*;
 
 use super::{
-    frame_with, legend, number_label, png_with, svg_with, text, Area, Drawn, GRID, INK, MUTED,
+    frame_with, key_line, legend, number_label, png_with, svg_with, text, Area, Drawn, GRID, INK,
+    MUTED,
 };
 use crate::report::summary::percent;
 use crate::sweep::output::{PointFigures, SweepReport};
@@ -161,7 +162,7 @@ where
                 colour.stroke_width(2),
             ))?
             .label(name)
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], colour.stroke_width(2)));
+            .legend(key_line(colour.stroke_width(2)));
         chart
             .draw_series(idx.iter().map(|&i| {
                 Circle::new((xs[i], figures[i].failure_ratio.mean), 3, colour.filled())
@@ -181,7 +182,7 @@ where
     chart
         .draw_series(std::iter::empty::<PathElement<(f64, f64)>>())?
         .label("Erlang B (dashed)")
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], INK.stroke_width(2)));
+        .legend(key_line(INK.stroke_width(2)));
     legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     log_panel(r, &bottom, &xs, &figures, &groups, (x_lo, x_hi), numeric)
 }

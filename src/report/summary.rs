@@ -71,6 +71,11 @@ pub fn addresses_used(r: &Report) -> u32 {
     }
 }
 
+/// Usable ports over the addresses connections use: the pool they draw on.
+pub fn pool_size(r: &Report) -> u64 {
+    u64::from(r.ports.usable) * u64::from(addresses_used(r))
+}
+
 /// The one-sentence answer.
 pub fn headline(r: &Report) -> String {
     match &r.first_failure {
@@ -81,7 +86,7 @@ pub fn headline(r: &Report) -> String {
             percent(r.failure_ratio)
         ),
         None => {
-            let capacity = u64::from(r.ports.usable) * u64::from(addresses_used(r));
+            let capacity = pool_size(r);
             let per_pool = r.analytic.pools > 1;
             format!(
                 "No port ran out in {}: at most {} ports were held at once{}, {} of {}{}.",
