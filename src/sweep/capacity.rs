@@ -383,8 +383,7 @@ impl Search<'_> {
         };
         let ceiling = if self.key == "traffic.rate" {
             let sc = self.scenario_at(est.mean)?;
-            let a =
-                crate::report::analytic::analytic(&sc, sc.duration_ns.unwrap_or(0) as f64 / 1e9);
+            let a = super::closed_form(&sc);
             let rate_per_conn = f64::from(sc.traffic.requests_per_connection);
             Some(a.max_rate_per_pool * a.pools as f64 * rate_per_conn)
         } else {

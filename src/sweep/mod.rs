@@ -307,10 +307,15 @@ pub fn run_once(sc: &Scenario, seed: u64) -> Run {
     }
 }
 
+/// The closed form of a scenario over its duration.
+pub fn closed_form(sc: &Scenario) -> crate::report::analytic::Analytic {
+    let horizon = sc.duration_ns.map_or(0.0, |d| d as f64 / 1e9);
+    crate::report::analytic::analytic(sc, horizon)
+}
+
 /// Closed-form figures of a point, and its pool.
 pub fn analytic_of(sc: &Scenario) -> (f64, f64, u64) {
-    let horizon = sc.duration_ns.map_or(0.0, |d| d as f64 / 1e9);
-    let a = crate::report::analytic::analytic(sc, horizon);
+    let a = closed_form(sc);
     (
         a.erlang_b_failure_ratio,
         a.offered_load,
