@@ -47,6 +47,13 @@ pub struct Analytic {
     pub max_rate_per_pool: f64,
 }
 
+/// How long one connection holds its 4-tuple, in seconds: its requests'
+/// mean hold plus TIME_WAIT.
+fn service_s(sc: &Scenario) -> f64 {
+    let per_conn = f64::from(sc.traffic.requests_per_connection);
+    (sc.traffic.hold.mean_ns() * per_conn + sc.effective_time_wait_ns() as f64) / NS_PER_S as f64
+}
+
 /// `horizon_s` is the simulated time the rates are averaged over.
 pub fn analytic(sc: &Scenario, horizon_s: f64) -> Analytic {
     let per_conn = f64::from(sc.traffic.requests_per_connection);
@@ -64,8 +71,7 @@ pub fn analytic(sc: &Scenario, horizon_s: f64) -> Analytic {
         })
         .fold(0.0, f64::max)
         / per_conn;
-    let service_s = (sc.traffic.hold.mean_ns() * per_conn + sc.effective_time_wait_ns() as f64)
-        / NS_PER_S as f64;
+    let service_s = service_s(sc);
     let c = sc.host.usable_ports();
     let addresses = sc.source_addresses();
     let exclusive = sc.exclusive_ports();
@@ -120,8 +126,7 @@ pub fn analytic(sc: &Scenario, horizon_s: f64) -> Analytic {
 /// occupancy settles at if the rate stayed at its value at `t`.
 pub fn steady_state_curve(sc: &Scenario, horizon_s: f64) -> Vec<(f64, f64)> {
     let per_conn = f64::from(sc.traffic.requests_per_connection);
-    let service_s = (sc.traffic.hold.mean_ns() * per_conn + sc.effective_time_wait_ns() as f64)
-        / NS_PER_S as f64;
+    let service_s = service_s(sc);
     let profile = &sc.traffic.rate;
     let level = |t: f64| profile.at(t) / per_conn * service_s;
     let mut points = Vec::new();
