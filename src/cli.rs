@@ -85,9 +85,14 @@ pub struct RunArgs {
     /// Exit with code 1 if any connection attempt failed.
     #[arg(long)]
     pub fail_on_exhaustion: bool,
-    /// Refuse runs expected to make more connection attempts than this.
+    /// Refuse runs estimated to need more events than this (connection
+    /// attempts, plus hold times drawn and allocator probes beyond one per
+    /// attempt; about 4 million a second on one core).
     #[arg(long, value_name = "N", default_value_t = crate::DEFAULT_MAX_EVENTS)]
     pub max_events: f64,
+    /// Refuse runs estimated to need more memory than this, e.g. 16GiB.
+    #[arg(long, value_name = "SIZE", default_value = "4GiB")]
+    pub max_memory: String,
 }
 
 /// Parse, run, and return the process exit code.
@@ -143,14 +148,13 @@ fn run(args: RunArgs) -> anyhow::Result<i32> {
     if let Some(seed) = args.seed {
         sc.seed = seed;
     }
-    if args.max_events.is_nan() || args.max_events <= 0.0 {
-        return Err(InputError::usage(format!(
-            "--max-events {}: expected a positive number",
-            args.max_events
-        ))
-        .into());
-    }
-    crate::check_size(&sc, &args.scenario.display().to_string(), args.max_events)?;
+    let limits = crate::Limits {
+        max_events: crate::limits::events_flag(args.max_events)?,
+        max_memory: crate::limits::parse_bytes(&args.max_memory)
+            .map_err(|e| InputError::usage(format!("--max-memory {e}")))?,
+    };
+    let charts = args.out.is_some() && !args.no_charts;
+    crate::limits::check(&sc, &args.scenario.display().to_string(), limits, charts)?;
     if let Some(dir) = &args.out {
         prepare_dir(dir)?;
     }

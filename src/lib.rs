@@ -33,12 +33,14 @@
 //!
 //! Modules, in the order data flows: [`scenario`] (files and validation),
 //! [`os`] (presets), [`alloc`] (one file per allocator), [`sim`] (the engine),
-//! [`report`] (JSON, summary, exports), [`trace`] and [`output`] (files).
+//! [`report`] (JSON, summary, exports), [`trace`] and [`output`] (files);
+//! [`limits`] estimates what a run costs before it starts.
 
 pub mod alloc;
 pub mod chart;
 pub mod cli;
 pub mod error;
+pub mod limits;
 pub mod os;
 pub mod output;
 pub mod report;
@@ -51,8 +53,7 @@ pub use error::InputError;
 pub use report::Report;
 pub use scenario::Scenario;
 
-/// Refuse runs expected to need more connection attempts than this by default.
-pub const DEFAULT_MAX_EVENTS: f64 = 2e10;
+pub use limits::{Limits, DEFAULT_MAX_EVENTS, DEFAULT_MAX_MEMORY};
 
 /// Run a scenario and build its report.
 pub fn run(sc: &Scenario) -> Report {
@@ -64,21 +65,13 @@ pub fn run_with<O: sim::Observer>(sc: &Scenario, obs: &mut O) -> Report {
     Report::new(sc, sim::simulate(sc, obs))
 }
 
-/// Refuse a run that would take absurdly long, with the estimate and a way out.
-/// `source` names the scenario in the message (usually its file).
-pub fn check_size(sc: &Scenario, source: &str, max_attempts: f64) -> Result<(), InputError> {
-    let expected = sc.expected_attempts();
-    if expected > max_attempts {
-        // About 4 million attempts per second on one core.
-        let hours = expected / 4e6 / 3600.0;
-        let time = if hours > 48.0 {
-            format!("{:.0} days", hours / 24.0)
-        } else {
-            format!("{hours:.1} hours")
-        };
-        return Err(InputError::usage(format!(
-            "{source}: about {expected:.2e} connection attempts expected (rate × duration), roughly {time} of computing; the limit is {max_attempts:.0e}. Shorten `duration`, set `max_connections`, or raise the limit with --max-events"
-        )));
-    }
-    Ok(())
+/// Refuse a run that would take absurdly long or need too much memory
+/// (at the default memory limit), with the estimate and a way out. `source`
+/// names the scenario in the message (usually its file).
+pub fn check_size(sc: &Scenario, source: &str, max_events: f64) -> Result<(), InputError> {
+    let limits = Limits {
+        max_events,
+        ..Limits::default()
+    };
+    limits::check(sc, source, limits, false)
 }

@@ -19,6 +19,7 @@ pub const ENTRY: Entry = Entry {
     summary: "FreeBSD in_pcb_lport_dest: random cursor, advanced before each check",
     build,
     exhaustive: true,
+    extra_probes: super::no_extra_probes,
 };
 
 struct FreeBsd {

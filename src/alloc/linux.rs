@@ -39,6 +39,7 @@ pub const ENTRY: Entry = Entry {
         "Linux __inet_hash_connect (even ports first, perturbation table) and bind(0) (odd first)",
     build,
     exhaustive: true,
+    extra_probes: super::no_extra_probes,
 };
 
 /// `1 << CONFIG_INET_TABLE_PERTURB_ORDER` with the default order 16.
@@ -79,7 +80,43 @@ fn pass(c: &Candidates<'_>, offset: u32, remaining: u32) -> Option<(u32, u32)> {
         let port = c.scan_parity(offset)?;
         return Some((port, (port + n - offset) % n));
     }
+    if n >= 3 {
+        return pass_odd(c, offset, remaining);
+    }
     pass_by_ports(c, offset, remaining)
+}
+
+/// The kernel's pass on an odd-sized range (`remaining = n - 1`), scanned by
+/// words. Subtracting the even `remaining` keeps the parity, so:
+/// - an odd offset visits every odd port in circular order;
+/// - an even offset above 0 visits the even ports from it to `n - 1`, then
+///   wraps to 2 (never 0) and goes on up to the offset;
+/// - offset 0 visits 0, 2, …, `n - 3`: one step short of `n - 1`.
+///
+/// `i` is twice the ports tried before the one found, as in the loop.
+fn pass_odd(c: &Candidates<'_>, offset: u32, remaining: u32) -> Option<(u32, u32)> {
+    let i_of = |port: u32| {
+        if port >= offset {
+            port - offset
+        } else {
+            port + remaining - offset
+        }
+    };
+    let port = c.scan_parity(offset)?;
+    if offset % 2 == 1 {
+        return Some((port, i_of(port)));
+    }
+    if offset == 0 {
+        // The lowest usable even port, unless it is the last one, n - 1.
+        return (port + 1 < remaining).then_some((port, port));
+    }
+    if port != 0 {
+        return Some((port, i_of(port)));
+    }
+    // Port 0 is not on this pass; the next usable even port after it is,
+    // if it lies below the offset (those from the offset up were not usable).
+    let next = c.scan_parity(2)?;
+    (next != 0 && next < offset).then(|| (next, i_of(next)))
 }
 
 /// The kernel's loop as written, port by port: needed for odd-sized ranges,
@@ -221,18 +258,33 @@ mod tests {
     #[test]
     fn word_wise_pass_matches_the_kernel_loop() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
-        for n in [2u32, 64, 130, 1000] {
+        // Even sizes, and odd ones, where the pass wraps by n - 1 and skips
+        // a port: 0 from an even offset above 0, n - 1 from offset 0.
+        let mut empty = 0;
+        for n in [2u32, 64, 130, 1000, 3, 5, 63, 65, 129, 1001] {
+            let remaining = even_remaining(n);
             let mut s = PortSpace::new(n, 1, (0..n).filter(|p| p % 37 == 3));
+            let mut found = 0;
             for _ in 0..3 * n {
                 let p = rng.random_range(0..n);
                 if s.candidates(0, s.flow(1), Sharing::FourTuple).is_usable(p) {
                     s.occupy(0, 1, None, p, false, 0);
                 }
                 let c = s.candidates(0, s.flow(1), Sharing::FourTuple);
-                let offset = rng.random_range(0..n);
-                assert_eq!(pass(&c, offset, n), pass_by_ports(&c, offset, n), "n {n}");
+                // Every offset of both parities, and the edge cases 0, 1 and
+                // the highest even and odd offsets.
+                let edge = [0, 1, remaining - 2, remaining - 1];
+                for offset in edge.into_iter().chain([rng.random_range(0..remaining)]) {
+                    let expect = pass_by_ports(&c, offset, remaining);
+                    assert_eq!(pass(&c, offset, remaining), expect, "n {n} offset {offset}");
+                    found += usize::from(expect.is_some());
+                }
             }
+            assert!(found > 0, "n {n}: no pass found a port");
+            empty += 15 * n as usize - found;
         }
+        // Passes that find nothing occur too (small ranges fill up).
+        assert!(empty > 0);
     }
 
     #[test]

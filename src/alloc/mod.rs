@@ -59,6 +59,51 @@ pub struct Entry {
     pub build: fn(Setup<'_>) -> Box<dyn Allocator>,
     /// Finds a usable port whenever one exists (so Erlang B applies).
     pub exhaustive: bool,
+    /// Expected probes per attempt beyond the first, for a pool of the
+    /// host's range with `usable` ports offered `erlangs`: the work
+    /// estimate's share for this allocator ([`no_extra_probes`] for those
+    /// that scan by words or draw in O(1)).
+    pub extra_probes: fn(host: &crate::scenario::Host, usable: u32, erlangs: f64) -> f64,
+}
+
+/// The allocator's cost per attempt does not grow with the load.
+pub fn no_extra_probes(_: &crate::scenario::Host, _: u32, _: f64) -> f64 {
+    0.0
+}
+
+/// Expected probes per attempt beyond the first for an allocator that walks
+/// the range at random: about `n / free` to find one of `free` usable ports
+/// among `n`, at most `n`, weighted by how likely each number of free ports
+/// is. The busy ports of a pool of `c` offered `a` erlangs follow the
+/// truncated Poisson law of Erlang's loss system, P(b) ∝ aᵇ/b!, b = 0..=c.
+/// `full` is the cost when no port is free.
+pub fn walk_probes(n: u32, c: u32, a: f64, full: f64) -> f64 {
+    if a.is_nan() || a <= 0.0 || c == 0 {
+        return 0.0;
+    }
+    // log P(b) up to a constant, from b = 0; normalised at the end.
+    let ln_a = a.ln();
+    let mut ln_w = Vec::with_capacity(c as usize + 1);
+    let mut acc = 0.0;
+    ln_w.push(0.0);
+    for b in 1..=c {
+        acc += ln_a - f64::from(b).ln();
+        ln_w.push(acc);
+    }
+    let max = ln_w.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let (mut total, mut probes) = (0.0, 0.0);
+    for (b, lw) in ln_w.iter().enumerate() {
+        let p = (lw - max).exp();
+        let free = c - b as u32;
+        let cost = if free == 0 {
+            full
+        } else {
+            (f64::from(n) / f64::from(free)).min(f64::from(n))
+        };
+        total += p;
+        probes += p * (cost - 1.0).max(0.0);
+    }
+    probes / total
 }
 
 /// Every allocator a scenario can name.
@@ -147,6 +192,22 @@ pub(crate) mod testing {
                 "{name} handed out more ports than exist"
             );
         }
+    }
+
+    #[test]
+    fn walk_probes_follow_the_loss_system() {
+        // No load: every port free, one probe finds one.
+        assert_eq!(super::walk_probes(1000, 1000, 0.0, 1000.0), 0.0);
+        // A light load (10 erlangs on 1,000 ports): about n / (c - a) - 1
+        // = 1000/990 - 1 ≈ 0.0101 extra probes.
+        let light = super::walk_probes(1000, 1000, 10.0, 1000.0);
+        assert!((light - 0.0101).abs() < 0.001, "{light}");
+        // Overload (10× the ports): the pool is full or nearly so, and a
+        // walk costs close to the whole range.
+        let heavy = super::walk_probes(1000, 1000, 10_000.0, 1000.0);
+        assert!(heavy > 900.0, "{heavy}");
+        // When a full pool fails at once, overload costs far less.
+        assert!(super::walk_probes(1000, 1000, 10_000.0, 1.0) < heavy / 2.0);
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub const ENTRY: Entry = Entry {
     summary: "RFC 6056 alg. 1: random start, then linear probe",
     build,
     exhaustive: true,
+    extra_probes: super::no_extra_probes,
 };
 
 struct RandomStart {

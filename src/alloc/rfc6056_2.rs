@@ -19,6 +19,7 @@ pub const ENTRY: Entry = Entry {
     summary: "RFC 6056 alg. 2: up to `num` random picks (may fail with ports free)",
     build,
     exhaustive: false,
+    extra_probes: super::no_extra_probes,
 };
 
 struct RandomPick {

@@ -13,6 +13,7 @@ pub const ENTRY: Entry = Entry {
     summary: "RFC 6056 alg. 3: per-destination hash offset + one global counter",
     build,
     exhaustive: true,
+    extra_probes: super::no_extra_probes,
 };
 
 struct HashOffset {

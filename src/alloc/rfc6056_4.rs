@@ -13,6 +13,7 @@ pub const ENTRY: Entry = Entry {
     summary: "RFC 6056 alg. 4: hash offset + a perturbation-table counter per flow bucket",
     build,
     exhaustive: true,
+    extra_probes: super::no_extra_probes,
 };
 
 const TABLE_LENGTH: usize = 10;

@@ -19,6 +19,7 @@ pub const ENTRY: Entry = Entry {
     summary: "RFC 6056 alg. 5: random increments in 1..=N (N = 500) from one global counter",
     build,
     exhaustive: false,
+    extra_probes,
 };
 
 struct RandomIncrements {
@@ -36,11 +37,30 @@ fn build(mut s: Setup<'_>) -> Box<dyn Allocator> {
     })
 }
 
+/// Whether `num = n` steps in `1..=increment` wrap round a range of `n`
+/// so often that their sum modulo `n` is uniform (standard deviation
+/// `N·sqrt(n/12)` of at least `n`): then a failed walk is one draw.
+fn sum_is_uniform(n: u32, increment: u32) -> bool {
+    f64::from(increment) * (f64::from(n) / 12.0).sqrt() >= f64::from(n)
+}
+
+/// The walk near exhaustion: about `n / free` steps to land on one of
+/// `free` usable ports, the whole range when none is free (one draw when
+/// the sum of the steps is uniform).
+fn extra_probes(h: &crate::scenario::Host, usable: u32, erlangs: f64) -> f64 {
+    let n = h.range_size();
+    let full = if sum_is_uniform(n, h.rfc6056_5_increment) {
+        1.0
+    } else {
+        f64::from(n)
+    };
+    super::walk_probes(n, usable, erlangs, full)
+}
+
 impl Allocator for RandomIncrements {
     fn pick(&mut self, _: &Request, c: &Candidates<'_>) -> Option<u32> {
         let n = c.range();
-        let sd = f64::from(self.increment) * (f64::from(n) / 12.0).sqrt();
-        if sd >= f64::from(n) && c.count() == 0 {
+        if sum_is_uniform(n, self.increment) && c.count() == 0 {
             self.next = self
                 .next
                 .wrapping_add(u64::from(self.rng.random_range(0..n)));

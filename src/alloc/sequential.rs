@@ -8,6 +8,7 @@ pub const ENTRY: Entry = Entry {
     summary: "global cursor: the next usable port after the last one handed out",
     build,
     exhaustive: true,
+    extra_probes: super::no_extra_probes,
 };
 
 struct Sequential {

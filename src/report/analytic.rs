@@ -14,16 +14,25 @@ use crate::scenario::{BindMode, Pick, Scenario, NS_PER_S};
 
 /// Erlang B blocking probability for `c` servers and offered load `a`,
 /// by the stable recursion B(k) = a·B(k-1) / (k + a·B(k-1)), B(0) = 1.
+/// Once B underflows to 0 it stays 0, so the loop stops there: light loads
+/// cost a few hundred steps, not `c`.
 pub fn erlang_b(c: u64, a: f64) -> f64 {
-    if a <= 0.0 {
+    if a.is_nan() || a <= 0.0 {
         return 0.0;
     }
     let mut b = 1.0;
     for k in 1..=c {
         b = a * b / (k as f64 + a * b);
+        if b == 0.0 {
+            break;
+        }
     }
     b
 }
+
+/// Above this many pools the Erlang B sum groups pools of one destination
+/// instead of adding them one by one (same figure, to rounding).
+const MAX_POOLS_SUMMED: u64 = 1 << 20;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Analytic {
@@ -75,33 +84,47 @@ pub fn analytic(sc: &Scenario, horizon_s: f64) -> Analytic {
     let c = sc.host.usable_ports();
     let addresses = sc.source_addresses();
     let exclusive = sc.exclusive_ports();
-    // Share of the load each pool gets.
-    let shares: Vec<f64> = if exclusive {
-        vec![1.0 / addresses as f64; addresses as usize]
+    // Each pool's share of the load: one per address when ports are
+    // exclusive, else one per (destination, address). Pools are visited
+    // lazily, never collected: a million destinations × 4,096 addresses is
+    // 4e9 pools.
+    let per_dest: Vec<f64> = if exclusive {
+        vec![1.0]
     } else {
         let total: f64 = sc.destinations.iter().map(|d| d.weight).sum();
         let n = sc.destinations.len() as f64;
-        let per_dest = sc.destinations.iter().map(|d| match sc.traffic.pick {
-            Pick::Weighted => d.weight / total,
-            Pick::RoundRobin => 1.0 / n,
-        });
-        per_dest
-            .flat_map(|s| std::iter::repeat_n(s / addresses as f64, addresses as usize))
+        sc.destinations
+            .iter()
+            .map(|d| match sc.traffic.pick {
+                Pick::Weighted => d.weight / total,
+                Pick::RoundRobin => 1.0 / n,
+            })
             .collect()
     };
+    let pools = per_dest.len() as u64 * addresses;
     let offered = mean_rate * service_s;
+    // Erlang B of each distinct share, computed once.
+    let mut cache: std::collections::BTreeMap<u64, f64> = Default::default();
+    let mut b_of = |s: f64| {
+        *cache
+            .entry(s.to_bits())
+            .or_insert_with(|| erlang_b(u64::from(c), offered * s))
+    };
     let mut blocking = 0.0;
-    let mut cache: Vec<(f64, f64)> = Vec::new();
-    for s in &shares {
-        let b = match cache.iter().find(|(k, _)| k == s) {
-            Some(&(_, b)) => b,
-            None => {
-                let b = erlang_b(u64::from(c), offered * s);
-                cache.push((*s, b));
-                b
+    if pools <= MAX_POOLS_SUMMED {
+        // Pool by pool, in order: the sum every release has printed.
+        for d in &per_dest {
+            let s = d / addresses as f64;
+            let b = b_of(s);
+            for _ in 0..addresses {
+                blocking += s * b;
             }
-        };
-        blocking += s * b;
+        }
+    } else {
+        for d in &per_dest {
+            let s = d / addresses as f64;
+            blocking += addresses as f64 * s * b_of(s);
+        }
     }
     let caveat = erlang_b_caveat(sc);
     Analytic {
@@ -110,7 +133,7 @@ pub fn analytic(sc: &Scenario, horizon_s: f64) -> Analytic {
         offered_load: offered,
         offered_load_peak: peak_rate * service_s,
         ports_per_pool: c,
-        pools: shares.len() as u64,
+        pools,
         erlang_b_failure_ratio: blocking,
         little_mean_in_use: offered,
         max_rate_per_pool: if service_s > 0.0 {

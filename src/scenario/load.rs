@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use super::raw::RawScenario;
 use super::validate::{validate, KeyError};
 use super::Scenario;
-use crate::error::{did_you_mean, InputError, Origin};
+use crate::error::{did_you_mean, escaped, InputError, Origin};
 
 /// One `--set key.path=value` flag.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,14 +68,53 @@ pub fn load_file(path: &Path, overrides: &[Override]) -> Result<Scenario, InputE
     load_str(&read_file(path)?, path, overrides)
 }
 
-/// The text of a scenario file.
+/// Largest scenario file read, in bytes: far above any real scenario, far
+/// below what would strain memory.
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
+
+/// The text of a scenario file. A file above [`MAX_FILE_BYTES`] is refused
+/// before it is read (by its size when it has one, else after reading one
+/// byte past the limit, so `/dev/zero` costs 16 MiB, not all memory).
 pub fn read_file(path: &Path) -> Result<String, InputError> {
-    std::fs::read_to_string(path).map_err(|e| InputError::File {
+    use std::io::Read;
+    let fail = |message: String| InputError::File {
         origin: Origin::File {
             path: path.to_path_buf(),
             line: None,
         },
-        message: format!("cannot read the scenario file: {e}"),
+        message,
+    };
+    let too_big = || {
+        fail(format!(
+            "the scenario file is larger than {} MiB; a scenario is a few hundred bytes of TOML",
+            MAX_FILE_BYTES >> 20
+        ))
+    };
+    let file = std::fs::File::open(path)
+        .map_err(|e| fail(format!("cannot read the scenario file: {e}")))?;
+    if file
+        .metadata()
+        .is_ok_and(|m| m.is_file() && m.len() > MAX_FILE_BYTES)
+    {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| fail(format!("cannot read the scenario file: {e}")))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_big());
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let text = String::from_utf8_lossy(&e.as_bytes()[..at]);
+        InputError::File {
+            origin: Origin::File {
+                path: path.to_path_buf(),
+                line: Some(line_of(&text, at)),
+            },
+            message: format!("not valid UTF-8 (byte {at}); a scenario file is UTF-8 text"),
+        }
     })
 }
 
@@ -206,11 +245,12 @@ fn serde_message(m: &str) -> String {
         if let Some((found, tail)) = rest.split_once('`') {
             let allowed: Vec<&str> = tail.split('`').skip(1).step_by(2).collect();
             let list = allowed.join(", ");
+            let shown = escaped(found);
             return match did_you_mean(found, allowed.iter().copied()) {
                 Some(s) => {
-                    format!("unknown key `{found}`; allowed here: {list} (did you mean `{s}`?)")
+                    format!("unknown key `{shown}`; allowed here: {list} (did you mean `{s}`?)")
                 }
-                None => format!("unknown key `{found}`; allowed here: {list}"),
+                None => format!("unknown key `{shown}`; allowed here: {list}"),
             };
         }
     }

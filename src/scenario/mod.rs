@@ -19,6 +19,15 @@ use crate::os::Os;
 /// Nanoseconds in a second; simulated time is `u64` nanoseconds.
 pub const NS_PER_S: u64 = 1_000_000_000;
 
+/// Highest connection rate a scenario may give, per second: one connection
+/// per nanosecond. It keeps every integral of a rate profile finite (at most
+/// 1e9/s × 584 years, or a ramp's slope × its length squared).
+pub const MAX_RATE: f64 = 1e9;
+
+/// Highest destination weight (weights are relative; the bound keeps their
+/// sum finite over a million destinations).
+pub const MAX_WEIGHT: f64 = 1e9;
+
 /// A validated scenario, ready to run.
 #[derive(Debug, Clone)]
 pub struct Scenario {

@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::raw::*;
 use super::*;
-use crate::error::allowed_list;
+use crate::error::{allowed_list, num, quote};
 
 /// A bad value at a key path.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,11 +33,19 @@ pub fn duration(key: &str, text: &str) -> R<u64> {
         return Ok(0);
     }
     match humantime::parse_duration(t) {
-        Ok(d) => u64::try_from(d.as_nanos()).or_else(|_| err(key, format!("found \"{text}\", which is longer than 584 years"))),
+        Ok(d) => u64::try_from(d.as_nanos()).or_else(|_| err(key, format!("found {}, which is longer than 584 years", quote(text)))),
         Err(e) => err(
             key,
-            format!("found \"{text}\" ({e}); expected a duration such as \"60s\", \"250ms\", \"2m\" or \"1h 30m\""),
+            format!("found {} ({e}); expected a duration such as \"60s\", \"250ms\", \"2m\" or \"1h 30m\"", quote(text)),
         ),
+    }
+}
+
+/// A TOML value found where another was expected, as a message shows it.
+fn value(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => quote(s),
+        other => quote(&other.to_string()),
     }
 }
 
@@ -51,7 +59,7 @@ fn choice<T: Copy>(key: &str, found: Option<&str>, default: T, options: &[(&str,
     let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
     err(
         key,
-        format!("found \"{found}\"; {}", allowed_list(found, &names)),
+        format!("found {}; {}", quote(found), allowed_list(found, &names)),
     )
 }
 
@@ -60,7 +68,8 @@ fn port_range(key: &str, text: &str) -> R<(u16, u16)> {
         err(
             key,
             format!(
-                "found \"{text}\"; expected a port or a range \"A-B\" with 1 <= A <= B <= 65535"
+                "found {}; expected a port or a range \"A-B\" with 1 <= A <= B <= 65535",
+                quote(text)
             ),
         )
     };
@@ -78,7 +87,7 @@ fn positive(key: &str, v: f64, what: &str) -> R<f64> {
     if v.is_finite() && v > 0.0 {
         Ok(v)
     } else {
-        err(key, format!("found {v}; expected a positive {what}"))
+        err(key, format!("found {}; expected a positive {what}", num(v)))
     }
 }
 
@@ -86,8 +95,25 @@ fn non_negative(key: &str, v: f64, what: &str) -> R<f64> {
     if v.is_finite() && v >= 0.0 {
         Ok(v)
     } else {
-        err(key, format!("found {v}; expected a {what} >= 0"))
+        err(key, format!("found {}; expected a {what} >= 0", num(v)))
     }
+}
+
+/// A rate in connections per second: finite, >= 0 and at most
+/// [`MAX_RATE`], so every integral of a rate profile stays finite.
+fn rate(key: &str, v: f64) -> R<f64> {
+    let v = non_negative(key, v, "rate in connections per second")?;
+    if v > MAX_RATE {
+        return err(
+            key,
+            format!(
+                "found {}; at most {} connections per second (one per nanosecond, the engine's time step)",
+                num(v),
+                num(MAX_RATE)
+            ),
+        );
+    }
+    Ok(v)
 }
 
 pub(super) fn validate(raw: RawScenario) -> R<Scenario> {
@@ -188,7 +214,11 @@ fn host(h: &RawHost) -> R<Host> {
             || {
                 err(
                     "host.os",
-                    format!("found \"{name}\"; {}", allowed_list(name, &Os::names())),
+                    format!(
+                        "found {}; {}",
+                        quote(name),
+                        allowed_list(name, &Os::names())
+                    ),
                 )
             },
             Ok,
@@ -201,7 +231,11 @@ fn host(h: &RawHost) -> R<Host> {
         Some(a) => {
             return err(
                 "host.allocator",
-                format!("found \"{a}\"; {}", allowed_list(a, &crate::alloc::names())),
+                format!(
+                    "found {}; {}",
+                    quote(a),
+                    allowed_list(a, &crate::alloc::names())
+                ),
             )
         }
     };
@@ -213,15 +247,19 @@ fn host(h: &RawHost) -> R<Host> {
                 err(
                     "host.port_range",
                     format!(
-                        "found \"{r}\"; expected a range \"A-B\" with 1 <= A <= B <= 65535, \
-                         or \"native\" for the OS's own range"
+                        "found {}; expected a range \"A-B\" with 1 <= A <= B <= 65535, \
+                         or \"native\" for the OS's own range",
+                        quote(r)
                     ),
                 )
             })?;
             if a == b && !r.contains('-') {
                 return err(
                     "host.port_range",
-                    format!("found \"{r}\"; expected a range \"A-B\" such as \"49152-65535\", or \"native\""),
+                    format!(
+                        "found {}; expected a range \"A-B\" such as \"49152-65535\", or \"native\"",
+                        quote(r)
+                    ),
                 );
             }
             (a, b)
@@ -233,7 +271,10 @@ fn host(h: &RawHost) -> R<Host> {
         let toml::Value::Array(items) = v else {
             return err(
                 key,
-                format!("found {v}; expected a list such as [\"50000\", \"50100-50199\"]"),
+                format!(
+                    "found {}; expected a list such as [\"50000\", \"50100-50199\"]",
+                    value(v)
+                ),
             );
         };
         for (i, item) in items.iter().enumerate() {
@@ -244,7 +285,10 @@ fn host(h: &RawHost) -> R<Host> {
                 other => {
                     return err(
                         &k,
-                        format!("found {other}; expected a port 1-65535 or a string \"A-B\""),
+                        format!(
+                            "found {}; expected a port 1-65535 or a string \"A-B\"",
+                            value(other)
+                        ),
                     )
                 }
             };
@@ -320,13 +364,19 @@ fn addresses(v: Option<&toml::Value>) -> R<Vec<String>> {
                 toml::Value::String(s) if s.parse::<IpAddr>().is_ok() => Ok(s.clone()),
                 other => err(
                     &format!("{key}[{i}]"),
-                    format!("found {other}; expected an IP address such as \"10.0.0.7\""),
+                    format!(
+                        "found {}; expected an IP address such as \"10.0.0.7\"",
+                        value(other)
+                    ),
                 ),
             })
             .collect(),
         other => err(
             key,
-            format!("found {other}; expected a count from 1 to 4096 or a list of IP addresses"),
+            format!(
+                "found {}; expected a count from 1 to 4096 or a list of IP addresses",
+                value(other)
+            ),
         ),
     }
 }
@@ -368,10 +418,20 @@ fn destinations(raw: &[RawDestination]) -> R<Vec<Destination>> {
         let sa: SocketAddr = d.address.parse().or_else(|_| {
             err(
                 &format!("{key}.address"),
-                format!("found \"{}\"; expected \"ip:port\" such as \"10.0.0.5:5432\" or \"[2001:db8::1]:443\"", d.address),
+                format!("found {}; expected \"ip:port\" such as \"10.0.0.5:5432\" or \"[2001:db8::1]:443\"", quote(&d.address)),
             )
         })?;
         let weight = positive(&format!("{key}.weight"), d.weight.unwrap_or(1.0), "weight")?;
+        if weight > MAX_WEIGHT {
+            return err(
+                &format!("{key}.weight"),
+                format!(
+                    "found {}; weights are relative, at most {}",
+                    num(weight),
+                    num(MAX_WEIGHT)
+                ),
+            );
+        }
         let count = d.count.unwrap_or(1);
         if count == 0 || count > 1_000_000 {
             return err(
@@ -498,10 +558,7 @@ fn rate_profile(t: &RawTraffic) -> R<RateProfile> {
             "found both schedule and ramp; use one of them",
         );
     }
-    let base = t
-        .rate
-        .map(|r| non_negative("traffic.rate", r, "rate in connections per second"))
-        .transpose()?;
+    let base = t.rate.map(|r| rate("traffic.rate", r)).transpose()?;
     if let Some(steps) = &t.schedule {
         let mut segments = Vec::new();
         if let Some(b) = base {
@@ -516,10 +573,10 @@ fn rate_profile(t: &RawTraffic) -> R<RateProfile> {
             let at =
                 duration(&format!("traffic.schedule[{i}].at"), &s.at)? as f64 / NS_PER_S as f64;
             if at <= last {
-                return err(&format!("traffic.schedule[{i}].at"), format!("found \"{}\", not after the previous step; steps must be in increasing time order", s.at));
+                return err(&format!("traffic.schedule[{i}].at"), format!("found {}, not after the previous step; steps must be in increasing time order", quote(&s.at)));
             }
             last = at;
-            let r = non_negative(&format!("traffic.schedule[{i}].rate"), s.rate, "rate")?;
+            let r = rate(&format!("traffic.schedule[{i}].rate"), s.rate)?;
             segments.retain(|seg: &RateSegment| seg.start_s < at);
             segments.push(RateSegment {
                 start_s: at,
@@ -540,8 +597,8 @@ fn rate_profile(t: &RawTraffic) -> R<RateProfile> {
         return Ok(RateProfile { segments });
     }
     if let Some(r) = &t.ramp {
-        let from = non_negative("traffic.ramp.from", r.from, "rate")?;
-        let to = non_negative("traffic.ramp.to", r.to, "rate")?;
+        let from = rate("traffic.ramp.from", r.from)?;
+        let to = rate("traffic.ramp.to", r.to)?;
         let over = duration("traffic.ramp.over", &r.over)? as f64 / NS_PER_S as f64;
         if over <= 0.0 {
             return err("traffic.ramp.over", "found 0; expected a positive duration");
@@ -578,7 +635,7 @@ fn hold(v: &toml::Value) -> R<Hold> {
     let table = match v {
         toml::Value::String(s) => return Ok(Hold::Constant { ns: duration(key, s)? }),
         toml::Value::Table(t) => t,
-        other => return err(key, format!("found {other}; expected a duration string or a table {{ dist = \"exponential\", mean = \"50ms\" }}")),
+        other => return err(key, format!("found {}; expected a duration string or a table {{ dist = \"exponential\", mean = \"50ms\" }}", value(other))),
     };
     let dists = ["constant", "exponential", "lognormal", "uniform"];
     let allowed_keys: &[&str] = match table.get("dist").and_then(|d| d.as_str()) {
@@ -589,7 +646,7 @@ fn hold(v: &toml::Value) -> R<Hold> {
         Some(other) => {
             return err(
                 &format!("{key}.dist"),
-                format!("found \"{other}\"; {}", allowed_list(other, &dists)),
+                format!("found {}; {}", quote(other), allowed_list(other, &dists)),
             )
         }
         None => {
@@ -616,7 +673,10 @@ fn hold(v: &toml::Value) -> R<Hold> {
             Some(toml::Value::String(s)) => duration(&k, s),
             Some(other) => err(
                 &k,
-                format!("found {other}; expected a duration string such as \"50ms\""),
+                format!(
+                    "found {}; expected a duration string such as \"50ms\"",
+                    value(other)
+                ),
             ),
             None => err(&k, "missing"),
         }

@@ -87,10 +87,12 @@ impl Closes {
                 holds,
                 requests,
             } => {
-                let mut hold = 0u64;
-                for _ in 0..*requests {
-                    hold = hold.saturating_add(holds.sample());
-                }
+                // A constant hold sums in one multiplication; a random one
+                // is drawn per request (the work estimate counts the draws).
+                let hold = match holds.constant() {
+                    Some(ns) => ns.saturating_mul(u64::from(*requests)),
+                    None => (0..*requests).fold(0u64, |h, _| h.saturating_add(holds.sample())),
+                };
                 lane.push(now.saturating_add(hold), slot);
             }
             Closes::Memoryless {

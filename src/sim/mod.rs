@@ -364,8 +364,13 @@ impl<O: Observer, P: Ports> Engine<'_, O, P> {
         loop {
             let t_retry = self.retries.front().map_or(u64::MAX, |r| r.0);
             let t = t_retry.min(next_arrival);
+            if t == u64::MAX && horizon == u64::MAX {
+                // Arrivals stopped and no retry is pending, in a run bounded
+                // only by `max_connections`: it ends with its last attempt.
+                break;
+            }
             self.drain(t.min(horizon));
-            if t == u64::MAX || t > horizon {
+            if t > horizon {
                 break;
             }
             self.now = t;
@@ -410,7 +415,8 @@ impl<O: Observer, P: Ports> Engine<'_, O, P> {
                 u64::MAX
             };
             let t = t_tw.min(t_close).min(t_reuse);
-            if t > limit {
+            // `u64::MAX` is "never": nothing is due, whatever the limit.
+            if t > limit || t == u64::MAX {
                 return;
             }
             self.now = t;

@@ -107,6 +107,8 @@ impl ArrivalClock {
                 // Solve r·x + slope/2·x² = need in a form stable for either sign of slope.
                 let disc = (r * r + 2.0 * s.slope * need).max(0.0);
                 let x = 2.0 * need / (r + disc.sqrt());
+                // need = 0 on a flat zero stretch is 0/0: no time passes.
+                let x = if x >= 0.0 { x } else { 0.0 };
                 self.t_s += x.min(span);
                 return Some(to_ns(self.t_s * NS_PER_S as f64));
             }
@@ -144,6 +146,15 @@ impl HoldSampler {
         HoldSampler {
             rng: rng(seed, stream::HOLD),
             dist,
+        }
+    }
+
+    /// The hold time when it is not random.
+    #[inline]
+    pub fn constant(&self) -> Option<u64> {
+        match self.dist {
+            HoldDist::Constant(ns) => Some(ns),
+            _ => None,
         }
     }
 

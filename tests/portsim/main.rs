@@ -6,6 +6,8 @@
 //! - `sweep`: `sweep`, `capacity` and `merge`: curves and answers against
 //!   Erlang B, independence from `--jobs` and sharding, refusals, Ctrl-C;
 //! - `bad_input`: every kind of user mistake gets exit code 2 and one message;
+//! - `hardening`: inputs that once panicked, ran past their estimate, took
+//!   runaway memory or printed unreadable messages;
 //! - `determinism`: a scenario and a seed give the same bytes every time;
 //! - `kernel`: the `linux` preset against the live kernel in a network
 //!   namespace, driven by `kernel_driver`;
@@ -17,6 +19,7 @@ mod browser;
 mod charts;
 mod cli;
 mod determinism;
+mod hardening;
 mod kernel;
 mod kernel_driver;
 mod sweep;

@@ -1,0 +1,357 @@
+//! What a run will cost, known before it starts: work and memory estimates,
+//! and the refusals that keep any accepted input from hanging or eating the
+//! machine.
+//!
+//! Work is counted in *events*, each a few hundred nanoseconds of engine
+//! time at most: one per connection attempt (retries counted at their
+//! worst), one per hold time drawn beyond the first of a connection (a
+//! connection of `requests_per_connection` requests draws each request's
+//! hold unless the sum has a closed form), and one per allocator probe
+//! beyond the first (an allocator that walks the range at random near
+//! exhaustion, `rfc6056-5`, costs up to a range per attempt). `--max-events`
+//! bounds this figure, so it bounds wall time.
+//!
+//! Memory is the sum of what the engine keeps per source address and port,
+//! per flow in flight, per open connection and TIME_WAIT entry, per
+//! destination, and for the charts. `--max-memory` bounds it.
+//!
+//! Every figure is a float computed from validated, finite inputs; the guards
+//! are written so that a NaN could never pass them.
+
+use crate::error::{num, InputError};
+use crate::scenario::{Hold, Scenario, NS_PER_S};
+
+/// Refuse runs estimated to need more events than this by default.
+pub const DEFAULT_MAX_EVENTS: f64 = 2e10;
+
+/// Refuse runs estimated to need more memory than this by default (bytes):
+/// what a laptop can spare.
+pub const DEFAULT_MAX_MEMORY: f64 = 4.0 * GIB;
+
+const GIB: f64 = (1u64 << 30) as f64;
+
+/// Engine events per second on one core, for the time in messages: about
+/// 4 million connection attempts per second.
+const EVENTS_PER_S: f64 = 4e6;
+
+/// The bounds a run must stay within.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_events: f64,
+    pub max_memory: f64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_events: DEFAULT_MAX_EVENTS,
+            max_memory: DEFAULT_MAX_MEMORY,
+        }
+    }
+}
+
+/// One part of an estimate and the scenario keys that drive it.
+#[derive(Debug, Clone)]
+pub struct Part {
+    pub amount: f64,
+    pub what: String,
+}
+
+/// What a run of a scenario is expected to cost.
+#[derive(Debug, Clone)]
+pub struct Cost {
+    /// Connection attempts, retries counted at their worst.
+    pub attempts: f64,
+    /// Events: attempts plus extra hold draws and allocator probes.
+    pub events: f64,
+    pub event_parts: Vec<Part>,
+    /// Bytes of memory at the peak.
+    pub memory: f64,
+    pub memory_parts: Vec<Part>,
+}
+
+/// Estimate the cost of running `sc`; `charts` when the run also keeps
+/// the port-usage map for charts (`--out` with charts).
+pub fn estimate(sc: &Scenario, charts: bool) -> Cost {
+    let h = &sc.host;
+    let attempts = sc.expected_attempts();
+    let rpc = f64::from(sc.traffic.requests_per_connection);
+    let n = f64::from(h.range_size());
+    let addresses = h.addresses.len() as f64;
+    let dests = sc.destinations.len() as f64;
+
+    let mut event_parts = vec![Part {
+        amount: attempts,
+        what: "connection attempts (traffic.rate × duration, or max_connections, × (1 + traffic.retry.max))".into(),
+    }];
+    if hold_drawn_per_request(sc) {
+        event_parts.push(Part {
+            amount: attempts * (rpc - 1.0),
+            what: "hold times drawn one per request (traffic.requests_per_connection with a random traffic.hold)".into(),
+        });
+    }
+    let load = pool_load(sc);
+    let probes = crate::alloc::entry(&h.allocator)
+        .map_or(0.0, |e| (e.extra_probes)(h, load.ports, load.erlangs));
+    if probes > 0.0 {
+        event_parts.push(Part {
+            amount: attempts * probes,
+            what: format!(
+                "allocator probes near exhaustion (host.allocator = \"{}\" walks up to the whole host.port_range per attempt)",
+                h.allocator
+            ),
+        });
+    }
+    // The closed form: Erlang B over each distinct destination weight
+    // beyond the first, a step per usable port, about a hundred steps per
+    // event.
+    let distinct = distinct_weights(sc) as f64;
+    event_parts.push(Part {
+        amount: (distinct - 1.0) * f64::from(load.ports) / 100.0,
+        what: "the closed-form figures (distinct destination weights × usable ports)".into(),
+    });
+    let events = event_parts.iter().map(|p| p.amount).sum();
+
+    // Memory.
+    let mut memory_parts = Vec::new();
+    let per_port = if sc.exclusive_ports() && !h.tw_reuse {
+        8.3
+    } else {
+        12.3
+    };
+    memory_parts.push(Part {
+        amount: addresses * n * per_port,
+        what: format!(
+            "port state: {} source addresses (host.addresses) × {} ports (host.port_range)",
+            num(addresses),
+            num(n)
+        ),
+    });
+    // Connections and TIME_WAIT entries in flight, by Little's law at the
+    // peak rate with a margin for bursts, but no more than attempts.
+    let hold_s = sc.traffic.hold.mean_ns() * rpc / NS_PER_S as f64;
+    let tw_s = sc.effective_time_wait_ns() as f64 / NS_PER_S as f64;
+    let rate = load.peak_rate;
+    let open = (2.0 * rate * hold_s + 1000.0).min(attempts);
+    let tw = (2.0 * rate * tw_s + 1000.0)
+        .min(attempts)
+        .min(h.max_tw_buckets as f64);
+    memory_parts.push(Part {
+        amount: open * 32.0 + tw * 48.0,
+        what: "connections and TIME_WAIT entries in flight (traffic.rate × (traffic.hold + host.time_wait))".into(),
+    });
+    if !sc.exclusive_ports() && dests > 1.0 {
+        // Flows (address, destination) with a port taken keep three bitsets
+        // of the range each.
+        let flows = (addresses * dests).min(open + tw);
+        memory_parts.push(Part {
+            amount: flows * (n / 4.0 + 96.0),
+            what: "flows in flight: (source address, destination) pairs with a connection, each a bitset of host.port_range".into(),
+        });
+    }
+    memory_parts.push(Part {
+        amount: dests * 96.0,
+        what: "destinations (destinations.count)".into(),
+    });
+    if charts {
+        memory_parts.push(Part {
+            amount: addresses * n * 8.0 + n * 4.0,
+            what: "the port-usage map for the charts (host.addresses × host.port_range)".into(),
+        });
+    }
+    let memory = memory_parts.iter().map(|p| p.amount).sum::<f64>() + 4e6;
+    Cost {
+        attempts,
+        events,
+        event_parts,
+        memory,
+        memory_parts,
+    }
+}
+
+/// Whether closing a connection draws each request's hold time: the sum
+/// of several random holds has no closed form here.
+fn hold_drawn_per_request(sc: &Scenario) -> bool {
+    sc.traffic.requests_per_connection > 1 && !matches!(sc.traffic.hold, Hold::Constant { .. })
+}
+
+/// The busiest pool: usable ports, offered erlangs, and the peak rate.
+struct PoolLoad {
+    ports: u32,
+    erlangs: f64,
+    peak_rate: f64,
+}
+
+fn pool_load(sc: &Scenario) -> PoolLoad {
+    let rpc = f64::from(sc.traffic.requests_per_connection);
+    let peak_rate = sc
+        .traffic
+        .rate
+        .segments
+        .iter()
+        .map(|s| s.from)
+        .chain(sc.traffic.rate.segments.windows(2).map(|w| {
+            let (a, b) = (w[0], w[1]);
+            a.from + a.slope * (b.start_s - a.start_s)
+        }))
+        .fold(0.0, f64::max)
+        / rpc;
+    let service_s =
+        (sc.traffic.hold.mean_ns() * rpc + sc.effective_time_wait_ns() as f64) / NS_PER_S as f64;
+    // The heaviest pool: with shared ports, the heaviest destination on one
+    // address; with exclusive ports, one address.
+    let share = if sc.exclusive_ports() {
+        1.0
+    } else {
+        let total: f64 = sc.destinations.iter().map(|d| d.weight).sum();
+        sc.destinations
+            .iter()
+            .map(|d| d.weight / total)
+            .fold(0.0, f64::max)
+    } / sc.source_addresses() as f64;
+    PoolLoad {
+        ports: sc.host.usable_ports(),
+        erlangs: peak_rate * service_s * share,
+        peak_rate,
+    }
+}
+
+fn distinct_weights(sc: &Scenario) -> usize {
+    let mut w: Vec<u64> = sc.destinations.iter().map(|d| d.weight.to_bits()).collect();
+    w.sort_unstable();
+    w.dedup();
+    w.len()
+}
+
+/// Refuse a run whose estimate exceeds `limits`, naming what drives it.
+/// `source` names the scenario in the message (usually its file).
+pub fn check(sc: &Scenario, source: &str, limits: Limits, charts: bool) -> Result<(), InputError> {
+    check_cost(&estimate(sc, charts), source, limits)
+}
+
+/// [`check`] for an estimate already made (a sweep adds its points up).
+pub fn check_cost(cost: &Cost, source: &str, limits: Limits) -> Result<(), InputError> {
+    let biggest = |parts: &[Part]| {
+        parts
+            .iter()
+            .max_by(|a, b| a.amount.total_cmp(&b.amount))
+            .map(|p| p.what.clone())
+            .unwrap_or_default()
+    };
+    if cost.events.is_nan() || cost.events > limits.max_events {
+        return Err(InputError::usage(format!(
+            "{source}: about {} events of work expected, roughly {} of computing; the limit is {} (--max-events). Most of it: {}. Shorten `duration`, set `max_connections`, or raise the limit with --max-events",
+            sci(cost.events),
+            human_time(cost.events / EVENTS_PER_S),
+            sci(limits.max_events),
+            biggest(&cost.event_parts)
+        )));
+    }
+    if cost.memory.is_nan() || cost.memory > limits.max_memory {
+        return Err(InputError::usage(format!(
+            "{source}: about {} of memory expected; the limit is {} (--max-memory). Most of it: {}. Reduce those keys, or raise the limit with --max-memory",
+            bytes(cost.memory),
+            bytes(limits.max_memory),
+            biggest(&cost.memory_parts)
+        )));
+    }
+    Ok(())
+}
+
+/// `1.73e8`-style counts.
+fn sci(v: f64) -> String {
+    format!("{v:.2e}")
+}
+
+/// "40 s", "12 min", "3.5 hours", "21 days", "400 years".
+pub fn human_time(s: f64) -> String {
+    if !s.is_finite() {
+        return "forever".into();
+    }
+    if s < 90.0 {
+        format!("{} s", s.ceil().max(1.0))
+    } else if s < 90.0 * 60.0 {
+        format!("{:.0} min", s / 60.0)
+    } else if s < 48.0 * 3600.0 {
+        format!("{:.1} hours", s / 3600.0)
+    } else if s < 730.0 * 86400.0 {
+        format!("{:.0} days", s / 86400.0)
+    } else {
+        format!("{} years", sci(s / 86400.0 / 365.0))
+    }
+}
+
+/// "512 MiB", "2.1 GiB".
+pub fn bytes(b: f64) -> String {
+    if b < GIB {
+        format!("{:.0} MiB", (b / (1u64 << 20) as f64).max(1.0))
+    } else {
+        format!("{:.1} GiB", b / GIB)
+    }
+}
+
+/// Parse a memory size: "4GiB", "512MiB", "2G", "1e9" (bytes).
+pub fn parse_bytes(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let n: f64 = n.trim().parse().map_err(|_| {
+        format!(
+            "{}: expected a size such as 4GiB or 512MiB",
+            crate::error::quote(s)
+        )
+    })?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" | "kib" => 1024.0,
+        "m" | "mb" | "mib" => 1024.0 * 1024.0,
+        "g" | "gb" | "gib" => GIB,
+        "t" | "tb" | "tib" => GIB * 1024.0,
+        _ => {
+            return Err(format!(
+                "{}: unknown unit; use B, KiB, MiB, GiB or TiB",
+                crate::error::quote(s)
+            ))
+        }
+    };
+    let v = n * mult;
+    if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        Err(format!(
+            "{}: expected a positive size such as 4GiB",
+            crate::error::quote(s)
+        ))
+    }
+}
+
+/// `--max-events` as given: a positive, finite number.
+pub fn events_flag(v: f64) -> Result<f64, InputError> {
+    if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        Err(InputError::usage(format!(
+            "--max-events {}: expected a positive number such as 1e9",
+            num(v)
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_times_read_well() {
+        assert_eq!(parse_bytes("4GiB").unwrap(), 4.0 * GIB);
+        assert_eq!(parse_bytes("512 MiB").unwrap(), 512.0 * 1048576.0);
+        assert!(parse_bytes("nan").is_err());
+        assert!(parse_bytes("-1G").is_err());
+        assert!(parse_bytes("3 parsecs").is_err());
+        assert_eq!(human_time(43.25), "44 s");
+        assert_eq!(human_time(7200.0), "2.0 hours");
+        assert_eq!(bytes(2.1 * GIB), "2.1 GiB");
+        assert!(events_flag(f64::NAN).is_err() && events_flag(f64::INFINITY).is_err());
+        assert!(events_flag(0.0).is_err() && events_flag(1e9).is_ok());
+    }
+}
