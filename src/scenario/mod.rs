@@ -87,13 +87,28 @@ impl Host {
     }
     /// Ports in the range that are not reserved.
     pub fn usable_ports(&self) -> u32 {
-        let mut reserved = vec![false; self.range_size() as usize];
+        self.range_size() - self.reserved_indices().count() as u32
+    }
+
+    /// Offsets into the range of the reserved ports, each once, ascending.
+    /// Linear in the range plus the entries, however many entries overlap
+    /// (a file may list `"1-65535"` a million times).
+    pub fn reserved_indices(&self) -> impl Iterator<Item = u32> {
+        let n = self.range_size() as usize;
+        // +1 at each entry's start, -1 past its end.
+        let mut delta = vec![0i32; n + 1];
         for &(a, b) in &self.reserved {
-            for p in a.max(self.port_lo)..=b.min(self.port_hi) {
-                reserved[usize::from(p - self.port_lo)] = true;
+            let (a, b) = (a.max(self.port_lo), b.min(self.port_hi));
+            if a <= b {
+                delta[usize::from(a - self.port_lo)] += 1;
+                delta[usize::from(b - self.port_lo) + 1] -= 1;
             }
         }
-        reserved.iter().filter(|r| !**r).count() as u32
+        let mut depth = 0i32;
+        (0..n as u32).filter(move |&i| {
+            depth += delta[i as usize];
+            depth > 0
+        })
     }
 }
 

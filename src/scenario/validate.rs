@@ -405,6 +405,9 @@ fn expand_ip(key: &str, ip: IpAddr, count: u32) -> R<Vec<IpAddr>> {
     Ok(out)
 }
 
+/// Destinations a scenario may expand to, over all `[[destinations]]`.
+const MAX_DESTINATIONS: usize = 1_000_000;
+
 fn destinations(raw: &[RawDestination]) -> R<Vec<Destination>> {
     if raw.is_empty() {
         return err(
@@ -439,21 +442,23 @@ fn destinations(raw: &[RawDestination]) -> R<Vec<Destination>> {
                 format!("found {count}; expected 1 to 1000000"),
             );
         }
+        // Counted before anything is expanded: many tables with large
+        // counts must not build billions of addresses first.
+        if out.len() + count as usize > MAX_DESTINATIONS {
+            return err(
+                &format!("{key}.count"),
+                format!(
+                    "brings the destinations to {} in all; at most {MAX_DESTINATIONS} are allowed",
+                    out.len() + count as usize
+                ),
+            );
+        }
         for ip in expand_ip(&format!("{key}.count"), sa.ip(), count)? {
             out.push(Destination {
                 address: SocketAddr::new(ip, sa.port()).to_string(),
                 weight,
             });
         }
-    }
-    if out.len() > 1_000_000 {
-        return err(
-            "destinations",
-            format!(
-                "found {} destinations in all; at most 1000000 are allowed",
-                out.len()
-            ),
-        );
     }
     Ok(out)
 }

@@ -267,13 +267,7 @@ pub fn simulate<O: Observer>(sc: &Scenario, obs: &mut O) -> Outcome {
 /// Run a scenario to its end, keeping port state as `model` says.
 pub fn simulate_with<O: Observer>(sc: &Scenario, obs: &mut O, model: PortModel) -> Outcome {
     let h = &sc.host;
-    let lo = u32::from(h.port_lo);
-    let reserved = h
-        .reserved
-        .iter()
-        .flat_map(|&(a, b)| u32::from(a)..=u32::from(b))
-        .filter(|p| (lo..=u32::from(h.port_hi)).contains(p))
-        .map(|p| p - lo);
+    let reserved = h.reserved_indices();
     let (sharing, use_reuse) = port_rules(sc);
     if model == PortModel::Auto && AddressPools::fits(sc, sharing, use_reuse) {
         let ports = AddressPools::new(h.range_size(), h.addresses.len() as u32, reserved);

@@ -273,3 +273,35 @@ fn size_messages_give_a_readable_time_and_reject_nan_limits() {
         assert!(err.contains("--max-events"), "{bad}: {err}");
     }
 }
+
+#[test]
+fn overlapping_reserved_ranges_and_destination_counts_stay_linear() {
+    // 100,000 copies of one reserved range once cost 6.5e9 steps per pass
+    // over them; each port is counted once.
+    let reserved = vec!["\"2-65535\""; 100_000].join(", ");
+    let sc = scenario(&with_traffic(
+        "max_connections = 5",
+        &format!("port_range = \"1-65535\"\nreserved_ports = [{reserved}]"),
+        "rate = 10\nhold = \"1s\"",
+    ));
+    assert_eq!(sc.host.usable_ports(), 1);
+    let r = portsim::run(&sc);
+    // One usable port held for 1 s + 60 s: the first attempt connects and
+    // the four after it, 0.1 s apart on average, all fail.
+    assert_eq!((r.established, r.failures), (1, 4));
+    // Destination counts are added up before any is expanded.
+    let dir = tempfile::tempdir().unwrap();
+    let many = "[[destinations]]\naddress = \"10.0.0.1:80\"\ncount = 1000000\n".repeat(3);
+    let f = write(
+        dir.path(),
+        "d.toml",
+        &format!("name = \"d\"\nduration = \"1s\"\n{many}[traffic]\nrate = 1\nhold = \"1s\"\n"),
+    );
+    let err = refused(&["check", f.to_str().unwrap()], dir.path());
+    assert!(
+        err.contains(
+            "destinations[1].count: brings the destinations to 2000000 in all; at most 1000000"
+        ),
+        "{err}"
+    );
+}
