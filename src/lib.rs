@@ -39,6 +39,7 @@ pub mod alloc;
 pub mod chart;
 pub mod cli;
 pub mod error;
+pub mod interrupt;
 pub mod os;
 pub mod output;
 pub mod report;

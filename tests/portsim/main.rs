@@ -5,6 +5,8 @@
 //!   every shipped scenario, and what the port usage map shows;
 //! - `sweep`: `sweep`, `capacity` and `merge`: curves and answers against
 //!   Erlang B, independence from `--jobs` and sharding, refusals, Ctrl-C;
+//! - `files`: what outputs do to FIFOs, devices, links and stdout, write
+//!   errors, Ctrl-C and SIGTERM, and two outputs naming one file;
 //! - `bad_input`: every kind of user mistake gets exit code 2 and one message;
 //! - `determinism`: a scenario and a seed give the same bytes every time;
 //! - `kernel`: the `linux` preset against the live kernel in a network
@@ -17,6 +19,7 @@ mod browser;
 mod charts;
 mod cli;
 mod determinism;
+mod files;
 mod kernel;
 mod kernel_driver;
 mod sweep;
