@@ -20,13 +20,13 @@
 //! it, so nothing new is created after the clean-up.
 //!
 //! `ctrlc` says *that* a signal came, not which one. To tell SIGTERM from
-//! SIGINT for the exit code, [`which`] wraps ctrlc's own low-level handler
+//! SIGINT for the exit code, the `which` module wraps ctrlc's own low-level handler
 //! with one that first notes the signal's number in an atomic (the only thing
 //! it does besides calling the handler it wraps, so it stays
 //! async-signal-safe).
 
 use std::fs::File;
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Once};
@@ -91,7 +91,11 @@ pub fn received() -> Option<i32> {
 /// `sweep` and `capacity` return 130 when stopped; after a SIGTERM that
 /// becomes 143.
 pub fn exit_code(code: i32) -> i32 {
-    match (code, received()) {
+    code_after(code, received())
+}
+
+fn code_after(code: i32, signal: Option<i32>) -> i32 {
+    match (code, signal) {
         (130, Some(sig)) => 128 + sig,
         _ => code,
     }
@@ -122,14 +126,17 @@ fn on_signal() {
         1 => "SIGHUP".to_string(),
         s => format!("signal {s}"),
     };
-    if removed.is_empty() {
-        eprintln!("interrupted by {name}");
+    // Not eprintln!: a closed stderr must not stop the exit below.
+    let mut err = io::stderr();
+    let _ = if removed.is_empty() {
+        writeln!(err, "interrupted by {name}")
     } else {
-        eprintln!(
+        writeln!(
+            err,
             "interrupted by {name}; removed unfinished output: {}",
             removed.join(", ")
-        );
-    }
+        )
+    };
     // Still holding the lock: no temporary file is created or renamed now.
     std::process::exit(128 + sig);
 }
@@ -291,7 +298,12 @@ mod tests {
 
     #[test]
     fn a_stop_code_becomes_the_signal_s() {
-        assert_eq!(exit_code(0), 0);
-        assert_eq!(exit_code(3), 3);
+        // A sweep stopped by SIGTERM returns 130 like one stopped by Ctrl-C.
+        assert_eq!(code_after(130, Some(SIGTERM)), 143);
+        assert_eq!(code_after(130, Some(SIGINT)), 130);
+        assert_eq!(code_after(130, None), 130);
+        // Other codes stand, signal or not.
+        assert_eq!(code_after(0, Some(SIGTERM)), 0);
+        assert_eq!(code_after(3, Some(SIGTERM)), 3);
     }
 }
