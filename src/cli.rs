@@ -2,18 +2,20 @@
 //!
 //! Exit codes: 0 done; 1 `--fail-on-exhaustion` and some attempt failed;
 //! 2 bad input (scenario, flag or path), with one message on stderr;
-//! 3 an output file could not be written (disk full, permissions); 130 a sweep
-//! or capacity search stopped by Ctrl-C, after writing what finished.
+//! 3 an output file could not be written (disk full, permissions), with the
+//! file named; 130 / 143 stopped by SIGINT (Ctrl-C) / SIGTERM: a sweep or
+//! capacity search after writing what finished, any other command at once,
+//! leaving no temporary file (see [`crate::interrupt`]).
 //! Output paths are checked before the run, so a typo costs no run time.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 
 use crate::chart::{self, Formats, PortUsage};
 use crate::error::InputError;
-use crate::output::{prepare_dir, write_atomic, PendingFile};
+use crate::output::{check_files, distinct, prepare_dir, OutputSet, PendingFile, Target};
 use crate::report::{export, summary};
 use crate::scenario::{load_file, load_str, read_file, Override};
 use crate::trace::TraceWriter;
@@ -23,7 +25,7 @@ use crate::trace::TraceWriter;
     name = "portsim",
     version,
     about = "Simulate ephemeral-port exhaustion: when do clients run out of local ports, why, and what fixes it.",
-    after_help = "Exit codes: 0 done, 1 --fail-on-exhaustion tripped, 2 bad input, 3 an output could not be written, 130 a sweep or capacity search stopped by Ctrl-C (finished points written)."
+    after_help = "Output files are written whole or not at all: each goes to a temporary name and is renamed into place once every output of the command is written; a symbolic link is followed, a FIFO or device (/dev/null) is written through, a directory is refused. On an error, Ctrl-C or SIGTERM no temporary file is left.\n\nExit codes: 0 done, 1 --fail-on-exhaustion tripped, 2 bad input (a path included, checked before running), 3 an output could not be written (the file is named), 130 / 143 stopped by Ctrl-C / SIGTERM (a sweep or capacity search writes its finished points first)."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -79,7 +81,9 @@ pub struct RunArgs {
     /// Override a scenario key, e.g. --set traffic.rate=300 (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<Override>,
-    /// Write one CSV row per connect, fail, close and TIME_WAIT end.
+    /// Write one CSV row per connect, fail, close and TIME_WAIT end. `-`
+    /// streams it to stdout; the summary then goes to stderr, and --json
+    /// is refused (use --out DIR for report.json).
     #[arg(long, value_name = "FILE")]
     pub trace: Option<PathBuf>,
     /// Exit with code 1 if any connection attempt failed.
@@ -105,8 +109,10 @@ pub fn main() -> i32 {
             return code;
         }
     };
+    crate::interrupt::install();
     match dispatch(cli) {
-        Ok(code) => code,
+        // A sweep stopped by SIGTERM says 143, not 130.
+        Ok(code) => crate::interrupt::exit_code(code),
         Err(e) => {
             match e.downcast_ref::<InputError>() {
                 Some(input) => eprintln!("error: {input}"),
@@ -155,17 +161,16 @@ fn run(args: RunArgs) -> anyhow::Result<i32> {
     };
     let charts = args.out.is_some() && !args.no_charts;
     crate::limits::check(&sc, &args.scenario.display().to_string(), limits, charts)?;
-    if let Some(dir) = &args.out {
-        prepare_dir(dir)?;
-    }
     let formats = match (&args.out, args.no_charts) {
         (Some(_), false) => args.charts.unwrap_or(Formats::ALL),
         _ => Formats::NONE,
     };
-    let trace = match &args.trace {
-        Some(path) => {
+    let (trace_target, stdout_free) = check_outputs(&args, formats)?;
+    let trace = match &trace_target {
+        Some(target) => {
             let names = sc.destinations.iter().map(|d| d.address.clone()).collect();
-            Some(TraceWriter::new(PendingFile::create(path)?, names)?)
+            let file = PendingFile::open(target).map_err(|e| e.usage("--trace"))?;
+            Some(TraceWriter::new(file, names).map_err(|e| e.usage("--trace"))?)
         }
         None => None,
     };
@@ -179,21 +184,30 @@ fn run(args: RunArgs) -> anyhow::Result<i32> {
         let report = crate::run_with(&sc, &mut obs);
         (report, obs.0, obs.1)
     };
+    // Every output of the run is one set: all written, or none replaced.
+    let mut set = OutputSet::new();
     if let Some(trace) = trace {
-        trace.finish()?;
+        set.add_open(trace.finish()?);
     }
     if let Some(dir) = &args.out {
         for e in export::exports() {
-            write_atomic(&dir.join(e.file_name()), &e.render(&report))?;
+            set.add(dir.join(e.file_name()), e.render(&report));
         }
     }
     if let (Some(dir), Some(usage)) = (&args.out, usage) {
-        write_charts(dir, &args, &text, formats, &report, &usage)?;
+        write_charts(&mut set, dir, &args, &text, formats, &report, &usage)?;
     }
-    if args.json {
-        print_out(&report.to_json());
+    set.commit()?;
+    let shown = if args.json {
+        report.to_json()
     } else {
-        print_out(&summary::render(&report));
+        summary::render(&report)
+    };
+    if stdout_free {
+        print_out(&shown);
+    } else {
+        // `--trace -`: stdout carries the trace alone.
+        eprint!("{shown}");
     }
     Ok(if args.fail_on_exhaustion && report.failures > 0 {
         1
@@ -202,9 +216,63 @@ fn run(args: RunArgs) -> anyhow::Result<i32> {
     })
 }
 
-/// The chart files and report.html, each written whole or not at all.
+/// Check every output path of `run` before it starts: the `--out` directory
+/// and each file it will hold, the trace, and that no two of them (nor
+/// stdout, when it is a file or pipe the summary goes to) are the same file.
+/// Returns the trace's target and whether stdout is free for the summary.
+fn check_outputs(args: &RunArgs, formats: Formats) -> anyhow::Result<(Option<Target>, bool)> {
+    // The directory first: the trace may be meant to go into it.
+    if let Some(dir) = &args.out {
+        prepare_dir(dir)?;
+    }
+    let trace = match &args.trace {
+        Some(path) => Some(Target::resolve(path).map_err(|e| e.usage("--trace"))?),
+        None => None,
+    };
+    let trace_on_stdout = trace
+        .as_ref()
+        .is_some_and(|t| t.dest == crate::output::Dest::Stdout);
+    if trace_on_stdout && args.json {
+        return Err(InputError::usage(
+            "--trace - and --json both write to stdout; give --trace a file, or use --out DIR to get report.json",
+        )
+        .into());
+    }
+    let mut outputs: Vec<(String, Target)> = Vec::new();
+    if !trace_on_stdout {
+        if let Ok(t) = Target::resolve(Path::new("-")) {
+            outputs.push(("stdout (the summary)".into(), t));
+        }
+    }
+    if let Some(dir) = &args.out {
+        let mut names: Vec<String> = export::exports()
+            .iter()
+            .map(|e| e.file_name().to_string())
+            .collect();
+        for c in chart::CHARTS {
+            if formats.png {
+                names.push(format!("{}.png", c.name()));
+            }
+            if formats.svg {
+                names.push(format!("{}.svg", c.name()));
+            }
+        }
+        if formats.html {
+            names.push("report.html".into());
+        }
+        outputs.extend(check_files(dir, &names)?);
+    }
+    if let (Some(path), Some(t)) = (&args.trace, &trace) {
+        outputs.push((format!("--trace {}", path.display()), t.clone()));
+    }
+    distinct(&outputs)?;
+    Ok((trace, !trace_on_stdout))
+}
+
+/// Render the chart files and report.html into the run's output set.
 fn write_charts(
-    dir: &std::path::Path,
+    set: &mut OutputSet,
+    dir: &Path,
     args: &RunArgs,
     text: &str,
     formats: Formats,
@@ -218,11 +286,11 @@ fn write_charts(
     for c in chart::CHARTS.iter().filter(|c| c.applies(&input)) {
         if formats.png {
             let png = chart::render_png(*c, &input).map_err(anyhow::Error::msg)?;
-            write_atomic(&dir.join(format!("{}.png", c.name())), &png)?;
+            set.add(dir.join(format!("{}.png", c.name())), png);
         }
         if formats.svg {
             let svg = chart::render_svg(*c, &input).map_err(anyhow::Error::msg)?;
-            write_atomic(&dir.join(format!("{}.svg", c.name())), svg.as_bytes())?;
+            set.add(dir.join(format!("{}.svg", c.name())), svg.into_bytes());
         }
     }
     if formats.html {
@@ -239,7 +307,7 @@ fn write_charts(
             },
         )
         .map_err(anyhow::Error::msg)?;
-        write_atomic(&dir.join("report.html"), page.as_bytes())?;
+        set.add(dir.join("report.html"), page.into_bytes());
     }
     Ok(())
 }

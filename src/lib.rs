@@ -40,6 +40,7 @@ pub mod alloc;
 pub mod chart;
 pub mod cli;
 pub mod error;
+pub mod interrupt;
 pub mod limits;
 pub mod os;
 pub mod output;

@@ -1,12 +1,17 @@
 //! `--trace FILE`: one CSV row per connect, fail, close and TIME_WAIT end.
 //!
-//! Rows stream through a buffered writer into a temporary file that is renamed
-//! into place when the run completes, so memory stays flat however long the
-//! run, and an interrupted run never leaves a half-written trace behind.
+//! Rows stream through a buffered writer into a [`PendingFile`]: a temporary
+//! file renamed into place with the run's other outputs when the run
+//! completes (or a FIFO, a device or standard output, written as rows come),
+//! so memory stays flat however long the run, and an interrupted or failed
+//! run never leaves a half-written trace behind.
+//!
+//! The engine's observer cannot fail, so the first write error is kept and
+//! later rows are skipped; [`TraceWriter::finish`] reports it, naming the file.
 
 use std::io::Write;
 
-use crate::output::PendingFile;
+use crate::output::{OutputError, PendingFile};
 use crate::sim::Observer;
 
 /// Format nanoseconds as exact decimal seconds ("12.000250000").
@@ -21,13 +26,15 @@ pub struct TraceWriter {
 }
 
 impl TraceWriter {
-    pub fn new(file: PendingFile, destinations: Vec<String>) -> std::io::Result<Self> {
+    pub fn new(file: PendingFile, destinations: Vec<String>) -> Result<Self, OutputError> {
         let mut t = TraceWriter {
             file,
             destinations,
             error: None,
         };
-        t.file.write_all(b"time_s,event,port,destination\n")?;
+        if let Err(e) = t.file.write_all(b"time_s,event,port,destination\n") {
+            return Err(t.file.error(e));
+        }
         Ok(t)
     }
 
@@ -42,12 +49,13 @@ impl TraceWriter {
         }
     }
 
-    /// Flush and move the trace into place.
-    pub fn finish(self) -> std::io::Result<()> {
-        if let Some(e) = self.error {
-            return Err(e);
+    /// The written trace, to put in place with the run's other outputs
+    /// ([`crate::output::OutputSet::add_open`]), or the first write error.
+    pub fn finish(self) -> Result<PendingFile, OutputError> {
+        match self.error {
+            Some(e) => Err(self.file.error(e)),
+            None => Ok(self.file),
         }
-        self.file.commit()
     }
 }
 

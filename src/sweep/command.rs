@@ -4,7 +4,7 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -104,14 +104,10 @@ pub struct MergeArgs {
     pub json: bool,
 }
 
-/// Set on Ctrl-C; runs not yet started are skipped.
+/// Set on the first Ctrl-C or SIGTERM; runs not yet started are skipped. A
+/// second signal ends the process at once (see [`crate::interrupt`]).
 fn stop_flag() -> Arc<AtomicBool> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let s = stop.clone();
-    // A second handler cannot be installed (e.g. in tests calling twice);
-    // Ctrl-C then ends the process as usual.
-    let _ = ctrlc::set_handler(move || s.store(true, Ordering::Relaxed));
-    stop
+    crate::interrupt::stop_flag()
 }
 
 /// A bar on a terminal, nothing otherwise or with --quiet.
@@ -128,16 +124,19 @@ fn bar(len: u64, quiet: bool, what: &str) -> ProgressBar {
     pb
 }
 
-/// The files of a sweep, each written whole.
+/// The files of a sweep, as one set: all rendered, then all written, or
+/// none replaced.
 fn write_sweep(dir: &Path, r: &SweepReport) -> anyhow::Result<()> {
-    write_atomic(&dir.join("sweep.json"), r.to_json().as_bytes())?;
-    write_atomic(&dir.join("sweep.csv"), r.to_csv().as_bytes())?;
+    let mut set = crate::output::OutputSet::new();
+    set.add(dir.join("sweep.json"), r.to_json().into_bytes());
+    set.add(dir.join("sweep.csv"), r.to_csv().into_bytes());
     if !r.points.is_empty() {
         let png = crate::chart::sweep::png(r).map_err(anyhow::Error::msg)?;
-        write_atomic(&dir.join("sweep.png"), &png)?;
+        set.add(dir.join("sweep.png"), png);
         let svg = crate::chart::sweep::svg(r).map_err(anyhow::Error::msg)?;
-        write_atomic(&dir.join("sweep.svg"), svg.as_bytes())?;
+        set.add(dir.join("sweep.svg"), svg.into_bytes());
     }
+    set.commit()?;
     Ok(())
 }
 

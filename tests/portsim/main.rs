@@ -5,6 +5,8 @@
 //!   every shipped scenario, and what the port usage map shows;
 //! - `sweep`: `sweep`, `capacity` and `merge`: curves and answers against
 //!   Erlang B, independence from `--jobs` and sharding, refusals, Ctrl-C;
+//! - `files`: what outputs do to FIFOs, devices, links and stdout, write
+//!   errors, Ctrl-C and SIGTERM, and two outputs naming one file;
 //! - `bad_input`: every kind of user mistake gets exit code 2 and one message;
 //! - `hardening`: inputs that once panicked, ran past their estimate, took
 //!   runaway memory or printed unreadable messages;
@@ -19,6 +21,7 @@ mod browser;
 mod charts;
 mod cli;
 mod determinism;
+mod files;
 mod hardening;
 mod kernel;
 mod kernel_driver;

@@ -1,0 +1,309 @@
+//! Ctrl-C, SIGTERM and SIGHUP: what the process does when it is told to stop.
+//!
+//! A process has one signal handler (the `ctrlc` crate allows one), so it
+//! lives here and every command shares it. It knows two things:
+//!
+//! - the temporary files being written right now ([`create_temp`] registers
+//!   one, [`discard`] and [`rename_all`] forget it). On a signal they are
+//!   deleted, so a stopped `run --trace` leaves no `.trace.csv.PID.N.tmp` of
+//!   hundreds of megabytes behind;
+//! - whether the command asked to stop gracefully ([`stop_flag`]): `sweep`
+//!   and `capacity` then get a flag set on the first signal, finish the runs in
+//!   progress and write what finished. Every other command, and a second
+//!   signal, ends the process at once with 128 + the signal's number
+//!   (130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP).
+//!
+//! `ctrlc` runs the handler on a thread of its own, so it may take a mutex.
+//! The registry's mutex is also held while temporary files are created and
+//! renamed into place, so the handler never deletes a file that was just
+//! committed, nor misses one that was just created; it exits still holding
+//! it, so nothing new is created after the clean-up.
+//!
+//! `ctrlc` says *that* a signal came, not which one. To tell SIGTERM from
+//! SIGINT for the exit code, the `which` module wraps ctrlc's own low-level handler
+//! with one that first notes the signal's number in an atomic (the only thing
+//! it does besides calling the handler it wraps, so it stays
+//! async-signal-safe).
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Once};
+
+/// The number of SIGINT, used when the signal cannot be told.
+pub const SIGINT: i32 = 2;
+/// The number of SIGTERM.
+pub const SIGTERM: i32 = 15;
+
+struct State {
+    next_id: u64,
+    temps: Vec<(u64, PathBuf)>,
+    stop: Option<Arc<AtomicBool>>,
+}
+
+static STATE: Mutex<State> = Mutex::new(State {
+    next_id: 0,
+    temps: Vec::new(),
+    stop: None,
+});
+
+static INSTALL: Once = Once::new();
+
+/// The signal that stopped (or is stopping) the process, 0 if none yet.
+static RECEIVED: AtomicI32 = AtomicI32::new(0);
+
+fn state() -> MutexGuard<'static, State> {
+    // A panic elsewhere while holding the lock leaves the list usable.
+    STATE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Install the process's signal handler (once; later calls do nothing).
+///
+/// Called by the command-line front end only: a program using the library
+/// keeps its own signal handling.
+pub fn install() {
+    INSTALL.call_once(|| {
+        if ctrlc::set_handler(on_signal).is_ok() {
+            which::wrap();
+        }
+    });
+}
+
+/// Ask for a graceful stop: the first signal sets the returned flag instead
+/// of ending the process; a second one ends it as usual.
+pub fn stop_flag() -> Arc<AtomicBool> {
+    install();
+    let flag = Arc::new(AtomicBool::new(false));
+    state().stop = Some(flag.clone());
+    flag
+}
+
+/// The number of the signal received, if any.
+pub fn received() -> Option<i32> {
+    match RECEIVED.load(Ordering::SeqCst) {
+        0 => None,
+        s => Some(s),
+    }
+}
+
+/// The exit code for a command that stopped on a signal: 128 + its number.
+/// `sweep` and `capacity` return 130 when stopped; after a SIGTERM that
+/// becomes 143.
+pub fn exit_code(code: i32) -> i32 {
+    code_after(code, received())
+}
+
+fn code_after(code: i32, signal: Option<i32>) -> i32 {
+    match (code, signal) {
+        (130, Some(sig)) => 128 + sig,
+        _ => code,
+    }
+}
+
+fn on_signal() {
+    let sig = match which::take() {
+        0 => SIGINT,
+        s => s,
+    };
+    let mut st = state();
+    if let Some(stop) = &st.stop {
+        if !stop.swap(true, Ordering::SeqCst) {
+            RECEIVED.store(sig, Ordering::SeqCst);
+            return;
+        }
+    }
+    RECEIVED.store(sig, Ordering::SeqCst);
+    let mut removed = Vec::new();
+    for (_, path) in st.temps.drain(..) {
+        if std::fs::remove_file(&path).is_ok() {
+            removed.push(path.display().to_string());
+        }
+    }
+    let name = match sig {
+        SIGINT => "SIGINT".to_string(),
+        SIGTERM => "SIGTERM".to_string(),
+        1 => "SIGHUP".to_string(),
+        s => format!("signal {s}"),
+    };
+    // Not eprintln!: a closed stderr must not stop the exit below.
+    let mut err = io::stderr();
+    let _ = if removed.is_empty() {
+        writeln!(err, "interrupted by {name}")
+    } else {
+        writeln!(
+            err,
+            "interrupted by {name}; removed unfinished output: {}",
+            removed.join(", ")
+        )
+    };
+    // Still holding the lock: no temporary file is created or renamed now.
+    std::process::exit(128 + sig);
+}
+
+/// A temporary file on the registry: deleted on a signal until it is
+/// renamed into place ([`rename_all`]) or discarded ([`discard`]).
+#[derive(Debug)]
+pub struct Temp {
+    id: u64,
+    path: PathBuf,
+}
+
+impl Temp {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Create a new, unique temporary file `DIR/.NAME.PID.N.tmp` beside `target`
+/// and register it.
+pub fn create_temp(dir: &Path, name: &str) -> io::Result<(File, Temp)> {
+    let mut st = state();
+    let id = st.next_id;
+    st.next_id += 1;
+    let path = dir.join(format!(".{name}.{}.{id}.tmp", std::process::id()));
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)?;
+    st.temps.push((id, path.clone()));
+    Ok((file, Temp { id, path }))
+}
+
+/// Delete a temporary file and forget it.
+pub fn discard(temp: Temp) {
+    let mut st = state();
+    let _ = std::fs::remove_file(&temp.path);
+    st.temps.retain(|(id, _)| *id != temp.id);
+}
+
+/// Rename every temporary file onto its target, as one step as far as
+/// signals are concerned: a signal waits until all are in place.
+///
+/// On an error the files already renamed stay renamed (a rename does not
+/// fail half-way on one file system); the rest are returned, still
+/// registered, with the error and the target that failed.
+#[allow(clippy::type_complexity)]
+pub fn rename_all(
+    pairs: Vec<(Temp, PathBuf)>,
+) -> Result<(), (io::Error, PathBuf, Vec<(Temp, PathBuf)>)> {
+    let mut st = state();
+    let mut rest = pairs.into_iter();
+    while let Some((temp, target)) = rest.next() {
+        if let Err(e) = std::fs::rename(&temp.path, &target) {
+            let mut left = vec![(temp, target.clone())];
+            left.extend(rest);
+            return Err((e, target, left));
+        }
+        st.temps.retain(|(id, _)| *id != temp.id);
+    }
+    Ok(())
+}
+
+/// Which signal arrived: a wrapper around ctrlc's low-level handler that notes
+/// the signal's number before calling it.
+#[cfg(unix)]
+mod which {
+    use std::ffi::c_int;
+    use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+
+    /// SIGHUP, SIGINT and SIGTERM: the signals ctrlc handles with its
+    /// `termination` feature. Their numbers are the same on every Unix.
+    const SIGNALS: [c_int; 3] = [1, 2, 15];
+
+    /// SIG_DFL, SIG_IGN and SIG_ERR are not handlers to call.
+    fn callable(h: usize) -> bool {
+        h > 1 && h != usize::MAX
+    }
+
+    static LAST: AtomicI32 = AtomicI32::new(0);
+    static WRAPPED: [AtomicUsize; 3] = [
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+    ];
+
+    extern "C" {
+        /// `signal(2)` from the C library std already links: installs a
+        /// handler (with SA_RESTART) and returns the previous one.
+        fn signal(signum: c_int, handler: usize) -> usize;
+    }
+
+    extern "C" fn note(sig: c_int) {
+        LAST.store(sig, Ordering::SeqCst);
+        if let Some(i) = SIGNALS.iter().position(|s| *s == sig) {
+            let h = WRAPPED[i].load(Ordering::SeqCst);
+            if callable(h) {
+                // SAFETY: `h` is the handler ctrlc installed for this signal,
+                // returned by `signal`, so it is an `extern "C" fn(c_int)`.
+                let f: extern "C" fn(c_int) = unsafe { std::mem::transmute(h) };
+                f(sig);
+            }
+        }
+    }
+
+    /// Put `note` in front of the handlers ctrlc installed.
+    pub fn wrap() {
+        for (i, sig) in SIGNALS.iter().enumerate() {
+            let handler: extern "C" fn(c_int) = note;
+            // SAFETY: `signal` only swaps the signal's disposition; `note` is
+            // async-signal-safe (an atomic store and a call of the handler
+            // it replaces).
+            let prev = unsafe { signal(*sig, handler as usize) };
+            if callable(prev) {
+                WRAPPED[i].store(prev, Ordering::SeqCst);
+            } else if prev != usize::MAX {
+                // Not a handler ctrlc installed: put it back.
+                // SAFETY: restores the disposition that was there.
+                unsafe { signal(*sig, prev) };
+            }
+        }
+    }
+
+    /// The number of the last signal noted, 0 if none; clears it.
+    pub fn take() -> i32 {
+        LAST.swap(0, Ordering::SeqCst)
+    }
+}
+
+#[cfg(not(unix))]
+mod which {
+    pub fn wrap() {}
+    pub fn take() -> i32 {
+        0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temps_are_registered_until_discarded_or_renamed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_f, a) = create_temp(dir.path(), "a.csv").unwrap();
+        let (_g, b) = create_temp(dir.path(), "a.csv").unwrap();
+        // Two temporary files for one name in one process do not collide.
+        assert_ne!(a.path(), b.path());
+        let a_path = a.path().to_path_buf();
+        let b_path = b.path().to_path_buf();
+        let listed = |p: &Path| state().temps.iter().any(|(_, q)| q == p);
+        assert!(listed(&a_path) && listed(&b_path));
+        discard(a);
+        assert!(!a_path.exists() && !listed(&a_path));
+        rename_all(vec![(b, dir.path().join("a.csv"))]).unwrap();
+        assert!(!b_path.exists() && !listed(&b_path));
+        assert!(dir.path().join("a.csv").is_file());
+    }
+
+    #[test]
+    fn a_stop_code_becomes_the_signal_s() {
+        // A sweep stopped by SIGTERM returns 130 like one stopped by Ctrl-C.
+        assert_eq!(code_after(130, Some(SIGTERM)), 143);
+        assert_eq!(code_after(130, Some(SIGINT)), 130);
+        assert_eq!(code_after(130, None), 130);
+        // Other codes stand, signal or not.
+        assert_eq!(code_after(0, Some(SIGTERM)), 0);
+        assert_eq!(code_after(3, Some(SIGTERM)), 3);
+    }
+}
