@@ -5,6 +5,9 @@
 //!   every shipped scenario, and what the port usage map shows;
 //! - `sweep`: `sweep`, `capacity` and `merge`: curves and answers against
 //!   Erlang B, independence from `--jobs` and sharding, refusals, Ctrl-C;
+//! - `sweep_hardening`: the limits of those commands: sizes counted before
+//!   they are built, finite numbers, `--jobs` ceiling, capacity inside a
+//!   key's domain and on Ctrl-C, merge checking what it merges, messages;
 //! - `bad_input`: every kind of user mistake gets exit code 2 and one message;
 //! - `determinism`: a scenario and a seed give the same bytes every time;
 //! - `kernel`: the `linux` preset against the live kernel in a network
@@ -20,5 +23,6 @@ mod determinism;
 mod kernel;
 mod kernel_driver;
 mod sweep;
+mod sweep_hardening;
 mod theory;
 mod util;
