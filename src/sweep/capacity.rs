@@ -21,7 +21,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::stats::Estimate;
-use super::{run_once, write_quantity, Plan, Progress, Run};
+use super::{at_most, below, num, run_once, shown, write_quantity, Plan, Progress, Run};
 use crate::error::InputError;
 use crate::report::summary::thousands;
 use crate::scenario::Scenario;
@@ -57,7 +57,7 @@ pub struct Target {
 impl FromStr for Target {
     type Err = String;
     fn from_str(s: &str) -> Result<Target, String> {
-        Target::parse_bare(s).map_err(|e| format!("--target {s}: {e}"))
+        Target::parse_bare(s).map_err(|e| format!("--target {}: {e}", shown(s)))
     }
 }
 
@@ -74,14 +74,32 @@ impl Target {
         let metric = match &t[..pos] {
             "failure_ratio" => Metric::FailureRatio,
             "peak_in_use" => Metric::PeakInUse,
-            other => return Err(format!("unknown figure `{other}`; {allowed}")),
+            other => return Err(format!("unknown figure {}; {allowed}", shown(other))),
         };
-        let bound: f64 = t[pos + op.len()..].parse().map_err(|_| {
-            format!(
-                "--target {s}: `{}` is not a number; {allowed}",
-                &t[pos + op.len()..]
-            )
-        })?;
+        let found = &t[pos + op.len()..];
+        let bound: f64 = found
+            .parse()
+            .map_err(|_| format!("{} is not a number; {allowed}", shown(found)))?;
+        if !bound.is_finite() {
+            return Err(format!(
+                "{} is not a finite number; a finite number is expected, e.g. \"failure_ratio<=1e-4\"",
+                shown(found)
+            ));
+        }
+        let in_range = match metric {
+            Metric::FailureRatio => (0.0..=1.0).contains(&bound),
+            Metric::PeakInUse => bound >= 0.0,
+        };
+        if !in_range {
+            return Err(format!(
+                "{} is out of range; {}",
+                num(bound),
+                match metric {
+                    Metric::FailureRatio => "a failure ratio is between 0 and 1",
+                    Metric::PeakInUse => "a count of ports is 0 or more",
+                }
+            ));
+        }
         let op = match op {
             "<=" => Op::Le,
             ">=" => Op::Ge,
@@ -104,7 +122,7 @@ impl std::fmt::Display for Target {
             Op::Ge => ">=",
             Op::Gt => ">",
         };
-        write!(f, "{m} {op} {}", self.bound)
+        write!(f, "{m} {op} {}", num(self.bound))
     }
 }
 
@@ -158,6 +176,20 @@ pub struct Probe {
     pub value: String,
     pub figure: f64,
     pub meets: bool,
+    /// The value as a number, to order probes by.
+    #[serde(skip)]
+    pub at: f64,
+}
+
+/// What an interrupted search had established: the value nearest the
+/// boundary known to meet the target in every seed searched, and the value
+/// nearest it known to miss it in at least one.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Bracket {
+    pub meets: Option<String>,
+    pub misses: Option<String>,
+    /// Seeds that had run at least one probe.
+    pub seeds_searched: usize,
 }
 
 /// The answer.
@@ -166,12 +198,13 @@ pub struct Capacity {
     pub scenario: String,
     pub key: String,
     pub target: String,
-    /// "largest" or "smallest": which end of the key meets the target.
-    pub direction: &'static str,
-    /// Mean over seeds of each seed's boundary.
-    pub value: f64,
+    /// "largest" or "smallest": which end of the key meets the target
+    /// (null when interrupted before a bracket was found).
+    pub direction: Option<&'static str>,
+    /// Mean over seeds of each seed's boundary (null when no seed finished).
+    pub value: Option<f64>,
     /// 95 % interval of the mean.
-    pub interval: [f64; 2],
+    pub interval: Option<[f64; 2]>,
     pub seeds: usize,
     pub per_seed: Vec<f64>,
     /// The same search on the closed form (Erlang B), for failure_ratio.
@@ -180,16 +213,38 @@ pub struct Capacity {
     pub ceiling: Option<f64>,
     /// False when interrupted: fewer seeds than asked.
     pub complete: bool,
+    /// Only when interrupted: the bracket established so far.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bracket: Option<Bracket>,
+    /// Seeds asked for.
+    #[serde(skip)]
+    pub seeds_asked: usize,
     pub probes: Vec<Probe>,
 }
 
-/// One seed's boundary and the probes that found it.
-type SeedSearch = Result<(f64, Vec<Probe>), InputError>;
+/// Why a search ended without an answer.
+enum Halt {
+    /// Bad input, or a target the key cannot reach: exit 2.
+    Input(InputError),
+    /// The stop flag (Ctrl-C) was set before the next probe.
+    Stopped,
+}
+
+impl From<InputError> for Halt {
+    fn from(e: InputError) -> Halt {
+        Halt::Input(e)
+    }
+}
+
+/// Evaluates one value: whether it meets the target.
+type Eval<'e> = &'e mut dyn FnMut(f64) -> Result<bool, Halt>;
 
 /// Most doublings or halvings tried to bracket the boundary.
 const MAX_EXPAND: u32 = 24;
 /// Most bisection steps per seed.
 const MAX_BISECT: u32 = 40;
+/// Most steps to find the edge of a key's domain (loads only, no runs).
+const MAX_EDGE_STEPS: u32 = 80;
 
 /// The search problem: a plan whose single `--vary` names the key.
 pub struct Search<'a> {
@@ -210,6 +265,11 @@ impl Search<'_> {
         self.plan.load_with(self.key, &self.kind.write(v))
     }
 
+    /// Whether the scenario accepts the key at `v`.
+    fn allows(&self, v: f64) -> bool {
+        v.is_finite() && self.scenario_at(v).is_ok()
+    }
+
     /// Check the bracket's ends load (a value the key does not allow fails
     /// here, before any run).
     pub fn validate(&self) -> Result<(), InputError> {
@@ -218,11 +278,64 @@ impl Search<'_> {
         Ok(())
     }
 
+    /// Move each end of the starting bracket that the scenario does not
+    /// accept back towards `start` (a value it accepts), to the edge of the
+    /// key's domain: `max_connections = 1` starts from 1..2, not 0.5..2.
+    pub fn fit_to_domain(&mut self, start: f64) {
+        if !self.allows(self.lo) {
+            self.lo = self.edge(start, self.lo);
+        }
+        if !self.allows(self.hi) {
+            self.hi = self.edge(start, self.hi);
+        }
+    }
+
+    /// The value nearest `bad` (not accepted) on the way from `ok`
+    /// (accepted) that the scenario still accepts, to the search's
+    /// resolution. The scenario loader is the judge of the key's domain, so
+    /// no bound is written down twice.
+    fn edge(&self, mut ok: f64, mut bad: f64) -> f64 {
+        for _ in 0..MAX_EDGE_STEPS {
+            if !bad.is_finite() {
+                // Past the largest float: step back to a finite value first.
+                bad = if bad > 0.0 { f64::MAX } else { f64::MIN };
+            }
+            if (bad - ok).abs() <= self.kind.resolution(ok) {
+                break;
+            }
+            let mut mid = ok / 2.0 + bad / 2.0;
+            if self.kind == Kind::Integer {
+                mid = mid.round();
+                if mid == ok.round() || mid == bad.round() {
+                    break;
+                }
+            }
+            if self.allows(mid) {
+                ok = mid;
+            } else {
+                bad = mid;
+            }
+        }
+        ok
+    }
+
+    /// The next value to probe when widening from `from` (accepted) to
+    /// `to`: `to` itself, the edge of the domain before it, or `None` when
+    /// `from` is already at that edge.
+    fn widen(&self, from: f64, to: f64) -> Option<f64> {
+        if self.allows(to) {
+            return Some(to);
+        }
+        let e = self.edge(from, to);
+        (self.kind.write(e) != self.kind.write(from)).then_some(e)
+    }
+
     /// Whether `v` meets the target at `seed`, recorded in `probes`.
     fn probe(&self, v: f64, seed: u64, probes: &mut Vec<Probe>) -> Result<bool, InputError> {
         let sc = self.scenario_at(v)?;
         let expected = sc.expected_attempts();
-        if expected > self.max_attempts {
+        // Written so that a NaN estimate or limit stops the search.
+        if !at_most(expected, self.max_attempts) {
             let tried: Vec<&str> = probes.iter().map(|p| p.value.as_str()).collect();
             let all_meet = !probes.is_empty() && probes.iter().all(|p| p.meets);
             let why = if all_meet {
@@ -233,11 +346,11 @@ impl Search<'_> {
                 "no bracket yet".to_string()
             };
             return Err(InputError::usage(format!(
-                "capacity: {why} ({}); the next, {} = {}, would need about {expected:.1e} connection attempts per run (limit {:.0e}, --max-events). Give a bracket with --vary {}=LOW..HIGH, or a target the key can reach",
+                "capacity: {why} ({}); the next, {} = {}, would need about {expected:.1e} connection attempts per run (limit {}, --max-events). Give a bracket with --vary {}=LOW..HIGH, or a target the key can reach",
                 if tried.is_empty() { "none".to_string() } else { tried.join(", ") },
                 self.key,
                 self.kind.write(v),
-                self.max_attempts,
+                num(self.max_attempts),
                 self.key
             )));
         }
@@ -249,16 +362,30 @@ impl Search<'_> {
             value: self.kind.write(v),
             figure,
             meets,
+            at: v,
         });
         Ok(meets)
     }
 
+    /// The answer when the end at `edge` of the domain cannot move further:
+    /// if the edge meets the target it is the answer (the bracket closes on
+    /// it), otherwise no value the key allows meets the target.
+    fn at_edge(&self, largest: bool, edge: f64, meets: bool) -> Result<(bool, f64, f64), Halt> {
+        if meets {
+            return Ok((largest, edge, edge));
+        }
+        Err(Halt::Input(InputError::usage(format!(
+            "capacity: the target {} is not met even at {} = {}, the {} value the scenario allows",
+            self.target,
+            self.key,
+            self.kind.write(edge),
+            if largest { "smallest" } else { "largest" }
+        ))))
+    }
+
     /// Find which end is better, and a bracket `(good, bad)` for `seed`.
-    fn bracket(
-        &self,
-        eval: &mut dyn FnMut(f64) -> Result<bool, InputError>,
-        largest: Option<bool>,
-    ) -> Result<(bool, f64, f64), InputError> {
+    /// An end never leaves the key's domain: at its edge it stops there.
+    fn bracket(&self, eval: Eval, largest: Option<bool>) -> Result<(bool, f64, f64), Halt> {
         let (mut lo, mut hi) = (self.lo, self.hi);
         let (mut m_lo, mut m_hi) = (eval(lo)?, eval(hi)?);
         for _ in 0..MAX_EXPAND {
@@ -274,42 +401,71 @@ impl Search<'_> {
             match largest {
                 // Both ends alike: widen both ways until they differ.
                 None => {
-                    lo /= 2.0;
-                    hi *= 2.0;
-                    m_lo = eval(lo)?;
-                    m_hi = eval(hi)?;
+                    let (down, up) = (self.widen(lo, lo / 2.0), self.widen(hi, hi * 2.0));
+                    if down.is_none() && up.is_none() {
+                        break;
+                    }
+                    if let Some(v) = down {
+                        lo = v;
+                        m_lo = eval(lo)?;
+                    }
+                    if let Some(v) = up {
+                        hi = v;
+                        m_hi = eval(hi)?;
+                    }
                 }
                 // The low end is on the wrong side: move the bracket down.
-                Some(l) if m_lo != l => {
-                    (hi, m_hi) = (lo, m_lo);
-                    lo /= 2.0;
-                    m_lo = eval(lo)?;
-                }
+                Some(l) if m_lo != l => match self.widen(lo, lo / 2.0) {
+                    Some(v) => {
+                        (hi, m_hi) = (lo, m_lo);
+                        lo = v;
+                        m_lo = eval(lo)?;
+                    }
+                    None => return self.at_edge(l, lo, m_lo),
+                },
                 // Otherwise the high end is: move it up.
-                Some(_) => {
-                    (lo, m_lo) = (hi, m_hi);
-                    hi *= 2.0;
-                    m_hi = eval(hi)?;
-                }
+                Some(l) => match self.widen(hi, hi * 2.0) {
+                    Some(v) => {
+                        (lo, m_lo) = (hi, m_hi);
+                        hi = v;
+                        m_hi = eval(hi)?;
+                    }
+                    None => return self.at_edge(l, hi, m_hi),
+                },
             }
         }
-        Err(InputError::usage(format!(
-            "capacity: {} never changed between {} and {} for the target {}; give a bracket with --vary {}=LOW..HIGH",
+        let edges = match (self.widen(lo, lo / 2.0), self.widen(hi, hi * 2.0)) {
+            (None, None) => " (both the smallest and the largest values the scenario allows)",
+            (None, Some(_)) => " (the smallest value the scenario allows and up)",
+            (Some(_), None) => " (up to the largest value the scenario allows)",
+            _ => "",
+        };
+        if m_lo != m_hi {
+            // Both sides seen, but the other way round from the first seed.
+            return Err(Halt::Input(InputError::usage(format!(
+                "capacity: {} = {} {} the target {} and {} {} it, the opposite of the first seed; the figure is not monotone in the key here. Give a narrower bracket with --vary {}=LOW..HIGH",
+                self.key,
+                self.kind.write(lo),
+                if m_lo { "meets" } else { "misses" },
+                self.target,
+                self.kind.write(hi),
+                if m_hi { "meets" } else { "misses" },
+                self.key
+            ))));
+        }
+        Err(Halt::Input(InputError::usage(format!(
+            "capacity: the target {} {} at every value of {} tried, from {} to {}{edges}: the key does not decide the target here. Give a bracket with --vary {}=LOW..HIGH, or another target",
+            self.target,
+            if m_lo { "holds" } else { "fails" },
             self.key,
             self.kind.write(lo),
             self.kind.write(hi),
-            self.target,
             self.key
-        )))
+        ))))
     }
 
     /// Bisect between a value that meets the target and one that does not.
-    fn bisect(
-        &self,
-        eval: &mut dyn FnMut(f64) -> Result<bool, InputError>,
-        mut good: f64,
-        mut bad: f64,
-    ) -> Result<f64, InputError> {
+    fn bisect(&self, eval: Eval, mut good: f64, mut bad: f64) -> Result<f64, Halt> {
         for _ in 0..MAX_BISECT {
             if (bad - good).abs() <= self.kind.resolution(good) {
                 break;
@@ -333,56 +489,91 @@ impl Search<'_> {
         })
     }
 
-    /// Search every seed (in parallel) and the closed form.
+    /// Probe `v` at `seed` unless the stop flag is set, reusing the probes
+    /// in `known` (the first seed's, run to find the direction).
+    fn eval_at(
+        &self,
+        stop: &AtomicBool,
+        v: f64,
+        seed: u64,
+        known: &[Probe],
+        probes: &mut Vec<Probe>,
+    ) -> Result<bool, Halt> {
+        let value = self.kind.write(v);
+        if let Some(p) = known.iter().find(|p| p.value == value) {
+            probes.push(p.clone());
+            return Ok(p.meets);
+        }
+        if stop.load(Ordering::Relaxed) {
+            return Err(Halt::Stopped);
+        }
+        Ok(self.probe(v, seed, probes)?)
+    }
+
+    /// Search every seed (in parallel) and the closed form. When the stop
+    /// flag is set, each seed ends before its next probe and the answer says
+    /// what was established so far (`complete` false, `bracket` set).
     pub fn run(&self, stop: &AtomicBool, progress: &dyn Progress) -> Result<Capacity, InputError> {
         let base = self.plan.base_seed;
         // The direction, from the first seed's bracket.
         let mut first_probes = Vec::new();
-        let (largest, _, _) =
-            self.bracket(&mut |v| self.probe(v, base, &mut first_probes), None)?;
-        let per_seed: Vec<Option<SeedSearch>> = (0..self.plan.seeds)
+        let direction = self.bracket(
+            &mut |v| self.eval_at(stop, v, base, &[], &mut first_probes),
+            None,
+        );
+        let largest = match direction {
+            Ok((l, _, _)) => l,
+            Err(Halt::Input(e)) => return Err(e),
+            Err(Halt::Stopped) => return self.answer(None, Vec::new(), first_probes),
+        };
+        let per_seed: Vec<(Option<f64>, Vec<Probe>)> = (0..self.plan.seeds)
             .into_par_iter()
             .map(|s| {
                 if stop.load(Ordering::Relaxed) {
-                    return None;
+                    return Ok((None, Vec::new()));
                 }
                 let seed = base.wrapping_add(u64::from(s));
                 // The first seed's values tried for the direction are not run again.
                 let known: &[Probe] = if s == 0 { &first_probes } else { &[] };
                 let mut probes = Vec::new();
-                let mut eval = |v: f64| {
-                    let value = self.kind.write(v);
-                    match known.iter().find(|p| p.value == value) {
-                        Some(p) => {
-                            probes.push(p.clone());
-                            Ok(p.meets)
-                        }
-                        None => self.probe(v, seed, &mut probes),
-                    }
-                };
+                let mut eval = |v: f64| self.eval_at(stop, v, seed, known, &mut probes);
                 let result = (|| {
                     let (_, good, bad) = self.bracket(&mut eval, Some(largest))?;
                     self.bisect(&mut eval, good, bad)
                 })();
                 progress.tick();
-                Some(result.map(|v| (v, probes)))
+                match result {
+                    Ok(v) => Ok((Some(v), probes)),
+                    Err(Halt::Stopped) => Ok((None, probes)),
+                    Err(Halt::Input(e)) => Err(e),
+                }
             })
-            .collect();
-        let mut values = Vec::new();
-        let mut probes = Vec::new();
-        for r in per_seed.into_iter().flatten() {
-            let (v, p) = r?;
-            values.push(v);
-            probes.extend(p);
-        }
-        let est = Estimate::of(&values)
-            .ok_or_else(|| InputError::usage("capacity: interrupted before any seed finished"))?;
-        let analytic = match self.target.metric {
-            Metric::FailureRatio => self.analytic(largest).ok(),
-            Metric::PeakInUse => None,
+            .collect::<Result<_, InputError>>()?;
+        self.answer(Some(largest), per_seed, Vec::new())
+    }
+
+    /// Put the seeds' results together. `per_seed` holds each seed's
+    /// boundary (`None` if it was stopped) and probes; `extra` probes that
+    /// belong to no finished seed (a search stopped before the direction).
+    fn answer(
+        &self,
+        largest: Option<bool>,
+        per_seed: Vec<(Option<f64>, Vec<Probe>)>,
+        extra: Vec<Probe>,
+    ) -> Result<Capacity, InputError> {
+        let asked = self.plan.seeds as usize;
+        let values: Vec<f64> = per_seed.iter().filter_map(|(v, _)| *v).collect();
+        let complete = values.len() == asked;
+        let bracket = (!complete).then(|| self.bracket_so_far(largest, &per_seed, &extra));
+        let mut probes: Vec<Probe> = per_seed.into_iter().flat_map(|(_, p)| p).collect();
+        probes.extend(extra);
+        let est = Estimate::of(&values);
+        let analytic = match (largest, self.target.metric) {
+            (Some(l), Metric::FailureRatio) => self.analytic(l).ok(),
+            _ => None,
         };
         let ceiling = if self.key == "traffic.rate" {
-            let sc = self.scenario_at(est.mean)?;
+            let sc = self.scenario_at(est.map_or(self.lo, |e| e.mean))?;
             let a = super::closed_form(&sc);
             let rate_per_conn = f64::from(sc.traffic.requests_per_connection);
             Some(a.max_rate_per_pool * a.pools as f64 * rate_per_conn)
@@ -394,40 +585,183 @@ impl Search<'_> {
             scenario: sc.name.clone(),
             key: self.key.to_string(),
             target: self.target.to_string(),
-            direction: if largest { "largest" } else { "smallest" },
-            value: est.mean,
-            interval: [est.low, est.high],
+            direction: largest.map(|l| if l { "largest" } else { "smallest" }),
+            value: est.map(|e| e.mean),
+            interval: est.map(|e| [e.low, e.high]),
             seeds: values.len(),
             per_seed: values,
             analytic,
             ceiling,
-            complete: est.n == self.plan.seeds as usize,
+            complete,
+            bracket,
+            seeds_asked: asked,
             probes,
         })
+    }
+
+    /// The bracket established so far. Per seed, the value nearest the
+    /// boundary that missed the target and the one that met it on the good
+    /// side of that miss; over seeds, the most cautious of the values met
+    /// (one every seed searched met) and the nearest miss beyond it.
+    fn bracket_so_far(
+        &self,
+        largest: Option<bool>,
+        per_seed: &[(Option<f64>, Vec<Probe>)],
+        extra: &[Probe],
+    ) -> Bracket {
+        let mut seeds: Vec<&[Probe]> = per_seed
+            .iter()
+            .map(|(_, p)| p.as_slice())
+            .filter(|p| !p.is_empty())
+            .collect();
+        if !extra.is_empty() {
+            seeds.push(extra);
+        }
+        let write = |v: Option<f64>| v.map(|v| self.kind.write(v));
+        let Some(largest) = largest else {
+            // No direction yet: no value is known to be on either side of
+            // a boundary, so the bracket is empty.
+            return Bracket {
+                meets: None,
+                misses: None,
+                seeds_searched: seeds.len(),
+            };
+        };
+        // Order values so that "better" (towards the good end) is smaller.
+        let key = |v: f64| if largest { v } else { -v };
+        let mut meets_all: Option<f64> = None;
+        let mut every_seed_met = true;
+        let mut misses_any: Option<f64> = None;
+        for probes in &seeds {
+            let miss = probes
+                .iter()
+                .filter(|p| !p.meets)
+                .map(|p| p.at)
+                .min_by(|a, b| key(*a).total_cmp(&key(*b)));
+            let meet = probes
+                .iter()
+                .filter(|p| p.meets && miss.is_none_or(|m| key(p.at) < key(m)))
+                .map(|p| p.at)
+                .max_by(|a, b| key(*a).total_cmp(&key(*b)));
+            match meet {
+                Some(m) => {
+                    meets_all = Some(meets_all.map_or(m, |a| if key(m) < key(a) { m } else { a }))
+                }
+                None => every_seed_met = false,
+            }
+            if let Some(m) = miss {
+                misses_any = Some(misses_any.map_or(m, |a| if key(m) < key(a) { m } else { a }));
+            }
+        }
+        Bracket {
+            meets: write(meets_all.filter(|_| every_seed_met)),
+            misses: write(misses_any),
+            seeds_searched: seeds.len(),
+        }
     }
 
     /// The boundary of the closed form: Erlang B's failure ratio in place of
     /// a run's.
     fn analytic(&self, largest: bool) -> Result<f64, InputError> {
-        let mut eval = |v: f64| -> Result<bool, InputError> {
+        let mut eval = |v: f64| -> Result<bool, Halt> {
             let sc = self.scenario_at(v)?;
             let (b, _, _) = super::analytic_of(&sc);
             Ok(self.target.meets(b))
         };
-        let (_, good, bad) = self.bracket(&mut eval, Some(largest))?;
-        self.bisect(&mut eval, good, bad)
+        let found = self
+            .bracket(&mut eval, Some(largest))
+            .and_then(|(_, good, bad)| self.bisect(&mut eval, good, bad));
+        match found {
+            Ok(v) => Ok(v),
+            Err(Halt::Input(e)) => Err(e),
+            Err(Halt::Stopped) => Err(InputError::usage("capacity: stopped")),
+        }
     }
 }
 
 impl Capacity {
-    /// The one-sentence answer.
+    /// The one-sentence answer; when interrupted, what was established.
     pub fn sentence(&self) -> String {
+        let rate = self.key == "traffic.rate";
+        let unit = if rate { " conn/s" } else { "" };
+        let mut s = match (self.value, self.interval, self.direction) {
+            (Some(value), Some(interval), Some(direction)) => {
+                self.estimate_sentence(value, interval, direction, unit)
+            }
+            _ => String::new(),
+        };
+        if let Some(b) = &self.bracket {
+            if !s.is_empty() {
+                s.push(' ');
+            }
+            s.push_str(&format!(
+                "Interrupted: {} of {} seed{} finished",
+                self.seeds,
+                self.seeds_asked,
+                if self.seeds_asked == 1 { "" } else { "s" }
+            ));
+            let of = |n: usize| format!("{n} seed{}", if n == 1 { "" } else { "s" });
+            let known = match (&b.meets, &b.misses) {
+                (Some(m), Some(x)) => format!(
+                    "; so far {} = {m}{unit} meets {} in every seed searched ({}) and {x}{unit} misses it in at least one",
+                    self.key,
+                    self.target,
+                    of(b.seeds_searched)
+                ),
+                (Some(m), None) => format!(
+                    "; so far {} = {m}{unit} meets {} in every seed searched ({}), and no value tried missed it",
+                    self.key,
+                    self.target,
+                    of(b.seeds_searched)
+                ),
+                (None, Some(x)) => format!(
+                    "; so far {} = {x}{unit} misses {}, and no value is known to meet it in every seed searched ({})",
+                    self.key,
+                    self.target,
+                    of(b.seeds_searched)
+                ),
+                (None, None) => {
+                    let list = |meets: bool| {
+                        let v: Vec<&str> = self
+                            .probes
+                            .iter()
+                            .filter(|p| p.meets == meets)
+                            .map(|p| p.value.as_str())
+                            .collect();
+                        if v.is_empty() {
+                            "none".to_string()
+                        } else {
+                            v.join(", ")
+                        }
+                    };
+                    format!(
+                        "; no bracket yet ({} values meeting {}: {}; missing it: {})",
+                        self.key,
+                        self.target,
+                        list(true),
+                        list(false)
+                    )
+                }
+            };
+            s.push_str(&known);
+            s.push('.');
+        }
+        s
+    }
+
+    fn estimate_sentence(
+        &self,
+        value: f64,
+        interval: [f64; 2],
+        direction: &str,
+        unit: &str,
+    ) -> String {
         // Three significant figures or whole numbers, the same for the
         // value and its interval; whole numbers stay whole.
-        let whole = [self.value, self.interval[0], self.interval[1]]
+        let whole = [value, interval[0], interval[1]]
             .iter()
             .all(|v| v.fract() == 0.0);
-        let decimals = match self.value.abs() {
+        let decimals = match value.abs() {
             _ if whole => 0,
             v if v >= 100.0 => 0,
             v if v >= 10.0 => 1,
@@ -435,36 +769,37 @@ impl Capacity {
             _ => 3,
         };
         let w = |v: f64| {
-            if decimals == 0 && v >= 0.0 {
+            if !below(v.abs(), 1e15) || (v != 0.0 && v.abs() < 1e-3) {
+                num(v)
+            } else if decimals == 0 && v >= 0.0 {
                 thousands(v.round() as u64)
             } else {
                 format!("{v:.decimals$}")
             }
         };
         let rate = self.key == "traffic.rate";
-        let unit = if rate { " conn/s" } else { "" };
         let seeds = format!(
             "over {} seed{}",
             self.seeds,
             if self.seeds == 1 { "" } else { "s" }
         );
-        let mut s = if rate && self.direction == "largest" {
+        let mut s = if rate && direction == "largest" {
             format!(
                 "Sustains {}{unit} with {}; 95 % interval {}–{}{unit} {seeds}",
-                w(self.value),
+                w(value),
                 self.target,
-                w(self.interval[0]),
-                w(self.interval[1])
+                w(interval[0]),
+                w(interval[1])
             )
         } else {
             format!(
                 "{}: the {} value with {} is {}{unit}; 95 % interval {}–{}{unit} {seeds}",
                 self.key,
-                self.direction,
+                direction,
                 self.target,
-                w(self.value),
-                w(self.interval[0]),
-                w(self.interval[1])
+                w(value),
+                w(interval[0]),
+                w(interval[1])
             )
         };
         if let Some(a) = self.analytic {
@@ -474,9 +809,6 @@ impl Capacity {
             s.push_str(&format!("; ports ÷ (hold + TIME_WAIT) = {}{unit}", w(c)));
         }
         s.push('.');
-        if !self.complete {
-            s.push_str(" (interrupted: fewer seeds than asked)");
-        }
         s
     }
 

@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::capacity::{Kind, Search, Target};
 use super::output::{merge, stable_id, SweepReport, SCHEMA_VERSION};
-use super::{pool, quantity, run_points, Plan, Shard, Vary};
+use super::{below, num, parse_quantity, pool, run_points, shown, Plan, Shard, Vary};
 use crate::cli::print_out;
 use crate::error::InputError;
 use crate::output::{prepare_dir, write_atomic};
@@ -30,7 +30,8 @@ pub struct Runs {
     /// [default: the scenario's [sweep] seeds, else 10].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub seeds: Option<u32>,
-    /// Threads (default: one per core). The result does not depend on it.
+    /// Threads (default 0: one per core; at most 4 × the cores, more is
+    /// refused). The result does not depend on it.
     #[arg(long, value_name = "J", default_value_t = 0)]
     pub jobs: usize,
     /// Print the result as JSON on stdout.
@@ -52,9 +53,10 @@ pub struct SweepArgs {
     /// Scenario file (TOML).
     pub scenario: PathBuf,
     /// A key and its values: KEY=a,b,c or KEY=FROM..TO:STEP (repeat for a
-    /// grid) [default: the scenario's [sweep] vary].
+    /// grid) [default: the scenario's [sweep] vary]. At most 10,000 values
+    /// a key, and at most 1,000,000 runs (points × seeds) a sweep.
     #[arg(long = "vary", value_name = "KEY=SPEC")]
-    pub vary: Vec<Vary>,
+    pub vary: Vec<String>,
     #[command(flatten)]
     pub runs: Runs,
     /// Write sweep.json, sweep.csv and the chart (sweep.png, sweep.svg) into DIR.
@@ -62,10 +64,11 @@ pub struct SweepArgs {
     pub out: Option<PathBuf>,
     /// Run only shard K of N (points K, K+N, ...); combine with `portsim merge`.
     #[arg(long, value_name = "K/N", requires = "out")]
-    pub shard: Option<Shard>,
-    /// Refuse sweeps expected to make more connection attempts than this in all.
-    #[arg(long, value_name = "N", default_value_t = 1e11)]
-    pub max_events: f64,
+    pub shard: Option<String>,
+    /// Refuse sweeps expected to make more connection attempts than this in
+    /// all (a positive finite number).
+    #[arg(long, value_name = "N", default_value = "1e11")]
+    pub max_events: String,
 }
 
 #[derive(clap::Args, Debug)]
@@ -79,16 +82,16 @@ pub struct CapacityArgs {
     /// What the answer must keep: failure_ratio or peak_in_use, <=, <, >=, >,
     /// a number [default: the scenario's [sweep] target, else failure_ratio<=1e-4].
     #[arg(long, value_name = "FIGURE<=X")]
-    pub target: Option<Target>,
+    pub target: Option<String>,
     #[command(flatten)]
     pub runs: Runs,
     /// Write capacity.json and every value tried (capacity.csv) into DIR.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Refuse to probe a value expected to make more connection attempts
-    /// than this in one run.
-    #[arg(long, value_name = "N", default_value_t = 1e8)]
-    pub max_events: f64,
+    /// than this in one run (a positive finite number).
+    #[arg(long, value_name = "N", default_value = "1e8")]
+    pub max_events: String,
 }
 
 #[derive(clap::Args, Debug)]
@@ -96,12 +99,45 @@ pub struct MergeArgs {
     /// Output directories of `portsim sweep --shard K/N --out DIR`, one per shard.
     #[arg(required = true)]
     pub dirs: Vec<PathBuf>,
-    /// Where the combined sweep.json, sweep.csv and chart go.
+    /// Where the combined sweep.json, sweep.csv and chart go; not one of
+    /// the input directories.
     #[arg(long, value_name = "DIR", required = true)]
     pub out: PathBuf,
     /// Print the result as JSON on stdout instead of the table.
     #[arg(long)]
     pub json: bool,
+}
+
+// Flags whose values carry their own checks (`--vary`, `--shard`,
+// `--target`, `--max-events`) are taken as text and parsed here, so the one
+// message about a bad value is ours, with the value quoted and cut, rather
+// than clap's, which repeats the raw value first.
+
+/// `--max-events`: a positive finite number (`nan`, `inf`, 0 and negative
+/// limits are refused where the flag is read).
+fn max_events(s: &str) -> Result<f64, InputError> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(InputError::usage(format!(
+            "--max-events {}: expected a positive finite number, e.g. 1e9",
+            shown(s)
+        ))),
+    }
+}
+
+/// A key as a message shows it: as typed when it is a plain dotted key,
+/// quoted and escaped otherwise.
+fn key_text(key: &str) -> String {
+    let plain = key.len() <= 80
+        && !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+    if plain {
+        key.to_string()
+    } else {
+        shown(key)
+    }
 }
 
 /// Set on the first Ctrl-C or SIGTERM; runs not yet started are skipped. A
@@ -143,10 +179,21 @@ fn write_sweep(dir: &Path, r: &SweepReport) -> anyhow::Result<()> {
 pub fn sweep(args: SweepArgs) -> anyhow::Result<i32> {
     let text = read_file(&args.scenario)?;
     let base = load_str(&text, &args.scenario, &args.runs.set)?;
-    let varies = if args.vary.is_empty() {
+    let max_events = max_events(&args.max_events)?;
+    let shard: Option<Shard> = args
+        .shard
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(InputError::usage)?;
+    let varies: Vec<Vary> = if args.vary.is_empty() {
         base.sweep.vary.clone()
     } else {
-        args.vary.clone()
+        args.vary
+            .iter()
+            .map(|v| v.parse())
+            .collect::<Result<_, String>>()
+            .map_err(InputError::usage)?
     };
     if varies.is_empty() {
         return Err(InputError::usage(format!(
@@ -159,9 +206,11 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<i32> {
     let mut seen: Vec<&str> = Vec::new();
     for v in &varies {
         if seen.contains(&v.key.as_str()) {
-            return Err(
-                InputError::usage(format!("--vary {}: the key is varied twice", v.key)).into(),
-            );
+            return Err(InputError::usage(format!(
+                "--vary {}: the key is varied twice",
+                key_text(&v.key)
+            ))
+            .into());
         }
         seen.push(&v.key);
     }
@@ -173,12 +222,13 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<i32> {
         seeds,
         base_seed: args.runs.seed.unwrap_or(base.seed),
     };
-    let points = plan.points(args.shard)?;
-    plan.check_size(&points, args.max_events)?;
+    // Threads first: a bad --jobs is refused before any point is loaded.
+    let threads = pool(args.runs.jobs)?;
+    let points = plan.points(shard)?;
+    plan.check_size(&points, max_events)?;
     if let Some(dir) = &args.out {
         prepare_dir(dir)?;
     }
-    let threads = pool(args.runs.jobs)?;
     let stop = stop_flag();
     let pb = bar(points.len() as u64, args.runs.quiet, "points");
     let results = threads.install(|| run_points(&points, plan.seeds, plan.base_seed, &stop, &pb));
@@ -208,7 +258,7 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<i32> {
         base_seed: plan.base_seed,
         // In a shard's file: whether all of *its* points ran.
         complete: !interrupted,
-        shard: args.shard,
+        shard,
         points: results
             .into_iter()
             .map(|point| super::output::Row {
@@ -237,8 +287,29 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// Refuse an `--out` that is (after following symlinks) one of the input
+/// directories: writing there would replace the shard being merged.
+fn out_is_not_an_input(out: &Path, dirs: &[&Path]) -> Result<(), InputError> {
+    let Ok(target) = out.canonicalize() else {
+        // Not there yet, so not an input (every input exists).
+        return Ok(());
+    };
+    for d in dirs {
+        if d.canonicalize().is_ok_and(|c| c == target) {
+            return Err(InputError::usage(format!(
+                "--out {}: is the input directory {} (both are {}); merge writes sweep.json there and would replace that shard, so write the merged sweep elsewhere",
+                shown(&out.display().to_string()),
+                shown(&d.display().to_string()),
+                shown(&target.display().to_string())
+            )));
+        }
+    }
+    Ok(())
+}
+
 pub fn merge_cmd(args: MergeArgs) -> anyhow::Result<i32> {
     let dirs: Vec<&Path> = args.dirs.iter().map(PathBuf::as_path).collect();
+    out_is_not_an_input(&args.out, &dirs)?;
     let report = merge(&dirs)?;
     prepare_dir(&args.out)?;
     write_sweep(&args.out, &report)?;
@@ -284,7 +355,14 @@ pub fn capacity(args: CapacityArgs) -> anyhow::Result<i32> {
         }
     };
     let seeds = args.runs.seeds.or(base.sweep.seeds).unwrap_or(10);
-    let target = args.target.or(base.sweep.target).unwrap_or(Target {
+    let max_events = max_events(&args.max_events)?;
+    let target: Option<Target> = args
+        .target
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(InputError::usage)?;
+    let target = target.or(base.sweep.target).unwrap_or(Target {
         metric: super::capacity::Metric::FailureRatio,
         op: super::capacity::Op::Le,
         bound: 1e-4,
@@ -293,20 +371,19 @@ pub fn capacity(args: CapacityArgs) -> anyhow::Result<i32> {
         Some((k, s)) => (k.trim().to_string(), Some(s.trim().to_string())),
         None => (vary.trim().to_string(), None),
     };
-    let bad = |m: String| InputError::usage(format!("--vary {vary}: {m}"));
+    let bad = |m: String| InputError::usage(format!("--vary {}: {m}", shown(&vary)));
+    // With no bracket given, the search starts from half and twice the
+    // scenario's value, brought back inside the key's domain.
+    let mut start = None;
     let (lo, hi, kind) = match spec {
         Some(spec) => {
             let (a, b) = spec.split_once("..").ok_or_else(|| {
                 bad("expected KEY or KEY=LOW..HIGH, e.g. traffic.rate=100..1000".into())
             })?;
             let (a, b) = (a.trim(), b.trim());
-            let (qa, qb) = (quantity(a), quantity(b));
-            let ((x, da), (y, db)) = qa.zip(qb).ok_or_else(|| {
-                bad(format!(
-                    "`{a}..{b}`: LOW and HIGH must be numbers or durations such as 30s"
-                ))
-            })?;
-            if da != db || y <= x || x < 0.0 {
+            let (x, da) = parse_quantity(a).map_err(|e| bad(format!("LOW: {e}")))?;
+            let (y, db) = parse_quantity(b).map_err(|e| bad(format!("HIGH: {e}")))?;
+            if da != db || !below(x, y) || x < 0.0 {
                 return Err(
                     bad("expected 0 ≤ LOW < HIGH, both numbers or both durations".into()).into(),
                 );
@@ -323,25 +400,46 @@ pub fn capacity(args: CapacityArgs) -> anyhow::Result<i32> {
         None => {
             let v = current_value(&args.scenario, &args.runs.set, &key).ok_or_else(|| {
                 bad(format!(
-                    "the scenario does not set `{key}`, so there is nothing to start from; give a bracket: --vary {key}=LOW..HIGH"
+                    "the scenario does not set {}, so there is nothing to start from; give a bracket: --vary {}=LOW..HIGH",
+                    key_text(&key), key_text(&key)
                 ))
             })?;
             let (x, kind) = match &v {
                 toml::Value::Integer(i) => (*i as f64, Kind::Integer),
                 toml::Value::Float(f) => (*f, Kind::Real),
-                toml::Value::String(s) => match quantity(s) {
-                    Some((d, true)) => (d, Kind::Duration),
-                    Some((n, false)) => (n, Kind::Real),
-                    None => return Err(bad(format!("`{key}` is `{s}`, not a number or duration; give a bracket: --vary {key}=LOW..HIGH")).into()),
+                toml::Value::String(s) => match parse_quantity(s) {
+                    Ok((d, true)) => (d, Kind::Duration),
+                    Ok((n, false)) => (n, Kind::Real),
+                    Err(_) => {
+                        return Err(bad(format!(
+                        "{} is {}, not a number or duration; give a bracket: --vary {}=LOW..HIGH",
+                        key_text(&key),
+                        shown(s),
+                        key_text(&key)
+                    ))
+                        .into())
+                    }
                 },
-                other => return Err(bad(format!("`{key}` is `{other}`, not a number or duration")).into()),
+                other => {
+                    return Err(bad(format!(
+                        "{} is {}, not a number or duration",
+                        key_text(&key),
+                        shown(&other.to_string())
+                    ))
+                    .into())
+                }
             };
-            if x <= 0.0 {
+            // Written so that NaN is refused too.
+            if !(x > 0.0 && x.is_finite()) {
                 return Err(bad(format!(
-                    "`{key}` is {x}; give a bracket: --vary {key}=LOW..HIGH"
+                    "{} is {}; give a bracket: --vary {}=LOW..HIGH",
+                    key_text(&key),
+                    num(x),
+                    key_text(&key)
                 ))
                 .into());
             }
+            start = Some(x);
             (x / 2.0, x * 2.0, kind)
         }
     };
@@ -367,20 +465,23 @@ pub fn capacity(args: CapacityArgs) -> anyhow::Result<i32> {
     } else {
         kind
     };
-    let search = Search {
+    let mut search = Search {
         plan: &plan,
         key: &key,
         kind,
         target,
         lo,
         hi,
-        max_attempts: args.max_events,
+        max_attempts: max_events,
     };
+    if let Some(x) = start {
+        search.fit_to_domain(x);
+    }
     search.validate()?;
+    let threads = pool(args.runs.jobs)?;
     if let Some(dir) = &args.out {
         prepare_dir(dir)?;
     }
-    let threads = pool(args.runs.jobs)?;
     let stop = stop_flag();
     let pb = bar(u64::from(seeds), args.runs.quiet, "seeds searched");
     let cap = threads.install(|| search.run(&stop, &pb))?;
@@ -394,5 +495,18 @@ pub fn capacity(args: CapacityArgs) -> anyhow::Result<i32> {
     } else {
         print_out(&format!("{}\n", cap.sentence()));
     }
-    Ok(if cap.complete { 0 } else { INTERRUPTED })
+    if cap.complete {
+        return Ok(0);
+    }
+    eprintln!(
+        "interrupted: {} of {} seeds finished{}",
+        cap.seeds,
+        seeds,
+        if args.out.is_some() {
+            "; what was established is written"
+        } else {
+            ""
+        }
+    );
+    Ok(INTERRUPTED)
 }

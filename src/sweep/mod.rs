@@ -10,6 +10,12 @@
 //! A run keeps integers only (attempts, failures, first failure in ns, peak
 //! ports), and every figure of a point is computed from them, so merged
 //! shards give the same bytes as one machine.
+//!
+//! Every size is counted before anything is built: the values of a range
+//! (at most [`MAX_VALUES`]), the runs of a grid (points × seeds, at most
+//! [`MAX_RUNS`]) and the threads (at most [`MAX_JOBS_PER_CORE`] × cores), each
+//! in checked arithmetic, so no flag can make a sweep allocate without bound.
+//! Every number read from a flag is checked finite where it is read.
 
 pub mod capacity;
 pub mod command;
@@ -29,6 +35,65 @@ use crate::scenario::{load_str, Override, Scenario};
 /// The most values one `--vary` may expand to.
 pub const MAX_VALUES: usize = 10_000;
 
+/// The most runs (points × seeds) one sweep may have, shards included: the
+/// whole grid is what `merge` holds in memory.
+pub const MAX_RUNS: usize = 1_000_000;
+
+/// `--jobs` may ask for at most this many threads per core.
+pub const MAX_JOBS_PER_CORE: usize = 4;
+
+/// Longest echo, in characters, of a value found in the input.
+const SHOWN_CHARS: usize = 80;
+
+/// A value found in the input as a message shows it: quoted, with control
+/// characters and quotes escaped, cut to [`SHOWN_CHARS`] with "…".
+fn shown(s: &str) -> String {
+    let mut out: String = s.escape_debug().take(SHOWN_CHARS + 1).collect();
+    if out.chars().count() > SHOWN_CHARS {
+        out = out.chars().take(SHOWN_CHARS).collect();
+        format!("\"{out}\"…")
+    } else {
+        format!("\"{out}\"")
+    }
+}
+
+/// A number as a message shows it: plainly from 1e-4 to 1e15 (the shortest
+/// form that reads back the same), in exponent form outside, so no value
+/// prints with hundreds of digits.
+fn num(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() || (1e-4..1e15).contains(&v.abs()) {
+        format!("{v}")
+    } else {
+        format!("{v:e}")
+    }
+}
+
+/// `x <= limit`, false when either is NaN: a guard written with it refuses
+/// what it cannot compare instead of letting it through.
+fn at_most(x: f64, limit: f64) -> bool {
+    matches!(
+        x.partial_cmp(&limit),
+        Some(std::cmp::Ordering::Less | std::cmp::Ordering::Equal)
+    )
+}
+
+/// `x < limit`, false when either is NaN.
+fn below(x: f64, limit: f64) -> bool {
+    x.partial_cmp(&limit) == Some(std::cmp::Ordering::Less)
+}
+
+/// A count as a message shows it: with thousands separators when it is a
+/// whole number below 1e15, in exponent form above.
+fn count_text(v: f64) -> String {
+    if (0.0..1e15).contains(&v) {
+        crate::report::summary::thousands(v as u64)
+    } else if v.is_finite() {
+        format!("about {v:.1e}")
+    } else {
+        format!("more than {:e}", f64::MAX)
+    }
+}
+
 /// One `--vary KEY=SPEC`: a scenario key and the values it takes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Vary {
@@ -39,7 +104,7 @@ pub struct Vary {
 impl FromStr for Vary {
     type Err = String;
     fn from_str(s: &str) -> Result<Vary, String> {
-        Vary::parse_spec(s).map_err(|e| format!("--vary {s}: {e}"))
+        Vary::parse_spec(s).map_err(|e| format!("--vary {}: {e}", shown(s)))
     }
 }
 
@@ -59,11 +124,8 @@ impl Vary {
         let values = if spec.contains("..") {
             range(spec)?
         } else {
-            spec.split(',').map(|v| v.trim().to_string()).collect()
+            list(spec)?
         };
-        if values.iter().any(String::is_empty) {
-            return Err("an empty value in the list".into());
-        }
         Ok(Vary {
             key: key.to_string(),
             values,
@@ -73,12 +135,27 @@ impl Vary {
 
 /// A number or a duration, and how to write values of its kind back.
 pub fn quantity(s: &str) -> Option<(f64, bool)> {
+    parse_quantity(s).ok()
+}
+
+/// A finite number (`true` when it was written as a duration), or why not:
+/// `inf`, `nan` and numbers too large for a float (`1e400`) are refused here,
+/// where they are read.
+pub fn parse_quantity(s: &str) -> Result<(f64, bool), String> {
     if let Ok(v) = s.parse::<f64>() {
-        return v.is_finite().then_some((v, false));
+        return if v.is_finite() {
+            Ok((v, false))
+        } else {
+            Err(format!("{} is not a finite number", shown(s)))
+        };
     }
-    humantime::parse_duration(s)
-        .ok()
-        .map(|d| (d.as_secs_f64(), true))
+    match humantime::parse_duration(s) {
+        Ok(d) => Ok((d.as_secs_f64(), true)),
+        Err(_) => Err(format!(
+            "{} is neither a number nor a duration such as 30s",
+            shown(s)
+        )),
+    }
 }
 
 /// Write a value: integers plainly, others with up to 9 decimals; durations
@@ -93,8 +170,12 @@ pub fn write_quantity(v: f64, duration: bool) -> String {
             n => format!("{n}ns"),
         };
     }
+    if !below(v.abs(), 1e15) {
+        // Beyond the digits a float holds: exponent form, which TOML reads.
+        return format!("{v:e}");
+    }
     let r = (v * 1e9).round() / 1e9;
-    if r == r.trunc() && r.abs() < 1e15 {
+    if r == r.trunc() {
         format!("{}", r as i64)
     } else {
         let s = format!("{r:.9}");
@@ -102,17 +183,41 @@ pub fn write_quantity(v: f64, duration: bool) -> String {
     }
 }
 
+/// `a,b,c`: counted before it is split, each value non-empty, finite if it
+/// is a number, and listed once.
+fn list(spec: &str) -> Result<Vec<String>, String> {
+    let n = spec.split(',').count();
+    if n > MAX_VALUES {
+        return Err(format!(
+            "{} values; at most {} are allowed",
+            thousands(n),
+            thousands(MAX_VALUES)
+        ));
+    }
+    let values: Vec<String> = spec.split(',').map(|v| v.trim().to_string()).collect();
+    let mut seen = std::collections::HashSet::new();
+    for v in &values {
+        if v.is_empty() {
+            return Err("an empty value in the list".into());
+        }
+        if v.parse::<f64>().is_ok_and(|x| !x.is_finite()) {
+            return Err(format!("{} is not a finite number", shown(v)));
+        }
+        if !seen.insert(v.as_str()) {
+            return Err(format!("{} is listed twice", shown(v)));
+        }
+    }
+    Ok(values)
+}
+
+/// `FROM..TO:STEP`: the number of values is computed in floats and checked
+/// finite and within [`MAX_VALUES`] before any value is made.
 fn range(spec: &str) -> Result<Vec<String>, String> {
     let (span, step) = spec
         .split_once(':')
         .ok_or("a range needs a step: FROM..TO:STEP, e.g. 100..1000:50")?;
     let (from, to) = span.split_once("..").ok_or("expected FROM..TO:STEP")?;
-    let parse = |t: &str| {
-        quantity(t.trim()).ok_or(format!(
-            "`{}` is neither a number nor a duration such as 30s",
-            t.trim()
-        ))
-    };
+    let parse = |t: &str| parse_quantity(t.trim());
     let ((a, da), (b, db), (st, ds)) = (parse(from)?, parse(to)?, parse(step)?);
     if da != db || da != ds {
         return Err("FROM, TO and STEP must all be numbers or all durations".into());
@@ -121,17 +226,39 @@ fn range(spec: &str) -> Result<Vec<String>, String> {
         return Err("the step must be positive".into());
     }
     if b < a {
-        return Err(format!("the range runs backwards ({from} > {to})"));
-    }
-    let n = ((b - a) / st * (1.0 + 1e-12)).floor() as usize + 1;
-    if n > MAX_VALUES {
         return Err(format!(
-            "{n} values; at most {MAX_VALUES} are allowed (use a larger step)"
+            "the range runs backwards ({} > {})",
+            shown(from.trim()),
+            shown(to.trim())
         ));
     }
-    Ok((0..n)
+    // Steps from FROM to TO; infinite when TO − FROM overflows or the step
+    // is tiny. Compared as a float, so no cast can wrap.
+    let steps = (b - a) / st * (1.0 + 1e-12);
+    if !below(steps, MAX_VALUES as f64) {
+        return Err(format!(
+            "{} values; at most {} are allowed (use a larger step)",
+            count_text(steps.floor() + 1.0),
+            thousands(MAX_VALUES)
+        ));
+    }
+    let n = steps.floor() as usize + 1;
+    let values: Vec<String> = (0..n)
         .map(|i| write_quantity(a + i as f64 * st, da))
-        .collect())
+        .collect();
+    // Values are written to 9 decimals (or 1 ns): a finer step repeats them.
+    if let Some(w) = values.windows(2).find(|w| w[0] == w[1]) {
+        return Err(format!(
+            "the step {} is finer than values are written ({} twice); use a larger step",
+            shown(step.trim()),
+            shown(&w[0])
+        ));
+    }
+    Ok(values)
+}
+
+fn thousands(n: usize) -> String {
+    crate::report::summary::thousands(n as u64)
 }
 
 /// Which share of the points this process runs: `K/N`, 1 ≤ K ≤ N.
@@ -144,7 +271,12 @@ pub struct Shard {
 impl FromStr for Shard {
     type Err = String;
     fn from_str(s: &str) -> Result<Shard, String> {
-        let bad = || format!("--shard {s}: expected K/N with 1 ≤ K ≤ N, e.g. 2/8");
+        let bad = || {
+            format!(
+                "--shard {}: expected K/N with 1 ≤ K ≤ N, e.g. 2/8",
+                shown(s)
+            )
+        };
         let (k, n) = s.split_once('/').ok_or_else(bad)?;
         let (k, n): (u32, u32) = (
             k.trim().parse().map_err(|_| bad())?,
@@ -211,9 +343,43 @@ pub struct PointResult {
 }
 
 impl Plan {
-    /// Number of points in the grid.
+    /// Number of points in the grid (`usize::MAX` if it cannot be counted;
+    /// [`Plan::check_grid`] refuses such a grid).
     pub fn len(&self) -> usize {
-        self.varies.iter().map(|v| v.values.len()).product()
+        self.varies
+            .iter()
+            .try_fold(1usize, |n, v| n.checked_mul(v.values.len()))
+            .unwrap_or(usize::MAX)
+    }
+
+    /// Refuse a grid of more than [`MAX_RUNS`] runs (points × seeds), counted
+    /// in checked arithmetic before a point is made.
+    pub fn check_grid(&self) -> Result<usize, InputError> {
+        let runs = self
+            .varies
+            .iter()
+            .try_fold(1usize, |n, v| n.checked_mul(v.values.len()))
+            .and_then(|points| points.checked_mul(self.seeds as usize));
+        match runs {
+            Some(r) if r <= MAX_RUNS => Ok(r),
+            _ => {
+                let sizes: Vec<String> = self
+                    .varies
+                    .iter()
+                    .map(|v| format!("{} ({})", thousands(v.values.len()), v.key))
+                    .collect();
+                let total = match runs {
+                    Some(r) => thousands(r),
+                    None => format!("more than {}", thousands(usize::MAX)),
+                };
+                Err(InputError::usage(format!(
+                    "--vary: the grid has {} points × {} seeds = {total} runs; at most {} runs (points × seeds) are allowed in one sweep, shards included. Use fewer values or seeds",
+                    sizes.join(" × "),
+                    self.seeds,
+                    thousands(MAX_RUNS)
+                )))
+            }
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -258,7 +424,9 @@ impl Plan {
     }
 
     /// Load every point this shard runs, so a bad value fails before any run.
+    /// The grid's size is checked first ([`Plan::check_grid`]).
     pub fn points(&self, shard: Option<Shard>) -> Result<Vec<Point>, InputError> {
+        self.check_grid()?;
         (0..self.len())
             .filter(|&i| shard.is_none_or(|s| s.has(i)))
             .map(|index| {
@@ -273,19 +441,27 @@ impl Plan {
             .collect()
     }
 
-    /// Refuse a sweep that would take absurdly long.
+    /// Refuse a sweep that would take absurdly long. The estimate is a float
+    /// sum (it saturates at infinity, never wraps) and the guard is written
+    /// so that a NaN estimate or limit is refused, not let through.
     pub fn check_size(&self, points: &[Point], max_attempts: f64) -> Result<(), InputError> {
         let total: f64 = points
             .iter()
             .map(|p| p.scenario.expected_attempts())
             .sum::<f64>()
             * f64::from(self.seeds);
-        if total > max_attempts {
+        if !at_most(total, max_attempts) {
+            let about = if total.is_finite() {
+                format!("about {total:.2e}")
+            } else {
+                "an uncountable number of".to_string()
+            };
             return Err(InputError::usage(format!(
-                "{}: the sweep would make about {total:.2e} connection attempts ({} points × {} seeds), over the limit of {max_attempts:.0e}; fewer points or seeds, a shorter duration, or --max-events",
-                self.scenario.display(),
+                "{}: the sweep would make {about} connection attempts ({} points × {} seeds), over the limit of {}; fewer points or seeds, a shorter duration, or --max-events",
+                shown(&self.scenario.display().to_string()),
                 points.len(),
-                self.seeds
+                self.seeds,
+                num(max_attempts)
             )));
         }
         Ok(())
@@ -384,8 +560,27 @@ pub fn run_points(
         .collect()
 }
 
-/// A rayon pool of `jobs` threads (0: one per core).
+/// Cores of this machine (1 if they cannot be told).
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
+/// The most threads `--jobs` may ask for: [`MAX_JOBS_PER_CORE`] × cores.
+pub fn max_jobs() -> usize {
+    cores().saturating_mul(MAX_JOBS_PER_CORE)
+}
+
+/// A rayon pool of `jobs` threads (0: one per core). More than
+/// [`max_jobs`] is refused before a thread is started: more threads than
+/// that only add memory and switching, never speed.
 pub fn pool(jobs: usize) -> Result<rayon::ThreadPool, InputError> {
+    let max = max_jobs();
+    if jobs > max {
+        return Err(InputError::usage(format!(
+            "--jobs {jobs}: at most {max} threads ({MAX_JOBS_PER_CORE} × the {} cores here); the result does not depend on --jobs, 0 means one per core",
+            cores()
+        )));
+    }
     rayon::ThreadPoolBuilder::new()
         .num_threads(jobs)
         .build()
@@ -418,6 +613,32 @@ mod tests {
         ] {
             assert!(bad.parse::<Vary>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn found_values_are_quoted_escaped_and_cut() {
+        assert_eq!(shown("30s"), "\"30s\"");
+        assert_eq!(shown("a\nb\u{1b}[0m\""), "\"a\\nb\\u{1b}[0m\\\"\"");
+        let long = shown(&"x".repeat(100_000));
+        assert_eq!(long, format!("\"{}\"…", "x".repeat(SHOWN_CHARS)));
+        assert_eq!(
+            shown(&"x".repeat(SHOWN_CHARS)).chars().count(),
+            SHOWN_CHARS + 2
+        );
+    }
+
+    #[test]
+    fn numbers_print_briefly() {
+        assert_eq!(num(1e-300), "1e-300");
+        assert_eq!(num(1e300), "1e300");
+        assert_eq!(num(0.0001), "0.0001");
+        assert_eq!(num(0.00001), "1e-5");
+        assert_eq!(num(123.5), "123.5");
+        assert_eq!(num(0.0), "0");
+        assert_eq!(num(f64::NAN), "NaN");
+        assert_eq!(count_text(12345.0), "12,345");
+        assert_eq!(count_text(1e300), "about 1.0e300");
+        assert_eq!(write_quantity(1e300, false), "1e300");
     }
 
     #[test]

@@ -5,6 +5,9 @@
 //!   every shipped scenario, and what the port usage map shows;
 //! - `sweep`: `sweep`, `capacity` and `merge`: curves and answers against
 //!   Erlang B, independence from `--jobs` and sharding, refusals, Ctrl-C;
+//! - `sweep_hardening`: the limits of those commands: sizes counted before
+//!   they are built, finite numbers, `--jobs` ceiling, capacity inside a
+//!   key's domain and on Ctrl-C, merge checking what it merges, messages;
 //! - `files`: what outputs do to FIFOs, devices, links and stdout, write
 //!   errors, Ctrl-C and SIGTERM, and two outputs naming one file;
 //! - `bad_input`: every kind of user mistake gets exit code 2 and one message;
@@ -26,5 +29,6 @@ mod hardening;
 mod kernel;
 mod kernel_driver;
 mod sweep;
+mod sweep_hardening;
 mod theory;
 mod util;
