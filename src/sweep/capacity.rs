@@ -21,8 +21,8 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::stats::Estimate;
-use super::{at_most, below, num, run_once, shown, write_quantity, Plan, Progress, Run};
-use crate::error::InputError;
+use super::{at_most, below, num, run_once, write_quantity, Plan, Progress, Run};
+use crate::error::{quote, InputError};
 use crate::report::summary::thousands;
 use crate::scenario::Scenario;
 
@@ -57,7 +57,7 @@ pub struct Target {
 impl FromStr for Target {
     type Err = String;
     fn from_str(s: &str) -> Result<Target, String> {
-        Target::parse_bare(s).map_err(|e| format!("--target {}: {e}", shown(s)))
+        Target::parse_bare(s).map_err(|e| format!("--target {}: {e}", quote(s)))
     }
 }
 
@@ -74,16 +74,16 @@ impl Target {
         let metric = match &t[..pos] {
             "failure_ratio" => Metric::FailureRatio,
             "peak_in_use" => Metric::PeakInUse,
-            other => return Err(format!("unknown figure {}; {allowed}", shown(other))),
+            other => return Err(format!("unknown figure {}; {allowed}", quote(other))),
         };
         let found = &t[pos + op.len()..];
         let bound: f64 = found
             .parse()
-            .map_err(|_| format!("{} is not a number; {allowed}", shown(found)))?;
+            .map_err(|_| format!("{} is not a number; {allowed}", quote(found)))?;
         if !bound.is_finite() {
             return Err(format!(
                 "{} is not a finite number; a finite number is expected, e.g. \"failure_ratio<=1e-4\"",
-                shown(found)
+                quote(found)
             ));
         }
         let in_range = match metric {
@@ -333,7 +333,7 @@ impl Search<'_> {
     /// Whether `v` meets the target at `seed`, recorded in `probes`.
     fn probe(&self, v: f64, seed: u64, probes: &mut Vec<Probe>) -> Result<bool, InputError> {
         let sc = self.scenario_at(v)?;
-        let expected = sc.expected_attempts();
+        let expected = crate::limits::estimate(&sc, false).events;
         // Written so that a NaN estimate or limit stops the search.
         if !at_most(expected, self.max_attempts) {
             let tried: Vec<&str> = probes.iter().map(|p| p.value.as_str()).collect();
@@ -346,7 +346,7 @@ impl Search<'_> {
                 "no bracket yet".to_string()
             };
             return Err(InputError::usage(format!(
-                "capacity: {why} ({}); the next, {} = {}, would need about {expected:.1e} connection attempts per run (limit {}, --max-events). Give a bracket with --vary {}=LOW..HIGH, or a target the key can reach",
+                "capacity: {why} ({}); the next, {} = {}, would need about {expected:.1e} events of work per run (limit {}, --max-events). Give a bracket with --vary {}=LOW..HIGH, or a target the key can reach",
                 if tried.is_empty() { "none".to_string() } else { tried.join(", ") },
                 self.key,
                 self.kind.write(v),

@@ -11,10 +11,10 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::capacity::{Kind, Search, Target};
 use super::output::{merge, stable_id, SweepReport, SCHEMA_VERSION};
-use super::{below, num, parse_quantity, pool, run_points, shown, Plan, Shard, Vary};
+use super::{below, num, parse_quantity, pool, run_points, Plan, Shard, Vary};
 use crate::cli::print_out;
-use crate::error::InputError;
-use crate::output::{prepare_dir, write_atomic};
+use crate::error::{quote, InputError};
+use crate::output::prepare_dir;
 use crate::scenario::{load_str, read_file, Override};
 
 /// Exit code of an interrupted sweep (128 + SIGINT), after its finished
@@ -120,7 +120,7 @@ fn max_events(s: &str) -> Result<f64, InputError> {
         Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
         _ => Err(InputError::usage(format!(
             "--max-events {}: expected a positive finite number, e.g. 1e9",
-            shown(s)
+            quote(s)
         ))),
     }
 }
@@ -136,7 +136,7 @@ fn key_text(key: &str) -> String {
     if plain {
         key.to_string()
     } else {
-        shown(key)
+        quote(key)
     }
 }
 
@@ -162,6 +162,20 @@ fn bar(len: u64, quiet: bool, what: &str) -> ProgressBar {
 
 /// The files of a sweep, as one set: all rendered, then all written, or
 /// none replaced.
+/// The files `sweep` and `merge` write into `--out`.
+const SWEEP_FILES: [&str; 4] = ["sweep.json", "sweep.csv", "sweep.png", "sweep.svg"];
+
+/// The files `capacity` writes into `--out`.
+const CAPACITY_FILES: [&str; 2] = ["capacity.json", "capacity.csv"];
+
+/// Create `--out DIR` and check, before any run, that each of `names` can
+/// be written there (not a directory, not two names for one file).
+fn prepare_out(dir: &Path, names: &[&str]) -> Result<(), InputError> {
+    prepare_dir(dir)?;
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    crate::output::distinct(&crate::output::check_files(dir, &names)?)
+}
+
 fn write_sweep(dir: &Path, r: &SweepReport) -> anyhow::Result<()> {
     let mut set = crate::output::OutputSet::new();
     set.add(dir.join("sweep.json"), r.to_json().into_bytes());
@@ -225,9 +239,9 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<i32> {
     // Threads first: a bad --jobs is refused before any point is loaded.
     let threads = pool(args.runs.jobs)?;
     let points = plan.points(shard)?;
-    plan.check_size(&points, max_events)?;
+    plan.check_size(&points, max_events, threads.current_num_threads())?;
     if let Some(dir) = &args.out {
-        prepare_dir(dir)?;
+        prepare_out(dir, &SWEEP_FILES)?;
     }
     let stop = stop_flag();
     let pb = bar(points.len() as u64, args.runs.quiet, "points");
@@ -298,9 +312,9 @@ fn out_is_not_an_input(out: &Path, dirs: &[&Path]) -> Result<(), InputError> {
         if d.canonicalize().is_ok_and(|c| c == target) {
             return Err(InputError::usage(format!(
                 "--out {}: is the input directory {} (both are {}); merge writes sweep.json there and would replace that shard, so write the merged sweep elsewhere",
-                shown(&out.display().to_string()),
-                shown(&d.display().to_string()),
-                shown(&target.display().to_string())
+                quote(&out.display().to_string()),
+                quote(&d.display().to_string()),
+                quote(&target.display().to_string())
             )));
         }
     }
@@ -311,7 +325,7 @@ pub fn merge_cmd(args: MergeArgs) -> anyhow::Result<i32> {
     let dirs: Vec<&Path> = args.dirs.iter().map(PathBuf::as_path).collect();
     out_is_not_an_input(&args.out, &dirs)?;
     let report = merge(&dirs)?;
-    prepare_dir(&args.out)?;
+    prepare_out(&args.out, &SWEEP_FILES)?;
     write_sweep(&args.out, &report)?;
     print_out(&if args.json {
         report.to_json()
@@ -371,7 +385,7 @@ pub fn capacity(args: CapacityArgs) -> anyhow::Result<i32> {
         Some((k, s)) => (k.trim().to_string(), Some(s.trim().to_string())),
         None => (vary.trim().to_string(), None),
     };
-    let bad = |m: String| InputError::usage(format!("--vary {}: {m}", shown(&vary)));
+    let bad = |m: String| InputError::usage(format!("--vary {}: {m}", quote(&vary)));
     // With no bracket given, the search starts from half and twice the
     // scenario's value, brought back inside the key's domain.
     let mut start = None;
@@ -414,7 +428,7 @@ pub fn capacity(args: CapacityArgs) -> anyhow::Result<i32> {
                         return Err(bad(format!(
                         "{} is {}, not a number or duration; give a bracket: --vary {}=LOW..HIGH",
                         key_text(&key),
-                        shown(s),
+                        quote(s),
                         key_text(&key)
                     ))
                         .into())
@@ -424,7 +438,7 @@ pub fn capacity(args: CapacityArgs) -> anyhow::Result<i32> {
                     return Err(bad(format!(
                         "{} is {}, not a number or duration",
                         key_text(&key),
-                        shown(&other.to_string())
+                        quote(&other.to_string())
                     ))
                     .into())
                 }
@@ -480,15 +494,17 @@ pub fn capacity(args: CapacityArgs) -> anyhow::Result<i32> {
     search.validate()?;
     let threads = pool(args.runs.jobs)?;
     if let Some(dir) = &args.out {
-        prepare_dir(dir)?;
+        prepare_out(dir, &CAPACITY_FILES)?;
     }
     let stop = stop_flag();
     let pb = bar(u64::from(seeds), args.runs.quiet, "seeds searched");
     let cap = threads.install(|| search.run(&stop, &pb))?;
     pb.finish_and_clear();
     if let Some(dir) = &args.out {
-        write_atomic(&dir.join("capacity.json"), cap.to_json().as_bytes())?;
-        write_atomic(&dir.join("capacity.csv"), cap.probes_csv().as_bytes())?;
+        let mut set = crate::output::OutputSet::new();
+        set.add(dir.join(CAPACITY_FILES[0]), cap.to_json().into_bytes());
+        set.add(dir.join(CAPACITY_FILES[1]), cap.probes_csv().into_bytes());
+        set.commit()?;
     }
     if args.runs.json {
         print_out(&cap.to_json());

@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::error::InputError;
+use crate::error::{quote, InputError};
 use crate::scenario::{load_str, Override, Scenario};
 
 /// The most values one `--vary` may expand to.
@@ -41,21 +41,6 @@ pub const MAX_RUNS: usize = 1_000_000;
 
 /// `--jobs` may ask for at most this many threads per core.
 pub const MAX_JOBS_PER_CORE: usize = 4;
-
-/// Longest echo, in characters, of a value found in the input.
-const SHOWN_CHARS: usize = 80;
-
-/// A value found in the input as a message shows it: quoted, with control
-/// characters and quotes escaped, cut to [`SHOWN_CHARS`] with "…".
-fn shown(s: &str) -> String {
-    let mut out: String = s.escape_debug().take(SHOWN_CHARS + 1).collect();
-    if out.chars().count() > SHOWN_CHARS {
-        out = out.chars().take(SHOWN_CHARS).collect();
-        format!("\"{out}\"…")
-    } else {
-        format!("\"{out}\"")
-    }
-}
 
 /// A number as a message shows it: plainly from 1e-4 to 1e15 (the shortest
 /// form that reads back the same), in exponent form outside, so no value
@@ -104,7 +89,7 @@ pub struct Vary {
 impl FromStr for Vary {
     type Err = String;
     fn from_str(s: &str) -> Result<Vary, String> {
-        Vary::parse_spec(s).map_err(|e| format!("--vary {}: {e}", shown(s)))
+        Vary::parse_spec(s).map_err(|e| format!("--vary {}: {e}", quote(s)))
     }
 }
 
@@ -146,14 +131,14 @@ pub fn parse_quantity(s: &str) -> Result<(f64, bool), String> {
         return if v.is_finite() {
             Ok((v, false))
         } else {
-            Err(format!("{} is not a finite number", shown(s)))
+            Err(format!("{} is not a finite number", quote(s)))
         };
     }
     match humantime::parse_duration(s) {
         Ok(d) => Ok((d.as_secs_f64(), true)),
         Err(_) => Err(format!(
             "{} is neither a number nor a duration such as 30s",
-            shown(s)
+            quote(s)
         )),
     }
 }
@@ -201,10 +186,10 @@ fn list(spec: &str) -> Result<Vec<String>, String> {
             return Err("an empty value in the list".into());
         }
         if v.parse::<f64>().is_ok_and(|x| !x.is_finite()) {
-            return Err(format!("{} is not a finite number", shown(v)));
+            return Err(format!("{} is not a finite number", quote(v)));
         }
         if !seen.insert(v.as_str()) {
-            return Err(format!("{} is listed twice", shown(v)));
+            return Err(format!("{} is listed twice", quote(v)));
         }
     }
     Ok(values)
@@ -228,8 +213,8 @@ fn range(spec: &str) -> Result<Vec<String>, String> {
     if b < a {
         return Err(format!(
             "the range runs backwards ({} > {})",
-            shown(from.trim()),
-            shown(to.trim())
+            quote(from.trim()),
+            quote(to.trim())
         ));
     }
     // Steps from FROM to TO; infinite when TO − FROM overflows or the step
@@ -250,8 +235,8 @@ fn range(spec: &str) -> Result<Vec<String>, String> {
     if let Some(w) = values.windows(2).find(|w| w[0] == w[1]) {
         return Err(format!(
             "the step {} is finer than values are written ({} twice); use a larger step",
-            shown(step.trim()),
-            shown(&w[0])
+            quote(step.trim()),
+            quote(&w[0])
         ));
     }
     Ok(values)
@@ -274,7 +259,7 @@ impl FromStr for Shard {
         let bad = || {
             format!(
                 "--shard {}: expected K/N with 1 ≤ K ≤ N, e.g. 2/8",
-                shown(s)
+                quote(s)
             )
         };
         let (k, n) = s.split_once('/').ok_or_else(bad)?;
@@ -441,27 +426,50 @@ impl Plan {
             .collect()
     }
 
-    /// Refuse a sweep that would take absurdly long. The estimate is a float
-    /// sum (it saturates at infinity, never wraps) and the guard is written
-    /// so that a NaN estimate or limit is refused, not let through.
-    pub fn check_size(&self, points: &[Point], max_attempts: f64) -> Result<(), InputError> {
-        let total: f64 = points
+    /// Refuse a sweep that would take absurdly long or run out of memory.
+    /// Work is the events of every run ([`crate::limits::estimate`]: attempts,
+    /// hold draws, allocator probes) added up; memory is the largest run's
+    /// times the runs in flight at once (`threads`). The estimates are float
+    /// sums (they saturate at infinity, never wrap) and the guards are
+    /// written so that a NaN estimate or limit is refused, not let through.
+    pub fn check_size(
+        &self,
+        points: &[Point],
+        max_events: f64,
+        threads: usize,
+    ) -> Result<(), InputError> {
+        let costs: Vec<crate::limits::Cost> = points
             .iter()
-            .map(|p| p.scenario.expected_attempts())
-            .sum::<f64>()
-            * f64::from(self.seeds);
-        if !at_most(total, max_attempts) {
+            .map(|p| crate::limits::estimate(&p.scenario, false))
+            .collect();
+        let total: f64 = costs.iter().map(|c| c.events).sum::<f64>() * f64::from(self.seeds);
+        if !at_most(total, max_events) {
             let about = if total.is_finite() {
                 format!("about {total:.2e}")
             } else {
                 "an uncountable number of".to_string()
             };
             return Err(InputError::usage(format!(
-                "{}: the sweep would make {about} connection attempts ({} points × {} seeds), over the limit of {}; fewer points or seeds, a shorter duration, or --max-events",
-                shown(&self.scenario.display().to_string()),
+                "{}: the sweep would need {about} events of work (connection attempts and the like; {} points × {} seeds), over the limit of {}; fewer points or seeds, a shorter duration, or --max-events",
+                quote(&self.scenario.display().to_string()),
                 points.len(),
                 self.seeds,
-                num(max_attempts)
+                num(max_events)
+            )));
+        }
+        let in_flight = threads
+            .min(points.len().saturating_mul(self.seeds as usize))
+            .max(1);
+        let largest = costs.iter().map(|c| c.memory).fold(0.0, f64::max);
+        let memory = largest * in_flight as f64;
+        let limit = crate::DEFAULT_MAX_MEMORY;
+        if !at_most(memory, limit) {
+            return Err(InputError::usage(format!(
+                "{}: the sweep would need about {} of memory ({in_flight} runs at once of up to {} each), over the limit of {}; fewer --jobs, or smaller points (host.addresses, host.port_range, destinations)",
+                quote(&self.scenario.display().to_string()),
+                crate::limits::bytes(memory),
+                crate::limits::bytes(largest),
+                crate::limits::bytes(limit)
             )));
         }
         Ok(())
@@ -613,18 +621,6 @@ mod tests {
         ] {
             assert!(bad.parse::<Vary>().is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn found_values_are_quoted_escaped_and_cut() {
-        assert_eq!(shown("30s"), "\"30s\"");
-        assert_eq!(shown("a\nb\u{1b}[0m\""), "\"a\\nb\\u{1b}[0m\\\"\"");
-        let long = shown(&"x".repeat(100_000));
-        assert_eq!(long, format!("\"{}\"…", "x".repeat(SHOWN_CHARS)));
-        assert_eq!(
-            shown(&"x".repeat(SHOWN_CHARS)).chars().count(),
-            SHOWN_CHARS + 2
-        );
     }
 
     #[test]

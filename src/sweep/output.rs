@@ -20,7 +20,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::stats::Estimate;
-use super::{shown, PointResult, Shard};
+use super::{PointResult, Shard};
+use crate::error::quote;
 use crate::error::InputError;
 use crate::report::failure_ratio;
 use crate::report::summary::{human_s, percent, thousands};
@@ -277,11 +278,11 @@ fn refuse(path: &str, msg: String) -> InputError {
 /// A JSON value as a message shows it.
 fn json_text(v: &serde_json::Value) -> String {
     match v {
-        serde_json::Value::String(s) => shown(s),
+        serde_json::Value::String(s) => quote(s),
         other => {
             let t = other.to_string();
             if t.chars().count() > 80 {
-                shown(&t)
+                quote(&t)
             } else {
                 t
             }
@@ -328,7 +329,7 @@ fn key_text(k: &str) -> String {
     {
         k.to_string()
     } else {
-        shown(k)
+        quote(k)
     }
 }
 
@@ -336,7 +337,7 @@ fn key_text(k: &str) -> String {
 fn read_shard(dir: &Path) -> Result<(String, ShardFile), InputError> {
     use std::io::Read as _;
     let path = dir.join("sweep.json");
-    let name = shown(&path.display().to_string());
+    let name = quote(&path.display().to_string());
     let file =
         std::fs::File::open(&path).map_err(|e| refuse(&name, format!("cannot read: {e}")))?;
     let mut text = String::new();
@@ -535,8 +536,8 @@ fn check_grid(keys: &[String], points: &[(String, Row)]) -> Result<(), InputErro
                         "point {} has {} = {}, but the grid of all the shards' points puts {} there",
                         r.point.index,
                         key_text(&keys[j]),
-                        shown(&r.point.values[j]),
-                        shown(want)
+                        quote(&r.point.values[j]),
+                        quote(want)
                     ),
                 ));
             }
@@ -560,7 +561,7 @@ pub fn merge(dirs: &[&Path]) -> Result<SweepReport, InputError> {
     // and version, field by field.
     for (path, r) in &parts[1..] {
         let fields: [(&str, String, String); 8] = [
-            ("sweep_id", shown(&r.sweep_id), shown(&first.sweep_id)),
+            ("sweep_id", quote(&r.sweep_id), quote(&first.sweep_id)),
             (
                 "schema_version",
                 r.schema_version.to_string(),
@@ -568,14 +569,14 @@ pub fn merge(dirs: &[&Path]) -> Result<SweepReport, InputError> {
             ),
             (
                 "portsim_version",
-                shown(&r.portsim_version),
-                shown(&first.portsim_version),
+                quote(&r.portsim_version),
+                quote(&first.portsim_version),
             ),
-            ("scenario", shown(&r.scenario), shown(&first.scenario)),
+            ("scenario", quote(&r.scenario), quote(&first.scenario)),
             (
                 "keys",
-                shown(&r.keys.join(", ")),
-                shown(&first.keys.join(", ")),
+                quote(&r.keys.join(", ")),
+                quote(&first.keys.join(", ")),
             ),
             (
                 "points_total",

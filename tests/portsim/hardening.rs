@@ -305,3 +305,42 @@ fn overlapping_reserved_ranges_and_destination_counts_stay_linear() {
         "{err}"
     );
 }
+
+#[test]
+fn sweep_and_capacity_check_their_output_files_before_running() {
+    // A directory where sweep.json (or capacity.json) goes: refused with exit
+    // 2 before any run, not with exit 3 after them.
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "s.toml",
+        &with_traffic(
+            "duration = \"10s\"",
+            "port_range = \"60000-60099\"",
+            "rate = 5\nhold = \"1s\"",
+        ),
+    );
+    for (cmd, file, vary) in [
+        ("sweep", "sweep.json", "traffic.rate=5"),
+        ("capacity", "capacity.json", "traffic.rate=1..10"),
+    ] {
+        let out = dir.path().join(format!("out-{cmd}"));
+        std::fs::create_dir_all(out.join(file)).unwrap();
+        let err = refused(
+            &[
+                cmd,
+                f.to_str().unwrap(),
+                "--vary",
+                vary,
+                "--seeds",
+                "1",
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            dir.path(),
+        );
+        assert!(err.contains(file), "{cmd}: {err}");
+        // Nothing else was written.
+        assert_eq!(std::fs::read_dir(&out).unwrap().count(), 1, "{cmd}");
+    }
+}

@@ -372,10 +372,13 @@ fn sweep_size_guard_refuses_a_nan_estimate_or_limit() {
     };
     let points = plan.points(None).unwrap();
     // 10/s and 20/s for 600 s, 2 seeds: 36,000 attempts.
-    assert!(plan.check_size(&points, 36_001.0).is_ok());
-    assert!(plan.check_size(&points, 35_999.0).is_err());
-    let err = plan.check_size(&points, f64::NAN).unwrap_err().to_string();
-    assert!(err.contains("3.60e4 connection attempts"), "{err}");
+    assert!(plan.check_size(&points, 36_001.0, 2).is_ok());
+    assert!(plan.check_size(&points, 35_999.0, 2).is_err());
+    let err = plan
+        .check_size(&points, f64::NAN, 2)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("3.60e4 events of work"), "{err}");
 }
 
 /// A sweep of 3 rates × 2 seeds in two shards, `s1` and `s2`, and the
@@ -989,6 +992,6 @@ fn found_values_in_messages_are_escaped_and_cut() {
             err.len()
         );
         assert!(err.contains("\\u{1b}[31m\\nxxx"), "{:?}: {err}", &args[..2]);
-        assert!(err.contains("xxx\"…"), "{:?}: {err}", &args[..2]);
+        assert!(err.contains("xxx…\" ("), "{:?}: {err}", &args[..2]);
     }
 }
