@@ -1,7 +1,7 @@
 //! Ctrl-C, SIGTERM and SIGHUP: what the process does when it is told to stop.
 //!
-//! A process has one signal handler (the `ctrlc` crate allows one), so it
-//! lives here and every command shares it. It knows two things:
+//! A process has one disposition per signal, so the handling lives here and
+//! every command shares it. It knows two things:
 //!
 //! - the temporary files being written right now ([`create_temp`] registers
 //!   one, [`discard`] and [`rename_all`] forget it). On a signal they are
@@ -13,17 +13,18 @@
 //!   signal, ends the process at once with 128 + the signal's number
 //!   (130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP).
 //!
-//! `ctrlc` runs the handler on a thread of its own, so it may take a mutex.
-//! The registry's mutex is also held while temporary files are created and
-//! renamed into place, so the handler never deletes a file that was just
+//! The `signal-hook` crate's [`Signals`](signal_hook::iterator::Signals)
+//! does the async-signal-safe part: its low-level handler only records which
+//! signal came and wakes a thread of ours, which receives the number and does
+//! the rest as ordinary code. That thread may therefore take a mutex. The
+//! registry's mutex is also held while temporary files are created and
+//! renamed into place, so the thread never deletes a file that was just
 //! committed, nor misses one that was just created; it exits still holding
 //! it, so nothing new is created after the clean-up.
 //!
-//! `ctrlc` says *that* a signal came, not which one. To tell SIGTERM from
-//! SIGINT for the exit code, the `which` module wraps ctrlc's own low-level handler
-//! with one that first notes the signal's number in an atomic (the only thing
-//! it does besides calling the handler it wraps, so it stays
-//! async-signal-safe).
+//! Like the kernel's own pending signals, the same signal sent twice before
+//! the thread wakes is seen once. Signal handling is Unix only: elsewhere
+//! [`install`] does nothing and the platform's default applies.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -31,10 +32,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Once};
 
-/// The number of SIGINT, used when the signal cannot be told.
-pub const SIGINT: i32 = 2;
+/// The number of SIGINT.
+pub const SIGINT: i32 = signal_hook::consts::SIGINT;
 /// The number of SIGTERM.
-pub const SIGTERM: i32 = 15;
+pub const SIGTERM: i32 = signal_hook::consts::SIGTERM;
+/// The number of SIGHUP.
+#[cfg(unix)]
+const SIGHUP: i32 = signal_hook::consts::SIGHUP;
 
 struct State {
     next_id: u64,
@@ -64,10 +68,36 @@ fn state() -> MutexGuard<'static, State> {
 /// keeps its own signal handling.
 pub fn install() {
     INSTALL.call_once(|| {
-        if ctrlc::set_handler(on_signal).is_ok() {
-            which::wrap();
-        }
+        #[cfg(unix)]
+        listen();
     });
+}
+
+/// Start the signal thread and wait until it has registered for the
+/// signals, so none sent after [`install`] returns is missed.
+///
+/// The thread registers them itself: if it cannot be started, nothing is
+/// registered and the defaults stay in force (signal-hook does not restore
+/// them when its registration is dropped).
+#[cfg(unix)]
+fn listen() {
+    use signal_hook::iterator::Signals;
+    let (ready, registered) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("portsim-signals".into())
+        .spawn(move || {
+            let signals = Signals::new([SIGINT, SIGTERM, SIGHUP]);
+            let _ = ready.send(());
+            if let Ok(mut signals) = signals {
+                for sig in signals.forever() {
+                    on_signal(sig);
+                }
+            }
+        });
+    if spawned.is_ok() {
+        // An error means the thread ended without a word: nothing to wait for.
+        let _ = registered.recv();
+    }
 }
 
 /// Ask for a graceful stop: the first signal sets the returned flag instead
@@ -101,11 +131,10 @@ fn code_after(code: i32, signal: Option<i32>) -> i32 {
     }
 }
 
-fn on_signal() {
-    let sig = match which::take() {
-        0 => SIGINT,
-        s => s,
-    };
+/// Act on signal `sig`, on the signal thread: set the stop flag the first
+/// time in graceful mode, else remove the temporary files and exit.
+#[cfg_attr(not(unix), allow(dead_code))]
+fn on_signal(sig: i32) {
     let mut st = state();
     if let Some(stop) = &st.stop {
         if !stop.swap(true, Ordering::SeqCst) {
@@ -120,12 +149,7 @@ fn on_signal() {
             removed.push(path.display().to_string());
         }
     }
-    let name = match sig {
-        SIGINT => "SIGINT".to_string(),
-        SIGTERM => "SIGTERM".to_string(),
-        1 => "SIGHUP".to_string(),
-        s => format!("signal {s}"),
-    };
+    let name = signal_name(sig);
     // Not eprintln!: a closed stderr must not stop the exit below.
     let mut err = io::stderr();
     let _ = if removed.is_empty() {
@@ -139,6 +163,18 @@ fn on_signal() {
     };
     // Still holding the lock: no temporary file is created or renamed now.
     std::process::exit(128 + sig);
+}
+
+/// How a signal is named in the message on stderr.
+#[cfg_attr(not(unix), allow(dead_code))]
+fn signal_name(sig: i32) -> String {
+    match sig {
+        SIGINT => "SIGINT".to_string(),
+        SIGTERM => "SIGTERM".to_string(),
+        #[cfg(unix)]
+        SIGHUP => "SIGHUP".to_string(),
+        s => format!("signal {s}"),
+    }
 }
 
 /// A temporary file on the registry: deleted on a signal until it is
@@ -200,80 +236,6 @@ pub fn rename_all(
     Ok(())
 }
 
-/// Which signal arrived: a wrapper around ctrlc's low-level handler that notes
-/// the signal's number before calling it.
-#[cfg(unix)]
-mod which {
-    use std::ffi::c_int;
-    use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
-
-    /// SIGHUP, SIGINT and SIGTERM: the signals ctrlc handles with its
-    /// `termination` feature. Their numbers are the same on every Unix.
-    const SIGNALS: [c_int; 3] = [1, 2, 15];
-
-    /// SIG_DFL, SIG_IGN and SIG_ERR are not handlers to call.
-    fn callable(h: usize) -> bool {
-        h > 1 && h != usize::MAX
-    }
-
-    static LAST: AtomicI32 = AtomicI32::new(0);
-    static WRAPPED: [AtomicUsize; 3] = [
-        AtomicUsize::new(0),
-        AtomicUsize::new(0),
-        AtomicUsize::new(0),
-    ];
-
-    extern "C" {
-        /// `signal(2)` from the C library std already links: installs a
-        /// handler (with SA_RESTART) and returns the previous one.
-        fn signal(signum: c_int, handler: usize) -> usize;
-    }
-
-    extern "C" fn note(sig: c_int) {
-        LAST.store(sig, Ordering::SeqCst);
-        if let Some(i) = SIGNALS.iter().position(|s| *s == sig) {
-            let h = WRAPPED[i].load(Ordering::SeqCst);
-            if callable(h) {
-                // SAFETY: `h` is the handler ctrlc installed for this signal,
-                // returned by `signal`, so it is an `extern "C" fn(c_int)`.
-                let f: extern "C" fn(c_int) = unsafe { std::mem::transmute(h) };
-                f(sig);
-            }
-        }
-    }
-
-    /// Put `note` in front of the handlers ctrlc installed.
-    pub fn wrap() {
-        for (i, sig) in SIGNALS.iter().enumerate() {
-            let handler: extern "C" fn(c_int) = note;
-            // SAFETY: `signal` only swaps the signal's disposition; `note` is
-            // async-signal-safe (an atomic store and a call of the handler
-            // it replaces).
-            let prev = unsafe { signal(*sig, handler as usize) };
-            if callable(prev) {
-                WRAPPED[i].store(prev, Ordering::SeqCst);
-            } else if prev != usize::MAX {
-                // Not a handler ctrlc installed: put it back.
-                // SAFETY: restores the disposition that was there.
-                unsafe { signal(*sig, prev) };
-            }
-        }
-    }
-
-    /// The number of the last signal noted, 0 if none; clears it.
-    pub fn take() -> i32 {
-        LAST.swap(0, Ordering::SeqCst)
-    }
-}
-
-#[cfg(not(unix))]
-mod which {
-    pub fn wrap() {}
-    pub fn take() -> i32 {
-        0
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,6 +256,22 @@ mod tests {
         rename_all(vec![(b, dir.path().join("a.csv"))]).unwrap();
         assert!(!b_path.exists() && !listed(&b_path));
         assert!(dir.path().join("a.csv").is_file());
+    }
+
+    #[test]
+    fn signals_are_named_in_the_message() {
+        assert_eq!(signal_name(SIGINT), "SIGINT");
+        assert_eq!(signal_name(SIGTERM), "SIGTERM");
+        #[cfg(unix)]
+        assert_eq!(signal_name(SIGHUP), "SIGHUP");
+        assert_eq!(signal_name(10), "signal 10");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn signal_numbers_are_the_unix_ones() {
+        // The exit codes 130, 143 and 129 that scripts rely on.
+        assert_eq!((SIGINT, SIGTERM, SIGHUP), (2, 15, 1));
     }
 
     #[test]

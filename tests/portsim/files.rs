@@ -451,6 +451,21 @@ fn sigterm_removes_the_temporary_trace() {
 }
 
 #[test]
+fn sighup_removes_the_temporary_trace() {
+    // A closed terminal: 128 + 1.
+    let (code, err, dir) = stop_a_long_trace("-HUP");
+    assert_eq!(code, Some(129), "stderr: {err}");
+    assert!(
+        err.starts_with("interrupted by SIGHUP; removed unfinished output: "),
+        "{err}"
+    );
+    assert_eq!(
+        files(dir.path()),
+        vec![dir.path().join("long.toml"), dir.path().join("stderr")]
+    );
+}
+
+#[test]
 fn sigint_removes_the_temporary_trace() {
     let (code, err, dir) = stop_a_long_trace("-INT");
     assert_eq!(code, Some(130), "stderr: {err}");
