@@ -105,7 +105,7 @@ pub fn main() -> i32 {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() { 2 } else { 0 };
-            let _ = e.print();
+            print_parse_error(&e);
             return code;
         }
     };
@@ -125,6 +125,48 @@ pub fn main() -> i32 {
             }
         }
     }
+}
+
+/// clap's message for a bad command line. clap repeats a bad value as
+/// typed, so a value with a newline or a terminal escape would break the
+/// message over lines or recolour the terminal: such values are shown
+/// escaped and cut, as in every other message.
+fn print_parse_error(e: &clap::Error) {
+    let raw: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .filter(|a| a.chars().any(char::is_control) || a.chars().count() > 200)
+        .collect();
+    if raw.is_empty() || !e.use_stderr() {
+        let _ = e.print();
+        return;
+    }
+    use clap::error::{ContextKind, ContextValue};
+    // A bad value of a flag: our own one line, naming the flag.
+    if let (Some(ContextValue::String(arg)), Some(ContextValue::String(value))) = (
+        e.get(ContextKind::InvalidArg),
+        e.get(ContextKind::InvalidValue),
+    ) {
+        eprintln!(
+            "error: {arg}: invalid value {}; see portsim --help",
+            crate::error::quote(value)
+        );
+        return;
+    }
+    // Anything else (an unknown argument, say): what went wrong and the
+    // argument, escaped, on one line.
+    let offending = [ContextKind::InvalidArg, ContextKind::InvalidSubcommand]
+        .into_iter()
+        .find_map(|k| match e.get(k) {
+            Some(ContextValue::String(s)) => Some(s.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| raw[0].clone());
+    eprintln!(
+        "error: {}: {}; see portsim --help",
+        e.kind(),
+        crate::error::quote(&offending)
+    );
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<i32> {

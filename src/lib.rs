@@ -36,6 +36,8 @@
 //! [`report`] (JSON, summary, exports), [`trace`] and [`output`] (files);
 //! [`limits`] estimates what a run costs before it starts.
 
+#![forbid(unsafe_code)]
+
 pub mod alloc;
 pub mod chart;
 pub mod cli;

@@ -1,4 +1,7 @@
 //! The `portsim` binary: parse flags, run, map errors to exit codes.
+
+#![forbid(unsafe_code)]
+
 fn main() {
     std::process::exit(portsim::cli::main());
 }

@@ -136,11 +136,9 @@ pub fn analytic(sc: &Scenario, horizon_s: f64) -> Analytic {
         pools,
         erlang_b_failure_ratio: blocking,
         little_mean_in_use: offered,
-        max_rate_per_pool: if service_s > 0.0 {
-            f64::from(c) / service_s
-        } else {
-            f64::INFINITY
-        },
+        // A port held for no time at all is still held for the engine's
+        // time step, 1 ns: the ceiling stays a finite number.
+        max_rate_per_pool: f64::from(c) / service_s.max(1e-9),
     }
 }
 

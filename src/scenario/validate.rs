@@ -123,6 +123,30 @@ pub(super) fn validate(raw: RawScenario) -> R<Scenario> {
             "found an empty name; give the scenario a short name",
         );
     }
+    // Both are printed in the summary, the charts and report.html: no
+    // terminal escapes, nothing an SVG file cannot hold.
+    if raw.name.chars().any(char::is_control) {
+        return err(
+            "name",
+            format!(
+                "found {}; control characters (newlines, tabs, escapes) are not allowed in a name",
+                quote(&raw.name)
+            ),
+        );
+    }
+    if let Some(c) = raw
+        .description
+        .chars()
+        .find(|c| c.is_control() && *c != '\n' && *c != '\t')
+    {
+        return err(
+            "description",
+            format!(
+                "found the control character {}; only newlines and tabs are allowed",
+                quote(&c.to_string())
+            ),
+        );
+    }
     let duration_ns = raw
         .duration
         .as_deref()

@@ -344,3 +344,60 @@ fn sweep_and_capacity_check_their_output_files_before_running() {
         assert_eq!(std::fs::read_dir(&out).unwrap().count(), 1, "{cmd}");
     }
 }
+
+#[test]
+fn bad_flag_values_are_shown_escaped_on_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        vec!["run", "x.toml", "--seed", "X\nY\u{1b}[31m"],
+        vec!["sweep", "x.toml", "--jobs", "X\nY\u{1b}[31m"],
+        vec!["X\nY\u{1b}[2J"],
+    ] {
+        let err = refused(&args, dir.path());
+        assert!(!err.contains('\u{1b}'), "{args:?}: {err:?}");
+        assert!(err.contains(r#""X\nY\u{1b}["#), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn names_and_descriptions_hold_no_control_characters() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = with_traffic("duration = \"1s\"", "", "rate = 1\nhold = \"1s\"");
+    let f = write(
+        dir.path(),
+        "n.toml",
+        &base.replace("name = \"h\"", "name = \"a\\u001b[2Jb\""),
+    );
+    let err = refused(&["check", f.to_str().unwrap()], dir.path());
+    assert!(
+        err.contains("n.toml:1: name: found \"a\\u{1b}[2Jb\""),
+        "{err}"
+    );
+    let f = write(
+        dir.path(),
+        "d.toml",
+        &base.replace("name = \"h\"", "name = \"h\"\ndescription = \"x\\u0007\""),
+    );
+    let err = refused(&["check", f.to_str().unwrap()], dir.path());
+    assert!(
+        err.contains("description: found the control character"),
+        "{err}"
+    );
+    // Newlines and tabs are fine in a description.
+    scenario(&base.replace("name = \"h\"", "name = \"h\"\ndescription = \"a\\n\\tb\""));
+}
+
+#[test]
+fn a_zero_service_time_keeps_every_figure_a_number() {
+    // Hold 0 and server close: no TIME_WAIT, no hold. The ceiling is one
+    // connection per port per nanosecond: 100 ports × 1e9/s.
+    let r = run(&with_traffic(
+        "duration = \"1s\"",
+        "port_range = \"60000-60099\"",
+        "rate = 10\nhold = \"0\"\nclose = \"server\"",
+    ));
+    assert_eq!(r.analytic.max_rate_per_pool, 1e11);
+    // Infinity would be written as `null` in report.json.
+    let json = r.to_json();
+    assert!(json.contains("\"max_rate_per_pool\": 100000000000"), "{json}");
+}
