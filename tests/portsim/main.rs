@@ -10,13 +10,16 @@
 //! - `kernel`: the `linux` preset against the live kernel in a network
 //!   namespace, driven by `kernel_driver`;
 //! - `theory`: the engine against results that can be derived by hand
-//!   (exact counts for deterministic traffic, Little's law, Erlang B).
+//!   (exact counts for deterministic traffic, Little's law, Erlang B);
+//! - `fuzz`: generated and mutated scenario files: no panic, one-line
+//!   messages, report invariants; minimal reproducers in `fuzz/regressions/`.
 
 mod bad_input;
 mod browser;
 mod charts;
 mod cli;
 mod determinism;
+mod fuzz;
 mod kernel;
 mod kernel_driver;
 mod sweep;
