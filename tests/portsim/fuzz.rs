@@ -83,19 +83,19 @@ const KNOWN_DEFECTS: &[KnownDefect] = &[
         known: Known::Finding("src/sim/mod.rs:569"),
     },
     KnownDefect {
-        reproducer: "ramp-huge-from.toml",
+        reproducer: "ramp-huge-from-panics.toml",
         known: Known::Finding("src/sim/traffic.rs:93"),
     },
     KnownDefect {
-        reproducer: "ramp-huge-from.toml",
+        reproducer: "ramp-huge-from-panics.toml",
         known: Known::Finding("analytic figures: ratio in 0..1"),
     },
     KnownDefect {
-        reproducer: "ramp-huge-from.toml, zero-service-time.toml",
+        reproducer: "ramp-huge-from-panics.toml, zero-service-time.toml",
         known: Known::Finding("is a finite number (not null)"),
     },
     KnownDefect {
-        reproducer: "ramp-huge-from-at-zero.toml",
+        reproducer: "ramp-huge-from-hangs.toml, ramp-huge-from-panics.toml",
         known: Known::Shape(|sc| !sc.expected_attempts().is_finite()),
     },
     KnownDefect {
@@ -111,6 +111,14 @@ const KNOWN_DEFECTS: &[KnownDefect] = &[
         }),
     },
     KnownDefect {
+        reproducer: "weights-overflow.toml",
+        known: Known::Finding("src/sim/traffic.rs:188"),
+    },
+    KnownDefect {
+        reproducer: "error-echoes-long-value.toml",
+        known: Known::Finding("error message is longer than MAX_MESSAGE"),
+    },
+    KnownDefect {
         reproducer: "sweep-vary-huge-range.toml",
         known: Known::Finding("src/sweep/mod.rs:126"),
     },
@@ -124,12 +132,13 @@ const KNOWN_DEFECTS: &[KnownDefect] = &[
     },
 ];
 
-fn strict() -> bool {
+/// Whether `random_scenarios` ignores `KNOWN_DEFECTS`.
+fn strict_env() -> bool {
     std::env::var("PORTSIM_FUZZ_STRICT").is_ok_and(|v| v == "1")
 }
 
-fn known_finding(text: &str) -> Option<&'static str> {
-    if strict() {
+fn known_finding(text: &str, strict: bool) -> Option<&'static str> {
+    if strict {
         return None;
     }
     KNOWN_DEFECTS.iter().find_map(|d| match d.known {
@@ -138,8 +147,8 @@ fn known_finding(text: &str) -> Option<&'static str> {
     })
 }
 
-fn known_shape(sc: &Scenario) -> Option<&'static str> {
-    if strict() {
+fn known_shape(sc: &Scenario, strict: bool) -> Option<&'static str> {
+    if strict {
         return None;
     }
     KNOWN_DEFECTS.iter().find_map(|d| match d.known {
@@ -1241,7 +1250,7 @@ fn peak_rss_kb() -> Option<u64> {
 }
 
 /// Everything in-process for one input.
-fn check_bytes(bytes: &[u8]) -> Verdict {
+fn check_bytes(bytes: &[u8], strict: bool) -> Verdict {
     reset_peak_rss();
     let start = Instant::now();
     let text = String::from_utf8_lossy(bytes);
@@ -1268,7 +1277,7 @@ fn check_bytes(bytes: &[u8]) -> Verdict {
             outcome = Outcome::TooBig;
             return;
         }
-        if let Some(d) = known_shape(&sc) {
+        if let Some(d) = known_shape(&sc, strict) {
             skipped = Some(d);
             outcome = Outcome::KnownShape;
             return;
@@ -1308,10 +1317,11 @@ struct Worker {
     jobs: mpsc::Sender<Vec<u8>>,
     verdicts: mpsc::Receiver<Verdict>,
     current: PathBuf,
+    strict: bool,
 }
 
 impl Worker {
-    fn new(current: PathBuf) -> Worker {
+    fn new(current: PathBuf, strict: bool) -> Worker {
         install_panic_hook();
         let (jobs, job_rx) = mpsc::channel::<Vec<u8>>();
         let (verdict_tx, verdicts) = mpsc::channel();
@@ -1323,7 +1333,7 @@ impl Worker {
                 for bytes in job_rx {
                     // Left behind if the process dies on this input.
                     let _ = std::fs::write(&path, &bytes);
-                    if verdict_tx.send(check_bytes(&bytes)).is_err() {
+                    if verdict_tx.send(check_bytes(&bytes, strict)).is_err() {
                         return;
                     }
                 }
@@ -1333,6 +1343,7 @@ impl Worker {
             jobs,
             verdicts,
             current,
+            strict,
         }
     }
 
@@ -1342,7 +1353,7 @@ impl Worker {
         self.jobs.send(bytes.to_vec()).expect("the worker is alive");
         let v = self.verdicts.recv_timeout(hang_limit()).ok();
         if v.is_none() {
-            *self = Worker::new(self.current.clone());
+            *self = Worker::new(self.current.clone(), self.strict);
         }
         v
     }
@@ -1381,8 +1392,10 @@ fn check_cli(bytes: &[u8], v: &Verdict, dir: &Path, n: u64, out: &mut Vec<Findin
             "svg,html".into(),
         ]);
     }
-    let loaded = matches!(v.outcome, Outcome::TooBig | Outcome::Ran)
-        || (v.outcome == Outcome::Broken && v.check_ok);
+    let loaded = matches!(
+        v.outcome,
+        Outcome::TooBig | Outcome::Ran | Outcome::KnownShape
+    ) || (v.outcome == Outcome::Broken && v.check_ok);
     for (cmd, args) in [
         (
             "check",
@@ -1504,11 +1517,12 @@ struct Group {
 struct Findings {
     groups: BTreeMap<String, Group>,
     known: BTreeMap<&'static str, u64>,
+    strict: bool,
 }
 
 impl Findings {
     fn add(&mut self, f: Finding, case: &str, bytes: &[u8]) {
-        if let Some(d) = known_finding(&format!("{} {}", f.key, f.detail)) {
+        if let Some(d) = known_finding(&format!("{} {}", f.key, f.detail), self.strict) {
             *self.known.entry(d).or_default() += 1;
             return;
         }
@@ -1529,7 +1543,11 @@ impl Findings {
             let path = dir.join(format!("finding-{i}.toml"));
             let _ = std::fs::write(&path, &g.bytes);
             let text = String::from_utf8_lossy(&g.bytes);
-            let head: Vec<&str> = text.lines().take(12).collect();
+            let head: Vec<String> = text
+                .lines()
+                .take(12)
+                .map(|l| l.chars().take(160).collect())
+                .collect();
             s.push_str(&format!(
                 "\n[{i}] {key}  ({} case(s))\n    {}\n    first: {}\n    input: {}\n    replay: {}\n    binary: cargo run -q -- run {} --max-events 2e5\n    --- first lines ---\n    {}\n",
                 g.count,
@@ -1560,11 +1578,15 @@ fn random_scenarios() {
     let seed = env_u64("PORTSIM_FUZZ_SEED", 1);
     let cases = env_u64("PORTSIM_FUZZ_CASES", DEFAULT_CASES);
     let first = env_u64("PORTSIM_FUZZ_START", 0);
+    let strict = strict_env();
     let corpus = corpus();
     let dir = tmp_dir(&format!("portsim-fuzz-{seed}"));
     let cli_dir = tempfile::tempdir().expect("a temporary directory");
-    let mut worker = Worker::new(dir.join("current.toml"));
-    let mut findings = Findings::default();
+    let mut worker = Worker::new(dir.join("current.toml"), strict);
+    let mut findings = Findings {
+        strict,
+        ..Findings::default()
+    };
     let mut outcomes: BTreeMap<Outcome, u64> = BTreeMap::new();
     let mut refusals: BTreeMap<String, u64> = BTreeMap::new();
     let mut slow: Vec<(u64, Duration, String)> = Vec::new();
@@ -1587,6 +1609,9 @@ fn random_scenarios() {
         };
         done += 1;
         *outcomes.entry(v.outcome).or_default() += 1;
+        if let Some(d) = v.skipped {
+            *findings.known.entry(d).or_default() += 1;
+        }
         if let Some(k) = &v.refused {
             *refusals.entry(k.clone()).or_default() += 1;
         }
@@ -1662,9 +1687,13 @@ fn regressions() {
     let files = regression_files();
     assert!(!files.is_empty());
     let dir = tmp_dir("portsim-fuzz-regressions");
+    let strict = true;
     let cli_dir = tempfile::tempdir().expect("a temporary directory");
-    let mut worker = Worker::new(dir.join("current.toml"));
-    let mut findings = Findings::default();
+    let mut worker = Worker::new(dir.join("current.toml"), strict);
+    let mut findings = Findings {
+        strict,
+        ..Findings::default()
+    };
     for (n, f) in files.iter().enumerate() {
         let bytes = std::fs::read(f).expect("read a reproducer");
         let label = format!("file {}", f.display());
@@ -1770,7 +1799,7 @@ fn checks_catch_broken_reports_and_messages() {
     let (msg, loc) = caught.unwrap_err();
     assert_eq!(msg, "planted 7");
     assert!(loc.starts_with("tests/portsim/fuzz.rs:"), "{loc}");
-    assert_eq!(check_bytes(b"name = 'x'\n").outcome, Outcome::Invalid);
+    assert_eq!(check_bytes(b"name = 'x'\n", true).outcome, Outcome::Invalid);
     // The same case index of the same seed is the same input.
     let corpus = corpus();
     assert_eq!(case(9, 123, &corpus), case(9, 123, &corpus));
