@@ -399,5 +399,8 @@ fn a_zero_service_time_keeps_every_figure_a_number() {
     assert_eq!(r.analytic.max_rate_per_pool, 1e11);
     // Infinity would be written as `null` in report.json.
     let json = r.to_json();
-    assert!(json.contains("\"max_rate_per_pool\": 100000000000"), "{json}");
+    assert!(
+        json.contains("\"max_rate_per_pool\": 100000000000"),
+        "{json}"
+    );
 }

@@ -17,7 +17,9 @@
 //! - `kernel`: the `linux` preset against the live kernel in a network
 //!   namespace, driven by `kernel_driver`;
 //! - `theory`: the engine against results that can be derived by hand
-//!   (exact counts for deterministic traffic, Little's law, Erlang B).
+//!   (exact counts for deterministic traffic, Little's law, Erlang B);
+//! - `fuzz`: generated and mutated scenario files: no panic, one-line
+//!   messages, report invariants; minimal reproducers in `fuzz/regressions/`.
 
 mod bad_input;
 mod browser;
@@ -25,6 +27,7 @@ mod charts;
 mod cli;
 mod determinism;
 mod files;
+mod fuzz;
 mod hardening;
 mod kernel;
 mod kernel_driver;
