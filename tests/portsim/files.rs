@@ -436,45 +436,35 @@ fn files(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
-#[test]
-fn sigterm_removes_the_temporary_trace() {
-    let (code, err, dir) = stop_a_long_trace("-TERM");
-    assert_eq!(code, Some(143), "stderr: {err}");
+/// Send `signal` to a long `run --trace`: it exits with `code`, says it was
+/// interrupted by `name`, and leaves only the scenario and its stderr.
+fn stopped_cleanly(signal: &str, code: i32, name: &str) {
+    let (got, err, dir) = stop_a_long_trace(signal);
+    assert_eq!(got, Some(code), "stderr: {err}");
     assert!(
-        err.starts_with("interrupted by SIGTERM; removed unfinished output: "),
+        err.starts_with(&format!(
+            "interrupted by {name}; removed unfinished output: "
+        )),
         "{err}"
     );
     assert_eq!(
         files(dir.path()),
         vec![dir.path().join("long.toml"), dir.path().join("stderr")]
     );
+}
+
+#[test]
+fn sigterm_removes_the_temporary_trace() {
+    stopped_cleanly("-TERM", 143, "SIGTERM");
 }
 
 #[test]
 fn sighup_removes_the_temporary_trace() {
     // A closed terminal: 128 + 1.
-    let (code, err, dir) = stop_a_long_trace("-HUP");
-    assert_eq!(code, Some(129), "stderr: {err}");
-    assert!(
-        err.starts_with("interrupted by SIGHUP; removed unfinished output: "),
-        "{err}"
-    );
-    assert_eq!(
-        files(dir.path()),
-        vec![dir.path().join("long.toml"), dir.path().join("stderr")]
-    );
+    stopped_cleanly("-HUP", 129, "SIGHUP");
 }
 
 #[test]
 fn sigint_removes_the_temporary_trace() {
-    let (code, err, dir) = stop_a_long_trace("-INT");
-    assert_eq!(code, Some(130), "stderr: {err}");
-    assert!(
-        err.starts_with("interrupted by SIGINT; removed unfinished output: "),
-        "{err}"
-    );
-    assert_eq!(
-        files(dir.path()),
-        vec![dir.path().join("long.toml"), dir.path().join("stderr")]
-    );
+    stopped_cleanly("-INT", 130, "SIGINT");
 }
