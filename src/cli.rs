@@ -95,7 +95,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = crate::DEFAULT_MAX_EVENTS)]
     pub max_events: f64,
     /// Refuse runs estimated to need more memory than this, e.g. 16GiB.
-    #[arg(long, value_name = "SIZE", default_value = "4GiB")]
+    #[arg(long, value_name = "SIZE", default_value = "2GiB")]
     pub max_memory: String,
 }
 

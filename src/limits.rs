@@ -26,7 +26,7 @@ pub const DEFAULT_MAX_EVENTS: f64 = 2e10;
 
 /// Refuse runs estimated to need more memory than this by default (bytes):
 /// what a laptop can spare.
-pub const DEFAULT_MAX_MEMORY: f64 = 4.0 * GIB;
+pub const DEFAULT_MAX_MEMORY: f64 = 2.0 * GIB;
 
 const GIB: f64 = (1u64 << 30) as f64;
 

@@ -404,3 +404,24 @@ fn a_zero_service_time_keeps_every_figure_a_number() {
         "{json}"
     );
 }
+
+#[test]
+fn the_default_memory_limit_refuses_4096_addresses_over_the_whole_range() {
+    // 4,096 addresses × 65,535 ports with bind() took 2.1 GB: over the
+    // default of 2 GiB, so `check` refuses it without allocating.
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "mem.toml",
+        &with_traffic(
+            "max_connections = 10",
+            "addresses = 4096\nport_range = \"1-65535\"",
+            "rate = 10\nhold = \"1s\"\nbind = \"bind\"",
+        ),
+    );
+    let err = refused(&["check", f.to_str().unwrap()], dir.path());
+    assert!(
+        err.contains("about 2.1 GiB of memory expected; the limit is 2.0 GiB"),
+        "{err}"
+    );
+}
