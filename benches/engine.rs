@@ -8,7 +8,7 @@ use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use portsim::alloc::{self, mix64, Request};
-use portsim::sim::ports::{PortSpace, Ports, Sharing};
+use portsim::ports::{PortSpace, Ports, Sharing};
 use rand::SeedableRng;
 
 fn scenario(rate: u32, hold: &str, allocator: &str) -> portsim::Scenario {
@@ -58,7 +58,7 @@ fn allocators(c: &mut Criterion) {
     }
     for e in alloc::REGISTRY {
         let mut a = (e.build)(alloc::Setup {
-            host: &host,
+            settings: &host.alloc_settings(),
             rng: rand_chacha::ChaCha8Rng::seed_from_u64(1),
         });
         let req = Request {

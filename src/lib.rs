@@ -46,11 +46,13 @@ pub mod interrupt;
 pub mod limits;
 pub mod os;
 pub mod output;
+pub mod ports;
 pub mod report;
 pub mod scenario;
 pub mod sim;
 pub mod sweep;
 pub mod trace;
+pub mod util;
 
 pub use error::InputError;
 pub use report::Report;

@@ -91,8 +91,9 @@ pub fn estimate(sc: &Scenario, charts: bool) -> Cost {
         });
     }
     let load = pool_load(sc);
-    let probes = crate::alloc::entry(&h.allocator)
-        .map_or(0.0, |e| (e.extra_probes)(h, load.ports, load.erlangs));
+    let probes = crate::alloc::entry(&h.allocator).map_or(0.0, |e| {
+        (e.extra_probes)(&h.alloc_settings(), load.ports, load.erlangs)
+    });
     if probes > 0.0 {
         event_parts.push(Part {
             amount: attempts * probes,

@@ -198,7 +198,7 @@ impl Allocator for Linux {
 mod tests {
     use super::super::testing::{build, host, req};
     use super::*;
-    use crate::sim::ports::{PortSpace, Ports, Sharing};
+    use crate::ports::{PortSpace, Ports, Sharing};
     use rand::SeedableRng;
 
     /// Fill a `n`-port range for one flow (or with bind(0)) and return the

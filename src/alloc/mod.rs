@@ -20,7 +20,7 @@ mod sequential;
 
 use rand_chacha::ChaCha8Rng;
 
-pub use crate::sim::ports::Candidates;
+pub use crate::ports::Candidates;
 
 /// What an allocator may know about a request.
 #[derive(Debug, Clone, Copy)]
@@ -45,9 +45,21 @@ pub trait Allocator {
     fn pick(&mut self, req: &Request, c: &Candidates<'_>) -> Option<u32>;
 }
 
+/// What an allocator reads of its host's settings (the scenario layer
+/// above fills it in from `[host]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// Ports in the range, reserved ones included.
+    pub range: u32,
+    /// Tries of `rfc6056-2` (RFC 6056 `num`); `None`: the range size.
+    pub rfc6056_2_tries: Option<u32>,
+    /// `N` of `rfc6056-5` (random increments in 1..=N).
+    pub rfc6056_5_increment: u32,
+}
+
 /// What an allocator is built from.
 pub struct Setup<'a> {
-    pub host: &'a crate::scenario::Host,
+    pub settings: &'a Settings,
     /// The allocator's own random stream.
     pub rng: ChaCha8Rng,
 }
@@ -63,11 +75,11 @@ pub struct Entry {
     /// host's range with `usable` ports offered `erlangs`: the work
     /// estimate's share for this allocator ([`no_extra_probes`] for those
     /// that scan by words or draw in O(1)).
-    pub extra_probes: fn(host: &crate::scenario::Host, usable: u32, erlangs: f64) -> f64,
+    pub extra_probes: fn(settings: &Settings, usable: u32, erlangs: f64) -> f64,
 }
 
 /// The allocator's cost per attempt does not grow with the load.
-pub fn no_extra_probes(_: &crate::scenario::Host, _: u32, _: f64) -> f64 {
+pub fn no_extra_probes(_: &Settings, _: u32, _: f64) -> f64 {
     0.0
 }
 
@@ -126,20 +138,13 @@ pub fn entry(name: &str) -> Option<&'static Entry> {
     REGISTRY.iter().find(|e| e.name == name)
 }
 
-/// A keyed 64-bit mix (splitmix64 finalizer): stable across platforms and
-/// Rust versions, unlike `std`'s hasher, so runs reproduce byte for byte.
-pub fn mix64(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
-}
+pub use crate::util::mix64;
 
 #[cfg(test)]
 pub(crate) mod testing {
     //! A small harness: a port space with some ports taken, and a request.
     use super::*;
-    use crate::sim::ports::{PortSpace, Ports, Sharing};
+    use crate::ports::{PortSpace, Ports, Sharing};
     use rand::SeedableRng;
 
     pub fn host(lo: u16, hi: u16) -> crate::scenario::Host {
@@ -156,7 +161,7 @@ pub(crate) mod testing {
 
     pub fn build(name: &str, host: &crate::scenario::Host, seed: u64) -> Box<dyn Allocator> {
         (entry(name).expect("registered").build)(Setup {
-            host,
+            settings: &host.alloc_settings(),
             rng: ChaCha8Rng::seed_from_u64(seed),
         })
     }

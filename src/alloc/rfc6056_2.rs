@@ -30,7 +30,7 @@ struct RandomPick {
 fn build(s: Setup<'_>) -> Box<dyn Allocator> {
     Box::new(RandomPick {
         rng: s.rng,
-        tries: s.host.rfc6056_2_tries,
+        tries: s.settings.rfc6056_2_tries,
     })
 }
 

@@ -33,7 +33,7 @@ fn build(mut s: Setup<'_>) -> Box<dyn Allocator> {
     Box::new(RandomIncrements {
         rng: s.rng,
         next,
-        increment: s.host.rfc6056_5_increment,
+        increment: s.settings.rfc6056_5_increment,
     })
 }
 
@@ -47,8 +47,8 @@ fn sum_is_uniform(n: u32, increment: u32) -> bool {
 /// The walk near exhaustion: about `n / free` steps to land on one of
 /// `free` usable ports, the whole range when none is free (one draw when
 /// the sum of the steps is uniform).
-fn extra_probes(h: &crate::scenario::Host, usable: u32, erlangs: f64) -> f64 {
-    let n = h.range_size();
+fn extra_probes(h: &super::Settings, usable: u32, erlangs: f64) -> f64 {
+    let n = h.range;
     let full = if sum_is_uniform(n, h.rfc6056_5_increment) {
         1.0
     } else {

@@ -8,18 +8,7 @@ use std::fmt::Write as _;
 
 use super::Report;
 
-/// 16384 -> "16,384".
-pub fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
-}
+pub use crate::util::thousands;
 
 /// Seconds as a short human duration: "54.5 s", "1.2 ms", "2 h 5 min".
 pub fn human_s(s: f64) -> String {

@@ -9,6 +9,7 @@
 
 mod load;
 mod raw;
+pub mod spec;
 mod validate;
 
 pub use load::{load_file, load_str, read_file, Override};
@@ -51,10 +52,10 @@ pub struct Scenario {
 /// scenario when the command line does not say.
 #[derive(Debug, Clone, Default)]
 pub struct SweepDefaults {
-    pub vary: Vec<crate::sweep::Vary>,
+    pub vary: Vec<spec::Vary>,
     pub seeds: Option<u32>,
     pub capacity: Option<String>,
-    pub target: Option<crate::sweep::capacity::Target>,
+    pub target: Option<spec::Target>,
 }
 
 #[derive(Debug, Clone)]
@@ -85,6 +86,15 @@ impl Host {
     pub fn range_size(&self) -> u32 {
         u32::from(self.port_hi) - u32::from(self.port_lo) + 1
     }
+    /// What the allocator reads of these settings.
+    pub fn alloc_settings(&self) -> crate::alloc::Settings {
+        crate::alloc::Settings {
+            range: self.range_size(),
+            rfc6056_2_tries: self.rfc6056_2_tries,
+            rfc6056_5_increment: self.rfc6056_5_increment,
+        }
+    }
+
     /// Ports in the range that are not reserved.
     pub fn usable_ports(&self) -> u32 {
         self.range_size() - self.reserved_indices().count() as u32

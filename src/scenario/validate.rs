@@ -203,8 +203,8 @@ pub(super) fn validate(raw: RawScenario) -> R<Scenario> {
 fn sweep_defaults(s: &RawSweep) -> R<SweepDefaults> {
     let mut vary = Vec::new();
     for (i, spec) in s.vary.iter().enumerate() {
-        let v = crate::sweep::Vary::parse_spec(spec)
-            .or_else(|e| err(&format!("sweep.vary[{i}]"), e))?;
+        let v =
+            super::spec::Vary::parse_spec(spec).or_else(|e| err(&format!("sweep.vary[{i}]"), e))?;
         vary.push(v);
     }
     if let Some(n) = s.seeds {
@@ -215,7 +215,7 @@ fn sweep_defaults(s: &RawSweep) -> R<SweepDefaults> {
     let target = s
         .target
         .as_deref()
-        .map(|t| crate::sweep::capacity::Target::parse_bare(t).or_else(|e| err("sweep.target", e)))
+        .map(|t| super::spec::Target::parse_bare(t).or_else(|e| err("sweep.target", e)))
         .transpose()?;
     if s.capacity.as_deref().is_some_and(|c| c.trim().is_empty()) {
         return err(

@@ -25,24 +25,21 @@
 //! [`PortSpace`] in general and [`AddressPools`] when one bitset per address
 //! describes the host; the engine is compiled for each, so neither pays for the other.
 
-pub mod bitset;
 mod closes;
-pub mod fastmap;
-pub mod pool;
-pub mod ports;
 pub mod queue;
 pub mod record;
 pub mod traffic;
 
 use std::collections::VecDeque;
 
-use fastmap::FastMap;
+use crate::ports::fastmap::FastMap;
 
-use crate::alloc::{self, mix64, Allocator, Request};
+use crate::alloc::{self, Allocator, Request};
+use crate::ports::pool::AddressPools;
+use crate::ports::{PortSpace, Ports, Sharing};
 use crate::scenario::{BindMode, Close, Scenario};
+use crate::util::mix64;
 use closes::Closes;
-use pool::AddressPools;
-use ports::{PortSpace, Ports, Sharing};
 use record::{Bin, Recorder, IN_USE, OPEN, TIME_WAIT};
 use traffic::{stream, ArrivalClock, Chooser};
 
@@ -269,7 +266,7 @@ pub fn simulate_with<O: Observer>(sc: &Scenario, obs: &mut O, model: PortModel) 
     let h = &sc.host;
     let reserved = h.reserved_indices();
     let (sharing, use_reuse) = port_rules(sc);
-    if model == PortModel::Auto && AddressPools::fits(sc, sharing, use_reuse) {
+    if model == PortModel::Auto && AddressPools::fits(sc.destinations.len(), sharing, use_reuse) {
         let ports = AddressPools::new(h.range_size(), h.addresses.len() as u32, reserved);
         return run_with(sc, obs, ports, sharing, use_reuse);
     }
@@ -297,7 +294,7 @@ fn run_with<O: Observer, P: Ports>(
     let h = &sc.host;
     let entry = alloc::entry(&h.allocator).expect("validated allocator name");
     let alloc = (entry.build)(alloc::Setup {
-        host: h,
+        settings: &h.alloc_settings(),
         rng: traffic::rng(sc.seed, stream::ALLOCATOR),
     });
     let sources = Chooser::new(
@@ -662,7 +659,7 @@ mod tests {
 
     fn fits(sc: &Scenario) -> bool {
         let (sharing, use_reuse) = port_rules(sc);
-        AddressPools::fits(sc, sharing, use_reuse)
+        AddressPools::fits(sc.destinations.len(), sharing, use_reuse)
     }
 
     /// Two source addresses, for the variants that use several.

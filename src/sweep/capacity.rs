@@ -14,7 +14,6 @@
 //! target and the high end does not (a rate), the answer is the largest value
 //! that meets it; the other way round (a port range, addresses) the smallest.
 
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::prelude::*;
@@ -22,109 +21,11 @@ use serde::Serialize;
 
 use super::stats::Estimate;
 use super::{at_most, below, num, run_once, write_quantity, Plan, Progress, Run};
-use crate::error::{quote, InputError};
-use crate::report::summary::thousands;
+use crate::error::InputError;
 use crate::scenario::Scenario;
+use crate::util::thousands;
 
-/// A figure of a run that a target bounds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Metric {
-    FailureRatio,
-    PeakInUse,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum Op {
-    #[serde(rename = "<=")]
-    Le,
-    #[serde(rename = "<")]
-    Lt,
-    #[serde(rename = ">=")]
-    Ge,
-    #[serde(rename = ">")]
-    Gt,
-}
-
-/// `--target "failure_ratio<=1e-4"`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Target {
-    pub metric: Metric,
-    pub op: Op,
-    pub bound: f64,
-}
-
-impl FromStr for Target {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Target, String> {
-        Target::parse_bare(s).map_err(|e| format!("--target {}: {e}", quote(s)))
-    }
-}
-
-impl Target {
-    /// `FIGURE<=X` and the like; messages say what is wrong, the caller
-    /// says where (`--target`, `sweep.target`).
-    pub fn parse_bare(s: &str) -> Result<Target, String> {
-        let allowed = "allowed: failure_ratio or peak_in_use, then <=, <, >= or >, then a number, e.g. \"failure_ratio<=1e-4\"";
-        let t = s.replace(' ', "");
-        let (pos, op) = ["<=", ">=", "<", ">"]
-            .iter()
-            .find_map(|op| t.find(op).map(|i| (i, *op)))
-            .ok_or_else(|| format!("no comparison; {allowed}"))?;
-        let metric = match &t[..pos] {
-            "failure_ratio" => Metric::FailureRatio,
-            "peak_in_use" => Metric::PeakInUse,
-            other => return Err(format!("unknown figure {}; {allowed}", quote(other))),
-        };
-        let found = &t[pos + op.len()..];
-        let bound: f64 = found
-            .parse()
-            .map_err(|_| format!("{} is not a number; {allowed}", quote(found)))?;
-        if !bound.is_finite() {
-            return Err(format!(
-                "{} is not a finite number; a finite number is expected, e.g. \"failure_ratio<=1e-4\"",
-                quote(found)
-            ));
-        }
-        let in_range = match metric {
-            Metric::FailureRatio => (0.0..=1.0).contains(&bound),
-            Metric::PeakInUse => bound >= 0.0,
-        };
-        if !in_range {
-            return Err(format!(
-                "{} is out of range; {}",
-                num(bound),
-                match metric {
-                    Metric::FailureRatio => "a failure ratio is between 0 and 1",
-                    Metric::PeakInUse => "a count of ports is 0 or more",
-                }
-            ));
-        }
-        let op = match op {
-            "<=" => Op::Le,
-            ">=" => Op::Ge,
-            "<" => Op::Lt,
-            _ => Op::Gt,
-        };
-        Ok(Target { metric, op, bound })
-    }
-}
-
-impl std::fmt::Display for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let m = match self.metric {
-            Metric::FailureRatio => "failure_ratio",
-            Metric::PeakInUse => "peak_in_use",
-        };
-        let op = match self.op {
-            Op::Le => "<=",
-            Op::Lt => "<",
-            Op::Ge => ">=",
-            Op::Gt => ">",
-        };
-        write!(f, "{m} {op} {}", num(self.bound))
-    }
-}
+pub use crate::scenario::spec::{Metric, Op, Target};
 
 impl Target {
     pub fn value(&self, r: &Run) -> f64 {

@@ -24,9 +24,13 @@
 
 use std::cell::Cell;
 
-use super::fastmap::FastMap;
+pub mod bitset;
+pub mod fastmap;
+pub mod pool;
 
-use super::bitset::{select_in_word, words_for, Bitset};
+use fastmap::FastMap;
+
+use bitset::{select_in_word, words_for, Bitset};
 
 /// Sentinel for "never freed".
 const NEVER: u64 = u64::MAX;
@@ -171,7 +175,7 @@ fn note_taken(open: &mut Bitset, taken: u64, blocked: u64, w: usize) {
 }
 
 /// What the engine asks of a host's port state. [`PortSpace`] answers for
-/// every scenario; [`super::pool::AddressPools`] only for those where one
+/// every scenario; [`pool::AddressPools`] only for those where one
 /// bitset per address says it all, and faster.
 pub trait Ports {
     /// The slot of flow `key`, if any port is taken for it.

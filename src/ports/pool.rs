@@ -5,13 +5,12 @@
 //! just "not busy on this address": no per-port holder counts, no flows, no
 //! bind() owners to track.
 //!
-//! [`super::ports::PortSpace`] gives the same answers for these scenarios
+//! [`super::PortSpace`] gives the same answers for these scenarios
 //! (a test runs both and compares every figure); this one does less work per
 //! connection, and most scenarios have this shape.
 
 use super::bitset::Bitset;
-use super::ports::{blocked_and_unreserved, Candidates, Occupied, Pool, Ports, Sharing};
-use crate::scenario::Scenario;
+use super::{blocked_and_unreserved, Candidates, Occupied, Pool, Ports, Sharing};
 
 pub struct AddressPools {
     n: u32,
@@ -24,8 +23,8 @@ pub struct AddressPools {
 
 impl AddressPools {
     /// Whether one bitset per address describes the ports of `sc`'s host.
-    pub fn fits(sc: &Scenario, sharing: Sharing, use_reuse: bool) -> bool {
-        !use_reuse && (sharing == Sharing::Exclusive || sc.destinations.len() == 1)
+    pub fn fits(destinations: usize, sharing: Sharing, use_reuse: bool) -> bool {
+        !use_reuse && (sharing == Sharing::Exclusive || destinations == 1)
     }
 
     /// `n` ports (indices `0..n`) on each of `addresses` addresses, `reserved` indices.

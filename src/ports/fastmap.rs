@@ -12,7 +12,7 @@ pub struct MixHasher(u64);
 
 impl Hasher for MixHasher {
     fn finish(&self) -> u64 {
-        crate::alloc::mix64(self.0)
+        crate::util::mix64(self.0)
     }
     fn write(&mut self, bytes: &[u8]) {
         for &b in bytes {
