@@ -40,7 +40,7 @@
 
 pub mod alloc;
 pub mod chart;
-pub mod cli;
+pub mod commands;
 pub mod error;
 pub mod interrupt;
 pub mod limits;

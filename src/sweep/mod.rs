@@ -18,7 +18,6 @@
 //! Every number read from a flag is checked finite where it is read.
 
 pub mod capacity;
-pub mod command;
 pub mod output;
 pub mod stats;
 
@@ -45,7 +44,7 @@ pub const MAX_JOBS_PER_CORE: usize = 4;
 /// A number as a message shows it: plainly from 1e-4 to 1e15 (the shortest
 /// form that reads back the same), in exponent form outside, so no value
 /// prints with hundreds of digits.
-fn num(v: f64) -> String {
+pub(crate) fn num(v: f64) -> String {
     if v == 0.0 || !v.is_finite() || (1e-4..1e15).contains(&v.abs()) {
         format!("{v}")
     } else {
@@ -63,7 +62,7 @@ fn at_most(x: f64, limit: f64) -> bool {
 }
 
 /// `x < limit`, false when either is NaN.
-fn below(x: f64, limit: f64) -> bool {
+pub(crate) fn below(x: f64, limit: f64) -> bool {
     x.partial_cmp(&limit) == Some(std::cmp::Ordering::Less)
 }
 
