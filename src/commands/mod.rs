@@ -180,3 +180,25 @@ pub(crate) fn print_out(s: &str) {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(s.as_bytes()).and_then(|_| out.flush());
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Exit;
+    use crate::interrupt::{SIGINT, SIGTERM};
+
+    #[test]
+    fn exit_codes_are_the_documented_ones() {
+        assert_eq!(Exit::Done.code(), 0);
+        assert_eq!(Exit::Exhausted.code(), 1);
+        assert_eq!(Exit::BadInput.code(), 2);
+        assert_eq!(Exit::WriteFailed.code(), 3);
+        assert_eq!(Exit::Interrupted(SIGINT).code(), 130);
+        assert_eq!(Exit::Interrupted(SIGTERM).code(), 143);
+    }
+
+    #[test]
+    fn a_stop_with_no_signal_seen_is_sigint() {
+        // No signal reaches a unit test, so the stop counts as Ctrl-C.
+        assert_eq!(Exit::interrupted(), Exit::Interrupted(SIGINT));
+    }
+}
