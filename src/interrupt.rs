@@ -117,20 +117,6 @@ pub fn received() -> Option<i32> {
     }
 }
 
-/// The exit code for a command that stopped on a signal: 128 + its number.
-/// `sweep` and `capacity` return 130 when stopped; after a SIGTERM that
-/// becomes 143.
-pub fn exit_code(code: i32) -> i32 {
-    code_after(code, received())
-}
-
-fn code_after(code: i32, signal: Option<i32>) -> i32 {
-    match (code, signal) {
-        (130, Some(sig)) => 128 + sig,
-        _ => code,
-    }
-}
-
 /// Act on signal `sig`, on the signal thread: set the stop flag the first
 /// time in graceful mode, else remove the temporary files and exit.
 #[cfg_attr(not(unix), allow(dead_code))]
@@ -272,16 +258,5 @@ mod tests {
     fn signal_numbers_are_the_unix_ones() {
         // The exit codes 130, 143 and 129 that scripts rely on.
         assert_eq!((SIGINT, SIGTERM, SIGHUP), (2, 15, 1));
-    }
-
-    #[test]
-    fn a_stop_code_becomes_the_signal_s() {
-        // A sweep stopped by SIGTERM returns 130 like one stopped by Ctrl-C.
-        assert_eq!(code_after(130, Some(SIGTERM)), 143);
-        assert_eq!(code_after(130, Some(SIGINT)), 130);
-        assert_eq!(code_after(130, None), 130);
-        // Other codes stand, signal or not.
-        assert_eq!(code_after(0, Some(SIGTERM)), 0);
-        assert_eq!(code_after(3, Some(SIGTERM)), 3);
     }
 }

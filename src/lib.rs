@@ -31,16 +31,20 @@
 //! assert_eq!(report.ports.peak_in_use, 1000);
 //! ```
 //!
-//! Modules, in the order data flows: [`scenario`] (files and validation),
-//! [`os`] (presets), [`alloc`] (one file per allocator), [`sim`] (the engine),
-//! [`report`] (JSON, summary, exports), [`trace`] and [`output`] (files);
-//! [`limits`] estimates what a run costs before it starts.
+//! Modules form one-way layers, each using only those before it (a test,
+//! `layers`, keeps it so): [`util`] and [`error`]; [`ports`] (bitsets and
+//! the port state of a host); [`alloc`] (one file per allocator) and [`os`]
+//! (presets); [`scenario`] (files, validation, the `[sweep]` specs); [`sim`]
+//! (the engine); [`interrupt`], [`output`] and [`trace`] (signals and
+//! files); [`report`] (JSON, summary, closed forms); [`limits`] (what a run
+//! costs before it starts); [`sweep`] (grids, capacity, merge); [`chart`];
+//! and [`commands`], one file per subcommand.
 
 #![forbid(unsafe_code)]
 
 pub mod alloc;
 pub mod chart;
-pub mod cli;
+pub mod commands;
 pub mod error;
 pub mod interrupt;
 pub mod limits;

@@ -3,5 +3,5 @@
 #![forbid(unsafe_code)]
 
 fn main() {
-    std::process::exit(portsim::cli::main());
+    std::process::exit(portsim::commands::main());
 }

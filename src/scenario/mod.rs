@@ -12,7 +12,7 @@ mod raw;
 pub mod spec;
 mod validate;
 
-pub use load::{load_file, load_str, read_file, Override};
+pub use load::{load_file, load_str, read_file, Override, MAX_FILE_BYTES};
 pub use validate::KeyError;
 
 use crate::os::Os;

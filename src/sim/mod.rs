@@ -6,7 +6,7 @@
 //! - the next arrival: a single pending time from [`traffic::ArrivalClock`];
 //! - retries: constant delay, so a FIFO;
 //! - closes: a FIFO when the hold time is constant, a memoryless close process
-//!   for exponential holds, else a heap of the open connections ([`closes`]);
+//!   for exponential holds, else a heap of the open connections (`closes`);
 //! - TIME_WAIT expiries and `tcp_tw_reuse` eligibility: constant offsets from
 //!   the close, so one FIFO read by two cursors.
 //!

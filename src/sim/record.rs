@@ -11,7 +11,7 @@
 //!
 //! Memory never grows with simulated time: when the series would exceed
 //! `MAX_BINS`, neighbouring bins merge and the bin width doubles (the merge
-//! rule for `off` is in [`Tally::merge`]).
+//! rule for `off` is in `Tally::merge`).
 
 use hdrhistogram::Histogram;
 

@@ -18,7 +18,6 @@
 //! Every number read from a flag is checked finite where it is read.
 
 pub mod capacity;
-pub mod command;
 pub mod output;
 pub mod stats;
 

@@ -13,6 +13,7 @@
 //! - `bad_input`: every kind of user mistake gets exit code 2 and one message;
 //! - `hardening`: inputs that once panicked, ran past their estimate, took
 //!   runaway memory or printed unreadable messages;
+//! - `layers`: the library's modules refer only to layers below them;
 //! - `determinism`: a scenario and a seed give the same bytes every time;
 //! - `kernel`: the `linux` preset against the live kernel in a network
 //!   namespace, driven by `kernel_driver`;
@@ -31,6 +32,7 @@ mod fuzz;
 mod hardening;
 mod kernel;
 mod kernel_driver;
+mod layers;
 mod sweep;
 mod sweep_hardening;
 mod theory;

@@ -1,0 +1,232 @@
+//! `portsim capacity`: the largest (or smallest) value of one key that
+//! meets a target, searched over seeds; a sentence or JSON on stdout and
+//! every value tried in `--out`. The search is [`crate::sweep::capacity`];
+//! this reads the flags (and the starting bracket from the scenario when
+//! none is given) and does the plumbing.
+
+use std::path::{Path, PathBuf};
+
+use super::common::{bar, key_text, max_events, prepare_out, stop_flag, Runs};
+use super::{print_out, Exit};
+use crate::error::{quote, InputError};
+use crate::scenario::{load_str, read_file, Override};
+use crate::sweep::capacity::{Kind, Metric, Op, Search, Target};
+use crate::sweep::{below, num, parse_quantity, pool, Plan};
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct CapacityArgs {
+    /// Scenario file (TOML).
+    scenario: PathBuf,
+    /// The key to search, optionally with a starting bracket: KEY or
+    /// KEY=LOW..HIGH [default: the scenario's [sweep] capacity].
+    #[arg(long = "vary", value_name = "KEY[=LOW..HIGH]")]
+    vary: Option<String>,
+    /// What the answer must keep: failure_ratio or peak_in_use, <=, <, >=, >,
+    /// a number [default: the scenario's [sweep] target, else failure_ratio<=1e-4].
+    #[arg(long, value_name = "FIGURE<=X")]
+    target: Option<String>,
+    #[command(flatten)]
+    runs: Runs,
+    /// Write capacity.json and every value tried (capacity.csv) into DIR.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Refuse to probe a value expected to make more connection attempts
+    /// than this in one run (a positive finite number).
+    #[arg(long, value_name = "N", default_value = "1e8")]
+    max_events: String,
+}
+
+/// The files `capacity` writes into `--out`.
+const CAPACITY_FILES: [&str; 2] = ["capacity.json", "capacity.csv"];
+
+/// The value a key has in the scenario (after `--set`), to start a search from.
+fn current_value(path: &Path, set: &[Override], key: &str) -> Option<toml::Value> {
+    if let Some(o) = set.iter().rev().find(|o| o.key == key) {
+        return Some(o.value.clone());
+    }
+    let text = std::fs::read_to_string(path).ok()?;
+    let mut cur = toml::Value::Table(toml::from_str(&text).ok()?);
+    for part in key.split('.') {
+        cur = match cur {
+            toml::Value::Table(mut t) => t.remove(part)?,
+            toml::Value::Array(mut a) => {
+                let i: usize = part.parse().ok()?;
+                (i < a.len()).then(|| a.swap_remove(i))?
+            }
+            _ => return None,
+        };
+    }
+    Some(cur)
+}
+
+pub(crate) fn exec(args: CapacityArgs) -> anyhow::Result<Exit> {
+    let text = read_file(&args.scenario)?;
+    let base = load_str(&text, &args.scenario, &args.runs.set)?;
+    let vary = match args.vary.clone().or(base.sweep.capacity.clone()) {
+        Some(v) => v,
+        None => {
+            return Err(InputError::usage(format!(
+                "{}: nothing to search: give --vary KEY (e.g. --vary traffic.rate) or a [sweep] table with capacity = \"KEY\" in the scenario",
+                args.scenario.display()
+            ))
+            .into())
+        }
+    };
+    let seeds = args.runs.seeds.or(base.sweep.seeds).unwrap_or(10);
+    let max_events = max_events(&args.max_events)?;
+    let target: Option<Target> = args
+        .target
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(InputError::usage)?;
+    let target = target.or(base.sweep.target).unwrap_or(Target {
+        metric: Metric::FailureRatio,
+        op: Op::Le,
+        bound: 1e-4,
+    });
+    let (key, spec) = match vary.split_once('=') {
+        Some((k, s)) => (k.trim().to_string(), Some(s.trim().to_string())),
+        None => (vary.trim().to_string(), None),
+    };
+    let bad = |m: String| InputError::usage(format!("--vary {}: {m}", quote(&vary)));
+    // With no bracket given, the search starts from half and twice the
+    // scenario's value, brought back inside the key's domain.
+    let mut start = None;
+    let (lo, hi, kind) = match spec {
+        Some(spec) => {
+            let (a, b) = spec.split_once("..").ok_or_else(|| {
+                bad("expected KEY or KEY=LOW..HIGH, e.g. traffic.rate=100..1000".into())
+            })?;
+            let (a, b) = (a.trim(), b.trim());
+            let (x, da) = parse_quantity(a).map_err(|e| bad(format!("LOW: {e}")))?;
+            let (y, db) = parse_quantity(b).map_err(|e| bad(format!("HIGH: {e}")))?;
+            if da != db || !below(x, y) || x < 0.0 {
+                return Err(
+                    bad("expected 0 ≤ LOW < HIGH, both numbers or both durations".into()).into(),
+                );
+            }
+            let kind = if da {
+                Kind::Duration
+            } else if a.parse::<i64>().is_ok() && b.parse::<i64>().is_ok() {
+                Kind::Integer
+            } else {
+                Kind::Real
+            };
+            (x, y, kind)
+        }
+        None => {
+            let v = current_value(&args.scenario, &args.runs.set, &key).ok_or_else(|| {
+                bad(format!(
+                    "the scenario does not set {}, so there is nothing to start from; give a bracket: --vary {}=LOW..HIGH",
+                    key_text(&key), key_text(&key)
+                ))
+            })?;
+            let (x, kind) = match &v {
+                toml::Value::Integer(i) => (*i as f64, Kind::Integer),
+                toml::Value::Float(f) => (*f, Kind::Real),
+                toml::Value::String(s) => match parse_quantity(s) {
+                    Ok((d, true)) => (d, Kind::Duration),
+                    Ok((n, false)) => (n, Kind::Real),
+                    Err(_) => {
+                        return Err(bad(format!(
+                        "{} is {}, not a number or duration; give a bracket: --vary {}=LOW..HIGH",
+                        key_text(&key),
+                        quote(s),
+                        key_text(&key)
+                    ))
+                        .into())
+                    }
+                },
+                other => {
+                    return Err(bad(format!(
+                        "{} is {}, not a number or duration",
+                        key_text(&key),
+                        quote(&other.to_string())
+                    ))
+                    .into())
+                }
+            };
+            // Written so that NaN is refused too.
+            if !(x > 0.0 && x.is_finite()) {
+                return Err(bad(format!(
+                    "{} is {}; give a bracket: --vary {}=LOW..HIGH",
+                    key_text(&key),
+                    num(x),
+                    key_text(&key)
+                ))
+                .into());
+            }
+            start = Some(x);
+            (x / 2.0, x * 2.0, kind)
+        }
+    };
+    let plan = Plan {
+        scenario: args.scenario.clone(),
+        text,
+        overrides: args.runs.set.clone(),
+        varies: vec![],
+        seeds,
+        base_seed: args.runs.seed.unwrap_or(base.seed),
+    };
+    // An integer in the file may still be a key that takes fractions (a
+    // rate): search in reals when the scenario accepts a fractional value.
+    let kind = if kind == Kind::Integer {
+        if plan
+            .load_with(&key, &format!("{}.5", lo.floor() as i64))
+            .is_ok()
+        {
+            Kind::Real
+        } else {
+            Kind::Integer
+        }
+    } else {
+        kind
+    };
+    let mut search = Search {
+        plan: &plan,
+        key: &key,
+        kind,
+        target,
+        lo,
+        hi,
+        max_attempts: max_events,
+    };
+    if let Some(x) = start {
+        search.fit_to_domain(x);
+    }
+    search.validate()?;
+    let threads = pool(args.runs.jobs)?;
+    if let Some(dir) = &args.out {
+        prepare_out(dir, &CAPACITY_FILES)?;
+    }
+    let stop = stop_flag();
+    let pb = bar(u64::from(seeds), args.runs.quiet, "seeds searched");
+    let cap = threads.install(|| search.run(&stop, &pb))?;
+    pb.finish_and_clear();
+    if let Some(dir) = &args.out {
+        let mut set = crate::output::OutputSet::new();
+        set.add(dir.join(CAPACITY_FILES[0]), cap.to_json().into_bytes());
+        set.add(dir.join(CAPACITY_FILES[1]), cap.probes_csv().into_bytes());
+        set.commit()?;
+    }
+    if args.runs.json {
+        print_out(&cap.to_json());
+    } else {
+        print_out(&format!("{}\n", cap.sentence()));
+    }
+    if cap.complete {
+        return Ok(Exit::Done);
+    }
+    eprintln!(
+        "interrupted: {} of {} seeds finished{}",
+        cap.seeds,
+        seeds,
+        if args.out.is_some() {
+            "; what was established is written"
+        } else {
+            ""
+        }
+    );
+    Ok(Exit::interrupted())
+}

@@ -1,0 +1,122 @@
+//! What several subcommands share, each in one place: the `Runs` flag
+//! group of `sweep` and `capacity`, the `--max-events` text they parse, the
+//! progress bar and graceful stop, and the checked, all-or-nothing writing
+//! of `--out` files.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::error::{quote, InputError};
+use crate::output::prepare_dir;
+use crate::scenario::Override;
+use crate::sweep::output::SweepReport;
+
+/// Flags `sweep` and `capacity` share: how many runs, on how many threads,
+/// from which seed, with which overrides, and how the result is shown.
+#[derive(clap::Args, Debug)]
+pub(crate) struct Runs {
+    /// Runs per point (sweep) or seeds searched (capacity), with seeds
+    /// SEED, SEED+1, ...; results are their mean with a 95 % interval
+    /// [default: the scenario's [sweep] seeds, else 10].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub(crate) seeds: Option<u32>,
+    /// Threads (default 0: one per core; at most 4 × the cores, more is
+    /// refused). The result does not depend on it.
+    #[arg(long, value_name = "J", default_value_t = 0)]
+    pub(crate) jobs: usize,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// No progress bar.
+    #[arg(long)]
+    pub(crate) quiet: bool,
+    /// First seed (default: the scenario's).
+    #[arg(long, value_name = "N")]
+    pub(crate) seed: Option<u64>,
+    /// Override a scenario key (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub(crate) set: Vec<Override>,
+}
+
+// Flags whose values carry their own checks (`--vary`, `--shard`,
+// `--target`, `--max-events`) are taken as text and parsed by their command, so the one
+// message about a bad value is ours, with the value quoted and cut, rather
+// than clap's, which repeats the raw value first.
+
+/// `--max-events`: a positive finite number (`nan`, `inf`, 0 and negative
+/// limits are refused where the flag is read).
+pub(crate) fn max_events(s: &str) -> Result<f64, InputError> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(InputError::usage(format!(
+            "--max-events {}: expected a positive finite number, e.g. 1e9",
+            quote(s)
+        ))),
+    }
+}
+
+/// A key as a message shows it: as typed when it is a plain dotted key,
+/// quoted and escaped otherwise.
+pub(crate) fn key_text(key: &str) -> String {
+    let plain = key.len() <= 80
+        && !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+    if plain {
+        key.to_string()
+    } else {
+        quote(key)
+    }
+}
+
+/// Set on the first Ctrl-C or SIGTERM; runs not yet started are skipped. A
+/// second signal ends the process at once (see [`crate::interrupt`]).
+pub(crate) fn stop_flag() -> Arc<AtomicBool> {
+    crate::interrupt::stop_flag()
+}
+
+/// A bar on a terminal, nothing otherwise or with --quiet.
+pub(crate) fn bar(len: u64, quiet: bool, what: &str) -> ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    let style = ProgressStyle::with_template(&format!(
+        "{{bar:40}} {{pos}}/{{len}} {what} · {{elapsed}} elapsed, {{eta}} left"
+    ))
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    pb.set_style(style);
+    pb
+}
+
+/// The files `sweep` and `merge` write into `--out`.
+pub(crate) const SWEEP_FILES: [&str; 4] = ["sweep.json", "sweep.csv", "sweep.png", "sweep.svg"];
+
+/// Create `--out DIR` and check, before any run, that each of `names` can
+/// be written there (not a directory, not two names for one file).
+pub(crate) fn prepare_out(dir: &Path, names: &[&str]) -> Result<(), InputError> {
+    prepare_dir(dir)?;
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    crate::output::distinct(&crate::output::check_files(dir, &names)?)
+}
+
+/// Write a sweep's files (`sweep`, `merge`) into `dir` as one set: all
+/// rendered, then all written, or none replaced.
+pub(crate) fn write_sweep(dir: &Path, r: &SweepReport) -> anyhow::Result<()> {
+    let mut set = crate::output::OutputSet::new();
+    set.add(dir.join("sweep.json"), r.to_json().into_bytes());
+    set.add(dir.join("sweep.csv"), r.to_csv().into_bytes());
+    if !r.points.is_empty() {
+        let png = crate::chart::sweep::png(r).map_err(anyhow::Error::msg)?;
+        set.add(dir.join("sweep.png"), png);
+        let svg = crate::chart::sweep::svg(r).map_err(anyhow::Error::msg)?;
+        set.add(dir.join("sweep.svg"), svg.into_bytes());
+    }
+    set.commit()?;
+    Ok(())
+}
