@@ -40,6 +40,7 @@ pub const ENTRY: Entry = Entry {
     build,
     exhaustive: true,
     extra_probes: super::no_extra_probes,
+    check: super::no_settings,
 };
 
 /// `1 << CONFIG_INET_TABLE_PERTURB_ORDER` with the default order 16.

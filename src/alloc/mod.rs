@@ -76,6 +76,14 @@ pub struct Entry {
     /// estimate's share for this allocator ([`no_extra_probes`] for those
     /// that scan by words or draw in O(1)).
     pub extra_probes: fn(settings: &Settings, usable: u32, erlangs: f64) -> f64,
+    /// Check the settings this allocator owns (`host.rfc6056_*`): the
+    /// scenario key and what is wrong, or [`no_settings`].
+    pub check: fn(settings: &Settings) -> Result<(), (&'static str, String)>,
+}
+
+/// The allocator has no settings of its own.
+pub fn no_settings(_: &Settings) -> Result<(), (&'static str, String)> {
+    Ok(())
 }
 
 /// The allocator's cost per attempt does not grow with the load.
@@ -213,6 +221,34 @@ pub(crate) mod testing {
         assert!(heavy > 900.0, "{heavy}");
         // When a full pool fails at once, overload costs far less.
         assert!(super::walk_probes(1000, 1000, 10_000.0, 1.0) < heavy / 2.0);
+    }
+
+    #[test]
+    fn each_allocator_checks_its_own_settings() {
+        let ok = Settings {
+            range: 100,
+            rfc6056_2_tries: None,
+            rfc6056_5_increment: 500,
+        };
+        for e in REGISTRY {
+            assert_eq!((e.check)(&ok), Ok(()), "{}", e.name);
+        }
+        let refused = |s: Settings| -> Vec<&str> {
+            REGISTRY
+                .iter()
+                .filter_map(|e| (e.check)(&s).err().map(|(key, _)| key))
+                .collect()
+        };
+        let no_tries = Settings {
+            rfc6056_2_tries: Some(0),
+            ..ok
+        };
+        assert_eq!(refused(no_tries), vec!["host.rfc6056_2_tries"]);
+        let no_step = Settings {
+            rfc6056_5_increment: 0,
+            ..ok
+        };
+        assert_eq!(refused(no_step), vec!["host.rfc6056_5_increment"]);
     }
 
     #[test]

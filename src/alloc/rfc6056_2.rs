@@ -20,7 +20,19 @@ pub const ENTRY: Entry = Entry {
     build,
     exhaustive: false,
     extra_probes: super::no_extra_probes,
+    check,
 };
+
+/// `num` is at least one try.
+fn check(s: &super::Settings) -> Result<(), (&'static str, String)> {
+    if s.rfc6056_2_tries == Some(0) {
+        return Err((
+            "host.rfc6056_2_tries",
+            "found 0; expected at least 1 try".into(),
+        ));
+    }
+    Ok(())
+}
 
 struct RandomPick {
     rng: ChaCha8Rng,

@@ -14,6 +14,7 @@ pub const ENTRY: Entry = Entry {
     build,
     exhaustive: true,
     extra_probes: super::no_extra_probes,
+    check: super::no_settings,
 };
 
 const TABLE_LENGTH: usize = 10;

@@ -20,7 +20,19 @@ pub const ENTRY: Entry = Entry {
     build,
     exhaustive: false,
     extra_probes,
+    check,
 };
+
+/// Steps are drawn from 1..=N, so N is at least 1.
+fn check(s: &super::Settings) -> Result<(), (&'static str, String)> {
+    if s.rfc6056_5_increment == 0 {
+        return Err((
+            "host.rfc6056_5_increment",
+            "found 0; expected N >= 1 (RFC 6056 suggests 500)".into(),
+        ));
+    }
+    Ok(())
+}
 
 struct RandomIncrements {
     rng: ChaCha8Rng,
