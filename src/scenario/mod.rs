@@ -7,11 +7,13 @@
 //! the file, so messages read `file.toml:12: traffic.rate: ...`. Nothing after
 //! this module re-validates.
 
+mod builder;
 mod load;
 mod raw;
 pub mod spec;
 mod validate;
 
+pub use builder::Builder;
 pub use load::{load_file, load_str, read_file, Override, MAX_FILE_BYTES};
 pub use validate::KeyError;
 

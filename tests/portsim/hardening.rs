@@ -3,6 +3,10 @@
 //! is named after the defect it guards against and checks the exact figure
 //! or the refusal that replaced it.
 
+use std::time::Duration;
+
+use portsim::scenario::Builder;
+
 use crate::util::{portsim, run, scenario, text, write};
 
 /// A scenario around a `[traffic]` body, bounded by `bound`.
@@ -24,20 +28,32 @@ fn refused(args: &[&str], dir: &std::path::Path) -> String {
 #[test]
 fn arrivals_that_stop_without_a_duration_end_the_run() {
     // Rate 0 with only `max_connections`: no attempt, no panic.
-    let r = run(&with_traffic(
-        "max_connections = 100",
-        "",
-        "rate = 0\nhold = \"1s\"",
-    ));
+    let sc = Builder::new("h")
+        .max_connections(100)
+        .rate(0.0)
+        .hold(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let r = portsim::run(&sc);
     assert_eq!((r.attempts, r.failures), (0, 0));
     // A schedule whose last step is 0: constant arrivals at 50/s for 10 s
     // are the arrivals at 0.02 s, 0.04 s, …, 10 s: exactly 500, and the run
     // ends with the last one.
-    let r = run(&with_traffic(
-        "max_connections = 100000",
-        "",
-        "arrivals = \"constant\"\nschedule = [{ at = \"0s\", rate = 50 }, { at = \"10s\", rate = 0 }]\nhold = \"1s\"",
-    ));
+    let schedule = toml::Value::try_from(vec![
+        toml::toml! { at = "0s"
+        rate = 50 },
+        toml::toml! { at = "10s"
+        rate = 0 },
+    ])
+    .unwrap();
+    let sc = Builder::new("h")
+        .max_connections(100_000)
+        .arrivals("constant")
+        .set("traffic.schedule", schedule)
+        .hold(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let r = portsim::run(&sc);
     assert_eq!(r.attempts, 500);
     assert_eq!(r.established, 500);
     assert_eq!(r.simulated_s, 10.0);
@@ -391,11 +407,15 @@ fn names_and_descriptions_hold_no_control_characters() {
 fn a_zero_service_time_keeps_every_figure_a_number() {
     // Hold 0 and server close: no TIME_WAIT, no hold. The ceiling is one
     // connection per port per nanosecond: 100 ports × 1e9/s.
-    let r = run(&with_traffic(
-        "duration = \"1s\"",
-        "port_range = \"60000-60099\"",
-        "rate = 10\nhold = \"0\"\nclose = \"server\"",
-    ));
+    let sc = Builder::new("h")
+        .duration(Duration::from_secs(1))
+        .port_range(60000, 60099)
+        .rate(10.0)
+        .hold(Duration::ZERO)
+        .close("server")
+        .build()
+        .unwrap();
+    let r = portsim::run(&sc);
     assert_eq!(r.analytic.max_rate_per_pool, 1e11);
     // Infinity would be written as `null` in report.json.
     let json = r.to_json();
