@@ -114,6 +114,20 @@ impl Builder {
         self.set("traffic.rate", per_s)
     }
 
+    /// `traffic.schedule`: the rate from each time on, in time order.
+    pub fn schedule(self, steps: &[(Duration, f64)]) -> Builder {
+        let steps = steps
+            .iter()
+            .map(|&(at, rate)| {
+                let mut t = toml::Table::new();
+                t.insert("at".into(), duration(at));
+                t.insert("rate".into(), rate.into());
+                toml::Value::Table(t)
+            })
+            .collect();
+        self.set("traffic.schedule", toml::Value::Array(steps))
+    }
+
     /// `traffic.arrivals`: "poisson" or "constant".
     pub fn arrivals(self, kind: &str) -> Builder {
         self.set("traffic.arrivals", kind)

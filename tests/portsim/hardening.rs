@@ -39,17 +39,10 @@ fn arrivals_that_stop_without_a_duration_end_the_run() {
     // A schedule whose last step is 0: constant arrivals at 50/s for 10 s
     // are the arrivals at 0.02 s, 0.04 s, …, 10 s: exactly 500, and the run
     // ends with the last one.
-    let schedule = toml::Value::try_from(vec![
-        toml::toml! { at = "0s"
-        rate = 50 },
-        toml::toml! { at = "10s"
-        rate = 0 },
-    ])
-    .unwrap();
     let sc = Builder::new("h")
         .max_connections(100_000)
         .arrivals("constant")
-        .set("traffic.schedule", schedule)
+        .schedule(&[(Duration::ZERO, 50.0), (Duration::from_secs(10), 0.0)])
         .hold(Duration::from_secs(1))
         .build()
         .unwrap();
