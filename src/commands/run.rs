@@ -219,3 +219,78 @@ fn check_outputs(
     distinct(&outputs)?;
     Ok((trace, !trace_on_stdout))
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    /// The files `run` with these flags would write, by name.
+    fn chosen(flags: &[&str]) -> Result<Vec<String>, String> {
+        let cli = Cli::try_parse_from(["run", "s.toml"].iter().chain(flags))
+            .map_err(|e| e.kind().to_string())?;
+        let files = chosen_files(&cli.run).map_err(|e| e.to_string())?;
+        Ok(export::names(&files))
+    }
+
+    const DATA: [&str; 2] = ["report.json", "timeseries.csv"];
+
+    fn charts(ext: &str) -> Vec<String> {
+        crate::chart::CHARTS
+            .iter()
+            .map(|c| format!("{}.{ext}", c.name()))
+            .collect()
+    }
+
+    #[test]
+    fn chart_flags_and_files_choose_the_same_registry() {
+        let mut all: Vec<String> = DATA.map(String::from).to_vec();
+        for c in crate::chart::CHARTS {
+            all.push(format!("{}.png", c.name()));
+            all.push(format!("{}.svg", c.name()));
+        }
+        all.push("report.html".into());
+        assert_eq!(chosen(&["--out", "d"]).unwrap(), all);
+        assert_eq!(chosen(&["--out", "d", "--files", "*"]).unwrap(), all);
+        assert_eq!(chosen(&[]).unwrap(), Vec::<String>::new());
+
+        let data: Vec<String> = DATA.map(String::from).to_vec();
+        assert_eq!(chosen(&["--out", "d", "--no-charts"]).unwrap(), data);
+        let mut png = data.clone();
+        png.extend(charts("png"));
+        assert_eq!(chosen(&["--out", "d", "--charts", "png"]).unwrap(), png);
+        assert_eq!(
+            chosen(&["--out", "d", "--files", "*.png,*.json,*.csv"]).unwrap(),
+            png
+        );
+        let mut html = data.clone();
+        html.push("report.html".into());
+        assert_eq!(chosen(&["--out", "d", "--charts", "html"]).unwrap(), html);
+        assert_eq!(
+            chosen(&["--out", "d", "--files", "report.json"]).unwrap(),
+            ["report.json"]
+        );
+    }
+
+    #[test]
+    fn bad_file_lists_are_refused() {
+        let e = chosen(&["--out", "d", "--files", "report.jsno"]).unwrap_err();
+        assert!(e.contains("did you mean \"report.json\""), "{e}");
+        assert!(chosen(&["--out", "d", "--files", "*.jpeg"]).is_err());
+        // Without --out, or with --charts / --no-charts: clap refuses it.
+        for flags in [
+            &["--files", "report.json"][..],
+            &["--out", "d", "--files", "report.json", "--no-charts"],
+            &["--out", "d", "--files", "report.json", "--charts", "png"],
+        ] {
+            assert!(chosen(flags).is_err(), "{flags:?}");
+        }
+    }
+}

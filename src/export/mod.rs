@@ -180,3 +180,50 @@ pub fn render_into<I: ?Sized, E: Exporter<I> + ?Sized>(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn distinct(names: Vec<String>) {
+        let mut sorted = names.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), names.len(), "{names:?}");
+    }
+
+    #[test]
+    fn registries_name_each_file_once() {
+        distinct(names(&run_files()));
+        distinct(names(&sweep_files()));
+        distinct(names(&capacity_files()));
+        assert_eq!(
+            names(&sweep_files()),
+            ["sweep.json", "sweep.csv", "sweep.png", "sweep.svg"]
+        );
+        assert_eq!(names(&capacity_files()), ["capacity.json", "capacity.csv"]);
+        // The report-only files open the run's registry, in the same order.
+        let run = names(&run_files());
+        assert_eq!(&run[..2], names(&report_files()).as_slice());
+        assert_eq!(run.last().map(String::as_str), Some("report.html"));
+    }
+
+    #[test]
+    fn a_failure_to_render_is_an_error_not_a_panic() {
+        struct Broken;
+        impl Exporter<str> for Broken {
+            fn file_name(&self) -> String {
+                "broken.txt".into()
+            }
+            fn render(&self, input: &str) -> Result<Vec<u8>, ExportError> {
+                Err(ExportError(format!("cannot draw {input}")))
+            }
+        }
+        let dir = std::env::temp_dir().join("portsim-export-never-written");
+        let mut set = OutputSet::new();
+        let files: Vec<Box<Broken>> = vec![Box::new(Broken)];
+        let e = render_into(&mut set, &dir, &files, "x").unwrap_err();
+        assert_eq!(e.to_string(), "cannot draw x");
+        assert!(!dir.exists());
+    }
+}
