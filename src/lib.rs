@@ -38,7 +38,8 @@
 //! (the engine); [`interrupt`], [`output`] and [`trace`] (signals and
 //! files); [`report`] (JSON, summary, closed forms); [`limits`] (what a run
 //! costs before it starts); [`sweep`] (grids, capacity, merge); [`chart`];
-//! and [`commands`], one file per subcommand.
+//! [`export`] (every file `--out` writes, one file per format); and
+//! [`commands`], one file per subcommand.
 
 #![forbid(unsafe_code)]
 
@@ -46,6 +47,7 @@ pub mod alloc;
 pub mod chart;
 pub mod commands;
 pub mod error;
+pub mod export;
 pub mod interrupt;
 pub mod limits;
 pub mod os;

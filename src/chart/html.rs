@@ -12,6 +12,7 @@ use super::{escape, render_svg, Input, CHARTS};
 use crate::report::summary::{
     addresses_used, advice, headline, human_s, percent, pool_size, thousands,
 };
+use crate::report::{bind_name, close_name};
 
 /// Where the run came from, echoed on the page.
 pub struct Source<'a> {
@@ -124,8 +125,8 @@ pub fn render(input: &Input, source: &Source) -> Result<String, String> {
             n => format!(" on each of {n} addresses"),
         },
         escape(&human_s(sc.time_wait_s)),
-        sc.close,
-        sc.bind
+        close_name(sc.close),
+        bind_name(sc.bind)
     );
     let _ = writeln!(h, "<pre>{}</pre>", escape(source.text.trim_end()));
     h.push_str("</body>\n</html>\n");

@@ -1,6 +1,8 @@
 //! Charts of a run, as PNG and SVG, and the page that shows them.
 //!
-//! Each chart is one file implementing [`Chart`] and one line in [`CHARTS`].
+//! Each chart is one file implementing [`Chart`] and one line in [`CHARTS`];
+//! the exporters of [`crate::export`] turn every chart listed there into
+//! `NAME.png` and `NAME.svg` and put it on `report.html`.
 //! A chart draws once, generically over plotters' backends, and the
 //! [`backends!`] macro hands that one function to both the SVG and the bitmap
 //! backend. Text is laid out with an embedded font (DejaVu Sans, licence in

@@ -61,7 +61,7 @@ where
         &format!("Reuse interval of ports — {}", r.scenario.name),
     )?;
     let bins = log_bins(&r.reuse_histogram);
-    let tw = if r.scenario.close == "client" {
+    let tw = if r.scenario.close == crate::scenario::Close::Client {
         r.scenario.time_wait_s
     } else {
         0.0

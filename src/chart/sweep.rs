@@ -3,7 +3,8 @@
 //! per value of the other varied keys.
 //!
 //! It draws from a [`SweepReport`] rather than a run's report, so it is not
-//! in [`super::CHARTS`]; `portsim sweep` and `portsim merge` call it.
+//! in [`super::CHARTS`]; the `sweep.png` and `sweep.svg` exporters of
+//! [`crate::export`] call it.
 
 use plotters::prelude::*;
 

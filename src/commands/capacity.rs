@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::common::{bar, key_text, max_events, prepare_out, stop_flag, Runs};
+use super::common::{bar, key_text, max_events, prepare_out, stop_flag, write_files, Runs};
 use super::{print_out, Exit};
 use crate::error::{quote, InputError};
 use crate::scenario::{load_str, read_file, Override};
@@ -35,9 +35,6 @@ pub(crate) struct CapacityArgs {
     #[arg(long, value_name = "N", default_value = "1e8")]
     max_events: String,
 }
-
-/// The files `capacity` writes into `--out`.
-const CAPACITY_FILES: [&str; 2] = ["capacity.json", "capacity.csv"];
 
 /// The value a key has in the scenario (after `--set`), to start a search from.
 fn current_value(path: &Path, set: &[Override], key: &str) -> Option<toml::Value> {
@@ -198,17 +195,14 @@ pub(crate) fn exec(args: CapacityArgs) -> anyhow::Result<Exit> {
     search.validate()?;
     let threads = pool(args.runs.jobs)?;
     if let Some(dir) = &args.out {
-        prepare_out(dir, &CAPACITY_FILES)?;
+        prepare_out(dir, &crate::export::names(&crate::export::capacity_files()))?;
     }
     let stop = stop_flag();
     let pb = bar(u64::from(seeds), args.runs.quiet, "seeds searched");
     let cap = threads.install(|| search.run(&stop, &pb))?;
     pb.finish_and_clear();
     if let Some(dir) = &args.out {
-        let mut set = crate::output::OutputSet::new();
-        set.add(dir.join(CAPACITY_FILES[0]), cap.to_json().into_bytes());
-        set.add(dir.join(CAPACITY_FILES[1]), cap.probes_csv().into_bytes());
-        set.commit()?;
+        write_files(dir, &crate::export::capacity_files(), &cap)?;
     }
     if args.runs.json {
         print_out(&cap.to_json());

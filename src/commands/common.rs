@@ -1,7 +1,7 @@
 //! What several subcommands share, each in one place: the `Runs` flag
 //! group of `sweep` and `capacity`, the `--max-events` text they parse, the
 //! progress bar and graceful stop, and the checked, all-or-nothing writing
-//! of `--out` files.
+//! of `--out` files from an exporter registry ([`crate::export`]).
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -11,7 +11,8 @@ use std::sync::Arc;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::error::{quote, InputError};
-use crate::output::prepare_dir;
+use crate::export::{self, Exporter};
+use crate::output::{prepare_dir, OutputSet};
 use crate::scenario::Override;
 use crate::sweep::output::SweepReport;
 
@@ -94,29 +95,27 @@ pub(crate) fn bar(len: u64, quiet: bool, what: &str) -> ProgressBar {
     pb
 }
 
-/// The files `sweep` and `merge` write into `--out`.
-pub(crate) const SWEEP_FILES: [&str; 4] = ["sweep.json", "sweep.csv", "sweep.png", "sweep.svg"];
-
 /// Create `--out DIR` and check, before any run, that each of `names` can
 /// be written there (not a directory, not two names for one file).
-pub(crate) fn prepare_out(dir: &Path, names: &[&str]) -> Result<(), InputError> {
+pub(crate) fn prepare_out(dir: &Path, names: &[String]) -> Result<(), InputError> {
     prepare_dir(dir)?;
-    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-    crate::output::distinct(&crate::output::check_files(dir, &names)?)
+    crate::output::distinct(&crate::output::check_files(dir, names)?)
 }
 
-/// Write a sweep's files (`sweep`, `merge`) into `dir` as one set: all
-/// rendered, then all written, or none replaced.
-pub(crate) fn write_sweep(dir: &Path, r: &SweepReport) -> anyhow::Result<()> {
-    let mut set = crate::output::OutputSet::new();
-    set.add(dir.join("sweep.json"), r.to_json().into_bytes());
-    set.add(dir.join("sweep.csv"), r.to_csv().into_bytes());
-    if !r.points.is_empty() {
-        let png = crate::chart::sweep::png(r).map_err(anyhow::Error::msg)?;
-        set.add(dir.join("sweep.png"), png);
-        let svg = crate::chart::sweep::svg(r).map_err(anyhow::Error::msg)?;
-        set.add(dir.join("sweep.svg"), svg.into_bytes());
-    }
+/// Write the files of `registry` that apply to `input` into `dir` as one
+/// set: all rendered, then all written, or none replaced.
+pub(crate) fn write_files<I: ?Sized, E: Exporter<I> + ?Sized>(
+    dir: &Path,
+    registry: &[Box<E>],
+    input: &I,
+) -> anyhow::Result<()> {
+    let mut set = OutputSet::new();
+    export::render_into(&mut set, dir, registry, input)?;
     set.commit()?;
     Ok(())
+}
+
+/// Write a sweep's files (`sweep`, `merge`) into `dir` as one set.
+pub(crate) fn write_sweep(dir: &Path, r: &SweepReport) -> anyhow::Result<()> {
+    write_files(dir, &export::sweep_files(), r)
 }

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::common::{prepare_out, write_sweep, SWEEP_FILES};
+use super::common::{prepare_out, write_sweep};
 use super::{print_out, Exit};
 use crate::error::{quote, InputError};
 use crate::sweep::output::merge;
@@ -47,7 +47,10 @@ pub(crate) fn exec(args: MergeArgs) -> anyhow::Result<Exit> {
     let dirs: Vec<&Path> = args.dirs.iter().map(PathBuf::as_path).collect();
     out_is_not_an_input(&args.out, &dirs)?;
     let report = merge(&dirs)?;
-    prepare_out(&args.out, &SWEEP_FILES)?;
+    prepare_out(
+        &args.out,
+        &crate::export::names(&crate::export::sweep_files()),
+    )?;
     write_sweep(&args.out, &report)?;
     print_out(&if args.json {
         report.to_json()

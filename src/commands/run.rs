@@ -1,15 +1,20 @@
 //! `portsim run`: one scenario, its summary or JSON report on stdout, and
 //! optionally every output file (`--out DIR`) and a trace (`--trace FILE`).
-//! Every output path is checked before the run starts, and all the files of
-//! a run are written as one set: all of them, or none replaced.
+//! Which files `--out` writes comes from the registry of
+//! [`crate::export::run_files`], narrowed by `--files`, `--charts` or
+//! `--no-charts`. Every output path is checked before the run starts, and
+//! all the files of a run are written as one set: all of them, or none
+//! replaced.
 
 use std::path::{Path, PathBuf};
 
 use super::{print_out, Exit};
-use crate::chart::{self, Formats, PortUsage};
+use crate::chart::html::Source;
+use crate::chart::{Formats, PortUsage};
 use crate::error::InputError;
+use crate::export::{self, select, Kind, RunExporter};
 use crate::output::{check_files, distinct, prepare_dir, OutputSet, PendingFile, Target};
-use crate::report::{export, summary};
+use crate::report::summary;
 use crate::scenario::{load_str, read_file, Override};
 use crate::trace::TraceWriter;
 
@@ -36,6 +41,15 @@ pub(crate) struct RunArgs {
     /// Write no charts and no report.html with --out.
     #[arg(long, requires = "out")]
     no_charts: bool,
+    /// Which files --out writes: a comma-separated list of their names or
+    /// globs, e.g. report.json,*.png. Default: all of them.
+    #[arg(
+        long,
+        value_name = "LIST",
+        requires = "out",
+        conflicts_with_all = ["charts", "no_charts"]
+    )]
+    files: Option<String>,
     /// Override the scenario's seed.
     #[arg(long, value_name = "N")]
     seed: Option<u64>,
@@ -71,13 +85,11 @@ pub(crate) fn exec(args: RunArgs) -> anyhow::Result<Exit> {
         max_memory: crate::limits::parse_bytes(&args.max_memory)
             .map_err(|e| InputError::usage(format!("--max-memory {e}")))?,
     };
-    let charts = args.out.is_some() && !args.no_charts;
+    let files = chosen_files(&args)?;
+    // Charts draw port usage over time, which the run then records.
+    let charts = files.iter().any(|e| e.kind() != Kind::Data);
     crate::limits::check(&sc, &args.scenario.display().to_string(), limits, charts)?;
-    let formats = match (&args.out, args.no_charts) {
-        (Some(_), false) => args.charts.unwrap_or(Formats::ALL),
-        _ => Formats::NONE,
-    };
-    let (trace_target, stdout_free) = check_outputs(&args, formats)?;
+    let (trace_target, stdout_free) = check_outputs(&args, &files)?;
     let trace = match &trace_target {
         Some(target) => {
             let names = sc.destinations.iter().map(|d| d.address.clone()).collect();
@@ -86,7 +98,7 @@ pub(crate) fn exec(args: RunArgs) -> anyhow::Result<Exit> {
         }
         None => None,
     };
-    let usage = formats.any().then(|| PortUsage::new(&sc));
+    let usage = charts.then(|| PortUsage::new(&sc));
     // Without observers the engine is compiled with none: checking two empty
     // Options at every event costs about 4 % more instructions per attempt.
     let (report, trace, usage) = if trace.is_none() && usage.is_none() {
@@ -102,12 +114,20 @@ pub(crate) fn exec(args: RunArgs) -> anyhow::Result<Exit> {
         set.add_open(trace.finish()?);
     }
     if let Some(dir) = &args.out {
-        for e in export::exports() {
-            set.add(dir.join(e.file_name()), e.render(&report));
+        let mut overrides: Vec<String> = args.set.iter().map(|o| o.to_string()).collect();
+        if let Some(seed) = args.seed {
+            overrides.push(format!("--seed {seed}"));
         }
-    }
-    if let (Some(dir), Some(usage)) = (&args.out, usage) {
-        write_charts(&mut set, dir, &args, &text, formats, &report, &usage)?;
+        let run = export::Run {
+            report: &report,
+            usage: usage.as_ref(),
+            source: Source {
+                path: &args.scenario.display().to_string(),
+                text: &text,
+                overrides: &overrides,
+            },
+        };
+        export::render_into(&mut set, dir, &files, &run)?;
     }
     set.commit()?;
     let shown = if args.json {
@@ -128,11 +148,45 @@ pub(crate) fn exec(args: RunArgs) -> anyhow::Result<Exit> {
     })
 }
 
+/// The files `--out` writes, in order: the registered ones, narrowed by
+/// `--files`, `--charts` or `--no-charts` (none without `--out`).
+fn chosen_files(args: &RunArgs) -> Result<Vec<Box<RunExporter>>, InputError> {
+    if args.out.is_none() {
+        return Ok(Vec::new());
+    }
+    let all = export::run_files();
+    let keep: Vec<bool> = match &args.files {
+        Some(list) => select::choose("--files", list, &export::names(&all))?,
+        None => {
+            let formats = match args.no_charts {
+                true => Formats::NONE,
+                false => args.charts.unwrap_or(Formats::ALL),
+            };
+            all.iter()
+                .map(|e| match e.kind() {
+                    Kind::Data => true,
+                    Kind::Png => formats.png,
+                    Kind::Svg => formats.svg,
+                    Kind::Html => formats.html,
+                })
+                .collect()
+        }
+    };
+    Ok(all
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(e, k)| k.then_some(e))
+        .collect())
+}
+
 /// Check every output path of `run` before it starts: the `--out` directory
 /// and each file it will hold, the trace, and that no two of them (nor
 /// stdout, when it is a file or pipe the summary goes to) are the same file.
 /// Returns the trace's target and whether stdout is free for the summary.
-fn check_outputs(args: &RunArgs, formats: Formats) -> anyhow::Result<(Option<Target>, bool)> {
+fn check_outputs(
+    args: &RunArgs,
+    files: &[Box<RunExporter>],
+) -> anyhow::Result<(Option<Target>, bool)> {
     // The directory first: the trace may be meant to go into it.
     if let Some(dir) = &args.out {
         prepare_dir(dir)?;
@@ -157,22 +211,7 @@ fn check_outputs(args: &RunArgs, formats: Formats) -> anyhow::Result<(Option<Tar
         }
     }
     if let Some(dir) = &args.out {
-        let mut names: Vec<String> = export::exports()
-            .iter()
-            .map(|e| e.file_name().to_string())
-            .collect();
-        for c in chart::CHARTS {
-            if formats.png {
-                names.push(format!("{}.png", c.name()));
-            }
-            if formats.svg {
-                names.push(format!("{}.svg", c.name()));
-            }
-        }
-        if formats.html {
-            names.push("report.html".into());
-        }
-        outputs.extend(check_files(dir, &names)?);
+        outputs.extend(check_files(dir, &export::names(files))?);
     }
     if let (Some(path), Some(t)) = (&args.trace, &trace) {
         outputs.push((format!("--trace {}", path.display()), t.clone()));
@@ -181,45 +220,77 @@ fn check_outputs(args: &RunArgs, formats: Formats) -> anyhow::Result<(Option<Tar
     Ok((trace, !trace_on_stdout))
 }
 
-/// Render the chart files and report.html into the run's output set.
-fn write_charts(
-    set: &mut OutputSet,
-    dir: &Path,
-    args: &RunArgs,
-    text: &str,
-    formats: Formats,
-    report: &crate::Report,
-    usage: &PortUsage,
-) -> anyhow::Result<()> {
-    let input = chart::Input {
-        report,
-        usage: Some(usage),
-    };
-    for c in chart::CHARTS.iter().filter(|c| c.applies(&input)) {
-        if formats.png {
-            let png = chart::render_png(*c, &input).map_err(anyhow::Error::msg)?;
-            set.add(dir.join(format!("{}.png", c.name())), png);
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    /// The files `run` with these flags would write, by name.
+    fn chosen(flags: &[&str]) -> Result<Vec<String>, String> {
+        let cli = Cli::try_parse_from(["run", "s.toml"].iter().chain(flags))
+            .map_err(|e| e.kind().to_string())?;
+        let files = chosen_files(&cli.run).map_err(|e| e.to_string())?;
+        Ok(export::names(&files))
+    }
+
+    const DATA: [&str; 2] = ["report.json", "timeseries.csv"];
+
+    fn charts(ext: &str) -> Vec<String> {
+        crate::chart::CHARTS
+            .iter()
+            .map(|c| format!("{}.{ext}", c.name()))
+            .collect()
+    }
+
+    #[test]
+    fn chart_flags_and_files_choose_the_same_registry() {
+        let mut all: Vec<String> = DATA.map(String::from).to_vec();
+        for c in crate::chart::CHARTS {
+            all.push(format!("{}.png", c.name()));
+            all.push(format!("{}.svg", c.name()));
         }
-        if formats.svg {
-            let svg = chart::render_svg(*c, &input).map_err(anyhow::Error::msg)?;
-            set.add(dir.join(format!("{}.svg", c.name())), svg.into_bytes());
+        all.push("report.html".into());
+        assert_eq!(chosen(&["--out", "d"]).unwrap(), all);
+        assert_eq!(chosen(&["--out", "d", "--files", "*"]).unwrap(), all);
+        assert_eq!(chosen(&[]).unwrap(), Vec::<String>::new());
+
+        let data: Vec<String> = DATA.map(String::from).to_vec();
+        assert_eq!(chosen(&["--out", "d", "--no-charts"]).unwrap(), data);
+        let mut png = data.clone();
+        png.extend(charts("png"));
+        assert_eq!(chosen(&["--out", "d", "--charts", "png"]).unwrap(), png);
+        assert_eq!(
+            chosen(&["--out", "d", "--files", "*.png,*.json,*.csv"]).unwrap(),
+            png
+        );
+        let mut html = data.clone();
+        html.push("report.html".into());
+        assert_eq!(chosen(&["--out", "d", "--charts", "html"]).unwrap(), html);
+        assert_eq!(
+            chosen(&["--out", "d", "--files", "report.json"]).unwrap(),
+            ["report.json"]
+        );
+    }
+
+    #[test]
+    fn bad_file_lists_are_refused() {
+        let e = chosen(&["--out", "d", "--files", "report.jsno"]).unwrap_err();
+        assert!(e.contains("did you mean \"report.json\""), "{e}");
+        assert!(chosen(&["--out", "d", "--files", "*.jpeg"]).is_err());
+        // Without --out, or with --charts / --no-charts: clap refuses it.
+        for flags in [
+            &["--files", "report.json"][..],
+            &["--out", "d", "--files", "report.json", "--no-charts"],
+            &["--out", "d", "--files", "report.json", "--charts", "png"],
+        ] {
+            assert!(chosen(flags).is_err(), "{flags:?}");
         }
     }
-    if formats.html {
-        let mut overrides: Vec<String> = args.set.iter().map(|o| o.to_string()).collect();
-        if let Some(seed) = args.seed {
-            overrides.push(format!("--seed {seed}"));
-        }
-        let page = chart::html::render(
-            &input,
-            &chart::html::Source {
-                path: &args.scenario.display().to_string(),
-                text,
-                overrides: &overrides,
-            },
-        )
-        .map_err(anyhow::Error::msg)?;
-        set.add(dir.join("report.html"), page.into_bytes());
-    }
-    Ok(())
 }

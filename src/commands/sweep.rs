@@ -5,9 +5,7 @@
 
 use std::path::PathBuf;
 
-use super::common::{
-    bar, key_text, max_events, prepare_out, stop_flag, write_sweep, Runs, SWEEP_FILES,
-};
+use super::common::{bar, key_text, max_events, prepare_out, stop_flag, write_sweep, Runs};
 use super::{print_out, Exit};
 use crate::error::InputError;
 use crate::scenario::{load_str, read_file};
@@ -88,7 +86,7 @@ pub(crate) fn exec(args: SweepArgs) -> anyhow::Result<Exit> {
     let points = plan.points(shard)?;
     plan.check_size(&points, max_events, threads.current_num_threads())?;
     if let Some(dir) = &args.out {
-        prepare_out(dir, &SWEEP_FILES)?;
+        prepare_out(dir, &crate::export::names(&crate::export::sweep_files()))?;
     }
     let stop = stop_flag();
     let pb = bar(points.len() as u64, args.runs.quiet, "points");

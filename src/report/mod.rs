@@ -1,18 +1,21 @@
-//! The report of a run: a JSON contract, a readable summary, and exports.
+//! The report of a run: a JSON contract and a readable summary.
 //!
 //! [`Report`] is built once from the scenario and the engine's [`Outcome`];
-//! every output (terminal summary, `report.json`, `timeseries.csv`, and later
-//! charts) renders from it, so they never disagree. Field order is fixed by the
-//! structs and every optional field is explicit: the JSON is a contract
-//! (`schema_version` changes when a field changes meaning).
+//! every output (terminal summary, and the files of [`crate::export`]:
+//! `report.json`, `timeseries.csv`, charts, `report.html`) renders from it,
+//! so they never disagree. It keeps typed values (the scenario's enums,
+//! integer nanoseconds) beside the figures it shows, so a renderer branches
+//! on an enum rather than on its printed name and never rebuilds a count of
+//! nanoseconds from seconds; the JSON view prints the names. Field order is
+//! fixed by the structs and every optional field is explicit: the JSON is a
+//! contract (`schema_version` changes when a field changes meaning).
 
 pub mod analytic;
-pub mod export;
 pub mod summary;
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
-use crate::scenario::{BindMode, Close, Scenario, NS_PER_S};
+use crate::scenario::{Arrivals, BindMode, Close, Scenario, NS_PER_S};
 use crate::sim::record::Bin;
 use crate::sim::Outcome;
 pub use analytic::{erlang_b, Analytic};
@@ -30,6 +33,44 @@ pub fn failure_ratio(failures: u64, attempts: u64) -> f64 {
 
 fn secs(ns: u64) -> f64 {
     ns as f64 / NS_PER_S as f64
+}
+
+/// How `arrivals` is written in a scenario and in `report.json`.
+pub fn arrivals_name(a: Arrivals) -> &'static str {
+    match a {
+        Arrivals::Poisson => "poisson",
+        Arrivals::Constant => "constant",
+    }
+}
+
+/// How `close` is written in a scenario and in `report.json`.
+pub fn close_name(c: Close) -> &'static str {
+    match c {
+        Close::Client => "client",
+        Close::Server => "server",
+        Close::Reset => "reset",
+    }
+}
+
+/// How `bind` is written in a scenario and in `report.json`.
+pub fn bind_name(b: BindMode) -> &'static str {
+    match b {
+        BindMode::Connect => "connect",
+        BindMode::Bind => "bind",
+        BindMode::BindNoPort => "bind-no-port",
+    }
+}
+
+fn ser_arrivals<S: Serializer>(a: &Arrivals, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(arrivals_name(*a))
+}
+
+fn ser_close<S: Serializer>(c: &Close, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(close_name(*c))
+}
+
+fn ser_bind<S: Serializer>(b: &BindMode, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(bind_name(*b))
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -58,6 +99,12 @@ pub struct Report {
     pub timeseries: SeriesInfo,
     /// Per destination, when there are at most 4096.
     pub destinations: Vec<DestinationReport>,
+    /// `simulated_s` in nanoseconds, as the engine counted it.
+    #[serde(skip)]
+    pub simulated_ns: u64,
+    /// `timeseries.bin_s` in nanoseconds, as the engine counted it.
+    #[serde(skip)]
+    pub bin_ns: u64,
     #[serde(skip)]
     pub bins: Vec<Bin>,
     /// rate(t) × (hold + TIME_WAIT) as (time s, level) corners, for charts.
@@ -99,11 +146,14 @@ pub struct ScenarioEcho {
     pub max_tw_buckets: u64,
     pub share_across_destinations: bool,
     pub destinations: usize,
-    pub arrivals: &'static str,
+    #[serde(serialize_with = "ser_arrivals")]
+    pub arrivals: Arrivals,
     pub mean_rate: f64,
     pub mean_hold_s: f64,
-    pub close: &'static str,
-    pub bind: &'static str,
+    #[serde(serialize_with = "ser_close")]
+    pub close: Close,
+    #[serde(serialize_with = "ser_bind")]
+    pub bind: BindMode,
     pub requests_per_connection: u32,
     pub retry_max: u32,
     pub duration_s: Option<f64>,
@@ -203,22 +253,11 @@ impl Report {
             max_tw_buckets: h.max_tw_buckets,
             share_across_destinations: h.share_across_destinations,
             destinations: sc.destinations.len(),
-            arrivals: match sc.traffic.arrivals {
-                crate::scenario::Arrivals::Poisson => "poisson",
-                crate::scenario::Arrivals::Constant => "constant",
-            },
+            arrivals: sc.traffic.arrivals,
             mean_rate: sc.traffic.rate.mean_rate(horizon),
             mean_hold_s: sc.traffic.hold.mean_ns() / NS_PER_S as f64,
-            close: match sc.traffic.close {
-                Close::Client => "client",
-                Close::Server => "server",
-                Close::Reset => "reset",
-            },
-            bind: match sc.traffic.bind {
-                BindMode::Connect => "connect",
-                BindMode::Bind => "bind",
-                BindMode::BindNoPort => "bind-no-port",
-            },
+            close: sc.traffic.close,
+            bind: sc.traffic.bind,
             requests_per_connection: sc.traffic.requests_per_connection,
             retry_max: sc.traffic.retry.map_or(0, |r| r.max),
             duration_s: sc.duration_ns.map(secs),
@@ -273,6 +312,8 @@ impl Report {
                 bins: o.bins.len(),
             },
             destinations,
+            simulated_ns: o.simulated_ns,
+            bin_ns: o.bin_ns,
             bins: o.bins,
             reuse_histogram: o.reuse,
             steady_state: analytic::steady_state_curve(sc, horizon),
@@ -281,8 +322,7 @@ impl Report {
 
     /// The time series up to the end of the run, averaged per bin.
     pub fn series(&self) -> Vec<SeriesRow> {
-        let bin_ns = (self.timeseries.bin_s * 1e9).round() as u64;
-        let end_ns = (self.simulated_s * 1e9).round() as u64;
+        let (bin_ns, end_ns) = (self.bin_ns, self.simulated_ns);
         let mut rows = Vec::with_capacity(self.bins.len());
         for (i, b) in self.bins.iter().enumerate() {
             let start = i as u64 * bin_ns;

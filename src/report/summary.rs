@@ -6,7 +6,8 @@
 
 use std::fmt::Write as _;
 
-use super::Report;
+use super::{close_name, Report};
+use crate::scenario::{BindMode, Close};
 
 pub use crate::util::thousands;
 
@@ -53,7 +54,7 @@ pub fn percent(ratio: f64) -> String {
 
 /// Source addresses connections actually use: connect() takes the first.
 pub fn addresses_used(r: &Report) -> u32 {
-    if r.scenario.bind == "connect" {
+    if r.scenario.bind == BindMode::Connect {
         1
     } else {
         r.ports.addresses
@@ -110,16 +111,16 @@ pub fn advice(r: &Report) -> Vec<String> {
         0.0
     };
     let s = &r.scenario;
-    if s.close == "client" && tw_share > 0.5 {
+    if s.close == Close::Client && tw_share > 0.5 {
         out.push(format!(
             "TIME_WAIT holds {} of the ports in use: reuse connections (traffic.requests_per_connection), let the server close first, or enable host.tw_reuse.",
             percent(tw_share)
         ));
     }
-    if s.bind == "connect" && s.destinations == 1 && s.share_across_destinations {
+    if s.bind == BindMode::Connect && s.destinations == 1 && s.share_across_destinations {
         out.push("All connections go to one destination: every extra destination address or port gives connect() a fresh pool of ports.".into());
     }
-    if s.bind == "connect" && s.addresses.len() > 1 {
+    if s.bind == BindMode::Connect && s.addresses.len() > 1 {
         out.push("connect() uses only the first of host.addresses: bind each socket to a source address (traffic.bind = \"bind-no-port\") to use them all.".into());
     } else {
         out.push("More source addresses (host.addresses, with traffic.bind = \"bind-no-port\") multiply the ports available.".into());
@@ -190,10 +191,10 @@ pub fn render(r: &Report) -> String {
         "  TIME_WAIT       peak {}, mean {:.0} ({} each{}{})",
         thousands(u64::from(r.ports.peak_time_wait)),
         r.ports.mean_time_wait,
-        if sc.close == "client" {
+        if sc.close == Close::Client {
             human_s(sc.time_wait_s)
         } else {
-            format!("none: {} close", sc.close)
+            format!("none: {} close", close_name(sc.close))
         },
         if r.time_wait_reused > 0 {
             format!(", {} taken over by tw_reuse", thousands(r.time_wait_reused))

@@ -718,18 +718,6 @@ impl Capacity {
         s.push('\n');
         s
     }
-
-    /// Every probe, one row each.
-    pub fn probes_csv(&self) -> String {
-        let mut s = String::from("seed,value,figure,meets\n");
-        for p in &self.probes {
-            s.push_str(&format!(
-                "{},{},{},{}\n",
-                p.seed, p.value, p.figure, p.meets
-            ));
-        }
-        s
-    }
 }
 
 #[cfg(test)]

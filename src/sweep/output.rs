@@ -1,5 +1,6 @@
-//! What a sweep writes: a table on stdout, `sweep.json`, `sweep.csv` and a
-//! chart, and how shard outputs merge back into exactly the unsharded ones.
+//! What a sweep is and prints: [`SweepReport`] (the content of `sweep.json`),
+//! the table on stdout, and how shard outputs merge back into exactly the
+//! unsharded ones. The files themselves are rendered in [`crate::export`].
 //!
 //! `sweep.json` carries every run's integers beside the figures derived from
 //! them, so `merge` needs nothing but the shard directories: it checks they
@@ -115,39 +116,6 @@ impl SweepReport {
         s
     }
 
-    pub fn to_csv(&self) -> String {
-        let mut s = String::new();
-        for k in &self.keys {
-            s.push_str(&csv_field(k));
-            s.push(',');
-        }
-        s.push_str("failure_ratio_mean,failure_ratio_low,failure_ratio_high,first_failure_s_mean,first_failure_s_low,first_failure_s_high,seeds_with_failure,seeds,peak_in_use_mean,peak_in_use_low,peak_in_use_high,erlang_b_failure_ratio,offered_load,pool\n");
-        for r in &self.points {
-            let f = r.figures();
-            for v in &r.point.values {
-                s.push_str(&csv_field(v));
-                s.push(',');
-            }
-            let e = |x: Option<Estimate>| match x {
-                Some(e) => format!("{},{},{}", e.mean, e.low, e.high),
-                None => ",,".into(),
-            };
-            let _ = writeln!(
-                s,
-                "{},{},{},{},{},{},{},{}",
-                e(Some(f.failure_ratio)),
-                e(f.first_failure_s),
-                f.seeds_with_failure,
-                r.point.runs.len(),
-                e(Some(f.peak_in_use)),
-                r.point.erlang_b_failure_ratio,
-                r.point.offered_load,
-                r.point.pool
-            );
-        }
-        s
-    }
-
     /// The table printed on stdout.
     pub fn to_table(&self) -> String {
         let mut head: Vec<String> = self.keys.clone();
@@ -218,14 +186,6 @@ impl SweepReport {
             );
         }
         s
-    }
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
     }
 }
 

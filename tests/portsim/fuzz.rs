@@ -1184,7 +1184,7 @@ fn check_report(sc: &Scenario, r: &Report, out: &mut Vec<Finding>) {
         "summary has no control characters (terminal escapes)",
         format!("{:?}", summary.chars().take(200).collect::<String>()),
     );
-    for e in portsim::report::export::exports() {
+    for e in portsim::export::report_files() {
         let _ = e.render(r);
     }
 }

@@ -27,6 +27,7 @@ const LAYERS: &[&[&str]] = &[
     &["root"],
     &["sweep"],
     &["chart"],
+    &["export"],
     &["commands"],
 ];
 
