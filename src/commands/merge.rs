@@ -1,13 +1,13 @@
 //! `portsim merge`: the outputs of `sweep --shard K/N` combined into the
 //! files and table the unsharded sweep gives. The combining is
-//! [`crate::sweep::output::merge`]; this checks `--out` and writes.
+//! [`crate::sweep::merge::merge`]; this checks `--out` and writes.
 
 use std::path::{Path, PathBuf};
 
 use super::common::{prepare_out, write_sweep};
 use super::{print_out, Exit};
 use crate::error::{quote, InputError};
-use crate::sweep::output::merge;
+use crate::sweep::merge::merge;
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct MergeArgs {

@@ -18,6 +18,7 @@
 //! Every number read from a flag is checked finite where it is read.
 
 pub mod capacity;
+pub mod merge;
 pub mod output;
 pub mod stats;
 
