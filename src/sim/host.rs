@@ -209,6 +209,7 @@ impl<P: Ports> HostLayer<P> {
         }
     }
 
+    #[inline]
     fn expire_time_wait<O: Observer>(&mut self, t: u64, cx: &mut Ctx<'_, O>) {
         let e = self.tw.pop_front().expect("peeked");
         self.tw_base += 1;
@@ -226,6 +227,7 @@ impl<P: Ports> HostLayer<P> {
         cx.obs.on_time_wait_end_at(self.site, t, port, c.dest);
     }
 
+    #[inline]
     fn mark_reusable(&mut self) {
         let e = self.tw[(self.tw_reuse_cursor - self.tw_base) as usize];
         // An entry that expires no later than it becomes reusable never does.
@@ -340,7 +342,7 @@ impl<P: Ports> PortLayer for HostLayer<P> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn run_due<O: Observer>(&mut self, until: Due, cx: &mut Ctx<'_, O>) {
         loop {
             let t_tw = self.t_expiry();

@@ -389,11 +389,16 @@ impl<O: Observer, P: Ports, N: PortLayer> Engine<'_, O, P, N> {
         loop {
             let t_close = self.closes.peek_time();
             // `u64::MAX` is "never": nothing is due, whatever the limit.
-            if t_close > limit || t_close == u64::MAX {
-                self.run_layers(Due::new(limit, Phase::End));
+            let close_due = t_close <= limit && t_close != u64::MAX;
+            let until = if close_due {
+                Due::new(t_close, Phase::Close)
+            } else {
+                Due::new(limit, Phase::End)
+            };
+            self.run_layers(until);
+            if !close_due {
                 return;
             }
-            self.run_layers(Due::new(t_close, Phase::Close));
             let slot = self.closes.pop();
             self.close(t_close, slot);
         }
@@ -402,7 +407,7 @@ impl<O: Observer, P: Ports, N: PortLayer> Engine<'_, O, P, N> {
     /// Process every layer timer before `until`, in order; at one key the
     /// host's goes first. With nothing beyond the host this is the host's
     /// own loop.
-    #[inline]
+    #[inline(always)]
     fn run_layers(&mut self, until: Due) {
         let mut cx = Ctx {
             obs: &mut *self.obs,
@@ -416,7 +421,7 @@ impl<O: Observer, P: Ports, N: PortLayer> Engine<'_, O, P, N> {
             }
             let a = self.host.next_due();
             if a <= b {
-                self.host.run_due(b.just_after(), &mut cx);
+                self.host.run_due(b.just_after().min(until), &mut cx);
             } else {
                 self.beyond.run_due(a.min(until), &mut cx);
             }
@@ -695,6 +700,158 @@ mod tests {
             shipped >= 10,
             "only {shipped} shipped scenarios fit one pool"
         );
+    }
+
+    fn load(text: &str) -> Scenario {
+        crate::scenario::load_str(text, Path::new("t.toml"), &[])
+            .unwrap_or_else(|err| panic!("{err}\n{text}"))
+    }
+
+    /// A layer beyond the host that refuses every attempt.
+    struct Refuse(Site);
+    impl PortLayer for Refuse {
+        type Held = ();
+        fn open<O: Observer>(
+            &mut self,
+            _: u64,
+            _: layer::Path,
+            _: &mut Ctx<'_, O>,
+        ) -> Result<((), layer::Path), Refused> {
+            Err(Refused { site: self.0 })
+        }
+        fn close<O: Observer>(&mut self, _: u64, _: (), _: &mut Ctx<'_, O>) {
+            unreachable!("nothing got through")
+        }
+        fn abort<O: Observer>(&mut self, _: u64, _: (), _: &mut Ctx<'_, O>) {}
+        fn next_due(&self) -> Due {
+            Due::NEVER
+        }
+        fn run_due<O: Observer>(&mut self, _: Due, _: &mut Ctx<'_, O>) {}
+    }
+
+    /// Counts failures by the site that refused, and host port changes.
+    #[derive(Default)]
+    struct Charges {
+        failed_at: Vec<Site>,
+        busy: u32,
+        free: u32,
+    }
+    impl Observer for Charges {
+        fn on_fail_at(&mut self, site: Site, _: u64, _: u32) {
+            self.failed_at.push(site);
+        }
+        fn on_port_busy(&mut self, _: u64, _: u32, _: u32) {
+            self.busy += 1;
+        }
+        fn on_port_free(&mut self, _: u64, _: u32, _: u32) {
+            self.free += 1;
+        }
+    }
+
+    /// A refusal beyond the host is charged to the layer that refused, and
+    /// the host lets go of the port it took, with no TIME_WAIT.
+    #[test]
+    fn a_refusal_beyond_the_host_is_charged_there_and_frees_the_port() {
+        let sc = load(
+            "name = 't'\nduration = '10s'\n[host]\nport_range = '40000-40099'\n\
+             time_wait = '60s'\n[[destinations]]\naddress = '10.0.0.1:80'\n\
+             [traffic]\nrate = 20\nhold = '1s'\n",
+        );
+        let nat = Site { layer: 1, host: 0 };
+        let mut obs = Charges::default();
+        let ports = PortSpace::new(100, 1, []);
+        let o = run_with(
+            &sc,
+            &mut obs,
+            HostLayer::new(&sc, Site::HOST0, ports),
+            Refuse(nat),
+        );
+        assert!(o.attempts > 150, "{}", o.attempts);
+        assert_eq!(o.established, 0);
+        assert_eq!(o.failures, o.attempts);
+        assert_eq!(obs.failed_at, vec![nat; o.attempts as usize]);
+        // Each attempt took a port and gave it back at once.
+        assert_eq!((obs.busy, obs.free), (o.attempts as u32, o.attempts as u32));
+        assert_eq!(o.peak_in_use, 1);
+        assert_eq!((o.peak_time_wait, o.time_wait_at_end), (0, 0));
+        // Through Direct the host itself runs out (20/s × 61 s is far more
+        // than 100 ports), and every failure is charged to it.
+        let mut obs = Charges::default();
+        let o = simulate(&sc, &mut obs);
+        assert!(obs.failed_at.iter().all(|s| *s == Site::HOST0));
+        assert_eq!(o.failures as usize, obs.failed_at.len());
+        assert!(o.failures > 0);
+    }
+
+    /// What happened, in order: (time, 0 TIME_WAIT end / 1 tick of the
+    /// layer beyond / 2 close).
+    type Log = std::rc::Rc<std::cell::RefCell<Vec<(u64, u8)>>>;
+
+    /// A layer beyond the host with a timer every `period`, logging each.
+    struct Ticks {
+        next: u64,
+        period: u64,
+        log: Log,
+    }
+    impl PortLayer for Ticks {
+        type Held = ();
+        fn open<O: Observer>(
+            &mut self,
+            _: u64,
+            path: layer::Path,
+            _: &mut Ctx<'_, O>,
+        ) -> Result<((), layer::Path), Refused> {
+            Ok(((), path))
+        }
+        fn close<O: Observer>(&mut self, _: u64, _: (), _: &mut Ctx<'_, O>) {}
+        fn abort<O: Observer>(&mut self, _: u64, _: (), _: &mut Ctx<'_, O>) {}
+        fn next_due(&self) -> Due {
+            Due::new(self.next, Phase::Release)
+        }
+        fn run_due<O: Observer>(&mut self, until: Due, _: &mut Ctx<'_, O>) {
+            while self.next_due() < until {
+                self.log.borrow_mut().push((self.next, 1));
+                self.next += self.period;
+            }
+        }
+    }
+
+    struct Order(Log);
+    impl Observer for Order {
+        fn on_time_wait_end(&mut self, t: u64, _: u16, _: u32) {
+            self.0.borrow_mut().push((t, 0));
+        }
+        fn on_close(&mut self, t: u64, _: u16, _: u32) {
+            self.0.borrow_mut().push((t, 2));
+        }
+    }
+
+    /// The timers of two layers and the closes interleave in time order;
+    /// at one instant the host's TIME_WAIT ends go first, then the other
+    /// layer's, then closes. Everything here falls on quarter seconds, so
+    /// every instant has all three.
+    #[test]
+    fn layer_timers_and_closes_interleave_in_order() {
+        let sc = load(
+            "name = 't'\nduration = '20s'\n[host]\nport_range = '40000-40999'\n\
+             time_wait = '2s'\n[[destinations]]\naddress = '10.0.0.1:80'\n\
+             [traffic]\narrivals = 'constant'\nrate = 4\nhold = '1s'\n",
+        );
+        let log = Log::default();
+        let ticks = Ticks {
+            next: 0,
+            period: 250_000_000,
+            log: log.clone(),
+        };
+        let ports = PortSpace::new(1000, 1, []);
+        let host = HostLayer::new(&sc, Site::HOST0, ports);
+        let o = run_with(&sc, &mut Order(log.clone()), host, ticks);
+        assert_eq!(o.failures, 0);
+        let log = log.borrow();
+        let count = |k: u8| log.iter().filter(|e| e.1 == k).count();
+        // Closes at 1.25 s .. 20 s, TIME_WAIT ends from 3.25 s, ticks 0 .. 20 s.
+        assert_eq!((count(0), count(1), count(2)), (68, 81, 76));
+        assert!(log.windows(2).all(|w| w[0] <= w[1]), "{log:?}");
     }
 
     /// The comparison above can fail: a one-port change of the range moves
