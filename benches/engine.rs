@@ -8,7 +8,7 @@ use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use portsim::alloc::{self, mix64, Request};
-use portsim::ports::{PortSpace, Ports, Sharing};
+use portsim::ports::{PortSpace, Ports, Sharing, Take};
 use rand::SeedableRng;
 
 fn scenario(rate: u32, hold: &str, allocator: &str) -> portsim::Scenario {
@@ -54,7 +54,14 @@ fn allocators(c: &mut Criterion) {
     // Every tenth port free.
     let mut space = PortSpace::new(n, 1, []);
     for p in (0..n).filter(|p| p % 10 != 0) {
-        space.occupy(0, 0, None, p, false, 0);
+        space.occupy(Take {
+            addr: 0,
+            key: 0,
+            slot: None,
+            port: p,
+            bind: false,
+            now: 0,
+        });
     }
     for e in alloc::REGISTRY {
         let mut a = (e.build)(alloc::Setup {

@@ -199,7 +199,7 @@ impl Allocator for Linux {
 mod tests {
     use super::super::testing::{build, host, req};
     use super::*;
-    use crate::ports::{PortSpace, Ports, Sharing};
+    use crate::ports::{PortSpace, Ports, Sharing, Take};
     use rand::SeedableRng;
 
     /// Fill a `n`-port range for one flow (or with bind(0)) and return the
@@ -216,7 +216,14 @@ mod tests {
         let mut out = Vec::new();
         let r = Request { bind, ..req(1) };
         while let Some(p) = a.pick(&r, &s.candidates(0, s.flow(1), sharing)) {
-            s.occupy(0, 1, None, p, bind, 0);
+            s.occupy(Take {
+                addr: 0,
+                key: 1,
+                slot: None,
+                port: p,
+                bind,
+                now: 0,
+            });
             out.push(p);
         }
         out
@@ -249,8 +256,22 @@ mod tests {
         let c = s.candidates(0, None, Sharing::FourTuple);
         assert_eq!(pass(&c, 2, 4), Some((2, 0)));
         let mut s2 = PortSpace::new(5, 1, []);
-        s2.occupy(0, 1, None, 2, false, 0);
-        s2.occupy(0, 1, None, 4, false, 0);
+        s2.occupy(Take {
+            addr: 0,
+            key: 1,
+            slot: None,
+            port: 2,
+            bind: false,
+            now: 0,
+        });
+        s2.occupy(Take {
+            addr: 0,
+            key: 1,
+            slot: None,
+            port: 4,
+            bind: false,
+            now: 0,
+        });
         let c2 = s2.candidates(0, s2.flow(1), Sharing::FourTuple);
         assert_eq!(pass(&c2, 2, 4), None);
         assert_eq!(pass(&c2, 3, 4), Some((3, 0)));
@@ -269,7 +290,14 @@ mod tests {
             for _ in 0..3 * n {
                 let p = rng.random_range(0..n);
                 if s.candidates(0, s.flow(1), Sharing::FourTuple).is_usable(p) {
-                    s.occupy(0, 1, None, p, false, 0);
+                    s.occupy(Take {
+                        addr: 0,
+                        key: 1,
+                        slot: None,
+                        port: p,
+                        bind: false,
+                        now: 0,
+                    });
                 }
                 let c = s.candidates(0, s.flow(1), Sharing::FourTuple);
                 // Every offset of both parities, and the edge cases 0, 1 and

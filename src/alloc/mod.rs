@@ -152,7 +152,7 @@ pub use crate::util::mix64;
 pub(crate) mod testing {
     //! A small harness: a port space with some ports taken, and a request.
     use super::*;
-    use crate::ports::{PortSpace, Ports, Sharing};
+    use crate::ports::{PortSpace, Ports, Sharing, Take};
     use rand::SeedableRng;
 
     pub fn host(lo: u16, hi: u16) -> crate::scenario::Host {
@@ -195,7 +195,14 @@ pub(crate) mod testing {
             match a.pick(&req(1), &c) {
                 Some(p) => {
                     assert!(c.is_usable(p), "{name} picked an unusable port {p}");
-                    s.occupy(0, 1, None, p, false, 0);
+                    s.occupy(Take {
+                        addr: 0,
+                        key: 1,
+                        slot: None,
+                        port: p,
+                        bind: false,
+                        now: 0,
+                    });
                     out.push(p);
                 }
                 None => return out,

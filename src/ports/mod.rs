@@ -156,6 +156,36 @@ pub struct Occupied {
     pub interval: Option<u64>,
 }
 
+/// A socket taking a port: the arguments of [`Ports::occupy`].
+#[derive(Debug, Clone, Copy)]
+pub struct Take {
+    /// Local address.
+    pub addr: u32,
+    /// Flow key (local address, destination).
+    pub key: u64,
+    /// The flow's slot when the caller already looked it up (`flow(key)`).
+    pub slot: Option<u32>,
+    /// Port index.
+    pub port: u32,
+    /// Held through bind() (exclusive of every flow's connect()).
+    pub bind: bool,
+    pub now: u64,
+}
+
+/// A socket letting go of its port: the arguments of [`Ports::release`].
+#[derive(Debug, Clone, Copy)]
+pub struct Release {
+    /// Local address.
+    pub addr: u32,
+    /// The flow's slot.
+    pub slot: u32,
+    /// Port index.
+    pub port: u32,
+    /// Held through bind().
+    pub bind: bool,
+    pub now: u64,
+}
+
 /// How a request competes for ports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sharing {
@@ -183,19 +213,10 @@ pub trait Ports {
     /// The usable ports for one request on local address `addr` to the flow
     /// in slot `flow` (`None`: a flow with nothing taken yet).
     fn candidates(&self, addr: u32, flow: Option<u32>, sharing: Sharing) -> Candidates<'_>;
-    /// A new socket of flow `key` takes `port` at `now`; `slot` is the
-    /// flow's slot when the caller already looked it up (`flow(key)`).
-    fn occupy(
-        &mut self,
-        addr: u32,
-        key: u64,
-        slot: Option<u32>,
-        port: u32,
-        bind: bool,
-        now: u64,
-    ) -> Occupied;
+    /// A new socket of flow `key` takes `port` at `now`.
+    fn occupy(&mut self, take: Take) -> Occupied;
     /// A socket of flow `slot` lets go of `port`; whether the port is now free.
-    fn release(&mut self, addr: u32, slot: u32, port: u32, bind: bool, now: u64) -> bool;
+    fn release(&mut self, release: Release) -> bool;
     /// Is `port` taken for flow `slot` by a TIME_WAIT entry ready for reuse?
     fn is_reusable_tw(&self, slot: u32, port: u32) -> bool;
     /// A TIME_WAIT entry of flow `slot` reached `tw_reuse_delay`.
@@ -258,15 +279,15 @@ impl Ports for PortSpace {
         }
     }
 
-    fn occupy(
-        &mut self,
-        addr: u32,
-        key: u64,
-        slot: Option<u32>,
-        port: u32,
-        bind: bool,
-        now: u64,
-    ) -> Occupied {
+    fn occupy(&mut self, take: Take) -> Occupied {
+        let Take {
+            addr,
+            key,
+            slot,
+            port,
+            bind,
+            now,
+        } = take;
         let w = (port >> 6) as usize;
         let blocked = self.blocked.words()[w];
         let p = port as usize;
@@ -305,7 +326,14 @@ impl Ports for PortSpace {
 
     /// The socket may be a connection or a TIME_WAIT entry; the port is
     /// free once no socket of any flow holds it.
-    fn release(&mut self, addr: u32, slot: u32, port: u32, bind: bool, now: u64) -> bool {
+    fn release(&mut self, release: Release) -> bool {
+        let Release {
+            addr,
+            slot,
+            port,
+            bind,
+            now,
+        } = release;
         let p = port as usize;
         let holders = &mut self.holders[addr as usize][p];
         *holders -= 1;
@@ -641,19 +669,52 @@ mod tests {
     fn four_tuple_sharing_and_exclusive_binds() {
         let mut s = PortSpace::new(100, 1, [5]);
         // Port 0 taken for flow 1: flow 2 may still use it, exclusive may not.
-        let f1 = s.occupy(0, 1, None, 0, false, 0).flow;
+        let f1 = s
+            .occupy(Take {
+                addr: 0,
+                key: 1,
+                slot: None,
+                port: 0,
+                bind: false,
+                now: 0,
+            })
+            .flow;
         assert!(!cand(&s, 1, Sharing::FourTuple).is_usable(0));
         assert!(cand(&s, 2, Sharing::FourTuple).is_usable(0));
         assert!(!cand(&s, 2, Sharing::Exclusive).is_usable(0));
         // Reserved ports are never usable.
         assert!(!cand(&s, 2, Sharing::FourTuple).is_usable(5));
         // A bind() owner keeps connect() of every flow away.
-        s.occupy(0, 3, None, 1, true, 0);
+        s.occupy(Take {
+            addr: 0,
+            key: 3,
+            slot: None,
+            port: 1,
+            bind: true,
+            now: 0,
+        });
         assert!(!cand(&s, 2, Sharing::FourTuple).is_usable(1));
         assert_eq!(s.in_use(), 2);
-        s.release(0, f1, 0, false, 10);
+        s.release(Release {
+            addr: 0,
+            slot: f1,
+            port: 0,
+            bind: false,
+            now: 10,
+        });
         assert_eq!(s.flow(1), None);
-        assert_eq!(s.occupy(0, 1, None, 0, false, 25).interval, Some(15));
+        assert_eq!(
+            s.occupy(Take {
+                addr: 0,
+                key: 1,
+                slot: None,
+                port: 0,
+                bind: false,
+                now: 25
+            })
+            .interval,
+            Some(15)
+        );
     }
 
     #[test]
@@ -661,7 +722,14 @@ mod tests {
         let mut s = PortSpace::new(130, 1, []);
         for p in 0..130 {
             if p != 3 {
-                s.occupy(0, 1, None, p, false, 0);
+                s.occupy(Take {
+                    addr: 0,
+                    key: 1,
+                    slot: None,
+                    port: p,
+                    bind: false,
+                    now: 0,
+                });
             }
         }
         let c = cand(&s, 1, Sharing::FourTuple);
@@ -671,14 +739,30 @@ mod tests {
         assert_eq!(c.scan_from(3), Some(3));
         assert_eq!(c.probes(3, 3), 1);
         assert_eq!(c.select(0), Some(3));
-        s.occupy(0, 1, None, 3, false, 0);
+        s.occupy(Take {
+            addr: 0,
+            key: 1,
+            slot: None,
+            port: 3,
+            bind: false,
+            now: 0,
+        });
         assert_eq!(cand(&s, 1, Sharing::FourTuple).scan_from(7), None);
     }
 
     #[test]
     fn reusable_time_wait_is_usable_again() {
         let mut s = PortSpace::new(64, 1, []);
-        let f = s.occupy(0, 1, None, 9, false, 0).flow;
+        let f = s
+            .occupy(Take {
+                addr: 0,
+                key: 1,
+                slot: None,
+                port: 9,
+                bind: false,
+                now: 0,
+            })
+            .flow;
         assert!(!cand(&s, 1, Sharing::FourTuple).is_usable(9));
         s.mark_reusable(f, 9);
         assert!(cand(&s, 1, Sharing::FourTuple).is_usable(9));
@@ -721,14 +805,29 @@ mod tests {
                             s.take_over(s.flow(key).unwrap(), p);
                         } else {
                             let bind = rng.random_range(0..8) == 0;
-                            let slot = s.occupy(0, key, None, p, bind, step as u64).flow;
+                            let slot = s
+                                .occupy(Take {
+                                    addr: 0,
+                                    key,
+                                    slot: None,
+                                    port: p,
+                                    bind,
+                                    now: step as u64,
+                                })
+                                .flow;
                             held.push((key, slot, p, bind));
                         }
                     }
                 } else if op < 9 && !held.is_empty() {
                     let i = rng.random_range(0..held.len());
                     let (_, slot, p, bind) = held.swap_remove(i);
-                    s.release(0, slot, p, bind, step as u64);
+                    s.release(Release {
+                        addr: 0,
+                        slot,
+                        port: p,
+                        bind,
+                        now: step as u64,
+                    });
                 } else if !held.is_empty() {
                     let i = rng.random_range(0..held.len());
                     let (_, slot, p, bind) = held[i];

@@ -10,7 +10,7 @@
 //! connection, and most scenarios have this shape.
 
 use super::bitset::Bitset;
-use super::{blocked_and_unreserved, Candidates, Occupied, Pool, Ports, Sharing};
+use super::{blocked_and_unreserved, Candidates, Occupied, Pool, Ports, Release, Sharing, Take};
 
 pub struct AddressPools {
     n: u32,
@@ -53,26 +53,18 @@ impl Ports for AddressPools {
 
     /// A usable port is a free one, so it always becomes busy.
     #[inline]
-    fn occupy(
-        &mut self,
-        addr: u32,
-        _: u64,
-        _: Option<u32>,
-        port: u32,
-        _: bool,
-        now: u64,
-    ) -> Occupied {
+    fn occupy(&mut self, take: Take) -> Occupied {
         Occupied {
             flow: 0,
             newly_busy: true,
-            interval: self.pools[addr as usize].take(port, &self.blocked, now),
+            interval: self.pools[take.addr as usize].take(take.port, &self.blocked, take.now),
         }
     }
 
     /// The only holder lets go, so the port is free.
     #[inline]
-    fn release(&mut self, addr: u32, _: u32, port: u32, _: bool, now: u64) -> bool {
-        self.pools[addr as usize].free(port, now);
+    fn release(&mut self, release: Release) -> bool {
+        self.pools[release.addr as usize].free(release.port, release.now);
         true
     }
 

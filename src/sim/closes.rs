@@ -13,8 +13,9 @@ use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Exp1};
 
+use super::layer::Site;
 use super::queue::Lane;
-use super::traffic::{rng, stream, whole_ns, HoldSampler};
+use super::traffic::{rng, stream, whole_ns, HoldSampler, Stream};
 use crate::scenario::{Hold, Scenario};
 
 pub enum Closes {
@@ -65,7 +66,7 @@ impl Closes {
         let requests = sc.traffic.requests_per_connection;
         match sc.traffic.hold {
             Hold::Exponential { mean_ns } if requests == 1 => Closes::Memoryless {
-                rng: rng(sc.seed, stream::HOLD),
+                rng: rng(sc.seed, Stream::at(Site::HOST0, stream::HOLD)),
                 mean_ns,
                 open: Vec::new(),
                 next: Due::NEVER,

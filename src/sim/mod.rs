@@ -1,4 +1,5 @@
-//! The discrete-event engine.
+//! The discrete-event engine: the event loop, the workload (attempts,
+//! retries, closes) and what a run measures.
 //!
 //! Time is `u64` nanoseconds and the run is single-threaded, so a scenario and
 //! seed give the same result on every machine. The event set is split by kind,
@@ -7,41 +8,43 @@
 //! - retries: constant delay, so a FIFO;
 //! - closes: a FIFO when the hold time is constant, a memoryless close process
 //!   for exponential holds, else a heap of the open connections (`closes`);
-//! - TIME_WAIT expiries and `tcp_tw_reuse` eligibility: constant offsets from
-//!   the close, so one FIFO read by two cursors.
+//! - each port layer's own timers (the host's TIME_WAIT expiries and
+//!   `tcp_tw_reuse` eligibility, [`host`]).
 //!
 //! Attempts (arrivals and retries) drive the loop. Before each attempt every
 //! timer due by then is drained in time order; ties go TIME_WAIT end, close,
 //! reuse eligibility, then retry, then arrival, so ports freed at an instant
-//! are usable by an attempt at that instant.
+//! are usable by an attempt at that instant ([`layer::Phase`]).
+//!
+//! A connection crosses a stack of port layers ([`layer::PortLayer`]): the
+//! client host ([`host::HostLayer`]), then whatever translates between host
+//! and destinations. Today that second member is [`layer::Direct`], which
+//! takes nothing and compiles away; a NAT layer is one more implementation.
+//! The host's port state is [`PortSpace`] in general and [`AddressPools`]
+//! when one bitset per address describes the host; the engine is compiled
+//! for each, so neither pays for the other.
 //!
 //! Occupancy is tallied at each change rather than integrated between events
 //! ([`record`]). Memory is proportional to ports, flows and connections in
 //! flight; the time series merges bins instead of growing.
-//!
-//! The host is one port state ([`Ports`]) and one allocator; the run loop
-//! talks to it only through `attempt`/`close`, the seam where several hosts
-//! and a NAT layer between hosts and destinations plug in. The port state is
-//! [`PortSpace`] in general and [`AddressPools`] when one bitset per address
-//! describes the host; the engine is compiled for each, so neither pays for the other.
 
 mod closes;
+pub mod host;
+pub mod layer;
 pub mod queue;
 pub mod record;
 pub mod traffic;
 
 use std::collections::VecDeque;
 
-use crate::ports::fastmap::FastMap;
-
-use crate::alloc::{self, Allocator, Request};
 use crate::ports::pool::AddressPools;
-use crate::ports::{PortSpace, Ports, Sharing};
-use crate::scenario::{BindMode, Close, Scenario};
-use crate::util::mix64;
+use crate::ports::{PortSpace, Ports};
+use crate::scenario::Scenario;
 use closes::Closes;
+use host::{port_rules, HostConn, HostLayer};
+use layer::{Ctx, Direct, Due, Path, Phase, PortLayer, Refused, Site};
 use record::{Bin, Recorder, IN_USE, OPEN, TIME_WAIT};
-use traffic::{stream, ArrivalClock, Chooser};
+use traffic::{stream, ArrivalClock, Chooser, Stream};
 
 /// Receives every event of a run; all hooks default to doing nothing, so the
 /// engine pays nothing for observers it does not have.
@@ -57,6 +60,35 @@ pub trait Observer {
     fn on_port_free(&mut self, _t_ns: u64, _addr: u32, _idx: u32) {}
     /// The run ends at `t_ns`; nothing happens after it.
     fn on_end(&mut self, _t_ns: u64) {}
+
+    // The same events keyed by the layer (and host) they happened at. The
+    // engine calls these; by default those of host 0's host layer go to the
+    // hooks above (which speak of that one host's ports), and a refusal at
+    // any layer is a failed attempt.
+
+    /// The attempt to `dest` was refused at `site`.
+    fn on_fail_at(&mut self, _site: Site, t_ns: u64, dest: u32) {
+        self.on_fail(t_ns, dest);
+    }
+    /// TIME_WAIT (a layer's hold after close) of the connection on `port`
+    /// to `dest` ended at `site`.
+    fn on_time_wait_end_at(&mut self, site: Site, t_ns: u64, port: u16, dest: u32) {
+        if site == Site::HOST0 {
+            self.on_time_wait_end(t_ns, port, dest);
+        }
+    }
+    /// Port `idx` of address `addr` at `site` became held, having been free.
+    fn on_port_busy_at(&mut self, site: Site, t_ns: u64, addr: u32, idx: u32) {
+        if site == Site::HOST0 {
+            self.on_port_busy(t_ns, addr, idx);
+        }
+    }
+    /// Port `idx` of address `addr` at `site` is free again.
+    fn on_port_free_at(&mut self, site: Site, t_ns: u64, addr: u32, idx: u32) {
+        if site == Site::HOST0 {
+            self.on_port_free(t_ns, addr, idx);
+        }
+    }
 }
 
 /// Two observers side by side, e.g. a trace and the charts' port usage.
@@ -89,6 +121,22 @@ impl<A: Observer, B: Observer> Observer for (A, B) {
         self.0.on_end(t);
         self.1.on_end(t);
     }
+    fn on_fail_at(&mut self, site: Site, t: u64, dest: u32) {
+        self.0.on_fail_at(site, t, dest);
+        self.1.on_fail_at(site, t, dest);
+    }
+    fn on_time_wait_end_at(&mut self, site: Site, t: u64, port: u16, dest: u32) {
+        self.0.on_time_wait_end_at(site, t, port, dest);
+        self.1.on_time_wait_end_at(site, t, port, dest);
+    }
+    fn on_port_busy_at(&mut self, site: Site, t: u64, addr: u32, idx: u32) {
+        self.0.on_port_busy_at(site, t, addr, idx);
+        self.1.on_port_busy_at(site, t, addr, idx);
+    }
+    fn on_port_free_at(&mut self, site: Site, t: u64, addr: u32, idx: u32) {
+        self.0.on_port_free_at(site, t, addr, idx);
+        self.1.on_port_free_at(site, t, addr, idx);
+    }
 }
 
 /// An observer that may be absent (e.g. no `--trace`).
@@ -114,6 +162,21 @@ impl<T: Observer> Observer for Option<T> {
     }
     fn on_end(&mut self, t: u64) {
         self.iter_mut().for_each(|o| o.on_end(t));
+    }
+    fn on_fail_at(&mut self, site: Site, t: u64, dest: u32) {
+        self.iter_mut().for_each(|o| o.on_fail_at(site, t, dest));
+    }
+    fn on_time_wait_end_at(&mut self, site: Site, t: u64, port: u16, dest: u32) {
+        self.iter_mut()
+            .for_each(|o| o.on_time_wait_end_at(site, t, port, dest));
+    }
+    fn on_port_busy_at(&mut self, site: Site, t: u64, addr: u32, idx: u32) {
+        self.iter_mut()
+            .for_each(|o| o.on_port_busy_at(site, t, addr, idx));
+    }
+    fn on_port_free_at(&mut self, site: Site, t: u64, addr: u32, idx: u32) {
+        self.iter_mut()
+            .for_each(|o| o.on_port_free_at(site, t, addr, idx));
     }
 }
 
@@ -161,34 +224,11 @@ pub struct Outcome {
     pub per_destination: Vec<DestStats>,
 }
 
+/// An open connection: what each layer keeps for it.
 #[derive(Clone, Copy)]
-struct Conn {
-    port: u32,
-    addr: u32,
-    dest: u32,
-    /// The flow's slot in the port space (stable while the connection or its
-    /// TIME_WAIT entry lives).
-    flow: u32,
-    bind: bool,
-    /// A TIME_WAIT entry taken over by `tcp_tw_reuse`.
-    dead: bool,
-}
-
-/// A TIME_WAIT entry: expiry and reuse eligibility are fixed offsets from
-/// `at`, the close, so one time serves both cursors.
-#[derive(Clone, Copy)]
-struct TwEntry {
-    at: u64,
-    conn: Conn,
-}
-
-fn flow_of(addr: u32, dest: u32) -> u64 {
-    (u64::from(addr) << 32) | u64::from(dest)
-}
-
-/// Key of a TIME_WAIT 4-tuple in `tw_index`: flow slot and port.
-fn tw_key(flow: u32, port: u32) -> u64 {
-    (u64::from(flow) << 32) | u64::from(port)
+struct Conn<H: Copy> {
+    host: HostConn,
+    beyond: H,
 }
 
 /// Pick a time-series bin width near `duration / 1000` from a 1-2-5 ladder.
@@ -205,33 +245,21 @@ pub fn default_bin_ns(duration_ns: Option<u64>) -> u64 {
     }
 }
 
-struct Engine<'a, O: Observer, P: Ports> {
+struct Engine<'a, O: Observer, P: Ports, N: PortLayer> {
     sc: &'a Scenario,
     obs: &'a mut O,
-    ports: P,
-    alloc: Box<dyn Allocator>,
-    sources: Chooser,
+    /// The client host: the first layer of every connection.
+    host: HostLayer<P>,
+    /// What lies between the host and the destinations.
+    beyond: N,
     closes: Closes,
-    /// `tcp_tw_reuse` applies (on, and connect() shares ports by 4-tuple).
-    use_reuse: bool,
-    /// Closes enter TIME_WAIT for this long (0: they never do).
-    tw_ns: u64,
-    reuse_delay_ns: u64,
-    conns: Vec<Conn>,
+    conns: Vec<Conn<N::Held>>,
     free_conns: Vec<u32>,
     retries: VecDeque<(u64, u32, u32)>,
-    tw: VecDeque<TwEntry>,
-    /// Absolute id of `tw[0]`.
-    tw_base: u64,
-    /// Absolute id of the next entry whose reuse eligibility is pending.
-    tw_reuse_cursor: u64,
-    /// (flow slot, port) -> TIME_WAIT id, kept only with `tw_reuse`.
-    tw_index: FastMap<u64, u64>,
-    sharing: Sharing,
     rec: Recorder,
     out: Counters,
     per_dest: Vec<DestStats>,
-    /// Time of the last event processed.
+    /// Time of the last attempt.
     now: u64,
 }
 
@@ -243,8 +271,6 @@ struct Counters {
     first_failure: Option<(u64, u64)>,
     retries: u64,
     abandoned: u64,
-    tw_reused: u64,
-    tw_skipped: u64,
 }
 
 /// Which port state a run keeps.
@@ -268,66 +294,29 @@ pub fn simulate_with<O: Observer>(sc: &Scenario, obs: &mut O, model: PortModel) 
     let (sharing, use_reuse) = port_rules(sc);
     if model == PortModel::Auto && AddressPools::fits(sc.destinations.len(), sharing, use_reuse) {
         let ports = AddressPools::new(h.range_size(), h.addresses.len() as u32, reserved);
-        return run_with(sc, obs, ports, sharing, use_reuse);
+        return run_with(sc, obs, HostLayer::new(sc, Site::HOST0, ports), Direct);
     }
     let ports = PortSpace::new(h.range_size(), h.addresses.len() as u32, reserved);
-    run_with(sc, obs, ports, sharing, use_reuse)
+    run_with(sc, obs, HostLayer::new(sc, Site::HOST0, ports), Direct)
 }
 
-/// How requests compete for ports, and whether `tcp_tw_reuse` applies (it
-/// needs ports shared by 4-tuple).
-fn port_rules(sc: &Scenario) -> (Sharing, bool) {
-    if sc.exclusive_ports() {
-        (Sharing::Exclusive, false)
-    } else {
-        (Sharing::FourTuple, sc.host.tw_reuse)
-    }
-}
-
-fn run_with<O: Observer, P: Ports>(
+fn run_with<O: Observer, P: Ports, N: PortLayer>(
     sc: &Scenario,
     obs: &mut O,
-    ports: P,
-    sharing: Sharing,
-    use_reuse: bool,
+    host: HostLayer<P>,
+    beyond: N,
 ) -> Outcome {
-    let h = &sc.host;
-    let entry = alloc::entry(&h.allocator).expect("validated allocator name");
-    let alloc = (entry.build)(alloc::Setup {
-        settings: &h.alloc_settings(),
-        rng: traffic::rng(sc.seed, stream::ALLOCATOR),
-    });
-    let sources = Chooser::new(
-        sc.seed,
-        stream::SOURCE,
-        &vec![1.0; h.addresses.len()],
-        sc.traffic.source,
-    );
     let bin_ns = sc.bin_ns.unwrap_or_else(|| default_bin_ns(sc.duration_ns));
     let n_dest = sc.destinations.len();
-    let tw_ns = if sc.traffic.close == Close::Client {
-        sc.effective_time_wait_ns()
-    } else {
-        0
-    };
     let e = Engine {
         sc,
         obs,
-        ports,
-        alloc,
+        host,
+        beyond,
         closes: Closes::new(sc),
-        use_reuse,
-        tw_ns,
-        reuse_delay_ns: h.tw_reuse_delay_ns,
-        sources,
         conns: Vec::new(),
         free_conns: Vec::new(),
         retries: VecDeque::new(),
-        tw: VecDeque::new(),
-        tw_base: 0,
-        tw_reuse_cursor: 0,
-        tw_index: FastMap::default(),
-        sharing,
         rec: Recorder::new(bin_ns, sc.bin_ns.is_none()),
         out: Counters::default(),
         per_dest: vec![DestStats::default(); if n_dest <= MAX_DEST_STATS { n_dest } else { 0 }],
@@ -336,9 +325,9 @@ fn run_with<O: Observer, P: Ports>(
     e.run()
 }
 
-impl<O: Observer, P: Ports> Engine<'_, O, P> {
+impl<O: Observer, P: Ports, N: PortLayer> Engine<'_, O, P, N> {
     /// Attempts drive the loop: before each one, every timer due by then
-    /// (TIME_WAIT ends, closes, reuse eligibility) is processed in time order.
+    /// (the layers' timers, closes) is processed in time order.
     fn run(mut self) -> Outcome {
         let sc = self.sc;
         let horizon = sc.duration_ns.unwrap_or(u64::MAX);
@@ -350,7 +339,12 @@ impl<O: Observer, P: Ports> Engine<'_, O, P> {
             sc.traffic.requests_per_connection,
         );
         let weights: Vec<f64> = sc.destinations.iter().map(|d| d.weight).collect();
-        let mut dests = Chooser::new(sc.seed, stream::DESTINATION, &weights, sc.traffic.pick);
+        let mut dests = Chooser::new(
+            sc.seed,
+            Stream::at(Site::HOST0, stream::DESTINATION),
+            &weights,
+            sc.traffic.pick,
+        );
         let mut next_arrival = clock.next_arrival().unwrap_or(u64::MAX);
         loop {
             let t_retry = self.retries.front().map_or(u64::MAX, |r| r.0);
@@ -388,103 +382,79 @@ impl<O: Observer, P: Ports> Engine<'_, O, P> {
         self.finish(end)
     }
 
-    /// Process the timers due at or before `limit`, earliest first; at one
-    /// instant a TIME_WAIT end goes before a close, and both before a reuse
-    /// eligibility, so ports freed at an instant are usable at that instant.
+    /// Process the timers due at or before `limit`, earliest first: each
+    /// close, after the layers' timers that go before it ([`Phase`]).
+    #[inline]
     fn drain(&mut self, limit: u64) {
         loop {
-            let t_tw = self
-                .tw
-                .front()
-                .map_or(u64::MAX, |e| e.at.saturating_add(self.tw_ns));
             let t_close = self.closes.peek_time();
-            let t_reuse = if self.use_reuse {
-                self.tw
-                    .get((self.tw_reuse_cursor - self.tw_base) as usize)
-                    .map_or(u64::MAX, |e| e.at.saturating_add(self.reuse_delay_ns))
-            } else {
-                u64::MAX
-            };
-            let t = t_tw.min(t_close).min(t_reuse);
             // `u64::MAX` is "never": nothing is due, whatever the limit.
-            if t > limit || t == u64::MAX {
+            let close_due = t_close <= limit && t_close != u64::MAX;
+            let until = if close_due {
+                Due::new(t_close, Phase::Close)
+            } else {
+                Due::new(limit, Phase::End)
+            };
+            self.run_layers(until);
+            if !close_due {
                 return;
             }
-            self.now = t;
-            if t_tw == t {
-                self.expire_time_wait(t);
-            } else if t_close == t {
-                let slot = self.closes.pop();
-                self.close(t, slot);
+            let slot = self.closes.pop();
+            self.close(t_close, slot);
+        }
+    }
+
+    /// Process every layer timer before `until`, in order; at one key the
+    /// host's goes first. With nothing beyond the host this is the host's
+    /// own loop.
+    #[inline(always)]
+    fn run_layers(&mut self, until: Due) {
+        let mut cx = Ctx {
+            obs: &mut *self.obs,
+            rec: &mut self.rec,
+        };
+        loop {
+            let b = self.beyond.next_due();
+            if b >= until {
+                self.host.run_due(until, &mut cx);
+                return;
+            }
+            let a = self.host.next_due();
+            if a <= b {
+                self.host.run_due(b.just_after().min(until), &mut cx);
             } else {
-                let e = self.tw[(self.tw_reuse_cursor - self.tw_base) as usize];
-                // An entry that expires no later than it becomes reusable never does.
-                if !e.conn.dead && self.reuse_delay_ns < self.tw_ns {
-                    self.ports.mark_reusable(e.conn.flow, e.conn.port);
-                }
-                self.tw_reuse_cursor += 1;
+                self.beyond.run_due(a.min(until), &mut cx);
             }
         }
     }
 
-    fn port_number(&self, idx: u32) -> u16 {
-        (u32::from(self.sc.host.port_lo) + idx) as u16
-    }
-
     fn attempt(&mut self, t: u64, dest: u32, tries: u32) {
-        let sc = self.sc;
         self.out.attempts += 1;
         self.rec.bin(t).attempts += 1;
         if let Some(d) = self.per_dest.get_mut(dest as usize) {
             d.attempts += 1;
         }
-        let addr = match sc.traffic.bind {
-            BindMode::Connect => 0,
-            BindMode::Bind | BindMode::BindNoPort => self.sources.pick(),
+        let mut cx = Ctx {
+            obs: &mut *self.obs,
+            rec: &mut self.rec,
         };
-        let key = flow_of(addr, dest);
-        let bind = sc.traffic.bind == BindMode::Bind;
-        let req = Request {
-            addr,
+        let path = Path {
+            addr: 0,
+            port: 0,
             dest,
-            flow_key: mix64(key ^ 0x706f_7274_7369_6d00),
-            now_ns: t,
-            bind,
         };
-        let slot = self.ports.flow(key);
-        let picked = {
-            let c = self.ports.candidates(addr, slot, self.sharing);
-            self.alloc.pick(&req, &c)
+        let (host, path) = match self.host.open(t, path, &mut cx) {
+            Ok(opened) => opened,
+            Err(r) => return self.fail(t, dest, tries, r),
         };
-        let Some(port) = picked else {
-            self.fail(t, dest, tries);
-            return;
-        };
-        let flow = match slot {
-            Some(f) if self.use_reuse && self.ports.is_reusable_tw(f, port) => {
-                self.take_over_time_wait(t, f, port);
-                f
-            }
-            _ => {
-                let o = self.ports.occupy(addr, key, slot, port, bind, t);
-                if let Some(iv) = o.interval {
-                    self.rec.reuse_interval(iv);
-                }
-                if o.newly_busy {
-                    self.rec.up(IN_USE, t);
-                    self.obs.on_port_busy(t, addr, port);
-                }
-                o.flow
+        let beyond = match self.beyond.open(t, path, &mut cx) {
+            Ok((held, _)) => held,
+            Err(r) => {
+                self.host.abort(t, host, &mut cx);
+                return self.fail(t, dest, tries, r);
             }
         };
-        let conn = Conn {
-            port,
-            addr,
-            dest,
-            flow,
-            bind,
-            dead: false,
-        };
+        let conn = Conn { host, beyond };
         let slot = match self.free_conns.pop() {
             Some(s) => {
                 self.conns[s as usize] = conn;
@@ -502,11 +472,11 @@ impl<O: Observer, P: Ports> Engine<'_, O, P> {
         if let Some(d) = self.per_dest.get_mut(dest as usize) {
             d.established += 1;
         }
-        let p = self.port_number(port);
+        let p = self.host.port_number(host.port);
         self.obs.on_connect(t, p, dest);
     }
 
-    fn fail(&mut self, t: u64, dest: u32, tries: u32) {
+    fn fail(&mut self, t: u64, dest: u32, tries: u32, refused: Refused) {
         self.out.failures += 1;
         self.rec.bin(t).failures += 1;
         if let Some(d) = self.per_dest.get_mut(dest as usize) {
@@ -515,7 +485,7 @@ impl<O: Observer, P: Ports> Engine<'_, O, P> {
         if self.out.first_failure.is_none() {
             self.out.first_failure = Some((t, self.out.attempts));
         }
-        self.obs.on_fail(t, dest);
+        self.obs.on_fail_at(refused.site, t, dest);
         match self.sc.traffic.retry {
             Some(r) if tries < r.max => {
                 self.retries
@@ -525,58 +495,20 @@ impl<O: Observer, P: Ports> Engine<'_, O, P> {
         }
     }
 
-    fn take_over_time_wait(&mut self, t: u64, flow: u32, port: u32) {
-        self.ports.take_over(flow, port);
-        if let Some(id) = self.tw_index.remove(&tw_key(flow, port)) {
-            self.tw[(id - self.tw_base) as usize].conn.dead = true;
-        }
-        self.rec.down(TIME_WAIT, t);
-        self.out.tw_reused += 1;
-    }
-
+    /// The connection in `slot` closes: each layer, host first, decides
+    /// what it holds on to.
     fn close(&mut self, t: u64, slot: u32) {
         let c = self.conns[slot as usize];
         self.free_conns.push(slot);
         self.rec.down(OPEN, t);
-        let port = self.port_number(c.port);
-        self.obs.on_close(t, port, c.dest);
-        if self.tw_ns > 0 {
-            if u64::from(self.rec.level(TIME_WAIT)) < self.sc.host.max_tw_buckets {
-                if self.use_reuse {
-                    let id = self.tw_base + self.tw.len() as u64;
-                    self.tw_index.insert(tw_key(c.flow, c.port), id);
-                }
-                self.tw.push_back(TwEntry { at: t, conn: c });
-                self.rec.up(TIME_WAIT, t);
-                return;
-            }
-            self.out.tw_skipped += 1;
-        }
-        self.release(t, c);
-    }
-
-    fn release(&mut self, t: u64, c: Conn) {
-        if self.ports.release(c.addr, c.flow, c.port, c.bind, t) {
-            self.rec.down(IN_USE, t);
-            self.obs.on_port_free(t, c.addr, c.port);
-        }
-    }
-
-    fn expire_time_wait(&mut self, t: u64) {
-        let e = self.tw.pop_front().expect("peeked");
-        self.tw_base += 1;
-        self.tw_reuse_cursor = self.tw_reuse_cursor.max(self.tw_base);
-        let c = e.conn;
-        if c.dead {
-            return;
-        }
-        if self.use_reuse {
-            self.tw_index.remove(&tw_key(c.flow, c.port));
-        }
-        self.rec.down(TIME_WAIT, t);
-        self.release(t, c);
-        let port = self.port_number(c.port);
-        self.obs.on_time_wait_end(t, port, c.dest);
+        let port = self.host.port_number(c.host.port);
+        self.obs.on_close(t, port, c.host.dest);
+        let mut cx = Ctx {
+            obs: &mut *self.obs,
+            rec: &mut self.rec,
+        };
+        self.host.close(t, c.host, &mut cx);
+        self.beyond.close(t, c.beyond, &mut cx);
     }
 
     fn finish(self, end: u64) -> Outcome {
@@ -584,7 +516,7 @@ impl<O: Observer, P: Ports> Engine<'_, O, P> {
         let span = end.max(1) as f64;
         let open_at_end = (self.conns.len() - self.free_conns.len()) as u32;
         let time_wait_at_end = self.rec.level(TIME_WAIT);
-        let distinct_used = self.ports.distinct_used();
+        let distinct_used = self.host.distinct_used();
         let r = self.rec.finish(end);
         Outcome {
             simulated_ns: end,
@@ -594,8 +526,8 @@ impl<O: Observer, P: Ports> Engine<'_, O, P> {
             first_failure: self.out.first_failure,
             retries: self.out.retries,
             abandoned: self.out.abandoned,
-            tw_reused: self.out.tw_reused,
-            tw_skipped: self.out.tw_skipped,
+            tw_reused: self.host.tw_reused(),
+            tw_skipped: self.host.tw_skipped(),
             distinct_used,
             peak_in_use: r.peak[IN_USE],
             mean_in_use: r.area[IN_USE] / span,
@@ -768,6 +700,158 @@ mod tests {
             shipped >= 10,
             "only {shipped} shipped scenarios fit one pool"
         );
+    }
+
+    fn load(text: &str) -> Scenario {
+        crate::scenario::load_str(text, Path::new("t.toml"), &[])
+            .unwrap_or_else(|err| panic!("{err}\n{text}"))
+    }
+
+    /// A layer beyond the host that refuses every attempt.
+    struct Refuse(Site);
+    impl PortLayer for Refuse {
+        type Held = ();
+        fn open<O: Observer>(
+            &mut self,
+            _: u64,
+            _: layer::Path,
+            _: &mut Ctx<'_, O>,
+        ) -> Result<((), layer::Path), Refused> {
+            Err(Refused { site: self.0 })
+        }
+        fn close<O: Observer>(&mut self, _: u64, _: (), _: &mut Ctx<'_, O>) {
+            unreachable!("nothing got through")
+        }
+        fn abort<O: Observer>(&mut self, _: u64, _: (), _: &mut Ctx<'_, O>) {}
+        fn next_due(&self) -> Due {
+            Due::NEVER
+        }
+        fn run_due<O: Observer>(&mut self, _: Due, _: &mut Ctx<'_, O>) {}
+    }
+
+    /// Counts failures by the site that refused, and host port changes.
+    #[derive(Default)]
+    struct Charges {
+        failed_at: Vec<Site>,
+        busy: u32,
+        free: u32,
+    }
+    impl Observer for Charges {
+        fn on_fail_at(&mut self, site: Site, _: u64, _: u32) {
+            self.failed_at.push(site);
+        }
+        fn on_port_busy(&mut self, _: u64, _: u32, _: u32) {
+            self.busy += 1;
+        }
+        fn on_port_free(&mut self, _: u64, _: u32, _: u32) {
+            self.free += 1;
+        }
+    }
+
+    /// A refusal beyond the host is charged to the layer that refused, and
+    /// the host lets go of the port it took, with no TIME_WAIT.
+    #[test]
+    fn a_refusal_beyond_the_host_is_charged_there_and_frees_the_port() {
+        let sc = load(
+            "name = 't'\nduration = '10s'\n[host]\nport_range = '40000-40099'\n\
+             time_wait = '60s'\n[[destinations]]\naddress = '10.0.0.1:80'\n\
+             [traffic]\nrate = 20\nhold = '1s'\n",
+        );
+        let nat = Site { layer: 1, host: 0 };
+        let mut obs = Charges::default();
+        let ports = PortSpace::new(100, 1, []);
+        let o = run_with(
+            &sc,
+            &mut obs,
+            HostLayer::new(&sc, Site::HOST0, ports),
+            Refuse(nat),
+        );
+        assert!(o.attempts > 150, "{}", o.attempts);
+        assert_eq!(o.established, 0);
+        assert_eq!(o.failures, o.attempts);
+        assert_eq!(obs.failed_at, vec![nat; o.attempts as usize]);
+        // Each attempt took a port and gave it back at once.
+        assert_eq!((obs.busy, obs.free), (o.attempts as u32, o.attempts as u32));
+        assert_eq!(o.peak_in_use, 1);
+        assert_eq!((o.peak_time_wait, o.time_wait_at_end), (0, 0));
+        // Through Direct the host itself runs out (20/s × 61 s is far more
+        // than 100 ports), and every failure is charged to it.
+        let mut obs = Charges::default();
+        let o = simulate(&sc, &mut obs);
+        assert!(obs.failed_at.iter().all(|s| *s == Site::HOST0));
+        assert_eq!(o.failures as usize, obs.failed_at.len());
+        assert!(o.failures > 0);
+    }
+
+    /// What happened, in order: (time, 0 TIME_WAIT end / 1 tick of the
+    /// layer beyond / 2 close).
+    type Log = std::rc::Rc<std::cell::RefCell<Vec<(u64, u8)>>>;
+
+    /// A layer beyond the host with a timer every `period`, logging each.
+    struct Ticks {
+        next: u64,
+        period: u64,
+        log: Log,
+    }
+    impl PortLayer for Ticks {
+        type Held = ();
+        fn open<O: Observer>(
+            &mut self,
+            _: u64,
+            path: layer::Path,
+            _: &mut Ctx<'_, O>,
+        ) -> Result<((), layer::Path), Refused> {
+            Ok(((), path))
+        }
+        fn close<O: Observer>(&mut self, _: u64, _: (), _: &mut Ctx<'_, O>) {}
+        fn abort<O: Observer>(&mut self, _: u64, _: (), _: &mut Ctx<'_, O>) {}
+        fn next_due(&self) -> Due {
+            Due::new(self.next, Phase::Release)
+        }
+        fn run_due<O: Observer>(&mut self, until: Due, _: &mut Ctx<'_, O>) {
+            while self.next_due() < until {
+                self.log.borrow_mut().push((self.next, 1));
+                self.next += self.period;
+            }
+        }
+    }
+
+    struct Order(Log);
+    impl Observer for Order {
+        fn on_time_wait_end(&mut self, t: u64, _: u16, _: u32) {
+            self.0.borrow_mut().push((t, 0));
+        }
+        fn on_close(&mut self, t: u64, _: u16, _: u32) {
+            self.0.borrow_mut().push((t, 2));
+        }
+    }
+
+    /// The timers of two layers and the closes interleave in time order;
+    /// at one instant the host's TIME_WAIT ends go first, then the other
+    /// layer's, then closes. Everything here falls on quarter seconds, so
+    /// every instant has all three.
+    #[test]
+    fn layer_timers_and_closes_interleave_in_order() {
+        let sc = load(
+            "name = 't'\nduration = '20s'\n[host]\nport_range = '40000-40999'\n\
+             time_wait = '2s'\n[[destinations]]\naddress = '10.0.0.1:80'\n\
+             [traffic]\narrivals = 'constant'\nrate = 4\nhold = '1s'\n",
+        );
+        let log = Log::default();
+        let ticks = Ticks {
+            next: 0,
+            period: 250_000_000,
+            log: log.clone(),
+        };
+        let ports = PortSpace::new(1000, 1, []);
+        let host = HostLayer::new(&sc, Site::HOST0, ports);
+        let o = run_with(&sc, &mut Order(log.clone()), host, ticks);
+        assert_eq!(o.failures, 0);
+        let log = log.borrow();
+        let count = |k: u8| log.iter().filter(|e| e.1 == k).count();
+        // Closes at 1.25 s .. 20 s, TIME_WAIT ends from 3.25 s, ticks 0 .. 20 s.
+        assert_eq!((count(0), count(1), count(2)), (68, 81, 76));
+        assert!(log.windows(2).all(|w| w[0] <= w[1]), "{log:?}");
     }
 
     /// The comparison above can fail: a one-port change of the range moves

@@ -5,6 +5,10 @@
 //! (Exp(1) gaps for Poisson, gaps of 1 for constant) is mapped through the
 //! integral of the rate, solved in closed form on each linear segment. This is
 //! exact for steps and ramps, with no thinning and no wasted draws.
+//!
+//! A stream is named by [`Stream`]: the layer and host it belongs to, and
+//! its purpose. The host layer of host 0 maps to the bare purpose ids, so
+//! those draws are the ones a single-host run has always made.
 
 use rand::RngExt;
 use rand::SeedableRng;
@@ -12,6 +16,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::weighted::WeightedIndex;
 use rand_distr::{Distribution, Exp, Exp1, LogNormal};
 
+use super::layer::Site;
 use crate::scenario::{Arrivals, Hold, Pick, RateProfile, NS_PER_S};
 
 /// Stream ids of the scenario seed, one per purpose. New purposes take new
@@ -24,9 +29,36 @@ pub mod stream {
     pub const ALLOCATOR: u64 = 5;
 }
 
-pub fn rng(seed: u64, stream: u64) -> ChaCha8Rng {
+/// One random stream of the scenario seed: the purpose (one of [`stream`])
+/// of one layer of one host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stream {
+    pub layer: u16,
+    pub host: u32,
+    pub purpose: u16,
+}
+
+impl Stream {
+    /// The stream for `purpose` at `site`.
+    pub fn at(site: Site, purpose: u64) -> Stream {
+        Stream {
+            layer: site.layer,
+            host: site.host,
+            purpose: u16::try_from(purpose).expect("purpose ids are small"),
+        }
+    }
+
+    /// The ChaCha stream id: layer, host and purpose in separate bits
+    /// (`layer << 48 | host << 16 | purpose`), so distinct streams never
+    /// share an id, and host 0's host layer is the bare purpose.
+    pub fn id(self) -> u64 {
+        (u64::from(self.layer) << 48) | (u64::from(self.host) << 16) | u64::from(self.purpose)
+    }
+}
+
+pub fn rng(seed: u64, stream: Stream) -> ChaCha8Rng {
     let mut r = ChaCha8Rng::seed_from_u64(seed);
-    r.set_stream(stream);
+    r.set_stream(stream.id());
     r
 }
 
@@ -64,7 +96,7 @@ pub struct ArrivalClock {
 impl ArrivalClock {
     pub fn new(seed: u64, kind: Arrivals, profile: RateProfile, per_connection: u32) -> Self {
         ArrivalClock {
-            rng: rng(seed, stream::ARRIVALS),
+            rng: rng(seed, Stream::at(Site::HOST0, stream::ARRIVALS)),
             kind,
             profile,
             per_connection: f64::from(per_connection),
@@ -144,7 +176,7 @@ impl HoldSampler {
             Hold::Uniform { min_ns, max_ns } => HoldDist::Uniform(min_ns, max_ns),
         };
         HoldSampler {
-            rng: rng(seed, stream::HOLD),
+            rng: rng(seed, Stream::at(Site::HOST0, stream::HOLD)),
             dist,
         }
     }
@@ -185,7 +217,7 @@ enum Choice {
 }
 
 impl Chooser {
-    pub fn new(seed: u64, stream_id: u64, weights: &[f64], pick: Pick) -> Self {
+    pub fn new(seed: u64, stream: Stream, weights: &[f64], pick: Pick) -> Self {
         let n = weights.len() as u32;
         let equal = weights.iter().all(|w| *w == weights[0]);
         let mode = if n == 1 {
@@ -201,7 +233,7 @@ impl Chooser {
             }
         };
         Chooser {
-            rng: rng(seed, stream_id),
+            rng: rng(seed, stream),
             n,
             mode,
             turn: 0,
@@ -280,9 +312,40 @@ mod tests {
         assert_eq!(c.next_arrival(), None);
     }
 
+    /// Host 0's host layer keeps the bare purpose ids (so its draws are
+    /// unchanged); other layers and hosts get ids of their own.
+    #[test]
+    fn stream_ids_keep_host_zero_and_keep_apart() {
+        for p in [
+            stream::ARRIVALS,
+            stream::HOLD,
+            stream::DESTINATION,
+            stream::SOURCE,
+            stream::ALLOCATOR,
+        ] {
+            assert_eq!(Stream::at(Site::HOST0, p).id(), p);
+        }
+        let site = |layer, host| Site { layer, host };
+        let ids = [
+            Stream::at(site(0, 1), stream::ALLOCATOR).id(),
+            Stream::at(site(1, 0), stream::ALLOCATOR).id(),
+            Stream::at(site(1, 1), stream::ALLOCATOR).id(),
+            Stream::at(site(0, u32::MAX), stream::ALLOCATOR).id(),
+        ];
+        assert_eq!(ids[0], (1 << 16) | 5);
+        assert_eq!(ids[1], (1 << 48) | 5);
+        assert_eq!(ids[2], (1 << 48) | (1 << 16) | 5);
+        assert_eq!(ids[3], (u64::from(u32::MAX) << 16) | 5);
+    }
+
     #[test]
     fn round_robin_cycles() {
-        let mut c = Chooser::new(1, 3, &[1.0, 5.0, 1.0], Pick::RoundRobin);
+        let mut c = Chooser::new(
+            1,
+            Stream::at(Site::HOST0, stream::DESTINATION),
+            &[1.0, 5.0, 1.0],
+            Pick::RoundRobin,
+        );
         assert_eq!(
             (0..6).map(|_| c.pick()).collect::<Vec<_>>(),
             vec![0, 1, 2, 0, 1, 2]

@@ -1,0 +1,365 @@
+//! The port layer of one client host: its port state, its allocator, and
+//! the TIME_WAIT entries its closes leave behind.
+//!
+//! Everything a host's kernel decides lives here: which source address a
+//! socket uses, which port the allocator picks under the sharing rules
+//! (4-tuple or exclusive), when a closed connection's 4-tuple is held in
+//! TIME_WAIT (and when not: `max_tw_buckets`), and when `tcp_tw_reuse` lets
+//! a connect() take a TIME_WAIT 4-tuple over.
+//!
+//! TIME_WAIT lasts the same for every entry, and reuse eligibility comes a
+//! fixed delay after the close, so both are read off one FIFO of entries in
+//! close order by two cursors (expiry at the front, eligibility further in),
+//! not a heap. With `tcp_tw_reuse` an index finds the entry of a 4-tuple
+//! that a connect() takes over; the entry stays in the FIFO, marked dead.
+//!
+//! The port state is a type parameter ([`Ports`]) so the engine is compiled
+//! once per kind of port state and neither pays for the other.
+
+use std::collections::VecDeque;
+
+use super::layer::{Ctx, Due, Path, Phase, PortLayer, Refused, Site};
+use super::record::{IN_USE, TIME_WAIT};
+use super::traffic::{self, stream, Chooser, Stream};
+use super::Observer;
+use crate::alloc::{self, Allocator, Request};
+use crate::ports::fastmap::FastMap;
+use crate::ports::{Ports, Release, Sharing, Take};
+use crate::scenario::{BindMode, Close, Scenario};
+use crate::util::mix64;
+
+/// What the host keeps for one open connection (and, after close, for its
+/// TIME_WAIT entry).
+#[derive(Clone, Copy)]
+pub struct HostConn {
+    /// Port index (offset into the range).
+    pub port: u32,
+    pub addr: u32,
+    pub dest: u32,
+    /// The flow's slot in the port space (stable while the connection or its
+    /// TIME_WAIT entry lives).
+    flow: u32,
+    bind: bool,
+    /// A TIME_WAIT entry taken over by `tcp_tw_reuse`.
+    dead: bool,
+}
+
+/// A TIME_WAIT entry: expiry and reuse eligibility are fixed offsets from
+/// `at`, the close, so one time serves both cursors.
+#[derive(Clone, Copy)]
+struct TwEntry {
+    at: u64,
+    conn: HostConn,
+}
+
+fn flow_of(addr: u32, dest: u32) -> u64 {
+    (u64::from(addr) << 32) | u64::from(dest)
+}
+
+/// Key of a TIME_WAIT 4-tuple in `tw_index`: flow slot and port.
+fn tw_key(flow: u32, port: u32) -> u64 {
+    (u64::from(flow) << 32) | u64::from(port)
+}
+
+/// How requests compete for ports, and whether `tcp_tw_reuse` applies (it
+/// needs ports shared by 4-tuple).
+pub fn port_rules(sc: &Scenario) -> (Sharing, bool) {
+    if sc.exclusive_ports() {
+        (Sharing::Exclusive, false)
+    } else {
+        (Sharing::FourTuple, sc.host.tw_reuse)
+    }
+}
+
+pub struct HostLayer<P: Ports> {
+    site: Site,
+    ports: P,
+    alloc: Box<dyn Allocator>,
+    sources: Chooser,
+    bind_mode: BindMode,
+    sharing: Sharing,
+    /// `tcp_tw_reuse` applies (on, and connect() shares ports by 4-tuple).
+    use_reuse: bool,
+    /// Closes enter TIME_WAIT for this long (0: they never do).
+    tw_ns: u64,
+    reuse_delay_ns: u64,
+    max_tw_buckets: u64,
+    port_lo: u16,
+    tw: VecDeque<TwEntry>,
+    /// Absolute id of `tw[0]`.
+    tw_base: u64,
+    /// Absolute id of the next entry whose reuse eligibility is pending.
+    tw_reuse_cursor: u64,
+    /// (flow slot, port) -> TIME_WAIT id, kept only with `tw_reuse`.
+    tw_index: FastMap<u64, u64>,
+    /// connect() calls that took over a TIME_WAIT 4-tuple.
+    tw_reused: u64,
+    /// Closes that skipped TIME_WAIT because `max_tw_buckets` was reached.
+    tw_skipped: u64,
+}
+
+impl<P: Ports> HostLayer<P> {
+    /// The host of `sc` at `site`, keeping its ports in `ports`.
+    pub fn new(sc: &Scenario, site: Site, ports: P) -> Self {
+        let h = &sc.host;
+        let (sharing, use_reuse) = port_rules(sc);
+        let entry = alloc::entry(&h.allocator).expect("validated allocator name");
+        let alloc = (entry.build)(alloc::Setup {
+            settings: &h.alloc_settings(),
+            rng: traffic::rng(sc.seed, Stream::at(site, stream::ALLOCATOR)),
+        });
+        let sources = Chooser::new(
+            sc.seed,
+            Stream::at(site, stream::SOURCE),
+            &vec![1.0; h.addresses.len()],
+            sc.traffic.source,
+        );
+        let tw_ns = if sc.traffic.close == Close::Client {
+            sc.effective_time_wait_ns()
+        } else {
+            0
+        };
+        HostLayer {
+            site,
+            ports,
+            alloc,
+            sources,
+            bind_mode: sc.traffic.bind,
+            sharing,
+            use_reuse,
+            tw_ns,
+            reuse_delay_ns: h.tw_reuse_delay_ns,
+            max_tw_buckets: h.max_tw_buckets,
+            port_lo: h.port_lo,
+            tw: VecDeque::new(),
+            tw_base: 0,
+            tw_reuse_cursor: 0,
+            tw_index: FastMap::default(),
+            tw_reused: 0,
+            tw_skipped: 0,
+        }
+    }
+
+    /// The port number of port index `idx`.
+    #[inline]
+    pub fn port_number(&self, idx: u32) -> u16 {
+        (u32::from(self.port_lo) + idx) as u16
+    }
+
+    /// connect() calls that took over a TIME_WAIT 4-tuple (`tw_reuse`).
+    pub fn tw_reused(&self) -> u64 {
+        self.tw_reused
+    }
+
+    /// Closes that skipped TIME_WAIT because `max_tw_buckets` was reached.
+    pub fn tw_skipped(&self) -> u64 {
+        self.tw_skipped
+    }
+
+    /// Distinct (address, port) pairs ever handed out.
+    pub fn distinct_used(&self) -> u32 {
+        self.ports.distinct_used()
+    }
+
+    #[inline]
+    fn t_expiry(&self) -> u64 {
+        self.tw
+            .front()
+            .map_or(u64::MAX, |e| e.at.saturating_add(self.tw_ns))
+    }
+
+    #[inline]
+    fn t_reusable(&self) -> u64 {
+        if self.use_reuse {
+            self.tw
+                .get((self.tw_reuse_cursor - self.tw_base) as usize)
+                .map_or(u64::MAX, |e| e.at.saturating_add(self.reuse_delay_ns))
+        } else {
+            u64::MAX
+        }
+    }
+
+    fn take_over_time_wait<O: Observer>(
+        &mut self,
+        t: u64,
+        flow: u32,
+        port: u32,
+        cx: &mut Ctx<'_, O>,
+    ) {
+        self.ports.take_over(flow, port);
+        if let Some(id) = self.tw_index.remove(&tw_key(flow, port)) {
+            self.tw[(id - self.tw_base) as usize].conn.dead = true;
+        }
+        cx.rec.down(TIME_WAIT, t);
+        self.tw_reused += 1;
+    }
+
+    #[inline]
+    fn release<O: Observer>(&mut self, t: u64, c: HostConn, cx: &mut Ctx<'_, O>) {
+        let freed = self.ports.release(Release {
+            addr: c.addr,
+            slot: c.flow,
+            port: c.port,
+            bind: c.bind,
+            now: t,
+        });
+        if freed {
+            cx.rec.down(IN_USE, t);
+            cx.obs.on_port_free_at(self.site, t, c.addr, c.port);
+        }
+    }
+
+    #[inline]
+    fn expire_time_wait<O: Observer>(&mut self, t: u64, cx: &mut Ctx<'_, O>) {
+        let e = self.tw.pop_front().expect("peeked");
+        self.tw_base += 1;
+        self.tw_reuse_cursor = self.tw_reuse_cursor.max(self.tw_base);
+        let c = e.conn;
+        if c.dead {
+            return;
+        }
+        if self.use_reuse {
+            self.tw_index.remove(&tw_key(c.flow, c.port));
+        }
+        cx.rec.down(TIME_WAIT, t);
+        self.release(t, c, cx);
+        let port = self.port_number(c.port);
+        cx.obs.on_time_wait_end_at(self.site, t, port, c.dest);
+    }
+
+    #[inline]
+    fn mark_reusable(&mut self) {
+        let e = self.tw[(self.tw_reuse_cursor - self.tw_base) as usize];
+        // An entry that expires no later than it becomes reusable never does.
+        if !e.conn.dead && self.reuse_delay_ns < self.tw_ns {
+            self.ports.mark_reusable(e.conn.flow, e.conn.port);
+        }
+        self.tw_reuse_cursor += 1;
+    }
+}
+
+impl<P: Ports> PortLayer for HostLayer<P> {
+    type Held = HostConn;
+
+    #[inline]
+    fn open<O: Observer>(
+        &mut self,
+        t: u64,
+        path: Path,
+        cx: &mut Ctx<'_, O>,
+    ) -> Result<(HostConn, Path), Refused> {
+        let dest = path.dest;
+        let addr = match self.bind_mode {
+            BindMode::Connect => 0,
+            BindMode::Bind | BindMode::BindNoPort => self.sources.pick(),
+        };
+        let key = flow_of(addr, dest);
+        let bind = self.bind_mode == BindMode::Bind;
+        let req = Request {
+            addr,
+            dest,
+            flow_key: mix64(key ^ 0x706f_7274_7369_6d00),
+            now_ns: t,
+            bind,
+        };
+        let slot = self.ports.flow(key);
+        let picked = {
+            let c = self.ports.candidates(addr, slot, self.sharing);
+            self.alloc.pick(&req, &c)
+        };
+        let Some(port) = picked else {
+            return Err(Refused { site: self.site });
+        };
+        let flow = match slot {
+            Some(f) if self.use_reuse && self.ports.is_reusable_tw(f, port) => {
+                self.take_over_time_wait(t, f, port, cx);
+                f
+            }
+            _ => {
+                let o = self.ports.occupy(Take {
+                    addr,
+                    key,
+                    slot,
+                    port,
+                    bind,
+                    now: t,
+                });
+                if let Some(iv) = o.interval {
+                    cx.rec.reuse_interval(iv);
+                }
+                if o.newly_busy {
+                    cx.rec.up(IN_USE, t);
+                    cx.obs.on_port_busy_at(self.site, t, addr, port);
+                }
+                o.flow
+            }
+        };
+        let conn = HostConn {
+            port,
+            addr,
+            dest,
+            flow,
+            bind,
+            dead: false,
+        };
+        Ok((conn, Path { addr, port, dest }))
+    }
+
+    /// A client close holds the 4-tuple in TIME_WAIT, unless
+    /// `max_tw_buckets` entries already are; any other close frees it.
+    #[inline]
+    fn close<O: Observer>(&mut self, t: u64, c: HostConn, cx: &mut Ctx<'_, O>) {
+        if self.tw_ns > 0 {
+            if u64::from(cx.rec.level(TIME_WAIT)) < self.max_tw_buckets {
+                if self.use_reuse {
+                    let id = self.tw_base + self.tw.len() as u64;
+                    self.tw_index.insert(tw_key(c.flow, c.port), id);
+                }
+                self.tw.push_back(TwEntry { at: t, conn: c });
+                cx.rec.up(TIME_WAIT, t);
+                return;
+            }
+            self.tw_skipped += 1;
+        }
+        self.release(t, c, cx);
+    }
+
+    /// The connection never got through: its socket goes without TIME_WAIT.
+    fn abort<O: Observer>(&mut self, t: u64, c: HostConn, cx: &mut Ctx<'_, O>) {
+        self.release(t, c, cx);
+    }
+
+    /// TIME_WAIT ends free ports before closes at the same instant;
+    /// reuse eligibility comes after them.
+    #[inline]
+    fn next_due(&self) -> Due {
+        let t_tw = self.t_expiry();
+        let t_reuse = self.t_reusable();
+        if t_tw <= t_reuse {
+            Due::new(t_tw, Phase::Release)
+        } else {
+            Due::new(t_reuse, Phase::Settle)
+        }
+    }
+
+    #[inline(always)]
+    fn run_due<O: Observer>(&mut self, until: Due, cx: &mut Ctx<'_, O>) {
+        loop {
+            let t_tw = self.t_expiry();
+            let t_reuse = self.t_reusable();
+            // At one instant an expiry goes before an eligibility.
+            if t_tw <= t_reuse {
+                // `u64::MAX` is "never": nothing is due, whatever the bound.
+                if t_tw == u64::MAX || Due::new(t_tw, Phase::Release) >= until {
+                    return;
+                }
+                self.expire_time_wait(t_tw, cx);
+            } else {
+                if Due::new(t_reuse, Phase::Settle) >= until {
+                    return;
+                }
+                self.mark_reusable();
+            }
+        }
+    }
+}
