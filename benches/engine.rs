@@ -4,42 +4,46 @@
 //! `cargo bench` runs them; `../shared/tools/perf-vs-naive` compares the
 //! binary with the naive baseline end to end.
 
-use std::path::Path;
+use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use portsim::alloc::{self, mix64, Request};
 use portsim::ports::{PortSpace, Ports, Sharing, Take};
+use portsim::scenario::Builder;
 use rand::SeedableRng;
 
-fn scenario(rate: u32, hold: &str, allocator: &str) -> portsim::Scenario {
-    let text = format!(
-        r#"name = "bench"
-seed = 42
-duration = "10m"
-[host]
-os = "generic"
-allocator = "{allocator}"
-time_wait = "60s"
-[[destinations]]
-address = "10.0.0.1:443"
-[traffic]
-rate = {rate}
-hold = {hold}
-"#
-    );
-    portsim::scenario::load_str(&text, Path::new("bench.toml"), &[]).expect("bench scenario")
+/// Sets a scenario's holds.
+type HoldFn = dyn Fn(Builder) -> Builder;
+
+/// The baseline's model: one destination, Poisson arrivals at `rate` for
+/// ten minutes, TIME_WAIT 60 s, holds as `hold` sets them.
+fn scenario(
+    rate: u32,
+    hold: impl FnOnce(Builder) -> Builder,
+    allocator: &str,
+) -> portsim::Scenario {
+    let b = Builder::new("bench")
+        .seed(42)
+        .duration(Duration::from_secs(600))
+        .os("generic")
+        .allocator(allocator)
+        .time_wait(Duration::from_secs(60))
+        .destination("10.0.0.1:443", 1)
+        .rate(f64::from(rate));
+    hold(b).build().expect("bench scenario")
 }
 
 fn engine(c: &mut Criterion) {
     let mut g = c.benchmark_group("engine_10min");
     g.sample_size(10);
-    let exp = r#"{ dist = "exponential", mean = "1s" }"#;
-    let logn = r#"{ dist = "lognormal", median = "500ms", p99 = "5s" }"#;
-    for (label, rate, hold) in [
-        ("below_250_exp", 250, exp),
-        ("above_300_exp", 300, exp),
-        ("below_250_lognormal", 250, logn),
-    ] {
+    let exp = |b: Builder| b.hold_exponential(Duration::from_secs(1));
+    let logn = |b: Builder| b.hold_lognormal(Duration::from_millis(500), Duration::from_secs(5));
+    let cases: [(&str, u32, &HoldFn); 3] = [
+        ("below_250_exp", 250, &exp),
+        ("above_300_exp", 300, &exp),
+        ("below_250_lognormal", 250, &logn),
+    ];
+    for (label, rate, hold) in cases {
         let sc = scenario(rate, hold, "rfc6056-1");
         g.throughput(Throughput::Elements(u64::from(rate) * 600));
         g.bench_function(label, |b| b.iter(|| portsim::run(&sc)));
@@ -50,7 +54,7 @@ fn engine(c: &mut Criterion) {
 fn allocators(c: &mut Criterion) {
     let mut g = c.benchmark_group("allocator_pick_90pct_full");
     let n = 16384u32;
-    let host = scenario(1, "\"1s\"", "rfc6056-1").host;
+    let host = scenario(1, |b| b.hold(Duration::from_secs(1)), "rfc6056-1").host;
     // Every tenth port free.
     let mut space = PortSpace::new(n, 1, []);
     for p in (0..n).filter(|p| p % 10 != 0) {

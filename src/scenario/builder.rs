@@ -146,6 +146,15 @@ impl Builder {
         self.set("traffic.hold", toml::Value::Table(t))
     }
 
+    /// Log-normal holds given by their median and 99th percentile.
+    pub fn hold_lognormal(self, median: Duration, p99: Duration) -> Builder {
+        let mut t = toml::Table::new();
+        t.insert("dist".into(), "lognormal".into());
+        t.insert("median".into(), duration(median));
+        t.insert("p99".into(), duration(p99));
+        self.set("traffic.hold", toml::Value::Table(t))
+    }
+
     /// `traffic.close`: "client", "server" or "reset".
     pub fn close(self, how: &str) -> Builder {
         self.set("traffic.close", how)
