@@ -86,6 +86,8 @@ pub struct Report {
     pub failures: u64,
     pub failure_ratio: f64,
     pub first_failure: Option<FirstFailure>,
+    /// Failure bursts over windows aligned to the start of the run.
+    pub bursts: Bursts,
     /// Attempts that were retries of a failed one.
     pub retries: u64,
     /// Failed requests with no retry left.
@@ -113,6 +115,19 @@ pub struct Report {
     /// Reuse intervals, ns, for the histogram chart.
     #[serde(skip)]
     pub reuse_histogram: hdrhistogram::Histogram<u64>,
+}
+
+/// The worst failure ratio over any 1 s, 10 s and 60 s window (windows
+/// `[k·W, (k+1)·W)` aligned to the start of the run), the 1 s windows with
+/// any failure, and the longest stretch in which every attempt failed (from
+/// the first failure after a success to the next success, or the end).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Bursts {
+    pub worst_1s: f64,
+    pub worst_10s: f64,
+    pub worst_60s: f64,
+    pub seconds_with_failures: u64,
+    pub longest_blocked_s: f64,
 }
 
 /// One time-series bin with its averages: a row of `timeseries.csv`, a
@@ -284,6 +299,13 @@ impl Report {
             established: o.established,
             failures: o.failures,
             failure_ratio: failure_ratio(o.failures, o.attempts),
+            bursts: Bursts {
+                worst_1s: o.bursts.worst[0],
+                worst_10s: o.bursts.worst[1],
+                worst_60s: o.bursts.worst[2],
+                seconds_with_failures: o.bursts.seconds_with_failures,
+                longest_blocked_s: secs(o.bursts.longest_blocked_ns),
+            },
             first_failure: o.first_failure.map(|(t, a)| FirstFailure {
                 time_s: secs(t),
                 attempt: a,

@@ -69,12 +69,21 @@ pub fn pool_size(r: &Report) -> u64 {
 /// The one-sentence answer.
 pub fn headline(r: &Report) -> String {
     match &r.first_failure {
-        Some(f) => format!(
-            "First failure at {}, attempt {}; {} of attempts failed.",
-            human_s(f.time_s),
-            thousands(f.attempt),
-            percent(r.failure_ratio)
-        ),
+        Some(f) => {
+            // A mean hides bursts: name the worst 10 s when it is at least
+            // twice the mean.
+            let burst = if r.bursts.worst_10s >= 2.0 * r.failure_ratio {
+                format!(", and {} in the worst 10 s", percent(r.bursts.worst_10s))
+            } else {
+                String::new()
+            };
+            format!(
+                "First failure at {}, attempt {}; {} of attempts failed{burst}.",
+                human_s(f.time_s),
+                thousands(f.attempt),
+                percent(r.failure_ratio)
+            )
+        }
         None => {
             let capacity = pool_size(r);
             let per_pool = r.analytic.pools > 1;
@@ -165,6 +174,18 @@ pub fn render(r: &Report) -> String {
             String::new()
         }
     );
+    if r.failures > 0 {
+        let b = &r.bursts;
+        let _ = writeln!(
+            s,
+            "  bursts          worst 1 s {}, 10 s {}, 60 s {}; {} s with failures; longest blocked {}",
+            percent(b.worst_1s),
+            percent(b.worst_10s),
+            percent(b.worst_60s),
+            thousands(b.seconds_with_failures),
+            human_s(b.longest_blocked_s)
+        );
+    }
     let _ = writeln!(
         s,
         "  ports           {} usable of {} in {} ({}, {}){}",

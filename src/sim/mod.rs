@@ -28,6 +28,7 @@
 //! ([`record`]). Memory is proportional to ports, flows and connections in
 //! flight; the time series merges bins instead of growing.
 
+pub mod bursts;
 mod closes;
 pub mod host;
 pub mod layer;
@@ -197,6 +198,8 @@ pub const MAX_DEST_STATS: usize = 4096;
 
 /// Everything a run measured.
 pub struct Outcome {
+    /// Failure bursts: worst windows, seconds with failures, blocked stretches.
+    pub bursts: bursts::BurstFigures,
     pub simulated_ns: u64,
     pub attempts: u64,
     pub established: u64,
@@ -257,6 +260,7 @@ struct Engine<'a, O: Observer, P: Ports, N: PortLayer> {
     free_conns: Vec<u32>,
     retries: VecDeque<(u64, u32, u32)>,
     rec: Recorder,
+    bursts: bursts::Bursts,
     out: Counters,
     per_dest: Vec<DestStats>,
     /// Time of the last attempt.
@@ -318,6 +322,7 @@ fn run_with<O: Observer, P: Ports, N: PortLayer>(
         free_conns: Vec::new(),
         retries: VecDeque::new(),
         rec: Recorder::new(bin_ns, sc.bin_ns.is_none()),
+        bursts: bursts::Bursts::default(),
         out: Counters::default(),
         per_dest: vec![DestStats::default(); if n_dest <= MAX_DEST_STATS { n_dest } else { 0 }],
         now: 0,
@@ -467,6 +472,7 @@ impl<O: Observer, P: Ports, N: PortLayer> Engine<'_, O, P, N> {
         };
         self.closes.open(t, slot);
         self.out.established += 1;
+        self.bursts.success(t);
         self.rec.up(OPEN, t);
         self.rec.bin(t).established += 1;
         if let Some(d) = self.per_dest.get_mut(dest as usize) {
@@ -478,6 +484,7 @@ impl<O: Observer, P: Ports, N: PortLayer> Engine<'_, O, P, N> {
 
     fn fail(&mut self, t: u64, dest: u32, tries: u32, refused: Refused) {
         self.out.failures += 1;
+        self.bursts.failure(t);
         self.rec.bin(t).failures += 1;
         if let Some(d) = self.per_dest.get_mut(dest as usize) {
             d.failures += 1;
@@ -519,6 +526,7 @@ impl<O: Observer, P: Ports, N: PortLayer> Engine<'_, O, P, N> {
         let distinct_used = self.host.distinct_used();
         let r = self.rec.finish(end);
         Outcome {
+            bursts: self.bursts.finish(end),
             simulated_ns: end,
             attempts: self.out.attempts,
             established: self.out.established,
@@ -553,7 +561,8 @@ mod tests {
     /// Every figure of an outcome, as text, so two runs compare in one assert.
     fn figures(o: &Outcome) -> String {
         let mut s = format!(
-            "{} {} {} {} {:?} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {:?} {:?}",
+            "{:?} {} {} {} {} {:?} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {:?} {:?}",
+            o.bursts,
             o.simulated_ns,
             o.attempts,
             o.established,

@@ -710,3 +710,52 @@ fn rate_profiles_shape_constant_arrivals_exactly() {
         );
     }
 }
+
+#[test]
+fn bursts_are_exact_for_deterministic_traffic() {
+    use portsim::scenario::Builder;
+    use std::time::Duration;
+    // One port held 1 s, no TIME_WAIT (server close), an attempt every
+    // 0.25 s until 9.9 s: the attempt at k + 0.25 s takes the port the one
+    // at k − 0.75 s frees at that instant; the three after it fail.
+    let sc = Builder::new("bursts")
+        .duration(Duration::from_millis(9900))
+        .port_range(60000, 60000)
+        .arrivals("constant")
+        .rate(4.0)
+        .hold(Duration::from_secs(1))
+        .close("server")
+        .build()
+        .unwrap();
+    let r = portsim::run(&sc);
+    invariants(&r);
+    assert_eq!((r.attempts, r.established), (39, 10));
+    let b = r.bursts;
+    // [0, 1 s): 2 of 3 failed; every later second 3 of 4.
+    assert_eq!(b.worst_1s, 0.75);
+    // All 39 attempts fall in the first 10 s and 60 s windows: 29 failed.
+    assert_eq!(b.worst_10s, 29.0 / 39.0);
+    assert_eq!(b.worst_60s, 29.0 / 39.0);
+    assert_eq!(b.seconds_with_failures, 10);
+    // Blocked from each k + 0.5 s to the success at k + 1.25 s.
+    assert_eq!(b.longest_blocked_s, 0.75);
+    // Nothing fails: every burst figure is 0.
+    let calm = portsim::run(
+        &Builder::new("calm")
+            .duration(Duration::from_secs(10))
+            .arrivals("constant")
+            .rate(4.0)
+            .hold(Duration::from_secs(1))
+            .build()
+            .unwrap(),
+    );
+    assert_eq!(calm.failures, 0);
+    assert_eq!(
+        (
+            calm.bursts.worst_1s,
+            calm.bursts.seconds_with_failures,
+            calm.bursts.longest_blocked_s
+        ),
+        (0.0, 0, 0.0)
+    );
+}

@@ -1,0 +1,187 @@
+//! Failure bursts: the worst failure ratio over any 1 s, 10 s and 60 s
+//! window, the seconds with any failure, and the longest stretch in which
+//! every attempt failed. A run's mean failure ratio hides bursts (8.7 % on
+//! average can be 100 % for a second every minute), and SLOs are written
+//! per window.
+//!
+//! Windows are aligned to the start of the run (`[k·W, (k+1)·W)`), which
+//! makes every figure exact and cheap: each attempt adds to the open window
+//! of each width, and a window is scored when the first attempt past its end
+//! arrives (a compare per width per attempt, no division, no memory that
+//! grows with simulated time). A blocked stretch runs from the first failure
+//! after a success (or the start) to the next success, or to the end of the
+//! run when none follows.
+
+use crate::scenario::NS_PER_S;
+
+/// Window widths, seconds.
+pub const WIDTHS_S: [u64; 3] = [1, 10, 60];
+
+/// What the bursts of a run were.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct BurstFigures {
+    /// Worst failure ratio of a window of each of [`WIDTHS_S`] with at
+    /// least one attempt (0 when none failed).
+    pub worst: [f64; 3],
+    /// 1 s windows with at least one failure.
+    pub seconds_with_failures: u64,
+    /// Longest time in which every attempt failed, ns.
+    pub longest_blocked_ns: u64,
+}
+
+#[derive(Clone, Copy)]
+struct Window {
+    width_ns: u64,
+    /// End of the open window (exclusive).
+    end: u64,
+    attempts: u64,
+    failures: u64,
+    worst: f64,
+    with_failures: u64,
+}
+
+impl Window {
+    fn new(width_ns: u64) -> Window {
+        Window {
+            width_ns,
+            end: width_ns,
+            attempts: 0,
+            failures: 0,
+            worst: 0.0,
+            with_failures: 0,
+        }
+    }
+
+    /// Score the open window.
+    fn close(&mut self) {
+        if self.failures > 0 {
+            self.with_failures += 1;
+            let r = self.failures as f64 / self.attempts as f64;
+            if r > self.worst {
+                self.worst = r;
+            }
+        }
+        self.attempts = 0;
+        self.failures = 0;
+    }
+
+    #[inline]
+    fn add(&mut self, t: u64, failed: bool) {
+        if t >= self.end {
+            self.close();
+            // The window holding `t`: skip the empty ones in one step.
+            self.end = (t / self.width_ns)
+                .saturating_add(1)
+                .saturating_mul(self.width_ns);
+        }
+        self.attempts += 1;
+        self.failures += u64::from(failed);
+    }
+}
+
+/// Tallies bursts as attempts resolve, in time order.
+pub struct Bursts {
+    windows: [Window; 3],
+    /// Start of the current blocked stretch.
+    blocked_since: Option<u64>,
+    longest_blocked_ns: u64,
+}
+
+impl Default for Bursts {
+    fn default() -> Self {
+        Bursts {
+            windows: WIDTHS_S.map(|w| Window::new(w * NS_PER_S)),
+            blocked_since: None,
+            longest_blocked_ns: 0,
+        }
+    }
+}
+
+impl Bursts {
+    /// An attempt at `t` connected.
+    #[inline]
+    pub fn success(&mut self, t: u64) {
+        for w in &mut self.windows {
+            w.add(t, false);
+        }
+        if let Some(since) = self.blocked_since.take() {
+            self.longest_blocked_ns = self.longest_blocked_ns.max(t - since);
+        }
+    }
+
+    /// An attempt at `t` failed.
+    #[inline]
+    pub fn failure(&mut self, t: u64) {
+        for w in &mut self.windows {
+            w.add(t, true);
+        }
+        if self.blocked_since.is_none() {
+            self.blocked_since = Some(t);
+        }
+    }
+
+    /// The figures of a run that ended at `end`.
+    pub fn finish(mut self, end: u64) -> BurstFigures {
+        if let Some(since) = self.blocked_since {
+            self.longest_blocked_ns = self.longest_blocked_ns.max(end.saturating_sub(since));
+        }
+        for w in &mut self.windows {
+            w.close();
+        }
+        BurstFigures {
+            worst: [
+                self.windows[0].worst,
+                self.windows[1].worst,
+                self.windows[2].worst,
+            ],
+            seconds_with_failures: self.windows[0].with_failures,
+            longest_blocked_ns: self.longest_blocked_ns,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: u64 = NS_PER_S;
+
+    #[test]
+    fn windows_are_aligned_and_scored_exactly() {
+        let mut b = Bursts::default();
+        // [0, 1 s): 1 of 3 failed; [1, 2 s): 3 of 4; nothing until 12.5 s.
+        b.success(S / 4);
+        b.failure(S / 2);
+        b.success(3 * S / 4);
+        b.failure(S);
+        b.failure(5 * S / 4);
+        b.success(3 * S / 2);
+        b.failure(7 * S / 4);
+        b.success(12 * S + S / 2);
+        let f = b.finish(13 * S);
+        assert_eq!(f.worst[0], 0.75);
+        // [0, 10 s): 4 failures of 7 attempts; [10, 20 s): none failed.
+        assert_eq!(f.worst[1], 4.0 / 7.0);
+        assert_eq!(f.worst[2], 4.0 / 8.0);
+        assert_eq!(f.seconds_with_failures, 2);
+        // Blocked from 1 s (the failure after the success at 0.75 s) to the
+        // success at 1.5 s; the failure at 1.75 s is blocked until 12.5 s.
+        assert_eq!(f.longest_blocked_ns, 12 * S + S / 2 - 7 * S / 4);
+    }
+
+    #[test]
+    fn a_run_ending_blocked_counts_to_its_end() {
+        let mut b = Bursts::default();
+        b.success(0);
+        b.failure(2 * S);
+        b.failure(3 * S);
+        let f = b.finish(10 * S);
+        assert_eq!(f.longest_blocked_ns, 8 * S);
+        assert_eq!(f.worst, [1.0, 2.0 / 3.0, 2.0 / 3.0]);
+        assert_eq!(f.seconds_with_failures, 2);
+        // No failure at all: every figure 0.
+        let mut b = Bursts::default();
+        b.success(S);
+        assert_eq!(b.finish(2 * S), BurstFigures::default());
+    }
+}
