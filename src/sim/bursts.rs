@@ -34,54 +34,37 @@ struct Window {
     width_ns: u64,
     /// End of the open window (exclusive).
     end: u64,
-    attempts: u64,
-    failures: u64,
+    /// The run's attempts and failures when the open window began.
+    attempts0: u64,
+    failures0: u64,
     worst: f64,
     with_failures: u64,
 }
 
 impl Window {
-    fn new(width_ns: u64) -> Window {
-        Window {
-            width_ns,
-            end: width_ns,
-            attempts: 0,
-            failures: 0,
-            worst: 0.0,
-            with_failures: 0,
-        }
-    }
-
-    /// Score the open window.
-    fn close(&mut self) {
-        if self.failures > 0 {
+    /// Score the open window, which saw the attempts and failures since it
+    /// began up to the run's counts `attempts` and `failures`.
+    fn close(&mut self, attempts: u64, failures: u64) {
+        let (a, f) = (attempts - self.attempts0, failures - self.failures0);
+        if f > 0 {
             self.with_failures += 1;
-            let r = self.failures as f64 / self.attempts as f64;
+            let r = f as f64 / a as f64;
             if r > self.worst {
                 self.worst = r;
             }
         }
-        self.attempts = 0;
-        self.failures = 0;
-    }
-
-    #[inline]
-    fn add(&mut self, t: u64, failed: bool) {
-        if t >= self.end {
-            self.close();
-            // The window holding `t`: skip the empty ones in one step.
-            self.end = (t / self.width_ns)
-                .saturating_add(1)
-                .saturating_mul(self.width_ns);
-        }
-        self.attempts += 1;
-        self.failures += u64::from(failed);
+        self.attempts0 = attempts;
+        self.failures0 = failures;
     }
 }
 
-/// Tallies bursts as attempts resolve, in time order.
+/// Tallies bursts as attempts resolve, in time order. The engine tells it
+/// each attempt's time before the attempt is counted ([`Bursts::attempt`],
+/// one compare unless a window ends) and its outcome after.
 pub struct Bursts {
     windows: [Window; 3],
+    /// The earliest end among the open windows.
+    next_end: u64,
     /// Start of the current blocked stretch.
     blocked_since: Option<u64>,
     longest_blocked_ns: u64,
@@ -89,8 +72,17 @@ pub struct Bursts {
 
 impl Default for Bursts {
     fn default() -> Self {
+        let windows = WIDTHS_S.map(|w| Window {
+            width_ns: w * NS_PER_S,
+            end: w * NS_PER_S,
+            attempts0: 0,
+            failures0: 0,
+            worst: 0.0,
+            with_failures: 0,
+        });
         Bursts {
-            windows: WIDTHS_S.map(|w| Window::new(w * NS_PER_S)),
+            next_end: windows[0].end,
+            windows,
             blocked_since: None,
             longest_blocked_ns: 0,
         }
@@ -98,35 +90,55 @@ impl Default for Bursts {
 }
 
 impl Bursts {
-    /// An attempt at `t` connected.
-    #[inline]
-    pub fn success(&mut self, t: u64) {
-        for w in &mut self.windows {
-            w.add(t, false);
+    /// An attempt at `t` is about to be made; the run has made `attempts`
+    /// before it, of which `failures` failed.
+    #[inline(always)]
+    pub fn attempt(&mut self, t: u64, attempts: u64, failures: u64) {
+        if t >= self.next_end {
+            self.roll(t, attempts, failures);
         }
-        if let Some(since) = self.blocked_since.take() {
+    }
+
+    /// Close every window that ends at or before `t`, and open the one
+    /// holding `t` (skipping empty ones in one step).
+    #[inline(never)]
+    fn roll(&mut self, t: u64, attempts: u64, failures: u64) {
+        for w in &mut self.windows {
+            if t >= w.end {
+                w.close(attempts, failures);
+                w.end = (t / w.width_ns)
+                    .saturating_add(1)
+                    .saturating_mul(w.width_ns);
+            }
+        }
+        self.next_end = self.windows.iter().map(|w| w.end).min().unwrap_or(u64::MAX);
+    }
+
+    /// The attempt at `t` connected.
+    #[inline(always)]
+    pub fn success(&mut self, t: u64) {
+        if let Some(since) = self.blocked_since {
+            self.blocked_since = None;
             self.longest_blocked_ns = self.longest_blocked_ns.max(t - since);
         }
     }
 
-    /// An attempt at `t` failed.
-    #[inline]
+    /// The attempt at `t` failed.
+    #[inline(always)]
     pub fn failure(&mut self, t: u64) {
-        for w in &mut self.windows {
-            w.add(t, true);
-        }
         if self.blocked_since.is_none() {
             self.blocked_since = Some(t);
         }
     }
 
-    /// The figures of a run that ended at `end`.
-    pub fn finish(mut self, end: u64) -> BurstFigures {
+    /// The figures of a run that ended at `end` after `attempts` attempts,
+    /// `failures` of them failed.
+    pub fn finish(mut self, end: u64, attempts: u64, failures: u64) -> BurstFigures {
         if let Some(since) = self.blocked_since {
             self.longest_blocked_ns = self.longest_blocked_ns.max(end.saturating_sub(since));
         }
         for w in &mut self.windows {
-            w.close();
+            w.close(attempts, failures);
         }
         BurstFigures {
             worst: [
@@ -146,9 +158,34 @@ mod tests {
 
     const S: u64 = NS_PER_S;
 
+    /// Feeds attempts as the engine does, counting them.
+    #[derive(Default)]
+    struct Feed {
+        b: Bursts,
+        attempts: u64,
+        failures: u64,
+    }
+
+    impl Feed {
+        fn success(&mut self, t: u64) {
+            self.b.attempt(t, self.attempts, self.failures);
+            self.attempts += 1;
+            self.b.success(t);
+        }
+        fn failure(&mut self, t: u64) {
+            self.b.attempt(t, self.attempts, self.failures);
+            self.attempts += 1;
+            self.failures += 1;
+            self.b.failure(t);
+        }
+        fn finish(self, end: u64) -> BurstFigures {
+            self.b.finish(end, self.attempts, self.failures)
+        }
+    }
+
     #[test]
     fn windows_are_aligned_and_scored_exactly() {
-        let mut b = Bursts::default();
+        let mut b = Feed::default();
         // [0, 1 s): 1 of 3 failed; [1, 2 s): 3 of 4; nothing until 12.5 s.
         b.success(S / 4);
         b.failure(S / 2);
@@ -171,7 +208,7 @@ mod tests {
 
     #[test]
     fn a_run_ending_blocked_counts_to_its_end() {
-        let mut b = Bursts::default();
+        let mut b = Feed::default();
         b.success(0);
         b.failure(2 * S);
         b.failure(3 * S);
@@ -180,7 +217,7 @@ mod tests {
         assert_eq!(f.worst, [1.0, 2.0 / 3.0, 2.0 / 3.0]);
         assert_eq!(f.seconds_with_failures, 2);
         // No failure at all: every figure 0.
-        let mut b = Bursts::default();
+        let mut b = Feed::default();
         b.success(S);
         assert_eq!(b.finish(2 * S), BurstFigures::default());
     }

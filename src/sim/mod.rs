@@ -434,6 +434,7 @@ impl<O: Observer, P: Ports, N: PortLayer> Engine<'_, O, P, N> {
     }
 
     fn attempt(&mut self, t: u64, dest: u32, tries: u32) {
+        self.bursts.attempt(t, self.out.attempts, self.out.failures);
         self.out.attempts += 1;
         self.rec.bin(t).attempts += 1;
         if let Some(d) = self.per_dest.get_mut(dest as usize) {
@@ -526,7 +527,9 @@ impl<O: Observer, P: Ports, N: PortLayer> Engine<'_, O, P, N> {
         let distinct_used = self.host.distinct_used();
         let r = self.rec.finish(end);
         Outcome {
-            bursts: self.bursts.finish(end),
+            bursts: self
+                .bursts
+                .finish(end, self.out.attempts, self.out.failures),
             simulated_ns: end,
             attempts: self.out.attempts,
             established: self.out.established,
