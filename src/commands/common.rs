@@ -27,7 +27,7 @@ pub(crate) struct Runs {
     pub(crate) seeds: Option<u32>,
     /// Threads (default 0: one per core; at most 4 × the cores, more is
     /// refused). The result does not depend on it.
-    #[arg(long, value_name = "J", default_value_t = 0)]
+    #[arg(long, value_name = "J", default_value_t = 0, hide_default_value = true)]
     pub(crate) jobs: usize,
     /// Print the result as JSON on stdout.
     #[arg(long)]

@@ -11,6 +11,20 @@ use crate::scenario::{BindMode, Close};
 
 pub use crate::util::thousands;
 
+/// A non-negative measured amount as the summary prints it: one decimal
+/// below 100 ("16.4"), whole and with thousands separators above ("15,592").
+pub fn amount(x: f64) -> String {
+    if !x.is_finite() {
+        return x.to_string();
+    }
+    if x.abs() < 100.0 {
+        let s = format!("{x:.1}");
+        s.strip_suffix(".0").map(str::to_string).unwrap_or(s)
+    } else {
+        thousands(x.round() as u64)
+    }
+}
+
 /// Seconds as a short human duration: "54.5 s", "1.2 ms", "2 h 5 min".
 pub fn human_s(s: f64) -> String {
     if s >= 7200.0 {
@@ -202,16 +216,16 @@ pub fn render(r: &Report) -> String {
     );
     let _ = writeln!(
         s,
-        "  in use          peak {}, mean {:.0}; {} distinct ports used",
+        "  in use          peak {}, mean {}; {} distinct ports used",
         thousands(u64::from(r.ports.peak_in_use)),
-        r.ports.mean_in_use,
+        amount(r.ports.mean_in_use),
         thousands(u64::from(r.ports.distinct_used))
     );
     let _ = writeln!(
         s,
-        "  TIME_WAIT       peak {}, mean {:.0} ({} each{}{})",
+        "  TIME_WAIT       peak {}, mean {} ({} each{}{})",
         thousands(u64::from(r.ports.peak_time_wait)),
-        r.ports.mean_time_wait,
+        amount(r.ports.mean_time_wait),
         if sc.close == Close::Client {
             human_s(sc.time_wait_s)
         } else {
@@ -245,13 +259,13 @@ pub fn render(r: &Report) -> String {
     let a = &r.analytic;
     let _ = writeln!(
         s,
-        "  analytic        offered load {:.0} erlangs over {} pool{} of {} ports; Erlang B failure ratio {}; ports ÷ (hold + TIME_WAIT) = {:.0} conn/s per pool",
-        a.offered_load,
+        "  analytic        offered load {} erlangs over {} pool{} of {} ports; Erlang B failure ratio {}; ports ÷ (hold + TIME_WAIT) = {} conn/s per pool",
+        amount(a.offered_load),
         thousands(a.pools),
         if a.pools == 1 { "" } else { "s" },
         thousands(u64::from(a.ports_per_pool)),
         percent(a.erlang_b_failure_ratio),
-        a.max_rate_per_pool
+        amount(a.max_rate_per_pool)
     );
     if let Some(c) = &a.erlang_b_caveat {
         let _ = writeln!(
@@ -262,8 +276,8 @@ pub fn render(r: &Report) -> String {
     if a.offered_load_peak > a.offered_load * 1.05 {
         let _ = writeln!(
             s,
-            "                  at the highest rate the offered load is {:.0} erlangs",
-            a.offered_load_peak
+            "                  at the highest rate the offered load is {} erlangs",
+            amount(a.offered_load_peak)
         );
     }
     for line in advice(r) {
@@ -275,6 +289,14 @@ pub fn render(r: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn amounts_read_well() {
+        assert_eq!(amount(16.43), "16.4");
+        assert_eq!(amount(6.0), "6");
+        assert_eq!(amount(15_592.4), "15,592");
+        assert_eq!(amount(273.2), "273");
+    }
 
     #[test]
     fn formats_numbers_for_people() {

@@ -134,7 +134,7 @@ pub fn load_str(text: &str, path: &Path, overrides: &[Override]) -> Result<Scena
     }
     let raw: RawScenario = serde_path_to_error::deserialize(root).map_err(|e| {
         let key = path_text(e.path());
-        let message = serde_message(&e.inner().to_string());
+        let message = with_unit_hint(&key, serde_message(&e.inner().to_string()));
         key_error(text, path, overrides, KeyError { key, message })
     })?;
     validate(raw).map_err(|e| key_error(text, path, overrides, e))
@@ -235,6 +235,35 @@ fn path_text(p: &serde_path_to_error::Path) -> String {
         }
     }
     out
+}
+
+/// Keys that hold a duration, by their last segment.
+const DURATION_KEYS: &[&str] = &[
+    "duration",
+    "time_wait",
+    "tw_reuse_delay",
+    "bin",
+    "after",
+    "at",
+    "over",
+];
+
+/// A bare number where a duration goes (`time_wait = 30`): say that a
+/// duration is a string with a unit, and show the likely one.
+fn with_unit_hint(key: &str, message: String) -> String {
+    let last = key.rsplit('.').next().unwrap_or(key);
+    let number = message
+        .strip_prefix("found integer `")
+        .or_else(|| message.strip_prefix("found floating point `"))
+        .and_then(|rest| rest.split('`').next());
+    match number {
+        Some(n) if DURATION_KEYS.contains(&last) && message.ends_with("expected a string") => {
+            format!(
+                "found the number {n}; a duration is a string with a unit, e.g. \"{n}s\" or \"{n}ms\""
+            )
+        }
+        _ => message,
+    }
 }
 
 /// Make serde's wording friendlier and add "did you mean" to unknown keys.

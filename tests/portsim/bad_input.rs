@@ -458,3 +458,35 @@ fn command_line_mistakes() {
     let err = refused(dir.path(), &["run", "good.toml", "--jsno"]);
     assert!(err.contains("--json"), "clap suggests the flag: {err}");
 }
+
+#[test]
+fn a_bare_number_for_a_duration_suggests_a_unit() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "good.toml", GOOD);
+    let err = refused_one_line(
+        dir.path(),
+        &["run", "good.toml", "--set", "host.time_wait=30"],
+    );
+    assert!(
+        err.contains(
+            "host.time_wait: found the number 30; a duration is a string with a unit, e.g. \"30s\""
+        ),
+        "{err}"
+    );
+    // In the file, with its line.
+    let (toml, line) = with_line("time_wait", "time_wait = 2.5");
+    write(dir.path(), "bad.toml", &toml);
+    let err = refused_one_line(dir.path(), &["check", "bad.toml"]);
+    assert!(
+        err.contains(&format!("bad.toml:{line}: host.time_wait: found the number 2.5; a duration is a string with a unit, e.g. \"2.5s\"")),
+        "{err}"
+    );
+    // Other keys keep serde's wording.
+    let (toml, _) = with_line("address", "address = 5432");
+    write(dir.path(), "addr.toml", &toml);
+    let err = refused_one_line(dir.path(), &["check", "addr.toml"]);
+    assert!(
+        err.contains("found integer `5432`, expected a string"),
+        "{err}"
+    );
+}
