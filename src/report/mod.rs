@@ -86,6 +86,10 @@ pub struct Report {
     pub failures: u64,
     pub failure_ratio: f64,
     pub first_failure: Option<FirstFailure>,
+    /// When the rate changes over time: the highest `traffic.rate` reached
+    /// before the first failure (over the whole run when nothing failed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub highest_rate_before_failure: Option<f64>,
     /// Failure bursts over windows aligned to the start of the run.
     pub bursts: Bursts,
     /// Attempts that were retries of a failed one.
@@ -180,6 +184,9 @@ pub struct FirstFailure {
     pub time_s: f64,
     /// 1-based number of the first failed attempt.
     pub attempt: u64,
+    /// `traffic.rate` at that moment, when the rate changes over time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -309,6 +316,11 @@ impl Report {
             first_failure: o.first_failure.map(|(t, a)| FirstFailure {
                 time_s: secs(t),
                 attempt: a,
+                rate: (!sc.traffic.rate.is_constant()).then(|| sc.traffic.rate.at(secs(t))),
+            }),
+            highest_rate_before_failure: (!sc.traffic.rate.is_constant()).then(|| {
+                let until = o.first_failure.map_or(o.simulated_ns, |(t, _)| t);
+                sc.traffic.rate.max_over(secs(until))
             }),
             retries: o.retries,
             abandoned: o.abandoned,

@@ -91,8 +91,12 @@ pub fn headline(r: &Report) -> String {
             } else {
                 String::new()
             };
+            let rate = f
+                .rate
+                .map(|x| format!(" (rate {}/s)", amount(x)))
+                .unwrap_or_default();
             format!(
-                "First failure at {}, attempt {}; {} of attempts failed{burst}.",
+                "First failure at {}{rate}, attempt {}; {} of attempts failed{burst}.",
                 human_s(f.time_s),
                 thousands(f.attempt),
                 percent(r.failure_ratio)
@@ -188,6 +192,18 @@ pub fn render(r: &Report) -> String {
             String::new()
         }
     );
+    if let Some(x) = r.highest_rate_before_failure {
+        let _ = writeln!(
+            s,
+            "  rate            reached {}/s {}",
+            amount(x),
+            if r.failures > 0 {
+                "before the first failure"
+            } else {
+                "at most, and nothing failed"
+            }
+        );
+    }
     if r.failures > 0 {
         let b = &r.bursts;
         let _ = writeln!(

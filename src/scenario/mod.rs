@@ -173,6 +173,21 @@ impl RateProfile {
             .unwrap_or(&self.segments[0]);
         (seg.from + seg.slope * (t - seg.start_s)).max(0.0)
     }
+    /// The highest rate over `[0, t]` seconds: a piecewise-linear profile
+    /// peaks at a segment's start or end, or at `t`.
+    pub fn max_over(&self, t: f64) -> f64 {
+        let mut best = self.at(0.0).max(self.at(t));
+        for (i, seg) in self.segments.iter().enumerate() {
+            if seg.start_s > t {
+                break;
+            }
+            best = best.max(seg.from.max(0.0));
+            let end = self.segments.get(i + 1).map_or(t, |n| n.start_s.min(t));
+            best = best.max((seg.from + seg.slope * (end - seg.start_s)).max(0.0));
+        }
+        best
+    }
+
     /// Expected number of arrivals in `[0, t]` seconds.
     pub fn integral(&self, t: f64) -> f64 {
         let mut total = 0.0;

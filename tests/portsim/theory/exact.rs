@@ -759,3 +759,55 @@ fn bursts_are_exact_for_deterministic_traffic() {
         (0.0, 0, 0.0)
     );
 }
+
+#[test]
+fn rates_at_the_first_failure_follow_the_profile() {
+    use portsim::scenario::Builder;
+    use std::time::Duration;
+    let base = || {
+        Builder::new("rates")
+            .duration(Duration::from_secs(120))
+            .port_range(60000, 60999)
+            .arrivals("constant")
+            .hold(Duration::from_secs(1))
+    };
+    // A ramp from 5/s to 65/s over 100 s after 10 s at 5/s: 1,000 ports
+    // with 61 s held each run out below 65/s. The rate reported at the
+    // first failure is the profile's at that instant, and the highest rate
+    // reached before it is that same rate (the ramp only rises).
+    let mut ramp = toml::Table::new();
+    ramp.insert("from".into(), 5.0.into());
+    ramp.insert("to".into(), 65.0.into());
+    ramp.insert("over".into(), "100s".into());
+    ramp.insert("at".into(), "10s".into());
+    let r = util::run(&base().set("traffic.ramp", toml::Value::Table(ramp)).text());
+    let f = r.first_failure.expect("the ramp runs out");
+    let expected = 5.0 + 0.6 * (f.time_s - 10.0);
+    assert!((f.rate.unwrap() - expected).abs() < 1e-9, "{f:?}");
+    assert_eq!(r.highest_rate_before_failure, f.rate);
+    // A step: 5/s, then 800/s from 20 s to 30 s, then 5/s. The ports run
+    // out inside the step, at 800/s.
+    let r = util::run(
+        &base()
+            .schedule(&[
+                (Duration::ZERO, 5.0),
+                (Duration::from_secs(20), 800.0),
+                (Duration::from_secs(30), 5.0),
+            ])
+            .text(),
+    );
+    assert_eq!(r.first_failure.unwrap().rate, Some(800.0));
+    assert_eq!(r.highest_rate_before_failure, Some(800.0));
+    // Nothing fails: the highest rate of the whole run.
+    let r = util::run(
+        &base()
+            .schedule(&[(Duration::ZERO, 2.0), (Duration::from_secs(60), 4.0)])
+            .text(),
+    );
+    assert_eq!((r.failures, r.highest_rate_before_failure), (0, Some(4.0)));
+    // A constant rate: neither figure, and report.json has neither key.
+    let r = util::run(&base().rate(5.0).text());
+    assert_eq!(r.highest_rate_before_failure, None);
+    let json = r.to_json();
+    assert!(!json.contains("highest_rate_before_failure"), "{json}");
+}
