@@ -811,3 +811,49 @@ fn rates_at_the_first_failure_follow_the_profile() {
     let json = r.to_json();
     assert!(!json.contains("highest_rate_before_failure"), "{json}");
 }
+
+#[test]
+fn constant_arrivals_at_the_end_of_the_run_are_counted() {
+    use portsim::scenario::Builder;
+    use std::time::Duration;
+    // The k-th constant arrival is at exactly k / rate, and an arrival at
+    // the end of the run counts: rate × duration attempts, however the
+    // rate rounds in binary (1/3 and 1/30,000 do not).
+    for (rate, secs) in [(30_000.0, 12), (3.0, 10), (7.0, 3), (8.0, 60)] {
+        let r = portsim::run(
+            &Builder::new("end")
+                .duration(Duration::from_secs(secs))
+                .port_range(1, 65535)
+                .destination("10.0.0.1:80", 1000)
+                .arrivals("constant")
+                .rate(rate)
+                .hold(Duration::from_millis(1))
+                .close("server")
+                .build()
+                .unwrap(),
+        );
+        assert_eq!(
+            r.attempts as f64,
+            rate * secs as f64,
+            "{rate}/s for {secs} s"
+        );
+    }
+    // A ramp from 300/s down to 0 over 100 s hands out its whole integral,
+    // 300 × 100 / 2 = 15,000, the last at exactly 100 s.
+    let mut ramp = toml::Table::new();
+    ramp.insert("from".into(), 300.0.into());
+    ramp.insert("to".into(), 0.0.into());
+    ramp.insert("over".into(), "100s".into());
+    let r = portsim::run(
+        &Builder::new("down")
+            .duration(Duration::from_secs(200))
+            .port_range(1, 65535)
+            .arrivals("constant")
+            .set("traffic.ramp", toml::Value::Table(ramp))
+            .hold(Duration::from_millis(1))
+            .close("server")
+            .build()
+            .unwrap(),
+    );
+    assert_eq!(r.attempts, 15_000);
+}
