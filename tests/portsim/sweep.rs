@@ -382,6 +382,7 @@ fn capacity_lies_in_the_analytic_bracket() {
     let ceiling = f(&c["ceiling"]);
     eprintln!("capacity {value} ({low}–{high}), Erlang B {analytic}, ceiling {ceiling}");
     assert_eq!(c["key"], "traffic.rate");
+    assert_eq!(c["schema_version"], 1);
     // A rate: low values meet the target, so the answer is the largest.
     assert_eq!(c["direction"], "largest");
     assert_eq!(c["complete"], true);

@@ -2,6 +2,9 @@
 //! boundary over seeds with its interval, and the one sentence that says it
 //! beside the closed form. The search that produces it is in [`super`].
 
+/// Version of `capacity.json`'s layout.
+pub const SCHEMA_VERSION: u32 = 1;
+
 use serde::Serialize;
 
 use super::*;
@@ -32,6 +35,8 @@ pub struct Bracket {
 /// The answer.
 #[derive(Debug, Clone, Serialize)]
 pub struct Capacity {
+    /// Version of this file's layout, as in report.json and sweep.json.
+    pub schema_version: u32,
     pub scenario: String,
     pub key: String,
     pub target: String,

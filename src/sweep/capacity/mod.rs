@@ -432,6 +432,7 @@ impl Search<'_> {
         };
         let sc = self.scenario_at(self.lo)?;
         Ok(Capacity {
+            schema_version: answer::SCHEMA_VERSION,
             scenario: sc.name.clone(),
             key: self.key.to_string(),
             target: self.target.to_string(),
