@@ -34,15 +34,8 @@ struct ShardRow {
 /// `sweep.json` as read back from a shard.
 #[derive(Deserialize)]
 struct ShardFile {
-    schema_version: u32,
-    portsim_version: String,
-    scenario: String,
-    scenario_file: String,
-    sweep_id: String,
-    keys: Vec<String>,
-    points_total: usize,
-    seeds: u32,
-    base_seed: u64,
+    #[serde(flatten)]
+    meta: Meta,
     complete: bool,
     shard: Option<Shard>,
     points: Vec<ShardRow>,
@@ -158,14 +151,14 @@ fn check_point(
 ) -> Result<(), InputError> {
     let p = &row.point;
     let at = format!("points[{i}]");
-    if p.index >= file.points_total {
+    if p.index >= file.meta.points_total {
         return Err(refuse(
             path,
             format!(
                 "{at}.index: found {}, but points_total is {} (indices 0 to {})",
                 p.index,
-                file.points_total,
-                file.points_total.saturating_sub(1)
+                file.meta.points_total,
+                file.meta.points_total.saturating_sub(1)
             ),
         ));
     }
@@ -183,35 +176,35 @@ fn check_point(
             ),
         ));
     }
-    if p.values.len() != file.keys.len() {
+    if p.values.len() != file.meta.keys.len() {
         return Err(refuse(
             path,
             format!(
                 "{at}.values: found {} values, but keys has {}",
                 p.values.len(),
-                file.keys.len()
+                file.meta.keys.len()
             ),
         ));
     }
-    if p.runs.len() != file.seeds as usize {
+    if p.runs.len() != file.meta.seeds as usize {
         return Err(refuse(
             path,
             format!(
                 "{at}.runs: found {} runs, but seeds is {}",
                 p.runs.len(),
-                file.seeds
+                file.meta.seeds
             ),
         ));
     }
     for (j, r) in p.runs.iter().enumerate() {
         let at = format!("{at}.runs[{j}]");
-        let want_seed = file.base_seed.wrapping_add(j as u64);
+        let want_seed = file.meta.base_seed.wrapping_add(j as u64);
         if r.seed != want_seed {
             return Err(refuse(
                 path,
                 format!(
                     "{at}.seed: found {}, but base_seed {} gives {want_seed} for run {j}",
-                    r.seed, file.base_seed
+                    r.seed, file.meta.base_seed
                 ),
             ));
         }
@@ -339,33 +332,45 @@ pub fn merge(dirs: &[&Path]) -> Result<SweepReport, InputError> {
     // and version, field by field.
     for (path, r) in &parts[1..] {
         let fields: [(&str, String, String); 8] = [
-            ("sweep_id", quote(&r.sweep_id), quote(&first.sweep_id)),
+            (
+                "sweep_id",
+                quote(&r.meta.sweep_id),
+                quote(&first.meta.sweep_id),
+            ),
             (
                 "schema_version",
-                r.schema_version.to_string(),
-                first.schema_version.to_string(),
+                r.meta.schema_version.to_string(),
+                first.meta.schema_version.to_string(),
             ),
             (
                 "portsim_version",
-                quote(&r.portsim_version),
-                quote(&first.portsim_version),
+                quote(&r.meta.portsim_version),
+                quote(&first.meta.portsim_version),
             ),
-            ("scenario", quote(&r.scenario), quote(&first.scenario)),
+            (
+                "scenario",
+                quote(&r.meta.scenario),
+                quote(&first.meta.scenario),
+            ),
             (
                 "keys",
-                quote(&r.keys.join(", ")),
-                quote(&first.keys.join(", ")),
+                quote(&r.meta.keys.join(", ")),
+                quote(&first.meta.keys.join(", ")),
             ),
             (
                 "points_total",
-                r.points_total.to_string(),
-                first.points_total.to_string(),
+                r.meta.points_total.to_string(),
+                first.meta.points_total.to_string(),
             ),
-            ("seeds", r.seeds.to_string(), first.seeds.to_string()),
+            (
+                "seeds",
+                r.meta.seeds.to_string(),
+                first.meta.seeds.to_string(),
+            ),
             (
                 "base_seed",
-                r.base_seed.to_string(),
-                first.base_seed.to_string(),
+                r.meta.base_seed.to_string(),
+                first.meta.base_seed.to_string(),
             ),
         ];
         if let Some((field, mine, theirs)) = fields.iter().find(|(_, a, b)| a != b) {
@@ -377,14 +382,17 @@ pub fn merge(dirs: &[&Path]) -> Result<SweepReport, InputError> {
             ));
         }
     }
-    let runs = first.points_total.checked_mul(first.seeds as usize);
-    if runs.is_none_or(|r| r > super::MAX_RUNS) || first.seeds == 0 {
+    let runs = first
+        .meta
+        .points_total
+        .checked_mul(first.meta.seeds as usize);
+    if runs.is_none_or(|r| r > super::MAX_RUNS) || first.meta.seeds == 0 {
         return Err(refuse(
             first_path,
             format!(
                 "points_total {} × seeds {}: expected 1 to {} runs, as a sweep allows",
-                first.points_total,
-                first.seeds,
+                first.meta.points_total,
+                first.meta.seeds,
                 thousands(super::MAX_RUNS as u64)
             ),
         ));
@@ -445,7 +453,7 @@ pub fn merge(dirs: &[&Path]) -> Result<SweepReport, InputError> {
     }
     for (path, r) in &parts {
         let s = r.shard.unwrap_or(Shard { k: 1, n: 1 });
-        let want = shard_points(r.points_total, s);
+        let want = shard_points(r.meta.points_total, s);
         if r.points.len() != want {
             return Err(refuse(
                 path,
@@ -453,7 +461,7 @@ pub fn merge(dirs: &[&Path]) -> Result<SweepReport, InputError> {
                     "points: found {} points, but shard {}/{n} of points_total {} owns {want}",
                     r.points.len(),
                     s.k,
-                    r.points_total
+                    r.meta.points_total
                 ),
             ));
         }
@@ -464,7 +472,7 @@ pub fn merge(dirs: &[&Path]) -> Result<SweepReport, InputError> {
     // Every shard is there (n distinct K of n), each with exactly the
     // points it owns, and every point passed `has`: no duplicates remain
     // possible, but say so plainly if one slipped through.
-    let meta = parts[0].1.clone_meta();
+    let meta = parts[0].1.meta.clone();
     let mut points: Vec<(String, Row)> = parts
         .into_iter()
         .flat_map(|(path, r)| {
@@ -515,6 +523,7 @@ pub fn merge(dirs: &[&Path]) -> Result<SweepReport, InputError> {
 }
 
 /// The fields of a shard file other than its points.
+#[derive(Clone, Deserialize)]
 struct Meta {
     schema_version: u32,
     portsim_version: String,
@@ -525,20 +534,4 @@ struct Meta {
     points_total: usize,
     seeds: u32,
     base_seed: u64,
-}
-
-impl ShardFile {
-    fn clone_meta(&self) -> Meta {
-        Meta {
-            schema_version: self.schema_version,
-            portsim_version: self.portsim_version.clone(),
-            scenario: self.scenario.clone(),
-            scenario_file: self.scenario_file.clone(),
-            sweep_id: self.sweep_id.clone(),
-            keys: self.keys.clone(),
-            points_total: self.points_total,
-            seeds: self.seeds,
-            base_seed: self.base_seed,
-        }
-    }
 }
