@@ -59,12 +59,8 @@ fn allocators(c: &mut Criterion) {
     let mut space = PortSpace::new(n, 1, []);
     for p in (0..n).filter(|p| p % 10 != 0) {
         space.occupy(Take {
-            addr: 0,
             key: 0,
-            slot: None,
-            port: p,
-            bind: false,
-            now: 0,
+            ..Take::port(p)
         });
     }
     for e in alloc::REGISTRY {

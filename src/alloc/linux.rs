@@ -217,12 +217,8 @@ mod tests {
         let r = Request { bind, ..req(1) };
         while let Some(p) = a.pick(&r, &s.candidates(0, s.flow(1), sharing)) {
             s.occupy(Take {
-                addr: 0,
-                key: 1,
-                slot: None,
-                port: p,
                 bind,
-                now: 0,
+                ..Take::port(p)
             });
             out.push(p);
         }
@@ -256,22 +252,8 @@ mod tests {
         let c = s.candidates(0, None, Sharing::FourTuple);
         assert_eq!(pass(&c, 2, 4), Some((2, 0)));
         let mut s2 = PortSpace::new(5, 1, []);
-        s2.occupy(Take {
-            addr: 0,
-            key: 1,
-            slot: None,
-            port: 2,
-            bind: false,
-            now: 0,
-        });
-        s2.occupy(Take {
-            addr: 0,
-            key: 1,
-            slot: None,
-            port: 4,
-            bind: false,
-            now: 0,
-        });
+        s2.occupy(Take::port(2));
+        s2.occupy(Take::port(4));
         let c2 = s2.candidates(0, s2.flow(1), Sharing::FourTuple);
         assert_eq!(pass(&c2, 2, 4), None);
         assert_eq!(pass(&c2, 3, 4), Some((3, 0)));
@@ -290,14 +272,7 @@ mod tests {
             for _ in 0..3 * n {
                 let p = rng.random_range(0..n);
                 if s.candidates(0, s.flow(1), Sharing::FourTuple).is_usable(p) {
-                    s.occupy(Take {
-                        addr: 0,
-                        key: 1,
-                        slot: None,
-                        port: p,
-                        bind: false,
-                        now: 0,
-                    });
+                    s.occupy(Take::port(p));
                 }
                 let c = s.candidates(0, s.flow(1), Sharing::FourTuple);
                 // Every offset of both parities, and the edge cases 0, 1 and

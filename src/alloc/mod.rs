@@ -195,14 +195,7 @@ pub(crate) mod testing {
             match a.pick(&req(1), &c) {
                 Some(p) => {
                     assert!(c.is_usable(p), "{name} picked an unusable port {p}");
-                    s.occupy(Take {
-                        addr: 0,
-                        key: 1,
-                        slot: None,
-                        port: p,
-                        bind: false,
-                        now: 0,
-                    });
+                    s.occupy(Take::port(p));
                     out.push(p);
                 }
                 None => return out,

@@ -140,6 +140,22 @@ pub struct Take {
     pub now: u64,
 }
 
+impl Take {
+    /// A connect() on address 0 for flow key 1 taking `port` at time 0:
+    /// what tests and benches fill a table with (vary it with
+    /// `Take { bind: true, ..Take::port(p) }`).
+    pub fn port(port: u32) -> Take {
+        Take {
+            addr: 0,
+            key: 1,
+            slot: None,
+            port,
+            bind: false,
+            now: 0,
+        }
+    }
+}
+
 /// A socket letting go of its port: the arguments of [`Ports::release`].
 #[derive(Debug, Clone, Copy)]
 pub struct Release {
@@ -232,16 +248,7 @@ mod tests {
     fn four_tuple_sharing_and_exclusive_binds() {
         let mut s = PortSpace::new(100, 1, [5]);
         // Port 0 taken for flow 1: flow 2 may still use it, exclusive may not.
-        let f1 = s
-            .occupy(Take {
-                addr: 0,
-                key: 1,
-                slot: None,
-                port: 0,
-                bind: false,
-                now: 0,
-            })
-            .flow;
+        let f1 = s.occupy(Take::port(0)).flow;
         assert!(!cand(&s, 1, Sharing::FourTuple).is_usable(0));
         assert!(cand(&s, 2, Sharing::FourTuple).is_usable(0));
         assert!(!cand(&s, 2, Sharing::Exclusive).is_usable(0));
@@ -249,12 +256,9 @@ mod tests {
         assert!(!cand(&s, 2, Sharing::FourTuple).is_usable(5));
         // A bind() owner keeps connect() of every flow away.
         s.occupy(Take {
-            addr: 0,
             key: 3,
-            slot: None,
-            port: 1,
             bind: true,
-            now: 0,
+            ..Take::port(1)
         });
         assert!(!cand(&s, 2, Sharing::FourTuple).is_usable(1));
         assert_eq!(s.in_use(), 2);
@@ -268,12 +272,8 @@ mod tests {
         assert_eq!(s.flow(1), None);
         assert_eq!(
             s.occupy(Take {
-                addr: 0,
-                key: 1,
-                slot: None,
-                port: 0,
-                bind: false,
-                now: 25
+                now: 25,
+                ..Take::port(0)
             })
             .interval,
             Some(15)
@@ -285,14 +285,7 @@ mod tests {
         let mut s = PortSpace::new(130, 1, []);
         for p in 0..130 {
             if p != 3 {
-                s.occupy(Take {
-                    addr: 0,
-                    key: 1,
-                    slot: None,
-                    port: p,
-                    bind: false,
-                    now: 0,
-                });
+                s.occupy(Take::port(p));
             }
         }
         let c = cand(&s, 1, Sharing::FourTuple);
@@ -302,30 +295,14 @@ mod tests {
         assert_eq!(c.scan_from(3), Some(3));
         assert_eq!(c.probes(3, 3), 1);
         assert_eq!(c.select(0), Some(3));
-        s.occupy(Take {
-            addr: 0,
-            key: 1,
-            slot: None,
-            port: 3,
-            bind: false,
-            now: 0,
-        });
+        s.occupy(Take::port(3));
         assert_eq!(cand(&s, 1, Sharing::FourTuple).scan_from(7), None);
     }
 
     #[test]
     fn reusable_time_wait_is_usable_again() {
         let mut s = PortSpace::new(64, 1, []);
-        let f = s
-            .occupy(Take {
-                addr: 0,
-                key: 1,
-                slot: None,
-                port: 9,
-                bind: false,
-                now: 0,
-            })
-            .flow;
+        let f = s.occupy(Take::port(9)).flow;
         assert!(!cand(&s, 1, Sharing::FourTuple).is_usable(9));
         s.mark_reusable(f, 9);
         assert!(cand(&s, 1, Sharing::FourTuple).is_usable(9));
