@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{portsim, text, write};
+use crate::util::{portsim, signal_and_wait, text, write};
 
 /// 1 connection/s for 2 minutes: a trace of 120 connects, 120 closes and the
 /// 58 ends of TIME_WAIT (61 s after each connect) before the end.
@@ -408,21 +408,7 @@ fn stop_a_long_trace(signal: &str) -> (Option<i32>, String, tempfile::TempDir) {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    let sent = Command::new("kill")
-        .args([signal, &child.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(sent.success(), "kill {signal} failed");
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if start.elapsed() > Duration::from_secs(60) {
-            stop(&mut child, "portsim did not stop within 60 s of the signal");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = signal_and_wait(&mut child, signal, Duration::from_secs(60));
     let err = std::fs::read_to_string(dir.path().join("stderr")).unwrap();
     (status.code(), err, dir)
 }

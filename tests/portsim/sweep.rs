@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use portsim::report::erlang_b;
 use serde_json::Value;
 
-use crate::util::{portsim, text, write};
+use crate::util::{portsim, signal_and_wait, text, write};
 
 /// Ports in the range of [`small`].
 const PORTS: u64 = 1_000;
@@ -696,7 +696,7 @@ fn a_bad_varied_value_is_blamed_on_vary() {
 #[test]
 fn ctrl_c_keeps_finished_points() {
     use std::process::{Command, Stdio};
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     // 400 points × 2 seeds of 30 minutes at 100 to 500 connections/s
     // (about 0.05 s a run here with one thread): half a minute or more, so
@@ -729,23 +729,7 @@ fn ctrl_c_keeps_finished_points() {
         .spawn()
         .expect("start portsim");
     std::thread::sleep(Duration::from_millis(1500));
-    let killed = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(killed.success(), "kill -INT failed");
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if start.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("portsim did not stop within 60 s of SIGINT");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = signal_and_wait(&mut child, "-INT", Duration::from_secs(60));
     let err = std::fs::read_to_string(tmp.path().join("stderr")).unwrap();
     // 128 + SIGINT, from the handler: not the default death by signal.
     assert_eq!(status.code(), Some(130), "{status:?}; stderr: {err}");

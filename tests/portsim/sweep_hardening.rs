@@ -18,7 +18,7 @@ use portsim::sweep::capacity::{Kind, Search, Target};
 use portsim::sweep::{max_jobs, pool, Plan, Vary, MAX_RUNS, MAX_VALUES};
 use serde_json::Value;
 
-use crate::util::{portsim, text, write};
+use crate::util::{portsim, signal_and_wait, text, write};
 
 /// 1,000 ports held 61 s each (hold 1 s + TIME_WAIT 60 s), Poisson arrivals
 /// at `rate`/s for 10 minutes, with `extra` lines at the top level.
@@ -858,7 +858,7 @@ fn capacity_stopped_reports_the_bracket_it_has() {
 #[test]
 fn capacity_prints_what_it_found_on_ctrl_c() {
     use std::process::{Command, Stdio};
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     // 4 seeds of a 3-hour scenario with 21,000 ports on one thread: each
     // probe runs up to a few million connections, so the search is still
@@ -885,23 +885,7 @@ fn capacity_prints_what_it_found_on_ctrl_c() {
         .spawn()
         .expect("start portsim");
     std::thread::sleep(Duration::from_millis(1500));
-    let killed = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(killed.success(), "kill -INT failed");
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if start.elapsed() > Duration::from_secs(120) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("portsim did not stop within 120 s of SIGINT");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = signal_and_wait(&mut child, "-INT", Duration::from_secs(120));
     let err = std::fs::read_to_string(tmp.path().join("stderr")).unwrap();
     let stdout = std::fs::read_to_string(tmp.path().join("stdout")).unwrap();
     assert_eq!(status.code(), Some(130), "{status:?}; stderr: {err}");

@@ -43,3 +43,30 @@ pub fn run_out(scenario: &Path, out: &Path, extra: &[&str]) -> assert_cmd::asser
         .assert()
         .success()
 }
+
+/// Send `signal` (e.g. `-INT`) to `child` with kill(1) and wait up to
+/// `limit` for it to exit; a child still running then is killed and the
+/// test fails.
+pub fn signal_and_wait(
+    child: &mut std::process::Child,
+    signal: &str,
+    limit: std::time::Duration,
+) -> std::process::ExitStatus {
+    let sent = std::process::Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(sent.success(), "kill {signal} failed");
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().expect("the child's status") {
+            return s;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("portsim did not stop within {limit:?} of {signal}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
