@@ -185,18 +185,15 @@ struct PoolLoad {
 
 fn pool_load(sc: &Scenario) -> PoolLoad {
     let rpc = f64::from(sc.traffic.requests_per_connection);
-    let peak_rate = sc
-        .traffic
-        .rate
-        .segments
-        .iter()
-        .map(|s| s.from)
-        .chain(sc.traffic.rate.segments.windows(2).map(|w| {
-            let (a, b) = (w[0], w[1]);
-            a.from + a.slope * (b.start_s - a.start_s)
-        }))
-        .fold(0.0, f64::max)
-        / rpc;
+    // Every segment starts within the run or at its last segment's start;
+    // the profile is flat after that.
+    let rate = &sc.traffic.rate;
+    let last_start = rate.segments.last().map_or(0.0, |s| s.start_s);
+    let horizon_s = sc
+        .duration_ns
+        .map_or(last_start, |d| d as f64 / NS_PER_S as f64)
+        .max(last_start);
+    let peak_rate = rate.max_over(horizon_s) / rpc;
     let service_s =
         (sc.traffic.hold.mean_ns() * rpc + sc.effective_time_wait_ns() as f64) / NS_PER_S as f64;
     // The heaviest pool: with shared ports, the heaviest destination on one
