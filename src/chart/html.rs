@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 
 use super::{escape, render_svg, Input, CHARTS};
 use crate::report::summary::{
-    addresses_used, advice, headline, human_s, percent, pool_size, thousands,
+    addresses_used, fix_lines, headline, human_s, percent, pool_size, thousands,
 };
 use crate::report::{bind_name, close_name};
 
@@ -82,10 +82,10 @@ pub fn render(input: &Input, source: &Source) -> Result<String, String> {
         if r.failures > 0 { " failed" } else { "" },
         escape(&headline(r))
     );
-    let tips = advice(r);
-    if !tips.is_empty() {
-        h.push_str("<p>What would most likely help:</p>\n<ul class=\"advice\">\n");
-        for t in tips {
+    let fixes = fix_lines(r);
+    if !fixes.is_empty() {
+        h.push_str("<p>Changes that avoid the failures, each run again on the same seed:</p>\n<ul class=\"advice\">\n");
+        for t in fixes {
             let _ = writeln!(h, "<li>{}</li>", escape(&t));
         }
         h.push_str("</ul>\n");

@@ -64,6 +64,11 @@ pub(crate) struct RunArgs {
     /// Exit with code 1 if any connection attempt failed.
     #[arg(long)]
     fail_on_exhaustion: bool,
+    /// Skip the computed fixes: after a run with failures, portsim reruns
+    /// the scenario (same seed) with each change that could avoid them and
+    /// reports the smallest that does.
+    #[arg(long)]
+    no_fixes: bool,
     /// Refuse runs estimated to need more events than this (connection
     /// attempts, plus hold times drawn and allocator probes beyond one per
     /// attempt; about 4 million a second on one core).
@@ -108,6 +113,19 @@ pub(crate) fn exec(args: RunArgs) -> anyhow::Result<Exit> {
         let report = crate::run_with(&sc, &mut obs);
         (report, obs.0, obs.1)
     };
+    let mut report = report;
+    if !args.no_fixes {
+        let src = crate::fixes::Source {
+            text: &text,
+            path: &args.scenario,
+            overrides: &args.set,
+            seed: sc.seed,
+            max_events: limits.max_events,
+        };
+        let found = crate::fixes::compute(&src, &sc, &report);
+        report.fixes = found.list;
+        report.fixes_cost = Some(found.cost);
+    }
     // Every output of the run is one set: all written, or none replaced.
     let mut set = OutputSet::new();
     if let Some(trace) = trace {

@@ -105,6 +105,12 @@ pub struct Report {
     pub timeseries: SeriesInfo,
     /// Per destination, when there are at most 4096.
     pub destinations: Vec<DestinationReport>,
+    /// Changes that avoid the failures, each run on the same seed, best
+    /// first; empty when nothing failed or fixes were not computed.
+    pub fixes: Vec<Fix>,
+    /// What computing `fixes` cost; `None` when they were not computed
+    /// (`--no-fixes`, or the library's plain [`crate::run`]).
+    pub fixes_cost: Option<FixesCost>,
     /// `simulated_s` in nanoseconds, as the engine counted it.
     #[serde(skip)]
     pub simulated_ns: u64,
@@ -223,6 +229,37 @@ pub struct ReuseInterval {
 pub struct SeriesInfo {
     pub bin_s: f64,
     pub bins: usize,
+}
+
+/// A change to the scenario and what a run with it gave (same seed): rerun
+/// with `--set` for each of `change` to see the same figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct Fix {
+    /// What kind of change: keep_alive, server_close, tw_reuse,
+    /// destinations, source_addresses, bind_no_port, port_range, allocator
+    /// or rate.
+    pub lever: &'static str,
+    /// `KEY=VALUE` for each `--set` the change needs.
+    pub change: Vec<String>,
+    pub failure_ratio: f64,
+    pub failures: u64,
+    pub first_failure: Option<FirstFailure>,
+    pub peak_in_use: u32,
+    /// Ports the connections draw on with the change (usable ports × the
+    /// source addresses used), as the headline counts them.
+    pub ports: u64,
+    pub attempts: u64,
+}
+
+/// The extra runs behind `fixes`.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct FixesCost {
+    pub runs: u64,
+    /// Attempts simulated by those runs (a run that failed while searching
+    /// stops at its first failure).
+    pub attempts: u64,
+    /// `attempts` over the run's own attempts.
+    pub relative_to_run: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -346,6 +383,8 @@ impl Report {
                 bins: o.bins.len(),
             },
             destinations,
+            fixes: Vec::new(),
+            fixes_cost: None,
             simulated_ns: o.simulated_ns,
             bin_ns: o.bin_ns,
             bins: o.bins,

@@ -6,7 +6,7 @@
 
 use std::fmt::Write as _;
 
-use super::{close_name, Report};
+use super::{close_name, Fix, Report};
 use crate::scenario::{BindMode, Close};
 
 pub use crate::util::thousands;
@@ -126,38 +126,88 @@ pub fn headline(r: &Report) -> String {
     }
 }
 
-/// What would most likely help, from the shape of the result.
-pub fn advice(r: &Report) -> Vec<String> {
-    let mut out = Vec::new();
+/// A change as the summary shows it: `--set` values, with a long address
+/// list cut to its ends (report.json keeps it whole).
+pub fn change_text(change: &[String]) -> String {
+    change
+        .iter()
+        .map(|c| match c.split_once("=[") {
+            Some((key, list)) if list.matches(',').count() >= 3 => {
+                let items: Vec<&str> = list
+                    .trim_end_matches(']')
+                    .split(',')
+                    .map(|a| a.trim().trim_matches('"'))
+                    .collect();
+                format!(
+                    "{key}=[{} … {}] ({} addresses)",
+                    items[0],
+                    items[items.len() - 1],
+                    items.len()
+                )
+            }
+            _ => c.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// What a fix gives, against the run: "nothing fails (was 8.7 %); peak
+/// 9,261 of 16,384 (56.5 %)".
+pub fn fix_effect(r: &Report, f: &Fix) -> String {
+    let peak = format!(
+        "peak {} of {} ({})",
+        thousands(u64::from(f.peak_in_use)),
+        thousands(f.ports),
+        percent(f64::from(f.peak_in_use) / f.ports.max(1) as f64)
+    );
+    if f.failures == 0 {
+        // The smallest change that passes on this seed is at the edge by
+        // construction when it fills the pool: another seed may fail.
+        let edge = if f64::from(f.peak_in_use) >= 0.95 * f.ports as f64 {
+            ", at the edge: leave a margin"
+        } else {
+            ""
+        };
+        format!(
+            "nothing fails (was {}); {peak}{edge}",
+            percent(r.failure_ratio)
+        )
+    } else {
+        format!(
+            "{} fail (was {}){}; {peak}",
+            percent(f.failure_ratio),
+            percent(r.failure_ratio),
+            f.first_failure
+                .as_ref()
+                .map(|ff| format!(", the first at {}", human_s(ff.time_s)))
+                .unwrap_or_default()
+        )
+    }
+}
+
+/// The lines on computed fixes: each change and its effect, then what
+/// finding them cost. Nothing when nothing failed.
+pub fn fix_lines(r: &Report) -> Vec<String> {
     if r.failures == 0 {
-        return out;
+        return Vec::new();
     }
-    let tw_share = if r.ports.mean_in_use > 0.0 {
-        r.ports.mean_time_wait / r.ports.mean_in_use
-    } else {
-        0.0
+    let Some(cost) = &r.fixes_cost else {
+        return vec!["fixes not computed (--no-fixes)".into()];
     };
-    let s = &r.scenario;
-    if s.close == Close::Client && tw_share > 0.5 {
-        out.push(format!(
-            "TIME_WAIT holds {} of the ports in use: reuse connections (traffic.requests_per_connection), let the server close first, or enable host.tw_reuse.",
-            percent(tw_share)
-        ));
+    let mut out: Vec<String> = r
+        .fixes
+        .iter()
+        .map(|f| format!("{}: {}", change_text(&f.change), fix_effect(r, f)))
+        .collect();
+    if out.is_empty() {
+        out.push("no single change tried avoids the failures".into());
     }
-    if s.bind == BindMode::Connect && s.destinations == 1 && s.share_across_destinations {
-        out.push("All connections go to one destination: every extra destination address or port gives connect() a fresh pool of ports.".into());
-    }
-    if s.bind == BindMode::Connect && s.addresses.len() > 1 {
-        out.push("connect() uses only the first of host.addresses: bind each socket to a source address (traffic.bind = \"bind-no-port\") to use them all.".into());
-    } else {
-        out.push("More source addresses (host.addresses, with traffic.bind = \"bind-no-port\") multiply the ports available.".into());
-    }
-    if s.port_range != "1024-65535" {
-        out.push(format!(
-            "A wider range (host.port_range, now {}) raises the ceiling in proportion.",
-            s.port_range
-        ));
-    }
+    out.push(format!(
+        "(each rerun with seed {}: {} runs, {}× this run's attempts; --no-fixes skips them)",
+        r.seed,
+        thousands(cost.runs),
+        amount(cost.relative_to_run)
+    ));
     out
 }
 
@@ -296,8 +346,8 @@ pub fn render(r: &Report) -> String {
             amount(a.offered_load_peak)
         );
     }
-    for line in advice(r) {
-        let _ = writeln!(s, "  try             {line}");
+    for line in fix_lines(r) {
+        let _ = writeln!(s, "  fix             {line}");
     }
     s
 }

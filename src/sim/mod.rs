@@ -50,6 +50,9 @@ use traffic::{stream, ArrivalClock, Chooser, Stream};
 /// Receives every event of a run; all hooks default to doing nothing, so the
 /// engine pays nothing for observers it does not have.
 pub trait Observer {
+    /// End the run at its first failed attempt: for searches that only ask
+    /// whether anything fails. A constant, so other runs pay nothing for it.
+    const STOP_AT_FAILURE: bool = false;
     fn on_connect(&mut self, _t_ns: u64, _port: u16, _dest: u32) {}
     fn on_fail(&mut self, _t_ns: u64, _dest: u32) {}
     fn on_close(&mut self, _t_ns: u64, _port: u16, _dest: u32) {}
@@ -94,6 +97,7 @@ pub trait Observer {
 
 /// Two observers side by side, e.g. a trace and the charts' port usage.
 impl<A: Observer, B: Observer> Observer for (A, B) {
+    const STOP_AT_FAILURE: bool = A::STOP_AT_FAILURE || B::STOP_AT_FAILURE;
     fn on_connect(&mut self, t: u64, port: u16, dest: u32) {
         self.0.on_connect(t, port, dest);
         self.1.on_connect(t, port, dest);
@@ -142,6 +146,7 @@ impl<A: Observer, B: Observer> Observer for (A, B) {
 
 /// An observer that may be absent (e.g. no `--trace`).
 impl<T: Observer> Observer for Option<T> {
+    const STOP_AT_FAILURE: bool = T::STOP_AT_FAILURE;
     fn on_connect(&mut self, t: u64, port: u16, dest: u32) {
         self.iter_mut().for_each(|o| o.on_connect(t, port, dest));
     }
@@ -184,6 +189,13 @@ impl<T: Observer> Observer for Option<T> {
 /// An observer that ignores everything.
 pub struct Quiet;
 impl Observer for Quiet {}
+
+/// An observer that ends the run at its first failure (the outcome then
+/// covers the run up to that attempt).
+pub struct UntilFailure;
+impl Observer for UntilFailure {
+    const STOP_AT_FAILURE: bool = true;
+}
 
 /// Per-destination counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -351,6 +363,7 @@ impl<O: Observer, P: Ports, N: PortLayer> Engine<'_, O, P, N> {
             sc.traffic.pick,
         );
         let mut next_arrival = clock.next_arrival().unwrap_or(u64::MAX);
+        let mut stopped = false;
         loop {
             let t_retry = self.retries.front().map_or(u64::MAX, |r| r.0);
             let t = t_retry.min(next_arrival);
@@ -377,9 +390,17 @@ impl<O: Observer, P: Ports, N: PortLayer> Engine<'_, O, P, N> {
             if self.out.attempts >= max_attempts {
                 break;
             }
+            if O::STOP_AT_FAILURE && self.out.failures > 0 {
+                stopped = true;
+                break;
+            }
         }
         let now = self.now;
-        let end = if horizon != u64::MAX && now <= horizon && self.out.attempts < max_attempts {
+        let end = if !stopped
+            && horizon != u64::MAX
+            && now <= horizon
+            && self.out.attempts < max_attempts
+        {
             horizon
         } else {
             now

@@ -133,7 +133,7 @@ fn library_runs_are_repeatable_in_one_process() {
     let out = portsim()
         .arg("run")
         .arg(&path)
-        .arg("--json")
+        .args(["--json", "--no-fixes"])
         .assert()
         .success();
     assert_eq!(out.get_output().stdout, a.to_json().into_bytes());

@@ -959,6 +959,8 @@ const NULLABLE: &[&str] = &[
     "analytic.erlang_b_caveat",
     "scenario.duration_s",
     "scenario.max_connections",
+    "fixes_cost",
+    "fixes[].first_failure",
 ];
 
 /// serde_json writes a NaN or an infinity as `null`: any null outside the
@@ -1189,6 +1191,42 @@ fn check_report(sc: &Scenario, r: &Report, out: &mut Vec<Finding>) {
     }
 }
 
+/// Fixes of a failing case: each within the run's limits, and each one's
+/// figures those of a plain run with its `--set` changes.
+fn check_fixes(text: &str, sc: &Scenario, r: &Report, out: &mut Vec<Finding>) {
+    let src = portsim::fixes::Source {
+        text,
+        path: Path::new("case.toml"),
+        overrides: &[],
+        seed: sc.seed,
+        max_events: LIMIT,
+    };
+    let found = portsim::fixes::compute(&src, sc, r);
+    for f in found.list.iter().take(2) {
+        let sets: Result<Vec<portsim::scenario::Override>, String> =
+            f.change.iter().map(|c| c.parse()).collect();
+        let rerun = sets
+            .ok()
+            .and_then(|sets| portsim::scenario::load_str(text, Path::new("case.toml"), &sets).ok());
+        match rerun {
+            Some(mut s2) => {
+                s2.seed = sc.seed;
+                let again = portsim::run(&s2);
+                if (again.failures, again.ports.peak_in_use) != (f.failures, f.peak_in_use) {
+                    out.push(finding(
+                        "invariant: a fix reruns to its own figures".to_string(),
+                        format!("{:?}", f.change),
+                    ));
+                }
+            }
+            None => out.push(finding(
+                "invariant: a fix's --set changes load".to_string(),
+                format!("{:?}", f.change),
+            )),
+        }
+    }
+}
+
 /// Reset the process's peak resident size (Linux; elsewhere a no-op).
 fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
@@ -1244,6 +1282,12 @@ fn check_bytes(bytes: &[u8], strict: bool) -> Verdict {
         let report = portsim::run(&sc);
         stage.set("report");
         check_report(&sc, &report, &mut findings);
+        // Computed fixes rerun the case several times: one failing case in
+        // eight (by its bytes, so a replay does the same) also checks them.
+        if report.failures > 0 && portsim::util::mix64(bytes.len() as u64) % 8 == 0 {
+            stage.set("fixes");
+            check_fixes(&text, &sc, &report, &mut findings);
+        }
         outcome = Outcome::Ran;
     });
     if let Err((msg, loc)) = res {

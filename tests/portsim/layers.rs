@@ -25,6 +25,7 @@ const LAYERS: &[&[&str]] = &[
     &["report"],
     &["limits"],
     &["root"],
+    &["fixes"],
     &["sweep"],
     &["chart"],
     &["export"],

@@ -19,6 +19,8 @@
 //!   namespace, driven by `kernel_driver`;
 //! - `theory`: the engine against results that can be derived by hand
 //!   (exact counts for deterministic traffic, Little's law, Erlang B);
+//! - `fixes`: computed fixes: which levers apply, searched values derived by
+//!   hand, and each fix rerunning to its own figures;
 //! - `fuzz`: generated and mutated scenario files: no panic, one-line
 //!   messages, report invariants; minimal reproducers in `fuzz/regressions/`.
 
@@ -28,6 +30,7 @@ mod charts;
 mod cli;
 mod determinism;
 mod files;
+mod fixes;
 mod fuzz;
 mod hardening;
 mod kernel;

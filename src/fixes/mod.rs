@@ -1,0 +1,414 @@
+//! Computed fixes: after a run with failures, the changes that would have
+//! avoided them, each run on the same seed and stated with its effect.
+//!
+//! Each lever in [`levers::LEVERS`] is one way out of exhaustion (keep-alive,
+//! server close, `tcp_tw_reuse`, more destinations, more source addresses,
+//! `bind-no-port`, a wider range, another allocator, a lower rate). A lever
+//! looks at the scenario, says whether it applies, and writes its change as
+//! `--set KEY=VALUE` pairs, so the scenario loader judges every value (a value
+//! it refuses is outside the lever's domain) and a user can rerun any fix
+//! with those flags. Same seed means paired runs: the same arrivals and hold
+//! times meet the changed host, so the difference is the change's alone.
+//!
+//! A numeric lever is searched for the smallest change that leaves nothing
+//! failing: a first guess from the closed form (the busiest pool's load at
+//! 95 % of its ports), doubling the change until a value passes, then
+//! bisection between the last failing and the first passing value. A probe
+//! that fails stops at its first failure ([`crate::sim::UntilFailure`]), so
+//! a search costs little more than its passing runs; a passing probe is a
+//! complete run, and its figures are the ones reported. Levers run in
+//! parallel, each within its own budget of attempts counted from its own
+//! runs, so the answer never depends on the number of threads.
+
+pub mod levers;
+
+use std::path::Path;
+
+use rayon::prelude::*;
+
+use crate::report::{Fix, FixesCost, Report};
+use crate::scenario::{load_str, Override, Scenario};
+
+/// Attempts one lever may spend on its probes, in runs of the scenario
+/// (counted in the run's own attempts).
+pub const LEVER_BUDGET_RUNS: f64 = 2.0;
+
+/// Most times a search doubles its change before it gives up.
+const MAX_EXPAND: u32 = 16;
+/// A search stops when the last failing and the first passing values are
+/// this close, as a share of the change from the scenario's value.
+const RESOLUTION: f64 = 0.1;
+/// Most bisection steps of a search.
+const MAX_BISECT: u32 = 24;
+
+/// The scenario as the user gave it: file text and `--set` flags, and the
+/// seed the run used.
+pub struct Source<'a> {
+    pub text: &'a str,
+    pub path: &'a Path,
+    pub overrides: &'a [Override],
+    pub seed: u64,
+    /// Refuse any probe estimated above this many events (`--max-events`).
+    pub max_events: f64,
+}
+
+/// One `--set` change: key and value as the flag writes them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub key: String,
+    pub value: String,
+}
+
+impl Change {
+    pub fn new(key: &str, value: impl Into<String>) -> Change {
+        Change {
+            key: key.to_string(),
+            value: value.into(),
+        }
+    }
+    fn text(&self) -> String {
+        format!("{}={}", self.key, self.value)
+    }
+}
+
+/// How a numeric lever's values are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grid {
+    /// Whole numbers.
+    Integer,
+    /// Three significant digits (rates).
+    Sig3,
+}
+
+impl Grid {
+    fn snap(self, v: f64) -> f64 {
+        match self {
+            Grid::Integer => v.round(),
+            Grid::Sig3 => {
+                if v <= 0.0 || !v.is_finite() {
+                    return v;
+                }
+                let unit = 10f64.powf(v.log10().floor() - 2.0);
+                (v / unit).round() * unit
+            }
+        }
+    }
+    /// The next value after `v` towards `dir` (±1).
+    fn step(self, v: f64, dir: f64) -> f64 {
+        match self {
+            Grid::Integer => v + dir,
+            Grid::Sig3 => {
+                let unit = 10f64.powf(v.abs().max(1e-9).log10().floor() - 2.0);
+                self.snap(v + dir * unit)
+            }
+        }
+    }
+    /// `v` as a `--set` value.
+    pub fn write(self, v: f64) -> String {
+        match self {
+            Grid::Integer => format!("{}", v.round() as i64),
+            Grid::Sig3 => crate::scenario::spec::write_quantity(self.snap(v), false),
+        }
+    }
+}
+
+/// A numeric lever: the value now (which fails), a first guess, and the
+/// furthest value to go to; passing values lie towards `limit`.
+pub struct Search {
+    pub from: f64,
+    pub guess: f64,
+    pub limit: f64,
+    pub grid: Grid,
+    /// The changes that set the lever to a value.
+    pub changes: Box<dyn Fn(f64) -> Vec<Change> + Send + Sync>,
+}
+
+/// What a lever does for a scenario.
+pub enum Plan {
+    /// One change, run once; kept if it lowers the failures.
+    Toggle(Vec<Change>),
+    /// Alternatives tried in order: the first that leaves nothing failing,
+    /// else the one with the fewest failures.
+    FirstOf(Vec<Vec<Change>>),
+    /// The smallest value of a numeric knob that leaves nothing failing.
+    Search(Search),
+}
+
+/// What a lever sees: the scenario as run, its report, and the file.
+pub struct Context<'a> {
+    pub sc: &'a Scenario,
+    pub report: &'a Report,
+    /// The file's table before `--set` (how the user wrote each key).
+    pub file: &'a toml::Table,
+    /// Keys the user gave with `--set`.
+    pub overridden: Vec<&'a str>,
+}
+
+impl Context<'_> {
+    /// Whether `key` (or anything under it) was set with `--set`.
+    pub fn is_overridden(&self, key: &str) -> bool {
+        self.overridden
+            .iter()
+            .any(|k| *k == key || k.starts_with(&format!("{key}.")))
+    }
+
+    /// Load factor of the busiest pool at the highest rate: offered load
+    /// over ports, shared evenly among the pools.
+    pub fn load_factor(&self) -> f64 {
+        let a = &self.report.analytic;
+        let ports = a.pools as f64 * f64::from(a.ports_per_pool);
+        if ports > 0.0 {
+            a.offered_load_peak / ports
+        } else {
+            f64::INFINITY
+        }
+    }
+}
+
+/// A lever: its name (as `report.json` gives it) and what it does here.
+pub struct Lever {
+    pub name: &'static str,
+    pub plan: fn(&Context) -> Option<Plan>,
+}
+
+/// The fixes of a run, best first, and what finding them cost.
+pub struct Fixes {
+    pub list: Vec<Fix>,
+    pub cost: FixesCost,
+}
+
+/// Find the fixes for a run that failed; nothing to do when nothing failed.
+pub fn compute(src: &Source, sc: &Scenario, report: &Report) -> Fixes {
+    let mut cost = FixesCost {
+        runs: 0,
+        attempts: 0,
+        relative_to_run: 0.0,
+    };
+    if report.failures == 0 {
+        return Fixes {
+            list: Vec::new(),
+            cost,
+        };
+    }
+    let file: toml::Table = toml::from_str(src.text).unwrap_or_default();
+    let cx = Context {
+        sc,
+        report,
+        file: &file,
+        overridden: src.overrides.iter().map(|o| o.key.as_str()).collect(),
+    };
+    let plans: Vec<(&'static str, Plan)> = levers::LEVERS
+        .iter()
+        .filter_map(|l| (l.plan)(&cx).map(|p| (l.name, p)))
+        .collect();
+    let budget = (report.attempts.max(1) as f64 * LEVER_BUDGET_RUNS) as u64;
+    let results: Vec<(Option<Fix>, Spent)> = plans
+        .par_iter()
+        .map(|(name, plan)| {
+            let mut p = Prober {
+                src,
+                base: report,
+                spent: Spent::default(),
+                budget,
+                kept: None,
+            };
+            let fix = p.run(name, plan);
+            (fix, p.spent)
+        })
+        .collect();
+    let mut list = Vec::new();
+    for (fix, spent) in results {
+        cost.runs += spent.runs;
+        cost.attempts += spent.attempts;
+        list.extend(fix);
+    }
+    cost.relative_to_run = cost.attempts as f64 / report.attempts.max(1) as f64;
+    // Those that leave nothing failing first, then the fewest failures; ties
+    // keep the levers' order.
+    list.sort_by(|a, b| {
+        (a.failures > 0)
+            .cmp(&(b.failures > 0))
+            .then(a.failure_ratio.total_cmp(&b.failure_ratio))
+    });
+    Fixes { list, cost }
+}
+
+#[derive(Default, Clone, Copy)]
+struct Spent {
+    runs: u64,
+    attempts: u64,
+}
+
+/// The outcome of one probe.
+enum Probe {
+    /// Nothing failed: the complete run's report.
+    Pass(Box<Report>),
+    /// Something failed (the run may have stopped there).
+    Fail,
+    /// The value is outside the lever's domain or budget.
+    Out,
+}
+
+struct Prober<'a> {
+    src: &'a Source<'a>,
+    base: &'a Report,
+    spent: Spent,
+    budget: u64,
+    /// The report of the last complete run that still failed.
+    kept: Option<Box<Report>>,
+}
+
+impl Prober<'_> {
+    fn scenario(&self, changes: &[Change]) -> Option<Scenario> {
+        let mut overrides = self.src.overrides.to_vec();
+        for c in changes {
+            overrides.push(Override::parse_as(&c.text(), "--set").ok()?);
+        }
+        let mut sc = load_str(self.src.text, self.src.path, &overrides).ok()?;
+        sc.seed = self.src.seed;
+        let limits = crate::Limits {
+            max_events: self.src.max_events,
+            ..crate::Limits::default()
+        };
+        crate::limits::check(&sc, "", limits, false).ok()?;
+        Some(sc)
+    }
+
+    fn affordable(&self) -> bool {
+        self.spent.attempts < self.budget
+    }
+
+    /// Run `changes` to the end (`full`) or to the first failure.
+    fn probe(&mut self, changes: &[Change], full: bool) -> Probe {
+        if !self.affordable() {
+            return Probe::Out;
+        }
+        let Some(sc) = self.scenario(changes) else {
+            return Probe::Out;
+        };
+        let outcome = if full {
+            crate::sim::simulate(&sc, &mut crate::sim::Quiet)
+        } else {
+            crate::sim::simulate(&sc, &mut crate::sim::UntilFailure)
+        };
+        self.spent.runs += 1;
+        self.spent.attempts += outcome.attempts;
+        if outcome.failures > 0 && !full {
+            return Probe::Fail;
+        }
+        let failed = outcome.failures > 0;
+        let report = Box::new(Report::new(&sc, outcome));
+        if failed {
+            // Only a full run of a change that still fails gets here.
+            self.kept = Some(report);
+            Probe::Fail
+        } else {
+            Probe::Pass(report)
+        }
+    }
+
+    fn run(&mut self, name: &'static str, plan: &Plan) -> Option<Fix> {
+        match plan {
+            Plan::Toggle(changes) => self.toggle(name, changes),
+            Plan::FirstOf(options) => {
+                let mut best: Option<Fix> = None;
+                for changes in options {
+                    let Some(fix) = self.toggle(name, changes) else {
+                        continue;
+                    };
+                    if fix.failures == 0 {
+                        return Some(fix);
+                    }
+                    if best.as_ref().is_none_or(|b| fix.failures < b.failures) {
+                        best = Some(fix);
+                    }
+                }
+                best
+            }
+            Plan::Search(s) => self.search(name, s),
+        }
+    }
+
+    /// One complete run; kept if it fails less than the run itself.
+    fn toggle(&mut self, name: &'static str, changes: &[Change]) -> Option<Fix> {
+        self.kept = None;
+        match self.probe(changes, true) {
+            Probe::Pass(r) => Some(fix(name, changes, &r)),
+            Probe::Fail => {
+                let r = self.kept.take()?;
+                (r.failures < self.base.failures).then(|| fix(name, changes, &r))
+            }
+            Probe::Out => None,
+        }
+    }
+
+    fn search(&mut self, name: &'static str, s: &Search) -> Option<Fix> {
+        let dir = if s.limit > s.from { 1.0 } else { -1.0 };
+        // A value at least one step past `from` and not past `limit`.
+        let clamp = |v: f64| {
+            let v = s.grid.snap(v);
+            let v = if (v - s.from) * dir < 1e-12 {
+                s.grid.step(s.from, dir)
+            } else {
+                v
+            };
+            if (v - s.limit) * dir > 0.0 {
+                s.limit
+            } else {
+                v
+            }
+        };
+        let mut bad = s.from;
+        let mut v = clamp(s.guess);
+        let mut good = None;
+        for _ in 0..MAX_EXPAND {
+            match self.probe(&(s.changes)(v), false) {
+                Probe::Pass(r) => {
+                    good = Some((v, r));
+                    break;
+                }
+                Probe::Fail => {
+                    if v == s.limit {
+                        return None;
+                    }
+                    bad = v;
+                    v = clamp(s.from + 2.0 * (v - s.from));
+                }
+                Probe::Out => return None,
+            }
+        }
+        let (mut g, mut report) = good?;
+        for _ in 0..MAX_BISECT {
+            // Close enough: within a tenth of the change itself.
+            if (g - bad).abs() <= RESOLUTION * (g - s.from).abs() {
+                break;
+            }
+            let mid = s.grid.snap((g + bad) / 2.0);
+            if mid == g || mid == bad || (mid - bad) * dir <= 0.0 || (g - mid) * dir <= 0.0 {
+                break;
+            }
+            match self.probe(&(s.changes)(mid), false) {
+                Probe::Pass(r) => {
+                    g = mid;
+                    report = r;
+                }
+                Probe::Fail => bad = mid,
+                Probe::Out => break,
+            }
+        }
+        Some(fix(name, &(s.changes)(g), &report))
+    }
+}
+
+fn fix(lever: &'static str, changes: &[Change], r: &Report) -> Fix {
+    Fix {
+        lever,
+        change: changes.iter().map(Change::text).collect(),
+        failure_ratio: r.failure_ratio,
+        failures: r.failures,
+        first_failure: r.first_failure.clone(),
+        peak_in_use: r.ports.peak_in_use,
+        ports: crate::report::summary::pool_size(r),
+        attempts: r.attempts,
+    }
+}
