@@ -494,11 +494,13 @@ impl std::fmt::Display for Target {
     }
 }
 
-/// One `--fail-on EXPR`: the expression as typed (messages repeat it) and
-/// as parsed. The command exits 1 when it is true.
+/// One `--fail-on EXPR` (or `--fail-on-exhaustion`): the flag as typed,
+/// which messages repeat, and the expression. The command exits 1 when it
+/// is true.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FailOn {
-    pub text: String,
+    /// `--fail-on worst_10s>0.01`, `--fail-on-exhaustion (failures>0)`.
+    pub shown: String,
     pub expr: Target,
 }
 
@@ -507,16 +509,16 @@ impl FromStr for FailOn {
     fn from_str(s: &str) -> Result<FailOn, String> {
         Ok(FailOn {
             expr: Target::parse_as(s, "--fail-on")?,
-            text: s.trim().to_string(),
+            shown: format!("--fail-on {}", s.trim()),
         })
     }
 }
 
 impl FailOn {
-    /// `--fail-on-exhaustion`: any failed attempt.
+    /// `--fail-on-exhaustion`: any failed attempt, `failures>0`.
     pub fn exhaustion() -> FailOn {
         FailOn {
-            text: "failures>0".to_string(),
+            shown: "--fail-on-exhaustion (failures>0)".to_string(),
             expr: Target {
                 metric: Metric::Failures,
                 op: Op::Gt,
@@ -531,8 +533,8 @@ impl FailOn {
         let v = self.expr.metric.of(f);
         self.expr.meets(v).then(|| {
             format!(
-                "--fail-on {} is true: {} = {}",
-                self.text,
+                "{} is true: {} = {}",
+                self.shown,
                 self.expr.metric.name(),
                 self.expr.metric.show(v)
             )
@@ -705,7 +707,7 @@ mod tests {
         );
         assert_eq!(
             FailOn::exhaustion().trips(&f).unwrap(),
-            "--fail-on failures>0 is true: failures = 87"
+            "--fail-on-exhaustion (failures>0) is true: failures = 87"
         );
         assert_eq!(FailOn::exhaustion().trips(&Figures::default()), None);
         let e = "peak>1".parse::<FailOn>().unwrap_err();

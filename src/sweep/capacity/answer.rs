@@ -19,6 +19,9 @@ pub struct Probe {
     /// The value as a number, to order probes by.
     #[serde(skip)]
     pub at: f64,
+    /// Every figure of the run, for `--fail-on` at the answer.
+    #[serde(skip)]
+    pub run: Run,
 }
 
 /// What an interrupted search had established: the value nearest the

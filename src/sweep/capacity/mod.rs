@@ -201,6 +201,7 @@ impl Search<'_> {
             figure,
             meets,
             at: v,
+            run,
         });
         Ok(meets)
     }
@@ -497,6 +498,30 @@ impl Search<'_> {
             misses: write(misses_any),
             seeds_searched: seeds.len(),
         }
+    }
+
+    /// The runs at the answer, for `--fail-on`: the value found, written as
+    /// it goes into the scenario, at every seed searched (a probe's run
+    /// where that seed tried that very value, a new run otherwise), so
+    /// `portsim run --set KEY=VALUE --seed S` reproduces each. `None` when
+    /// the search found no value (interrupted).
+    pub fn runs_at_answer(&self, cap: &Capacity) -> Result<Option<(String, Vec<Run>)>, InputError> {
+        let Some(v) = cap.value.filter(|_| cap.complete) else {
+            return Ok(None);
+        };
+        let value = self.kind.write(v);
+        let sc = self.scenario_at(v)?;
+        let runs = (0..self.plan.seeds)
+            .into_par_iter()
+            .map(|s| {
+                let seed = self.plan.base_seed.wrapping_add(u64::from(s));
+                cap.probes
+                    .iter()
+                    .find(|p| p.seed == seed && p.value == value)
+                    .map_or_else(|| run_once(&sc, seed), |p| p.run)
+            })
+            .collect();
+        Ok(Some((value, runs)))
     }
 
     /// The boundary of the closed form: Erlang B's failure ratio in place of
