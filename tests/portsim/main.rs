@@ -27,6 +27,7 @@ mod browser;
 mod charts;
 mod cli;
 mod determinism;
+mod failon;
 mod files;
 mod fuzz;
 mod hardening;
