@@ -291,13 +291,23 @@ impl Metric {
         }
     }
 
-    /// A value of the figure as a message shows it: in full, so a value
-    /// next to its bound is never rounded onto the other side of it.
-    pub fn show(self, v: f64) -> String {
+    /// A value of the figure as a message shows it, compared with `bound`:
+    /// briefly, as other messages show numbers (six decimals, or six
+    /// significant digits in exponent form), or in full when the brief form
+    /// would read as the bound itself or fall on its other side.
+    pub fn show(self, v: f64, bound: f64) -> String {
         if v == f64::INFINITY && self == Metric::FirstFailureS {
             return "inf (nothing failed)".to_string();
         }
-        num(v)
+        let short = crate::error::num(v);
+        let misleading = short.parse::<f64>().map_or(true, |r| {
+            (r == bound) != (v == bound) || (r < bound) != (v < bound)
+        });
+        if misleading {
+            num(v)
+        } else {
+            short
+        }
     }
 }
 
@@ -536,7 +546,7 @@ impl FailOn {
                 "{} is true: {} = {}",
                 self.shown,
                 self.expr.metric.name(),
-                self.expr.metric.show(v)
+                self.expr.metric.show(v, self.expr.bound)
             )
         })
     }
@@ -710,6 +720,27 @@ mod tests {
             "--fail-on-exhaustion (failures>0) is true: failures = 87"
         );
         assert_eq!(FailOn::exhaustion().trips(&Figures::default()), None);
+        // Briefly, unless that would read as the bound.
+        let f = Figures {
+            attempts: 3,
+            failures: 1,
+            ..Figures::default()
+        };
+        let x: FailOn = "failure_ratio>0.3".parse().unwrap();
+        assert_eq!(
+            x.trips(&f).unwrap(),
+            "--fail-on failure_ratio>0.3 is true: failure_ratio = 0.333333"
+        );
+        let x: FailOn = "failure_ratio>0.3333333".parse().unwrap();
+        assert_eq!(
+            x.trips(&f).unwrap(),
+            "--fail-on failure_ratio>0.3333333 is true: failure_ratio = 0.3333333333333333"
+        );
+        let x: FailOn = "failure_ratio>0.333333".parse().unwrap();
+        assert_eq!(
+            x.trips(&f).unwrap(),
+            "--fail-on failure_ratio>0.333333 is true: failure_ratio = 0.3333333333333333"
+        );
         let e = "peak>1".parse::<FailOn>().unwrap_err();
         assert!(e.starts_with("--fail-on \"peak>1\": unknown figure"), "{e}");
     }

@@ -133,7 +133,7 @@ fn run_exits_1_exactly_when_an_expression_is_true() {
     );
     assert_eq!(
         err,
-        "portsim: --fail-on failure_ratio>1e-4 is true: failure_ratio = 0.7916666666666666\n"
+        "portsim: --fail-on failure_ratio>1e-4 is true: failure_ratio = 0.791667\n"
     );
     let err = stderr_of(
         dir,
