@@ -1,7 +1,9 @@
 //! What several subcommands share, each in one place: the `Runs` flag
-//! group of `sweep` and `capacity`, the `--max-events` text they parse, the
-//! progress bar and graceful stop, and the checked, all-or-nothing writing
-//! of `--out` files from an exporter registry ([`crate::export`]).
+//! group of `sweep` and `capacity`, the `--max-events` text they parse,
+//! `--fail-on` (its help, its parsing before anything runs, and the one
+//! line per expression that is true), the progress bar and graceful stop,
+//! and the checked, all-or-nothing writing of `--out` files from an
+//! exporter registry ([`crate::export`]).
 
 use std::io::IsTerminal;
 use std::path::Path;

@@ -4,6 +4,12 @@
 //! them, so a scenario file's `[sweep]` table is checked with the rest of
 //! the file and reported at its line.
 //!
+//! `--target` and `--fail-on` share one expression grammar,
+//! `FIGURE OP NUMBER` over the [`Figures`] of a run, so every command
+//! knows the same figures under the names report.json gives them, and a
+//! bad expression gets the same message, listing them all, wherever it is
+//! written.
+//!
 //! Every size is counted before anything is built: the values of a range at
 //! most [`MAX_VALUES`], computed in floats so no cast can wrap. Every number
 //! is checked finite where it is read.
