@@ -6,7 +6,10 @@
 
 use std::path::{Path, PathBuf};
 
-use super::common::{bar, key_text, max_events, prepare_out, stop_flag, write_files, Runs};
+use super::common::{
+    bar, fail_on_check, fail_on_flags, key_text, max_events, prepare_out, stop_flag, write_files,
+    Runs,
+};
 use super::{print_out, Exit};
 use crate::error::{quote, InputError};
 use crate::scenario::{load_str, read_file, Override};
@@ -21,8 +24,11 @@ pub(crate) struct CapacityArgs {
     /// KEY=LOW..HIGH [default: the scenario's [sweep] capacity].
     #[arg(long = "vary", value_name = "KEY[=LOW..HIGH]")]
     vary: Option<String>,
-    /// What the answer must keep: failure_ratio or peak_in_use, <=, <, >=, >,
-    /// a number [default: the scenario's [sweep] target, else failure_ratio<=1e-4].
+    /// What the answer must keep: a figure (failure_ratio, failures,
+    /// attempts, first_failure_s, peak_in_use, worst_1s, worst_10s,
+    /// worst_60s, seconds_with_failures, longest_blocked_s), <=, <, >=, >,
+    /// a number [default: the scenario's [sweep] target, else
+    /// failure_ratio<=1e-4].
     #[arg(long, value_name = "FIGURE<=X")]
     target: Option<String>,
     #[command(flatten)]
@@ -71,6 +77,7 @@ pub(crate) fn exec(args: CapacityArgs) -> anyhow::Result<Exit> {
     };
     let seeds = args.runs.seeds.or(base.sweep.seeds).unwrap_or(10);
     let max_events = max_events(&args.max_events)?;
+    let fail_on = fail_on_flags(&args.runs.fail_on)?;
     let target: Option<Target> = args
         .target
         .as_deref()
@@ -210,6 +217,18 @@ pub(crate) fn exec(args: CapacityArgs) -> anyhow::Result<Exit> {
         print_out(&format!("{}\n", cap.sentence()));
     }
     if cap.complete {
+        // `--fail-on`: of each seed's run at the value found.
+        let at_answer = match fail_on.is_empty() {
+            true => None,
+            false => threads.install(|| search.runs_at_answer(&cap))?,
+        };
+        if let Some((value, runs)) = at_answer {
+            let figures: Vec<_> = runs.iter().map(|r| r.figures()).collect();
+            let at = |i: usize| format!("at {key}={value}, seed {}", runs[i].seed);
+            if fail_on_check(&fail_on, &figures, "seeds", &at) {
+                return Ok(Exit::Exhausted);
+            }
+        }
         return Ok(Exit::Done);
     }
     eprintln!(

@@ -1,7 +1,9 @@
 //! What several subcommands share, each in one place: the `Runs` flag
-//! group of `sweep` and `capacity`, the `--max-events` text they parse, the
-//! progress bar and graceful stop, and the checked, all-or-nothing writing
-//! of `--out` files from an exporter registry ([`crate::export`]).
+//! group of `sweep` and `capacity`, the `--max-events` text they parse,
+//! `--fail-on` (its help, its parsing before anything runs, and the one
+//! line per expression that is true), the progress bar and graceful stop,
+//! and the checked, all-or-nothing writing of `--out` files from an
+//! exporter registry ([`crate::export`]).
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -15,6 +17,15 @@ use crate::export::{self, Exporter};
 use crate::output::{prepare_dir, OutputSet};
 use crate::scenario::Override;
 use crate::sweep::output::SweepReport;
+use crate::sweep::{FailOn, Figures};
+
+/// The grammar of `--fail-on`, in the help of every command that takes it.
+macro_rules! fail_on_help {
+    () => {
+        "EXPR is FIGURE<=X (also <, >=, >) with FIGURE one of failure_ratio, failures, attempts, first_failure_s (infinite when nothing failed: first_failure_s<3600 is then false), peak_in_use, worst_1s, worst_10s, worst_60s, seconds_with_failures, longest_blocked_s (as in report.json); seconds may be written as durations (1h). The outputs are written as usual; stderr says which expression is true and the figure."
+    };
+}
+pub(crate) use fail_on_help;
 
 /// Flags `sweep` and `capacity` share: how many runs, on how many threads,
 /// from which seed, with which overrides, and how the result is shown.
@@ -41,12 +52,68 @@ pub(crate) struct Runs {
     /// Override a scenario key (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub(crate) set: Vec<Override>,
+    /// Exit with code 1 if EXPR is true of any run (sweep: any point and
+    /// seed; capacity: any seed's run at the value found), e.g.
+    /// worst_10s>0.01. Repeatable: exit 1 if any is true.
+    #[arg(
+        long = "fail-on",
+        value_name = "EXPR",
+        long_help = concat!(
+            "Exit with code 1 if EXPR is true of any run (sweep: any point and seed; capacity: any seed's run at the value found), e.g. worst_10s>0.01. Repeatable: exit 1 if any is true.\n\n",
+            fail_on_help!()
+        )
+    )]
+    pub(crate) fail_on: Vec<String>,
+}
+
+/// Parse every `--fail-on` before anything runs: a bad one is exit 2.
+pub(crate) fn fail_on_flags(list: &[String]) -> Result<Vec<FailOn>, InputError> {
+    list.iter()
+        .map(|s| s.parse().map_err(InputError::usage))
+        .collect()
+}
+
+/// For each expression true of any of `runs`, print on stderr which and the
+/// figure of the first run it is true of (`at` names that run: "at
+/// traffic.rate=300, seed 3"), and, with several runs, of how many; say
+/// whether any was true (exit 1).
+pub(crate) fn fail_on_check(
+    exprs: &[FailOn],
+    runs: &[Figures],
+    noun: &str,
+    at: &dyn Fn(usize) -> String,
+) -> bool {
+    let mut tripped = false;
+    for x in exprs {
+        let mut first = None;
+        let mut count = 0usize;
+        for (i, f) in runs.iter().enumerate() {
+            if let Some(m) = x.trips(f) {
+                count += 1;
+                first.get_or_insert((i, m));
+            }
+        }
+        let Some((i, message)) = first else { continue };
+        tripped = true;
+        let mut line = format!("portsim: {message}");
+        let place = at(i);
+        if !place.is_empty() {
+            line.push(' ');
+            line.push_str(&place);
+        }
+        if runs.len() > 1 {
+            line.push_str(&format!(" (true of {count} of {} {noun})", runs.len()));
+        }
+        eprintln!("{line}");
+    }
+    tripped
 }
 
 // Flags whose values carry their own checks (`--vary`, `--shard`,
-// `--target`, `--max-events`) are taken as text and parsed by their command, so the one
-// message about a bad value is ours, with the value quoted and cut, rather
-// than clap's, which repeats the raw value first.
+// `--target`, `--fail-on`, `--max-events`) are taken as text and parsed by
+// their command, so the one message about a bad value is ours, with the
+// value quoted and cut, rather than clap's, which repeats the raw value
+// first.
 
 /// `--max-events`: a positive finite number (`nan`, `inf`, 0 and negative
 /// limits are refused where the flag is read).

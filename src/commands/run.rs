@@ -61,7 +61,8 @@ pub(crate) struct RunArgs {
     /// is refused (use --out DIR for report.json).
     #[arg(long, value_name = "FILE")]
     trace: Option<PathBuf>,
-    /// Exit with code 1 if any connection attempt failed.
+    /// Exit with code 1 if any connection attempt failed (--fail-on
+    /// failures>0).
     #[arg(long)]
     fail_on_exhaustion: bool,
     /// Skip the computed fixes: after a run with failures, portsim reruns
@@ -69,6 +70,17 @@ pub(crate) struct RunArgs {
     /// reports the smallest that does.
     #[arg(long)]
     no_fixes: bool,
+    /// Exit with code 1 if EXPR is true of the run, e.g. worst_10s>0.01.
+    /// Repeatable: exit 1 if any is true.
+    #[arg(
+        long = "fail-on",
+        value_name = "EXPR",
+        long_help = concat!(
+            "Exit with code 1 if EXPR is true of the run, e.g. worst_10s>0.01. Repeatable: exit 1 if any is true.\n\n",
+            super::common::fail_on_help!()
+        )
+    )]
+    fail_on: Vec<String>,
     /// Refuse runs estimated to need more events than this (connection
     /// attempts, plus hold times drawn and allocator probes beyond one per
     /// attempt; about 4 million a second on one core).
@@ -90,6 +102,10 @@ pub(crate) fn exec(args: RunArgs) -> anyhow::Result<Exit> {
         max_memory: crate::limits::parse_bytes(&args.max_memory)
             .map_err(|e| InputError::usage(format!("--max-memory {e}")))?,
     };
+    let mut fail_on = super::common::fail_on_flags(&args.fail_on)?;
+    if args.fail_on_exhaustion {
+        fail_on.insert(0, crate::sweep::FailOn::exhaustion());
+    }
     let files = chosen_files(&args)?;
     // Charts draw port usage over time, which the run then records.
     let charts = files.iter().any(|e| e.kind() != Kind::Data);
@@ -159,11 +175,14 @@ pub(crate) fn exec(args: RunArgs) -> anyhow::Result<Exit> {
         // `--trace -`: stdout carries the trace alone.
         eprint!("{shown}");
     }
-    Ok(if args.fail_on_exhaustion && report.failures > 0 {
-        Exit::Exhausted
-    } else {
-        Exit::Done
-    })
+    let figures = [crate::sweep::report_figures(&report)];
+    Ok(
+        if super::common::fail_on_check(&fail_on, &figures, "runs", &|_| String::new()) {
+            Exit::Exhausted
+        } else {
+            Exit::Done
+        },
+    )
 }
 
 /// The files `--out` writes, in order: the registered ones, narrowed by

@@ -5,7 +5,10 @@
 
 use std::path::PathBuf;
 
-use super::common::{bar, key_text, max_events, prepare_out, stop_flag, write_sweep, Runs};
+use super::common::{
+    bar, fail_on_check, fail_on_flags, key_text, max_events, prepare_out, stop_flag, write_sweep,
+    Runs,
+};
 use super::{print_out, Exit};
 use crate::error::InputError;
 use crate::scenario::{load_str, read_file};
@@ -39,6 +42,7 @@ pub(crate) fn exec(args: SweepArgs) -> anyhow::Result<Exit> {
     let text = read_file(&args.scenario)?;
     let base = load_str(&text, &args.scenario, &args.runs.set)?;
     let max_events = max_events(&args.max_events)?;
+    let fail_on = fail_on_flags(&args.runs.fail_on)?;
     let shard: Option<Shard> = args
         .shard
         .as_deref()
@@ -135,6 +139,25 @@ pub(crate) fn exec(args: SweepArgs) -> anyhow::Result<Exit> {
     } else {
         report.to_table()
     });
+    // `--fail-on`: of every (point, seed) run, in the order of the table.
+    let runs: Vec<(usize, &crate::sweep::Run)> = report
+        .points
+        .iter()
+        .enumerate()
+        .flat_map(|(p, r)| r.point.runs.iter().map(move |run| (p, run)))
+        .collect();
+    let figures: Vec<_> = runs.iter().map(|(_, r)| r.figures()).collect();
+    let at = |i: usize| {
+        let (p, run) = runs[i];
+        let set: Vec<String> = report
+            .keys
+            .iter()
+            .zip(&report.points[p].point.values)
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        format!("at {}, seed {}", set.join(", "), run.seed)
+    };
+    let tripped = fail_on_check(&fail_on, &figures, "runs", &at);
     if interrupted {
         eprintln!(
             "interrupted: {} of {} points finished and written",
@@ -143,5 +166,5 @@ pub(crate) fn exec(args: SweepArgs) -> anyhow::Result<Exit> {
         );
         return Ok(Exit::interrupted());
     }
-    Ok(Exit::Done)
+    Ok(if tripped { Exit::Exhausted } else { Exit::Done })
 }

@@ -7,8 +7,9 @@
 //! order: the result is the same whatever `--jobs` is, and a shard of the
 //! points (`--shard K/N`) holds exactly the rows the whole sweep would.
 //!
-//! A run keeps integers only (attempts, failures, first failure in ns, peak
-//! ports), and every figure of a point is computed from them, so merged
+//! A run keeps integers (attempts, failures, first failure in ns, peak
+//! ports, failure bursts) and its worst windows' failure ratios, which JSON
+//! carries exactly; every figure of a point is computed from them, so merged
 //! shards give the same bytes as one machine.
 //!
 //! Every size is counted before anything is built: the values of a range
@@ -41,7 +42,9 @@ pub const MAX_RUNS: usize = 1_000_000;
 pub const MAX_JOBS_PER_CORE: usize = 4;
 
 use crate::scenario::spec::thousands;
-pub use crate::scenario::spec::{parse_quantity, quantity, write_quantity, Vary, MAX_VALUES};
+pub use crate::scenario::spec::{
+    parse_quantity, quantity, write_quantity, FailOn, Figures, Vary, MAX_VALUES,
+};
 
 /// Which share of the points this process runs: `K/N`, 1 ≤ K ≤ N.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,15 +103,65 @@ pub struct Point {
     pub scenario: Scenario,
 }
 
-/// What one run of one point measured: integers only, so merged shards
-/// reproduce the unsharded figures bit for bit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// What one run of one point measured: integers (times in ns) and the
+/// worst windows' failure ratios, which `sweep.json` writes and reads back
+/// exactly (shortest round-trip floats), so merged shards reproduce the
+/// unsharded figures bit for bit. Every figure an expression (`--target`,
+/// `--fail-on`) names is here ([`Run::figures`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Run {
     pub seed: u64,
     pub attempts: u64,
     pub failures: u64,
     pub first_failure_ns: Option<u64>,
     pub peak_in_use: u32,
+    /// Worst failure ratio of a 1 s, 10 s and 60 s window aligned to the
+    /// start of the run, as report.json's `bursts`.
+    pub worst_1s: f64,
+    pub worst_10s: f64,
+    pub worst_60s: f64,
+    /// 1 s windows with at least one failure.
+    pub seconds_with_failures: u64,
+    /// Longest time in which every attempt failed.
+    pub longest_blocked_ns: u64,
+}
+
+impl Run {
+    /// The run's figures as expressions read them, converted as a report
+    /// converts them, so `run --fail-on` and `sweep --fail-on` agree.
+    pub fn figures(&self) -> Figures {
+        Figures {
+            attempts: self.attempts,
+            failures: self.failures,
+            first_failure_s: self.first_failure_ns.map(secs),
+            peak_in_use: self.peak_in_use,
+            worst_1s: self.worst_1s,
+            worst_10s: self.worst_10s,
+            worst_60s: self.worst_60s,
+            seconds_with_failures: self.seconds_with_failures,
+            longest_blocked_s: secs(self.longest_blocked_ns),
+        }
+    }
+}
+
+/// The figures of a run's report, as [`Run::figures`] gives them for the
+/// same run.
+pub fn report_figures(r: &crate::Report) -> Figures {
+    Figures {
+        attempts: r.attempts,
+        failures: r.failures,
+        first_failure_s: r.first_failure.as_ref().map(|f| f.time_s),
+        peak_in_use: r.ports.peak_in_use,
+        worst_1s: r.bursts.worst_1s,
+        worst_10s: r.bursts.worst_10s,
+        worst_60s: r.bursts.worst_60s,
+        seconds_with_failures: r.bursts.seconds_with_failures,
+        longest_blocked_s: r.bursts.longest_blocked_s,
+    }
+}
+
+fn secs(ns: u64) -> f64 {
+    ns as f64 / crate::scenario::NS_PER_S as f64
 }
 
 /// A point with every seed run.
@@ -285,6 +338,11 @@ pub fn run_once(sc: &Scenario, seed: u64) -> Run {
         failures: o.failures,
         first_failure_ns: o.first_failure.map(|(t, _)| t),
         peak_in_use: o.peak_in_use,
+        worst_1s: o.bursts.worst[0],
+        worst_10s: o.bursts.worst[1],
+        worst_60s: o.bursts.worst[2],
+        seconds_with_failures: o.bursts.seconds_with_failures,
+        longest_blocked_ns: o.bursts.longest_blocked_ns,
     }
 }
 

@@ -2,8 +2,9 @@
 //! and the table on stdout. The files themselves are rendered in
 //! [`crate::export`]; shards merge back in [`super::merge`].
 //!
-//! `sweep.json` carries every run's integers beside the figures derived from
-//! them, so a merge needs nothing but the shard directories.
+//! `sweep.json` carries every run's figures (integers, and the worst
+//! windows' failure ratios, written exactly) beside the point figures
+//! derived from them, so a merge needs nothing but the shard directories.
 
 use std::fmt::Write as _;
 

@@ -29,6 +29,7 @@ mod browser;
 mod charts;
 mod cli;
 mod determinism;
+mod failon;
 mod files;
 mod fixes;
 mod fuzz;

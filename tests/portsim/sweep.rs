@@ -616,11 +616,11 @@ fn bad_sweep_input_exits_2_with_one_message() {
                 "--vary",
                 "traffic.rate",
                 "--target",
-                "failures<1",
+                "failed<1",
                 "--out",
                 "out",
             ],
-            vec!["--target", "failures", "failure_ratio or peak_in_use"],
+            vec!["--target", "unknown figure", "failures"],
         ),
         (
             vec![
@@ -813,7 +813,7 @@ fn a_sweep_table_supplies_the_defaults() {
     for (table, key) in [
         ("[sweep]\nvary = [\"traffic.rate=1..2\"]\n", "sweep.vary[0]"),
         ("[sweep]\nseeds = 0\n", "sweep.seeds"),
-        ("[sweep]\ntarget = \"failures<1\"\n", "sweep.target"),
+        ("[sweep]\ntarget = \"failed<1\"\n", "sweep.target"),
         ("[sweep]\nvaries = []\n", "varies"),
     ] {
         let f = write(tmp.path(), "bad.toml", &format!("{}\n{table}", small(15.0)));

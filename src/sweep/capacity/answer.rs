@@ -19,6 +19,9 @@ pub struct Probe {
     /// The value as a number, to order probes by.
     #[serde(skip)]
     pub at: f64,
+    /// Every figure of the run, for `--fail-on` at the answer.
+    #[serde(skip)]
+    pub run: Run,
 }
 
 /// What an interrupted search had established: the value nearest the
@@ -142,18 +145,17 @@ impl Capacity {
         unit: &str,
     ) -> String {
         // Three significant figures or whole numbers, the same for the
-        // value and its interval; whole numbers stay whole.
-        let whole = [value, interval[0], interval[1]]
-            .iter()
-            .all(|v| v.fract() == 0.0);
-        let decimals = match value.abs() {
+        // value and its interval; whole numbers stay whole. The closed
+        // forms beside it have digits of their own (a ceiling of 1.64 is
+        // not "2" because the answer is 8).
+        let decimals = |v: f64, whole: bool| match v.abs() {
             _ if whole => 0,
             v if v >= 100.0 => 0,
             v if v >= 10.0 => 1,
             v if v >= 1.0 => 2,
             _ => 3,
         };
-        let w = |v: f64| {
+        let show = |v: f64, decimals: usize| {
             if !below(v.abs(), 1e15) || (v != 0.0 && v.abs() < 1e-3) {
                 num(v)
             } else if decimals == 0 && v >= 0.0 {
@@ -162,6 +164,12 @@ impl Capacity {
                 format!("{v:.decimals$}")
             }
         };
+        let whole = [value, interval[0], interval[1]]
+            .iter()
+            .all(|v| v.fract() == 0.0);
+        let d = decimals(value, whole);
+        let w = |v: f64| show(v, d);
+        let own = |v: f64| show(v, decimals(v, v.fract() == 0.0));
         let rate = self.key == "traffic.rate";
         let seeds = format!(
             "over {} seed{}",
@@ -188,10 +196,10 @@ impl Capacity {
             )
         };
         if let Some(a) = self.analytic {
-            s.push_str(&format!("; Erlang B gives {}{unit}", w(a)));
+            s.push_str(&format!("; Erlang B gives {}{unit}", own(a)));
         }
         if let Some(c) = self.ceiling {
-            s.push_str(&format!("; ports ÷ (hold + TIME_WAIT) = {}{unit}", w(c)));
+            s.push_str(&format!("; ports ÷ (hold + TIME_WAIT) = {}{unit}", own(c)));
         }
         s.push('.');
         s

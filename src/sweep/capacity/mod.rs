@@ -29,21 +29,9 @@ pub use answer::{Bracket, Capacity, Probe};
 
 pub use crate::scenario::spec::{Metric, Op, Target};
 
-impl Target {
-    pub fn value(&self, r: &Run) -> f64 {
-        match self.metric {
-            Metric::FailureRatio => crate::report::failure_ratio(r.failures, r.attempts),
-            Metric::PeakInUse => f64::from(r.peak_in_use),
-        }
-    }
-    pub fn meets(&self, v: f64) -> bool {
-        match self.op {
-            Op::Le => v <= self.bound,
-            Op::Lt => v < self.bound,
-            Op::Ge => v >= self.bound,
-            Op::Gt => v > self.bound,
-        }
-    }
+/// The target's figure in a run.
+fn value(target: &Target, r: &Run) -> f64 {
+    target.metric.of(&r.figures())
 }
 
 /// How the searched key's values are written back into the scenario.
@@ -205,7 +193,7 @@ impl Search<'_> {
             )));
         }
         let run = run_once(&sc, seed);
-        let figure = self.target.value(&run);
+        let figure = value(&self.target, &run);
         let meets = self.target.meets(figure);
         probes.push(Probe {
             seed,
@@ -213,6 +201,7 @@ impl Search<'_> {
             figure,
             meets,
             at: v,
+            run,
         });
         Ok(meets)
     }
@@ -511,6 +500,30 @@ impl Search<'_> {
         }
     }
 
+    /// The runs at the answer, for `--fail-on`: the value found, written as
+    /// it goes into the scenario, at every seed searched (a probe's run
+    /// where that seed tried that very value, a new run otherwise), so
+    /// `portsim run --set KEY=VALUE --seed S` reproduces each. `None` when
+    /// the search found no value (interrupted).
+    pub fn runs_at_answer(&self, cap: &Capacity) -> Result<Option<(String, Vec<Run>)>, InputError> {
+        let Some(v) = cap.value.filter(|_| cap.complete) else {
+            return Ok(None);
+        };
+        let value = self.kind.write(v);
+        let sc = self.scenario_at(v)?;
+        let runs = (0..self.plan.seeds)
+            .into_par_iter()
+            .map(|s| {
+                let seed = self.plan.base_seed.wrapping_add(u64::from(s));
+                cap.probes
+                    .iter()
+                    .find(|p| p.seed == seed && p.value == value)
+                    .map_or_else(|| run_once(&sc, seed), |p| p.run)
+            })
+            .collect();
+        Ok(Some((value, runs)))
+    }
+
     /// The boundary of the closed form: Erlang B's failure ratio in place of
     /// a run's.
     fn analytic(&self, largest: bool) -> Result<f64, InputError> {
@@ -544,7 +557,7 @@ mod tests {
         let t: Target = "peak_in_use < 1000".parse().unwrap();
         assert_eq!((t.metric, t.op), (Metric::PeakInUse, Op::Lt));
         assert!(t.meets(999.0) && !t.meets(1000.0));
-        for bad in ["failures<=1", "failure_ratio=1", "failure_ratio<=x"] {
+        for bad in ["failure<=1", "failure_ratio=1", "failure_ratio<=x"] {
             assert!(bad.parse::<Target>().is_err(), "{bad}");
         }
     }
