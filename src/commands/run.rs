@@ -70,6 +70,11 @@ pub(crate) struct RunArgs {
     /// reports the smallest that does.
     #[arg(long)]
     no_fixes: bool,
+    /// The goal the computed fixes reach instead of "nothing fails", e.g.
+    /// "failure_ratio<=1e-4" or "worst_10s<=0.01" (the figures of
+    /// --fail-on).
+    #[arg(long, value_name = "EXPR", conflicts_with = "no_fixes")]
+    target: Option<String>,
     /// Exit with code 1 if EXPR is true of the run, e.g. worst_10s>0.01.
     /// Repeatable: exit 1 if any is true.
     #[arg(
@@ -103,6 +108,12 @@ pub(crate) fn exec(args: RunArgs) -> anyhow::Result<Exit> {
             .map_err(|e| InputError::usage(format!("--max-memory {e}")))?,
     };
     let mut fail_on = super::common::fail_on_flags(&args.fail_on)?;
+    let target = match &args.target {
+        Some(t) => Some(
+            crate::scenario::spec::Target::parse_as(t, "--target").map_err(InputError::usage)?,
+        ),
+        None => None,
+    };
     if args.fail_on_exhaustion {
         fail_on.insert(0, crate::sweep::FailOn::exhaustion());
     }
@@ -137,6 +148,7 @@ pub(crate) fn exec(args: RunArgs) -> anyhow::Result<Exit> {
             overrides: &args.set,
             seed: sc.seed,
             max_events: limits.max_events,
+            target,
         };
         let found = crate::fixes::compute(&src, &sc, &report);
         report.fixes = found.list;

@@ -27,6 +27,7 @@ use std::path::Path;
 use rayon::prelude::*;
 
 use crate::report::{Fix, FixesCost, Report};
+use crate::scenario::spec::Target;
 use crate::scenario::{load_str, Override, Scenario};
 
 /// Attempts one lever may spend on its probes, in runs of the scenario
@@ -50,6 +51,8 @@ pub struct Source<'a> {
     pub seed: u64,
     /// Refuse any probe estimated above this many events (`--max-events`).
     pub max_events: f64,
+    /// The goal (`--target`); `None`: nothing fails.
+    pub target: Option<Target>,
 }
 
 /// One `--set` change: key and value as the flag writes them.
@@ -177,14 +180,18 @@ pub struct Fixes {
     pub cost: FixesCost,
 }
 
-/// Find the fixes for a run that failed; nothing to do when nothing failed.
+/// Find the fixes for a run that misses its goal (nothing failing, or the
+/// `--target`); nothing to do when it meets it.
 pub fn compute(src: &Source, sc: &Scenario, report: &Report) -> Fixes {
     let mut cost = FixesCost {
         runs: 0,
         attempts: 0,
         relative_to_run: 0.0,
+        target: src
+            .target
+            .map_or_else(|| "failures<=0".to_string(), |t| t.to_string()),
     };
-    if report.failures == 0 {
+    if meets(src.target, report) {
         return Fixes {
             list: Vec::new(),
             cost,
@@ -223,14 +230,22 @@ pub fn compute(src: &Source, sc: &Scenario, report: &Report) -> Fixes {
         list.extend(fix);
     }
     cost.relative_to_run = cost.attempts as f64 / report.attempts.max(1) as f64;
-    // Those that leave nothing failing first, then the fewest failures; ties
-    // keep the levers' order.
+    // Those that meet the goal first, then the fewest failures; ties keep
+    // the levers' order.
     list.sort_by(|a, b| {
-        (a.failures > 0)
-            .cmp(&(b.failures > 0))
+        b.meets_target
+            .cmp(&a.meets_target)
             .then(a.failure_ratio.total_cmp(&b.failure_ratio))
     });
     Fixes { list, cost }
+}
+
+/// Whether a run meets the goal: the target holds, or nothing failed.
+fn meets(target: Option<Target>, r: &Report) -> bool {
+    match target {
+        Some(t) => t.holds(&r.figures()),
+        None => r.failures == 0,
+    }
 }
 
 #[derive(Default, Clone, Copy)]
@@ -241,9 +256,9 @@ struct Spent {
 
 /// The outcome of one probe.
 enum Probe {
-    /// Nothing failed: the complete run's report.
+    /// The goal is met: the complete run's report.
     Pass(Box<Report>),
-    /// Something failed (the run may have stopped there).
+    /// The goal is missed (the run may have stopped at its first failure).
     Fail,
     /// The value is outside the lever's domain or budget.
     Out,
@@ -278,7 +293,8 @@ impl Prober<'_> {
         self.spent.attempts < self.budget
     }
 
-    /// Run `changes` to the end (`full`) or to the first failure.
+    /// Run `changes` to the end (`full`, or with a `--target`) or to the
+    /// first failure.
     fn probe(&mut self, changes: &[Change], full: bool) -> Probe {
         if !self.affordable() {
             return Probe::Out;
@@ -286,19 +302,19 @@ impl Prober<'_> {
         let Some(sc) = self.scenario(changes) else {
             return Probe::Out;
         };
-        let outcome = if full {
-            crate::sim::simulate(&sc, &mut crate::sim::Quiet)
-        } else {
+        let until_failure = !full && self.src.target.is_none();
+        let outcome = if until_failure {
             crate::sim::simulate(&sc, &mut crate::sim::UntilFailure)
+        } else {
+            crate::sim::simulate(&sc, &mut crate::sim::Quiet)
         };
         self.spent.runs += 1;
         self.spent.attempts += outcome.attempts;
-        if outcome.failures > 0 && !full {
+        if outcome.failures > 0 && until_failure {
             return Probe::Fail;
         }
-        let failed = outcome.failures > 0;
         let report = Box::new(Report::new(&sc, outcome));
-        if failed {
+        if !meets(self.src.target, &report) {
             // Only a full run of a change that still fails gets here.
             self.kept = Some(report);
             Probe::Fail
@@ -316,7 +332,7 @@ impl Prober<'_> {
                     let Some(fix) = self.toggle(name, changes) else {
                         continue;
                     };
-                    if fix.failures == 0 {
+                    if fix.meets_target {
                         return Some(fix);
                     }
                     if best.as_ref().is_none_or(|b| fix.failures < b.failures) {
@@ -333,10 +349,10 @@ impl Prober<'_> {
     fn toggle(&mut self, name: &'static str, changes: &[Change]) -> Option<Fix> {
         self.kept = None;
         match self.probe(changes, true) {
-            Probe::Pass(r) => Some(fix(name, changes, &r)),
+            Probe::Pass(r) => Some(fix(name, changes, &r, true)),
             Probe::Fail => {
                 let r = self.kept.take()?;
-                (r.failures < self.base.failures).then(|| fix(name, changes, &r))
+                (r.failures < self.base.failures).then(|| fix(name, changes, &r, false))
             }
             Probe::Out => None,
         }
@@ -396,11 +412,11 @@ impl Prober<'_> {
                 Probe::Out => break,
             }
         }
-        Some(fix(name, &(s.changes)(g), &report))
+        Some(fix(name, &(s.changes)(g), &report, true))
     }
 }
 
-fn fix(lever: &'static str, changes: &[Change], r: &Report) -> Fix {
+fn fix(lever: &'static str, changes: &[Change], r: &Report, meets_target: bool) -> Fix {
     Fix {
         lever,
         change: changes.iter().map(Change::text).collect(),
@@ -410,5 +426,6 @@ fn fix(lever: &'static str, changes: &[Change], r: &Report) -> Fix {
         peak_in_use: r.ports.peak_in_use,
         ports: crate::report::summary::pool_size(r),
         attempts: r.attempts,
+        meets_target,
     }
 }

@@ -249,10 +249,13 @@ pub struct Fix {
     /// source addresses used), as the headline counts them.
     pub ports: u64,
     pub attempts: u64,
+    /// Whether the run with the change meets the goal: nothing fails, or
+    /// the `--target` expression holds.
+    pub meets_target: bool,
 }
 
 /// The extra runs behind `fixes`.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct FixesCost {
     pub runs: u64,
     /// Attempts simulated by those runs (a run that failed while searching
@@ -260,6 +263,8 @@ pub struct FixesCost {
     pub attempts: u64,
     /// `attempts` over the run's own attempts.
     pub relative_to_run: f64,
+    /// The goal the fixes reach: `--target`, or `failures<=0`.
+    pub target: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -418,6 +423,21 @@ impl Report {
             });
         }
         rows
+    }
+
+    /// The figures `--fail-on` and `--target` expressions compare.
+    pub fn figures(&self) -> crate::scenario::spec::Figures {
+        crate::scenario::spec::Figures {
+            attempts: self.attempts,
+            failures: self.failures,
+            first_failure_s: self.first_failure.as_ref().map(|f| f.time_s),
+            peak_in_use: self.ports.peak_in_use,
+            worst_1s: self.bursts.worst_1s,
+            worst_10s: self.bursts.worst_10s,
+            worst_60s: self.bursts.worst_60s,
+            seconds_with_failures: self.bursts.seconds_with_failures,
+            longest_blocked_s: self.bursts.longest_blocked_s,
+        }
     }
 
     pub fn to_json(&self) -> String {

@@ -160,7 +160,13 @@ pub fn fix_effect(r: &Report, f: &Fix) -> String {
         thousands(f.ports),
         percent(f64::from(f.peak_in_use) / f.ports.max(1) as f64)
     );
-    if f.failures == 0 {
+    if f.meets_target && f.failures > 0 {
+        format!(
+            "meets the target with {} failing (was {}); {peak}",
+            percent(f.failure_ratio),
+            percent(r.failure_ratio)
+        )
+    } else if f.failures == 0 {
         // The smallest change that passes on this seed is at the edge by
         // construction when it fills the pool: another seed may fail.
         let edge = if f64::from(f.peak_in_use) >= 0.95 * f.ports as f64 {
@@ -188,12 +194,17 @@ pub fn fix_effect(r: &Report, f: &Fix) -> String {
 /// The lines on computed fixes: each change and its effect, then what
 /// finding them cost. Nothing when nothing failed.
 pub fn fix_lines(r: &Report) -> Vec<String> {
-    if r.failures == 0 {
+    let Some(cost) = &r.fixes_cost else {
+        return if r.failures > 0 {
+            vec!["fixes not computed (--no-fixes)".into()]
+        } else {
+            Vec::new()
+        };
+    };
+    if cost.runs == 0 && r.fixes.is_empty() {
+        // The run met its goal: nothing to fix.
         return Vec::new();
     }
-    let Some(cost) = &r.fixes_cost else {
-        return vec!["fixes not computed (--no-fixes)".into()];
-    };
     let mut out: Vec<String> = r
         .fixes
         .iter()
@@ -202,8 +213,13 @@ pub fn fix_lines(r: &Report) -> Vec<String> {
     if out.is_empty() {
         out.push("no single change tried avoids the failures".into());
     }
+    let goal = if cost.target == "failures<=0" {
+        String::new()
+    } else {
+        format!("towards {}, ", cost.target)
+    };
     out.push(format!(
-        "(each rerun with seed {}: {} runs, {}× this run's attempts; --no-fixes skips them)",
+        "({goal}each rerun with seed {}: {} runs, {}× this run's attempts; --no-fixes skips them)",
         r.seed,
         thousands(cost.runs),
         amount(cost.relative_to_run)

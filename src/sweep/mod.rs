@@ -147,17 +147,7 @@ impl Run {
 /// The figures of a run's report, as [`Run::figures`] gives them for the
 /// same run.
 pub fn report_figures(r: &crate::Report) -> Figures {
-    Figures {
-        attempts: r.attempts,
-        failures: r.failures,
-        first_failure_s: r.first_failure.as_ref().map(|f| f.time_s),
-        peak_in_use: r.ports.peak_in_use,
-        worst_1s: r.bursts.worst_1s,
-        worst_10s: r.bursts.worst_10s,
-        worst_60s: r.bursts.worst_60s,
-        seconds_with_failures: r.bursts.seconds_with_failures,
-        longest_blocked_s: r.bursts.longest_blocked_s,
-    }
+    r.figures()
 }
 
 fn secs(ns: u64) -> f64 {

@@ -50,6 +50,7 @@ fn fixes_of(text: &str, sets: &[&str]) -> (Report, portsim::fixes::Fixes) {
         overrides: &overrides,
         seed: sc.seed,
         max_events: portsim::DEFAULT_MAX_EVENTS,
+        target: None,
     };
     let fixes = compute(&src, &sc, &report);
     (report, fixes)
@@ -238,4 +239,44 @@ fn the_cli_prints_fixes_and_skips_them_on_request() {
     let json: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     assert!(json["fixes_cost"].is_null());
     assert_eq!(json["fixes"], serde_json::json!([]));
+}
+
+#[test]
+fn a_target_is_the_goal_instead_of_nothing_failing() {
+    let target: portsim::scenario::spec::Target = "failure_ratio<=0.2".parse().unwrap();
+    let (sc, report, overrides) = with(BASE, &[]);
+    assert!(report.failure_ratio > 0.2, "{}", report.failure_ratio);
+    let src = Source {
+        text: BASE,
+        path: Path::new("fixes.toml"),
+        overrides: &overrides,
+        seed: sc.seed,
+        max_events: portsim::DEFAULT_MAX_EVENTS,
+        target: Some(target),
+    };
+    let fixes = compute(&src, &sc, &report);
+    assert_eq!(fixes.cost.target, "failure_ratio <= 0.2");
+    let holds = |sets: &[&str]| with(BASE, sets).1.failure_ratio <= 0.2;
+    for f in fixes.list.iter().filter(|f| f.meets_target) {
+        let sets: Vec<&str> = f.change.iter().map(String::as_str).collect();
+        assert!(holds(&sets), "{:?}", f.change);
+    }
+    // Keep-alive: the smallest count that meets the target, so one less
+    // misses it.
+    let n: u32 = value_of(
+        change_of(&fixes, "keep_alive").unwrap(),
+        "traffic.requests_per_connection",
+    )
+    .parse()
+    .unwrap();
+    assert!(n >= 2);
+    let fewer = format!("traffic.requests_per_connection={}", n - 1);
+    assert!(!holds(&[fewer.as_str()]), "{n}");
+    // A run that meets its target has nothing to fix.
+    let met: portsim::scenario::spec::Target = "failure_ratio<=0.99".parse().unwrap();
+    let src = Source {
+        target: Some(met),
+        ..src
+    };
+    assert!(compute(&src, &sc, &report).list.is_empty());
 }

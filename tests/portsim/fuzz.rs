@@ -1200,6 +1200,7 @@ fn check_fixes(text: &str, sc: &Scenario, r: &Report, out: &mut Vec<Finding>) {
         overrides: &[],
         seed: sc.seed,
         max_events: LIMIT,
+        target: None,
     };
     let found = portsim::fixes::compute(&src, sc, r);
     for f in found.list.iter().take(2) {
