@@ -17,6 +17,11 @@ const AIM: f64 = 0.95;
 
 /// Every lever, in the order fixes that do equally well are listed.
 pub const LEVERS: &[Lever] = &[
+    // First: where it applies, the allocator giving up is the cause.
+    Lever {
+        name: "allocator",
+        plan: allocator,
+    },
     Lever {
         name: "keep_alive",
         plan: keep_alive,
@@ -44,10 +49,6 @@ pub const LEVERS: &[Lever] = &[
     Lever {
         name: "port_range",
         plan: port_range,
-    },
-    Lever {
-        name: "allocator",
-        plan: allocator,
     },
     Lever {
         name: "rate",
