@@ -19,9 +19,12 @@
 mod capacity;
 mod check;
 mod common;
+mod completions;
+mod man;
 mod merge;
 mod presets;
 mod run;
+mod schema;
 mod sweep;
 
 use std::io::Write;
@@ -56,6 +59,12 @@ enum Command {
     Capacity(capacity::CapacityArgs),
     /// Combine the outputs of `sweep --shard K/N` into the unsharded result.
     Merge(merge::MergeArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    Completions(completions::CompletionsArgs),
+    /// Print the man page (roff) of portsim or of one subcommand.
+    Man(man::ManArgs),
+    /// Print the JSON Schema of report.json, sweep.json or capacity.json.
+    Schema(schema::SchemaArgs),
 }
 
 /// How the process ends: each exit code the command line uses, in one place.
@@ -130,6 +139,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Sweep(args) => sweep::exec(args),
         Command::Capacity(args) => capacity::exec(args),
         Command::Merge(args) => merge::exec(args),
+        Command::Completions(args) => completions::exec(args),
+        Command::Man(args) => man::exec(args),
+        Command::Schema(args) => schema::exec(args),
     }
 }
 

@@ -8,6 +8,7 @@
 //! are what compete for the same ports: each (address, destination) flow when
 //! connect() shares ports by 4-tuple, each address when ports are exclusive.
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::scenario::{BindMode, Pick, Scenario, NS_PER_S};
@@ -34,7 +35,7 @@ pub fn erlang_b(c: u64, a: f64) -> f64 {
 /// instead of adding them one by one (same figure, to rounding).
 const MAX_POOLS_SUMMED: u64 = 1 << 20;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Analytic {
     /// Connection rate × (mean hold + TIME_WAIT), erlangs (mean rate over the run).
     pub offered_load: f64,

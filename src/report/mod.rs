@@ -13,6 +13,7 @@
 pub mod analytic;
 pub mod summary;
 
+use schemars::JsonSchema;
 use serde::{Serialize, Serializer};
 
 use crate::scenario::{Arrivals, BindMode, Close, Scenario, NS_PER_S};
@@ -73,7 +74,7 @@ fn ser_bind<S: Serializer>(b: &BindMode, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(bind_name(*b))
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Report {
     pub schema_version: u32,
     pub portsim_version: &'static str,
@@ -125,7 +126,7 @@ pub struct Report {
 /// `[k·W, (k+1)·W)` aligned to the start of the run), the 1 s windows with
 /// any failure, and the longest stretch in which every attempt failed (from
 /// the first failure after a success to the next success, or the end).
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, JsonSchema)]
 pub struct Bursts {
     pub worst_1s: f64,
     pub worst_10s: f64,
@@ -150,7 +151,7 @@ pub struct SeriesRow {
     pub established: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ScenarioEcho {
     pub name: String,
     pub description: String,
@@ -166,12 +167,15 @@ pub struct ScenarioEcho {
     pub share_across_destinations: bool,
     pub destinations: usize,
     #[serde(serialize_with = "ser_arrivals")]
+    #[schemars(with = "String")]
     pub arrivals: Arrivals,
     pub mean_rate: f64,
     pub mean_hold_s: f64,
     #[serde(serialize_with = "ser_close")]
+    #[schemars(with = "String")]
     pub close: Close,
     #[serde(serialize_with = "ser_bind")]
+    #[schemars(with = "String")]
     pub bind: BindMode,
     pub requests_per_connection: u32,
     pub retry_max: u32,
@@ -179,7 +183,7 @@ pub struct ScenarioEcho {
     pub max_connections: Option<u64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct FirstFailure {
     pub time_s: f64,
     /// 1-based number of the first failed attempt.
@@ -189,7 +193,7 @@ pub struct FirstFailure {
     pub rate: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Ports {
     pub range_size: u32,
     /// Range less reserved ports.
@@ -208,7 +212,7 @@ pub struct Ports {
     pub time_wait_at_end: u32,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ReuseInterval {
     pub count: u64,
     pub min: Option<f64>,
@@ -219,13 +223,13 @@ pub struct ReuseInterval {
     pub mean: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct SeriesInfo {
     pub bin_s: f64,
     pub bins: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct DestinationReport {
     pub address: String,
     pub attempts: u64,

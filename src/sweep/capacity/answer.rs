@@ -5,12 +5,13 @@
 /// Version of `capacity.json`'s layout.
 pub const SCHEMA_VERSION: u32 = 1;
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::*;
 
 /// One evaluated value.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Probe {
     pub seed: u64,
     pub value: String,
@@ -24,7 +25,7 @@ pub struct Probe {
 /// What an interrupted search had established: the value nearest the
 /// boundary known to meet the target in every seed searched, and the value
 /// nearest it known to miss it in at least one.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct Bracket {
     pub meets: Option<String>,
     pub misses: Option<String>,
@@ -33,7 +34,7 @@ pub struct Bracket {
 }
 
 /// The answer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Capacity {
     /// Version of this file's layout, as in report.json and sweep.json.
     pub schema_version: u32,
