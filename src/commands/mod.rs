@@ -38,7 +38,7 @@ use crate::error::InputError;
     name = "portsim",
     version,
     about = "Simulate ephemeral-port exhaustion: when do clients run out of local ports, why, and what fixes it.",
-    after_help = "Output files are written whole or not at all: each goes to a temporary name and is renamed into place once every output of the command is written; a symbolic link is followed, a FIFO or device (/dev/null) is written through, a directory is refused. On an error, Ctrl-C or SIGTERM no temporary file is left.\n\nExit codes: 0 done, 1 --fail-on-exhaustion tripped, 2 bad input (a path included, checked before running), 3 an output could not be written (the file is named), 130 / 143 stopped by Ctrl-C / SIGTERM (a sweep or capacity search writes its finished points first)."
+    after_help = "Each command's --help ends with examples on the shipped scenarios (scenarios/*.toml).\n\nOutput files are written whole or not at all: each goes to a temporary name and is renamed into place once every output of the command is written; a symbolic link is followed, a FIFO or device (/dev/null) is written through, a directory is refused. On an error, Ctrl-C or SIGTERM no temporary file is left.\n\nExit codes: 0 done, 1 --fail-on-exhaustion tripped, 2 bad input (a path included, checked before running), 3 an output could not be written (the file is named), 130 / 143 stopped by Ctrl-C / SIGTERM (a sweep or capacity search writes its finished points first)."
 )]
 struct Cli {
     #[command(subcommand)]

@@ -46,6 +46,7 @@ pub struct Analytic {
     /// Independent pools the load is spread over.
     pub pools: u64,
     /// Expected failure ratio by Erlang B, load-weighted over pools.
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub erlang_b_failure_ratio: f64,
     /// Mean ports in use by Little's law, ignoring failures: rate × (hold + TIME_WAIT).
     pub little_mean_in_use: f64,

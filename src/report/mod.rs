@@ -76,6 +76,7 @@ fn ser_bind<S: Serializer>(b: &BindMode, s: S) -> Result<S::Ok, S::Error> {
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Report {
+    #[schemars(extend("const" = SCHEMA_VERSION))]
     pub schema_version: u32,
     pub portsim_version: &'static str,
     pub scenario: ScenarioEcho,
@@ -85,6 +86,7 @@ pub struct Report {
     pub attempts: u64,
     pub established: u64,
     pub failures: u64,
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub failure_ratio: f64,
     pub first_failure: Option<FirstFailure>,
     /// When the rate changes over time: the highest `traffic.rate` reached
@@ -128,8 +130,11 @@ pub struct Report {
 /// the first failure after a success to the next success, or the end).
 #[derive(Debug, Clone, Copy, Serialize, JsonSchema)]
 pub struct Bursts {
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub worst_1s: f64,
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub worst_10s: f64,
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub worst_60s: f64,
     pub seconds_with_failures: u64,
     pub longest_blocked_s: f64,

@@ -82,6 +82,7 @@ impl Row {
 /// `sweep.json`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct SweepReport {
+    #[schemars(extend("const" = SCHEMA_VERSION))]
     pub schema_version: u32,
     pub portsim_version: String,
     pub scenario: String,
@@ -217,6 +218,7 @@ mod described {
         pub values: Vec<String>,
         pub runs: Vec<Run>,
         /// Closed-form figures of the point (they do not depend on the seed).
+        #[schemars(range(min = 0.0, max = 1.0))]
         pub erlang_b_failure_ratio: f64,
         pub offered_load: f64,
         /// Ports the connections can use (usable × source addresses in use).

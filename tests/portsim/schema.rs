@@ -299,6 +299,13 @@ fn documents_broken_on_purpose_fail_validation() {
     assert!(e.contains("anyOf") && e.contains("/first_failure"), "{e}");
     let e = broken(&|r| r["scenario"]["tw_reuse"] = json!("no"));
     assert!(e.contains("/scenario/tw_reuse"), "{e}");
+    let e = broken(&|r| r["failure_ratio"] = json!(1.5));
+    assert!(e.contains("/failure_ratio"), "{e}");
+    let e = broken(&|r| r["bursts"]["worst_1s"] = json!(-0.1));
+    assert!(e.contains("/bursts/worst_1s"), "{e}");
+    // A schema describes the layout of its own version only.
+    let e = broken(&|r| r["schema_version"] = json!(2));
+    assert!(e.contains("/schema_version"), "{e}");
 
     // A field sweep.json does not have, in a run: the parts of sweep.json
     // described by hand refuse what they do not list.
@@ -333,6 +340,10 @@ fn documents_broken_on_purpose_fail_validation() {
         "--json",
     ]);
     assert_valid(&v, &cap, "capacity");
+    let mut wrong = cap.clone();
+    wrong["direction"] = json!("biggest");
+    let e = errors(&v, &wrong);
+    assert!(e.contains("/direction"), "{e}");
     cap.as_object_mut().unwrap().remove("schema_version");
     let e = errors(&v, &cap);
     assert!(

@@ -37,12 +37,14 @@ pub struct Bracket {
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Capacity {
     /// Version of this file's layout, as in report.json and sweep.json.
+    #[schemars(extend("const" = SCHEMA_VERSION))]
     pub schema_version: u32,
     pub scenario: String,
     pub key: String,
     pub target: String,
     /// "largest" or "smallest": which end of the key meets the target
     /// (null when interrupted before a bracket was found).
+    #[schemars(extend("enum" = ["largest", "smallest", null]))]
     pub direction: Option<&'static str>,
     /// Mean over seeds of each seed's boundary (null when no seed finished).
     pub value: Option<f64>,
