@@ -7,7 +7,7 @@
 //!
 //! The JSON Schema of `sweep.json` (`portsim schema sweep`) is derived from
 //! these types. The parts defined elsewhere in [`super`] are described by
-//! the mirrors in [`described`], which refuse properties they do not list, so
+//! the mirrors in `described`, which refuse properties they do not list, so
 //! a field added to those types fails the schema tests until it is mirrored.
 
 use std::fmt::Write as _;
@@ -202,8 +202,8 @@ pub fn stable_id(parts: &[&str]) -> String {
 }
 
 /// What the types of `sweep.json` defined elsewhere serialize to, for its
-/// JSON Schema only: [`super::PointResult`], [`super::Run`],
-/// [`super::Shard`] and [`super::stats::Estimate`], field for field. Each
+/// JSON Schema only: [`crate::sweep::PointResult`], [`crate::sweep::Run`],
+/// [`crate::sweep::Shard`] and [`crate::sweep::stats::Estimate`], field for field. Each
 /// refuses properties it does not list, so a field added there and not
 /// here fails validation of a real `sweep.json` in the tests.
 #[allow(dead_code)]
