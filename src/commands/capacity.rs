@@ -17,6 +17,10 @@ use crate::sweep::capacity::{Kind, Metric, Op, Search, Target};
 use crate::sweep::{below, num, parse_quantity, pool, Plan};
 
 #[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  portsim capacity scenarios/sweep-rate.toml
+  portsim capacity scenarios/api-no-pooling.toml --vary traffic.rate=100..1000 --target \"failure_ratio<=1e-3\"
+  portsim capacity scenarios/sweep-rate.toml --vary host.time_wait=10s..120s --seeds 5 --out capacity")]
 pub(crate) struct CapacityArgs {
     /// Scenario file (TOML).
     scenario: PathBuf,

@@ -7,6 +7,9 @@ use super::Exit;
 use crate::scenario::load_file;
 
 #[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  portsim check scenarios/*.toml
+  portsim check scenarios/ramp.toml scenarios/sweep-rate.toml")]
 pub(crate) struct CheckArgs {
     /// Scenario files (TOML).
     #[arg(required = true)]

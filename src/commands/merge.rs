@@ -10,6 +10,10 @@ use crate::error::{quote, InputError};
 use crate::sweep::merge::merge;
 
 #[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  portsim sweep scenarios/sweep-rate.toml --shard 1/2 --out shard-1
+  portsim sweep scenarios/sweep-rate.toml --shard 2/2 --out shard-2
+  portsim merge shard-1 shard-2 --out merged")]
 pub(crate) struct MergeArgs {
     /// Output directories of `portsim sweep --shard K/N --out DIR`, one per shard.
     #[arg(required = true)]

@@ -19,9 +19,12 @@
 mod capacity;
 mod check;
 mod common;
+mod completions;
+mod man;
 mod merge;
 mod presets;
 mod run;
+mod schema;
 mod sweep;
 
 use std::io::Write;
@@ -35,7 +38,7 @@ use crate::error::InputError;
     name = "portsim",
     version,
     about = "Simulate ephemeral-port exhaustion: when do clients run out of local ports, why, and what fixes it.",
-    after_help = "Output files are written whole or not at all: each goes to a temporary name and is renamed into place once every output of the command is written; a symbolic link is followed, a FIFO or device (/dev/null) is written through, a directory is refused. On an error, Ctrl-C or SIGTERM no temporary file is left.\n\nExit codes: 0 done, 1 --fail-on-exhaustion tripped, 2 bad input (a path included, checked before running), 3 an output could not be written (the file is named), 130 / 143 stopped by Ctrl-C / SIGTERM (a sweep or capacity search writes its finished points first)."
+    after_help = "Each command's --help ends with examples on the shipped scenarios (scenarios/*.toml).\n\nOutput files are written whole or not at all: each goes to a temporary name and is renamed into place once every output of the command is written; a symbolic link is followed, a FIFO or device (/dev/null) is written through, a directory is refused. On an error, Ctrl-C or SIGTERM no temporary file is left.\n\nExit codes: 0 done, 1 --fail-on-exhaustion tripped, 2 bad input (a path included, checked before running), 3 an output could not be written (the file is named), 130 / 143 stopped by Ctrl-C / SIGTERM (a sweep or capacity search writes its finished points first)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -56,6 +59,12 @@ enum Command {
     Capacity(capacity::CapacityArgs),
     /// Combine the outputs of `sweep --shard K/N` into the unsharded result.
     Merge(merge::MergeArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    Completions(completions::CompletionsArgs),
+    /// Print the man page (roff) of portsim or of one subcommand.
+    Man(man::ManArgs),
+    /// Print the JSON Schema of report.json, sweep.json or capacity.json.
+    Schema(schema::SchemaArgs),
 }
 
 /// How the process ends: each exit code the command line uses, in one place.
@@ -130,6 +139,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Sweep(args) => sweep::exec(args),
         Command::Capacity(args) => capacity::exec(args),
         Command::Merge(args) => merge::exec(args),
+        Command::Completions(args) => completions::exec(args),
+        Command::Man(args) => man::exec(args),
+        Command::Schema(args) => schema::exec(args),
     }
 }
 

@@ -5,6 +5,8 @@
 use super::{print_out, Exit};
 
 #[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  portsim presets")]
 pub(crate) struct PresetsArgs {}
 
 pub(crate) fn exec(_args: PresetsArgs) -> anyhow::Result<Exit> {

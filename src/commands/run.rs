@@ -19,6 +19,11 @@ use crate::scenario::{load_str, read_file, Override};
 use crate::trace::TraceWriter;
 
 #[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  portsim run scenarios/api-no-pooling.toml
+  portsim run scenarios/api-no-pooling.toml --set traffic.requests_per_connection=2
+  portsim run scenarios/ramp.toml --json --seed 7
+  portsim run scenarios/keep-alive.toml --out keep-alive --charts svg --fail-on-exhaustion")]
 pub(crate) struct RunArgs {
     /// Scenario file (TOML).
     scenario: PathBuf,

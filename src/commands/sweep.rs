@@ -16,6 +16,11 @@ use crate::sweep::output::{stable_id, Row, SweepReport, SCHEMA_VERSION};
 use crate::sweep::{pool, run_points, Plan, Shard, Vary};
 
 #[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  portsim sweep scenarios/sweep-rate.toml
+  portsim sweep scenarios/api-no-pooling.toml --vary traffic.rate=100..400:50 --seeds 5
+  portsim sweep scenarios/sweep-time-wait.toml --seeds 3 --out time-wait-sweep
+  portsim sweep scenarios/sweep-rate.toml --shard 1/2 --out shard-1 --json")]
 pub(crate) struct SweepArgs {
     /// Scenario file (TOML).
     scenario: PathBuf,

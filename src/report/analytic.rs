@@ -8,6 +8,7 @@
 //! are what compete for the same ports: each (address, destination) flow when
 //! connect() shares ports by 4-tuple, each address when ports are exclusive.
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::scenario::{BindMode, Pick, Scenario, NS_PER_S};
@@ -34,7 +35,7 @@ pub fn erlang_b(c: u64, a: f64) -> f64 {
 /// instead of adding them one by one (same figure, to rounding).
 const MAX_POOLS_SUMMED: u64 = 1 << 20;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Analytic {
     /// Connection rate × (mean hold + TIME_WAIT), erlangs (mean rate over the run).
     pub offered_load: f64,
@@ -45,6 +46,7 @@ pub struct Analytic {
     /// Independent pools the load is spread over.
     pub pools: u64,
     /// Expected failure ratio by Erlang B, load-weighted over pools.
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub erlang_b_failure_ratio: f64,
     /// Mean ports in use by Little's law, ignoring failures: rate × (hold + TIME_WAIT).
     pub little_mean_in_use: f64,

@@ -13,6 +13,7 @@
 pub mod analytic;
 pub mod summary;
 
+use schemars::JsonSchema;
 use serde::{Serialize, Serializer};
 
 use crate::scenario::{Arrivals, BindMode, Close, Scenario, NS_PER_S};
@@ -73,8 +74,9 @@ fn ser_bind<S: Serializer>(b: &BindMode, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(bind_name(*b))
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Report {
+    #[schemars(extend("const" = SCHEMA_VERSION))]
     pub schema_version: u32,
     pub portsim_version: &'static str,
     pub scenario: ScenarioEcho,
@@ -84,6 +86,7 @@ pub struct Report {
     pub attempts: u64,
     pub established: u64,
     pub failures: u64,
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub failure_ratio: f64,
     pub first_failure: Option<FirstFailure>,
     /// When the rate changes over time: the highest `traffic.rate` reached
@@ -131,10 +134,13 @@ pub struct Report {
 /// `[k·W, (k+1)·W)` aligned to the start of the run), the 1 s windows with
 /// any failure, and the longest stretch in which every attempt failed (from
 /// the first failure after a success to the next success, or the end).
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, JsonSchema)]
 pub struct Bursts {
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub worst_1s: f64,
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub worst_10s: f64,
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub worst_60s: f64,
     pub seconds_with_failures: u64,
     pub longest_blocked_s: f64,
@@ -156,7 +162,7 @@ pub struct SeriesRow {
     pub established: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ScenarioEcho {
     pub name: String,
     pub description: String,
@@ -172,12 +178,15 @@ pub struct ScenarioEcho {
     pub share_across_destinations: bool,
     pub destinations: usize,
     #[serde(serialize_with = "ser_arrivals")]
+    #[schemars(with = "String")]
     pub arrivals: Arrivals,
     pub mean_rate: f64,
     pub mean_hold_s: f64,
     #[serde(serialize_with = "ser_close")]
+    #[schemars(with = "String")]
     pub close: Close,
     #[serde(serialize_with = "ser_bind")]
+    #[schemars(with = "String")]
     pub bind: BindMode,
     pub requests_per_connection: u32,
     pub retry_max: u32,
@@ -185,7 +194,7 @@ pub struct ScenarioEcho {
     pub max_connections: Option<u64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct FirstFailure {
     pub time_s: f64,
     /// 1-based number of the first failed attempt.
@@ -195,7 +204,7 @@ pub struct FirstFailure {
     pub rate: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Ports {
     pub range_size: u32,
     /// Range less reserved ports.
@@ -214,7 +223,7 @@ pub struct Ports {
     pub time_wait_at_end: u32,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ReuseInterval {
     pub count: u64,
     pub min: Option<f64>,
@@ -225,7 +234,7 @@ pub struct ReuseInterval {
     pub mean: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct SeriesInfo {
     pub bin_s: f64,
     pub bins: usize,
@@ -233,7 +242,7 @@ pub struct SeriesInfo {
 
 /// A change to the scenario and what a run with it gave (same seed): rerun
 /// with `--set` for each of `change` to see the same figures.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Fix {
     /// What kind of change: keep_alive, server_close, tw_reuse,
     /// destinations, source_addresses, bind_no_port, port_range, allocator
@@ -255,7 +264,7 @@ pub struct Fix {
 }
 
 /// The extra runs behind `fixes`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct FixesCost {
     pub runs: u64,
     /// Attempts simulated by those runs (a run that failed while searching
@@ -267,7 +276,7 @@ pub struct FixesCost {
     pub target: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct DestinationReport {
     pub address: String,
     pub attempts: u64,

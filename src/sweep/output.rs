@@ -5,9 +5,15 @@
 //! `sweep.json` carries every run's figures (integers, and the worst
 //! windows' failure ratios, written exactly) beside the point figures
 //! derived from them, so a merge needs nothing but the shard directories.
+//!
+//! The JSON Schema of `sweep.json` (`portsim schema sweep`) is derived from
+//! these types. The parts defined elsewhere in [`super`] are described by
+//! the mirrors in `described`, which refuse properties they do not list, so
+//! a field added to those types fails the schema tests until it is mirrored.
 
 use std::fmt::Write as _;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::stats::Estimate;
@@ -18,12 +24,15 @@ use crate::report::summary::{human_s, percent, thousands};
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// The figures of one point, derived from its runs.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct PointFigures {
+    #[schemars(with = "described::Estimate")]
     pub failure_ratio: Estimate,
     /// Over the seeds whose run had a failure.
+    #[schemars(with = "Option<described::Estimate>")]
     pub first_failure_s: Option<Estimate>,
     pub seeds_with_failure: usize,
+    #[schemars(with = "described::Estimate")]
     pub peak_in_use: Estimate,
 }
 
@@ -50,9 +59,11 @@ impl PointFigures {
 }
 
 /// One row of `sweep.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Row {
     #[serde(flatten)]
+    #[schemars(with = "described::PointResult")]
     pub point: PointResult,
     /// Derived from `runs`; recomputed on merge, never read back.
     #[serde(skip_deserializing)]
@@ -70,8 +81,9 @@ impl Row {
 }
 
 /// `sweep.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct SweepReport {
+    #[schemars(extend("const" = SCHEMA_VERSION))]
     pub schema_version: u32,
     pub portsim_version: String,
     pub scenario: String,
@@ -85,6 +97,7 @@ pub struct SweepReport {
     pub base_seed: u64,
     /// False when the sweep was interrupted: some points are missing.
     pub complete: bool,
+    #[schemars(with = "Option<described::Shard>")]
     pub shard: Option<Shard>,
     pub points: Vec<Row>,
 }
@@ -187,4 +200,69 @@ pub fn stable_id(parts: &[&str]) -> String {
         }
     }
     format!("{h:016x}")
+}
+
+/// What the types of `sweep.json` defined elsewhere serialize to, for its
+/// JSON Schema only: [`crate::sweep::PointResult`], [`crate::sweep::Run`],
+/// [`crate::sweep::Shard`] and [`crate::sweep::stats::Estimate`], field for field. Each
+/// refuses properties it does not list, so a field added there and not
+/// here fails validation of a real `sweep.json` in the tests.
+#[allow(dead_code)]
+mod described {
+    use schemars::JsonSchema;
+
+    /// A point with every seed run.
+    #[derive(JsonSchema)]
+    #[schemars(deny_unknown_fields)]
+    pub struct PointResult {
+        pub index: usize,
+        pub values: Vec<String>,
+        pub runs: Vec<Run>,
+        /// Closed-form figures of the point (they do not depend on the seed).
+        #[schemars(range(min = 0.0, max = 1.0))]
+        pub erlang_b_failure_ratio: f64,
+        pub offered_load: f64,
+        /// Ports the connections can use (usable × source addresses in use).
+        pub pool: u64,
+    }
+
+    /// What one run of one point measured.
+    #[derive(JsonSchema)]
+    #[schemars(deny_unknown_fields)]
+    pub struct Run {
+        pub seed: u64,
+        pub attempts: u64,
+        pub failures: u64,
+        pub first_failure_ns: Option<u64>,
+        pub peak_in_use: u32,
+        #[schemars(range(min = 0.0, max = 1.0))]
+        pub worst_1s: f64,
+        #[schemars(range(min = 0.0, max = 1.0))]
+        pub worst_10s: f64,
+        #[schemars(range(min = 0.0, max = 1.0))]
+        pub worst_60s: f64,
+        pub seconds_with_failures: u64,
+        pub longest_blocked_ns: u64,
+    }
+
+    /// Which share of the points this file holds: `K/N`, 1 ≤ K ≤ N.
+    #[derive(JsonSchema)]
+    #[schemars(deny_unknown_fields)]
+    pub struct Shard {
+        #[schemars(range(min = 1))]
+        pub k: u32,
+        #[schemars(range(min = 1))]
+        pub n: u32,
+    }
+
+    /// Mean and 95 % interval of a sample.
+    #[derive(JsonSchema)]
+    #[schemars(deny_unknown_fields)]
+    pub struct Estimate {
+        pub mean: f64,
+        pub low: f64,
+        pub high: f64,
+        /// Values the estimate is over.
+        pub n: usize,
+    }
 }

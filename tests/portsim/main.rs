@@ -10,6 +10,10 @@
 //!   key's domain and on Ctrl-C, merge checking what it merges, messages;
 //! - `files`: what outputs do to FIFOs, devices, links and stdout, write
 //!   errors, Ctrl-C and SIGTERM, and two outputs naming one file;
+//! - `help`: every subcommand's `--help` examples run as written;
+//!   `completions` and `man` print scripts and pages, refuse bad names;
+//! - `schema`: the JSON Schemas `portsim schema` prints against real
+//!   report.json, sweep.json and capacity.json, and against broken ones;
 //! - `bad_input`: every kind of user mistake gets exit code 2 and one message;
 //! - `hardening`: inputs that once panicked, ran past their estimate, took
 //!   runaway memory or printed unreadable messages;
@@ -34,9 +38,11 @@ mod files;
 mod fixes;
 mod fuzz;
 mod hardening;
+mod help;
 mod kernel;
 mod kernel_driver;
 mod layers;
+mod schema;
 mod sweep;
 mod sweep_hardening;
 mod theory;

@@ -5,12 +5,13 @@
 /// Version of `capacity.json`'s layout.
 pub const SCHEMA_VERSION: u32 = 1;
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::*;
 
 /// One evaluated value.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Probe {
     pub seed: u64,
     pub value: String,
@@ -27,7 +28,7 @@ pub struct Probe {
 /// What an interrupted search had established: the value nearest the
 /// boundary known to meet the target in every seed searched, and the value
 /// nearest it known to miss it in at least one.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct Bracket {
     pub meets: Option<String>,
     pub misses: Option<String>,
@@ -36,15 +37,17 @@ pub struct Bracket {
 }
 
 /// The answer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Capacity {
     /// Version of this file's layout, as in report.json and sweep.json.
+    #[schemars(extend("const" = SCHEMA_VERSION))]
     pub schema_version: u32,
     pub scenario: String,
     pub key: String,
     pub target: String,
     /// "largest" or "smallest": which end of the key meets the target
     /// (null when interrupted before a bracket was found).
+    #[schemars(extend("enum" = ["largest", "smallest", null]))]
     pub direction: Option<&'static str>,
     /// Mean over seeds of each seed's boundary (null when no seed finished).
     pub value: Option<f64>,
