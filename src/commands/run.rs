@@ -21,9 +21,8 @@ use crate::trace::TraceWriter;
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:
   portsim run scenarios/api-no-pooling.toml
-  portsim run scenarios/api-no-pooling.toml --set traffic.requests_per_connection=2
   portsim run scenarios/ramp.toml --json --seed 7 --no-fixes
-  portsim run scenarios/retry-storm.toml --target "worst_10s<=0.01"
+  portsim run scenarios/retry-storm.toml --target \"worst_10s<=0.01\"
   portsim run scenarios/keep-alive.toml --out keep-alive --charts svg --fail-on-exhaustion")]
 pub(crate) struct RunArgs {
     /// Scenario file (TOML).
