@@ -289,12 +289,17 @@ pub fn render(r: &Report) -> String {
     let a = &r.analytic;
     let _ = writeln!(
         s,
-        "  analytic        offered load {} erlangs over {} pool{} of {} ports; Erlang B failure ratio {}; ports ÷ (hold + TIME_WAIT) = {} conn/s per pool",
+        "  analytic        offered load {} erlangs over {} pool{} of {} ports; Erlang B failure ratio {}; ports ÷ (hold + {}) = {} conn/s per pool",
         amount(a.offered_load),
         thousands(a.pools),
         if a.pools == 1 { "" } else { "s" },
         thousands(u64::from(a.ports_per_pool)),
         percent(a.erlang_b_failure_ratio),
+        if a.tw_reuse_applies {
+            "tw_reuse_delay"
+        } else {
+            "TIME_WAIT"
+        },
         amount(a.max_rate_per_pool)
     );
     if let Some(c) = &a.erlang_b_caveat {
