@@ -151,9 +151,22 @@ where
     }
     let steady = &r.steady_state;
     let constant = steady.windows(2).all(|w| (w[0].1 - w[1].1).abs() < 1e-9);
-    let steady_label = if constant {
+    // A curve cut at the top says its peak in its legend entry, where no
+    // other label can overlap it (a note inside the plot met the
+    // first-failure label).
+    let steady_label = if constant && steady_max <= y_top {
         format!(
             "rate × (hold + TIME_WAIT) = {}",
+            thousands(steady_max.round() as u64)
+        )
+    } else if constant {
+        format!(
+            "rate × (hold + TIME_WAIT) = {}, above the chart",
+            thousands(steady_max.round() as u64)
+        )
+    } else if steady_max > y_top {
+        format!(
+            "rate(t) × (hold + TIME_WAIT), peaks at {} above the chart",
             thousands(steady_max.round() as u64)
         )
     } else {
@@ -169,16 +182,6 @@ where
             ))?
             .label(steady_label)
             .legend(key_line(REFERENCE.stroke_width(2)));
-        if steady_max > y_top {
-            chart.draw_series(std::iter::once(Text::new(
-                format!(
-                    "steady state peaks at {}, above the chart",
-                    thousands(steady_max.round() as u64)
-                ),
-                (x_end * 0.01, y_top * 0.97),
-                muted(14.0),
-            )))?;
-        }
     }
     if let Some(f) = &r.first_failure {
         let fx = unit.of(f.time_s);

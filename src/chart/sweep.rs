@@ -2,6 +2,13 @@
 //! 95 % band over seeds and the Erlang B curve of the same points, one line
 //! per value of the other varied keys.
 //!
+//! Lines of different groups that sit at 0 % everywhere would hide under
+//! each other, so such a group says so in its legend entry. On the log
+//! panel a line joins only measured (positive) figures: a point with no
+//! failure is an open circle on the floor, never joined to its neighbours
+//! by a slope that was not measured; Erlang B below the floor likewise
+//! stops instead of running down to it.
+//!
 //! It draws from a [`SweepReport`] rather than a run's report, so it is not
 //! in [`super::CHARTS`]; the `sweep.png` and `sweep.svg` exporters of
 //! [`crate::export`] call it.
@@ -157,6 +164,11 @@ where
         } else {
             label.clone()
         };
+        let name = if idx.iter().all(|&i| figures[i].failure_ratio.mean == 0.0) {
+            format!("{name}: no failure at any point")
+        } else {
+            name
+        };
         chart
             .draw_series(LineSeries::new(
                 idx.iter().map(|&i| (xs[i], figures[i].failure_ratio.mean)),
@@ -186,6 +198,21 @@ where
         .legend(key_line(INK.stroke_width(2)));
     legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     log_panel(r, &bottom, &xs, &figures, &groups, (x_lo, x_hi), numeric)
+}
+
+/// The runs of consecutive points at or above `floor`, each of two points
+/// or more: what a line on a log axis may join.
+fn above(points: &[(f64, f64)], floor: f64) -> Vec<Vec<(f64, f64)>> {
+    let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
+    for &(x, y) in points {
+        if y >= floor {
+            runs.last_mut().expect("never empty").push((x, y));
+        } else if !runs.last().expect("never empty").is_empty() {
+            runs.push(Vec::new());
+        }
+    }
+    runs.retain(|r| r.len() >= 2);
+    runs
 }
 
 /// The same curves on a log scale, where targets such as 1e-4 live. Zero
@@ -242,11 +269,13 @@ where
     let at = |v: f64| v.max(floor);
     for (g, (_, idx)) in groups.iter().enumerate() {
         let colour = PALETTE[g % PALETTE.len()];
-        chart.draw_series(LineSeries::new(
-            idx.iter()
-                .map(|&i| (xs[i], at(figures[i].failure_ratio.mean))),
-            colour.stroke_width(2),
-        ))?;
+        let simulated: Vec<(f64, f64)> = idx
+            .iter()
+            .map(|&i| (xs[i], figures[i].failure_ratio.mean))
+            .collect();
+        for run in above(&simulated, floor) {
+            chart.draw_series(LineSeries::new(run, colour.stroke_width(2)))?;
+        }
         chart.draw_series(idx.iter().map(|&i| {
             let m = figures[i].failure_ratio.mean;
             let style = if m >= floor {
@@ -257,13 +286,13 @@ where
             Circle::new((xs[i], at(m)), 3, style)
         }))?;
         let dash = if groups.len() == 1 { INK } else { colour };
-        chart.draw_series(DashedLineSeries::new(
-            idx.iter()
-                .map(|&i| (xs[i], at(r.points[i].point.erlang_b_failure_ratio))),
-            7,
-            6,
-            dash.stroke_width(2),
-        ))?;
+        let erlang: Vec<(f64, f64)> = idx
+            .iter()
+            .map(|&i| (xs[i], r.points[i].point.erlang_b_failure_ratio))
+            .collect();
+        for run in above(&erlang, floor) {
+            chart.draw_series(DashedLineSeries::new(run, 7, 6, dash.stroke_width(2)))?;
+        }
     }
     if figures.iter().any(|f| f.failure_ratio.mean < floor) {
         chart.draw_series(std::iter::once(Text::new(
@@ -273,4 +302,29 @@ where
         )))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::above;
+
+    #[test]
+    fn log_lines_join_only_measured_points() {
+        let pts = [
+            (1.0, 0.0),
+            (2.0, 1e-5),
+            (3.0, 1e-4),
+            (4.0, 0.0),
+            (5.0, 1e-3),
+            (6.0, 1e-9),
+            (7.0, 1e-2),
+        ];
+        assert_eq!(
+            above(&pts, 1e-8),
+            vec![vec![(2.0, 1e-5), (3.0, 1e-4)]],
+            "a lone point is a marker, not a line"
+        );
+        assert_eq!(above(&pts, 1e-10).len(), 2);
+        assert!(above(&[(1.0, 0.0), (2.0, 0.0)], 1e-8).is_empty());
+    }
 }

@@ -7,11 +7,20 @@
 //! whatever the hold-time distribution (Erlang B is insensitive to it). Pools
 //! are what compete for the same ports: each (address, destination) flow when
 //! connect() shares ports by 4-tuple, each address when ports are exclusive.
+//!
+//! With `tcp_tw_reuse` where the engine applies it (client close, ports
+//! shared by 4-tuple: [`crate::sim::host::port_rules`]), a connect() of the
+//! same flow may take over a TIME_WAIT entry `tw_reuse_delay` after its
+//! close, so a port is lost to its pool for hold + min(TIME_WAIT,
+//! `tw_reuse_delay`), not hold + TIME_WAIT: the loss system is the same
+//! with that service time, and Erlang B, the offered load and the ceiling
+//! use it. Ports *in use* still count a TIME_WAIT entry until it expires or
+//! is taken over, so Little's figure keeps the whole TIME_WAIT (a bound).
 
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use crate::scenario::{BindMode, Pick, Scenario, NS_PER_S};
+use crate::scenario::{BindMode, Close, Pick, Scenario, NS_PER_S};
 
 /// Erlang B blocking probability for `c` servers and offered load `a`,
 /// by the stable recursion B(k) = a·B(k-1) / (k + a·B(k-1)), B(0) = 1.
@@ -37,7 +46,9 @@ const MAX_POOLS_SUMMED: u64 = 1 << 20;
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Analytic {
-    /// Connection rate × (mean hold + TIME_WAIT), erlangs (mean rate over the run).
+    /// Connection rate × (mean hold + TIME_WAIT), erlangs (mean rate over
+    /// the run); with `tw_reuse` applying, × (mean hold + min(TIME_WAIT,
+    /// `tw_reuse_delay`)).
     pub offered_load: f64,
     /// The same at the highest rate of the profile.
     pub offered_load_peak: f64,
@@ -48,21 +59,52 @@ pub struct Analytic {
     /// Expected failure ratio by Erlang B, load-weighted over pools.
     #[schemars(range(min = 0.0, max = 1.0))]
     pub erlang_b_failure_ratio: f64,
-    /// Mean ports in use by Little's law, ignoring failures: rate × (hold + TIME_WAIT).
+    /// Mean ports in use by Little's law, ignoring failures: rate × (hold +
+    /// TIME_WAIT). With `tw_reuse` an upper bound: entries taken over end early.
     pub little_mean_in_use: f64,
     /// Whether Erlang B's assumptions hold for this scenario; when not,
     /// `erlang_b_caveat` says which one fails and the figure is indicative only.
     pub erlang_b_applies: bool,
     pub erlang_b_caveat: Option<String>,
-    /// The back-of-envelope ceiling: ports ÷ (hold + TIME_WAIT), connections/s per pool.
+    /// The back-of-envelope ceiling: ports ÷ (hold + TIME_WAIT), connections/s
+    /// per pool; with `tw_reuse` applying, ports ÷ (hold + min(TIME_WAIT,
+    /// `tw_reuse_delay`)).
     pub max_rate_per_pool: f64,
+    /// Whether `tw_reuse` shortens the time a port is lost to its pool (on,
+    /// client close, ports shared by 4-tuple, delay shorter than TIME_WAIT).
+    pub tw_reuse_applies: bool,
 }
 
-/// How long one connection holds its 4-tuple, in seconds: its requests'
-/// mean hold plus TIME_WAIT.
+/// Whether `tw_reuse` lets a connect() take a port back before TIME_WAIT
+/// ends, exactly when the engine does: on, ports shared by 4-tuple, client
+/// close, and a delay shorter than TIME_WAIT (an entry that expires no later
+/// than it becomes reusable never is).
+pub fn tw_reuse_applies(sc: &Scenario) -> bool {
+    crate::sim::host::port_rules(sc).1
+        && sc.traffic.close == Close::Client
+        && sc.host.tw_reuse_delay_ns < sc.host.time_wait_ns
+}
+
+/// Mean hold of one connection (all its requests), ns.
+fn hold_ns(sc: &Scenario) -> f64 {
+    sc.traffic.hold.mean_ns() * f64::from(sc.traffic.requests_per_connection)
+}
+
+/// How long one connection keeps its 4-tuple, TIME_WAIT included, in
+/// seconds: its requests' mean hold plus TIME_WAIT.
+fn occupancy_s(sc: &Scenario) -> f64 {
+    (hold_ns(sc) + sc.effective_time_wait_ns() as f64) / NS_PER_S as f64
+}
+
+/// How long one connection keeps a port from its pool, in seconds: hold
+/// plus TIME_WAIT, or plus `tw_reuse_delay` when `tw_reuse` takes the
+/// entry over sooner.
 fn service_s(sc: &Scenario) -> f64 {
-    let per_conn = f64::from(sc.traffic.requests_per_connection);
-    (sc.traffic.hold.mean_ns() * per_conn + sc.effective_time_wait_ns() as f64) / NS_PER_S as f64
+    if tw_reuse_applies(sc) {
+        (hold_ns(sc) + sc.host.tw_reuse_delay_ns as f64) / NS_PER_S as f64
+    } else {
+        occupancy_s(sc)
+    }
 }
 
 /// `horizon_s` is the simulated time the rates are averaged over.
@@ -137,10 +179,11 @@ pub fn analytic(sc: &Scenario, horizon_s: f64) -> Analytic {
         ports_per_pool: c,
         pools,
         erlang_b_failure_ratio: blocking,
-        little_mean_in_use: offered,
+        little_mean_in_use: mean_rate * occupancy_s(sc),
         // A port held for no time at all is still held for the engine's
         // time step, 1 ns: the ceiling stays a finite number.
         max_rate_per_pool: f64::from(c) / service_s.max(1e-9),
+        tw_reuse_applies: tw_reuse_applies(sc),
     }
 }
 
@@ -149,7 +192,7 @@ pub fn analytic(sc: &Scenario, horizon_s: f64) -> Analytic {
 /// occupancy settles at if the rate stayed at its value at `t`.
 pub fn steady_state_curve(sc: &Scenario, horizon_s: f64) -> Vec<(f64, f64)> {
     let per_conn = f64::from(sc.traffic.requests_per_connection);
-    let service_s = service_s(sc);
+    let service_s = occupancy_s(sc);
     let profile = &sc.traffic.rate;
     let level = |t: f64| profile.at(t) / per_conn * service_s;
     let mut points = Vec::new();
@@ -191,8 +234,6 @@ fn erlang_b_caveat(sc: &Scenario) -> Option<String> {
         Some("round-robin splits the arrivals into streams that are not Poisson".into())
     } else if sc.traffic.retry.is_some_and(|r| r.max > 0) {
         Some("retries add load that depends on failures".into())
-    } else if sc.host.tw_reuse && sc.traffic.close == crate::scenario::Close::Client {
-        Some("tw_reuse lets connections take over TIME_WAIT entries".into())
     } else if (sc.host.max_tw_buckets as f64) < sc.host.usable_ports() as f64 {
         Some("max_tw_buckets cuts TIME_WAIT short".into())
     } else {

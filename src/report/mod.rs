@@ -102,6 +102,11 @@ pub struct Report {
     pub time_wait_reused: u64,
     /// Closes that skipped TIME_WAIT because `max_tw_buckets` was full.
     pub time_wait_skipped: u64,
+    /// Only with `close = "server"`: connects that reused a 4-tuple sooner
+    /// than `host.time_wait` after it closed, while the server would still
+    /// hold it in TIME_WAIT.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reuse_within_server_time_wait: Option<ServerTimeWaitReuse>,
     pub ports: Ports,
     pub reuse_interval_s: ReuseInterval,
     pub analytic: Analytic,
@@ -128,6 +133,10 @@ pub struct Report {
     /// Reuse intervals, ns, for the histogram chart.
     #[serde(skip)]
     pub reuse_histogram: hdrhistogram::Histogram<u64>,
+    /// The OS's own range, when the scenario left `port_range` at the
+    /// default and the OS's differs (Linux: 32768-60999), for the summary.
+    #[serde(skip)]
+    pub native_range_hint: Option<(u16, u16)>,
 }
 
 /// The worst failure ratio over any 1 s, 10 s and 60 s window (windows
@@ -160,6 +169,18 @@ pub struct SeriesRow {
     pub attempts: u64,
     pub failures: u64,
     pub established: u64,
+}
+
+/// Connects that would meet a 4-tuple the server still holds in TIME_WAIT:
+/// per (source address, port), the last connection on it went to the same
+/// destination and closed less than `host.time_wait` before. Exact with one
+/// destination; with several sharing a port, a lower bound (a port used for
+/// another destination in between hides the older close).
+#[derive(Debug, Clone, Copy, Serialize, JsonSchema)]
+pub struct ServerTimeWaitReuse {
+    pub count: u64,
+    /// `count` as a share of established connections.
+    pub share: f64,
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -377,6 +398,12 @@ impl Report {
             abandoned: o.abandoned,
             time_wait_reused: o.tw_reused,
             time_wait_skipped: o.tw_skipped,
+            reuse_within_server_time_wait: o.server_time_wait_reuses.map(|count| {
+                ServerTimeWaitReuse {
+                    count,
+                    share: failure_ratio(count, o.established),
+                }
+            }),
             ports: Ports {
                 range_size: h.range_size(),
                 usable: h.usable_ports(),
@@ -404,19 +431,22 @@ impl Report {
             bins: o.bins,
             reuse_histogram: o.reuse,
             steady_state: analytic::steady_state_curve(sc, horizon),
+            native_range_hint: {
+                let native = h.os.preset().native_range;
+                (!h.port_range_given && native != crate::os::DEFAULT_RANGE).then_some(native)
+            },
         }
     }
 
-    /// The time series up to the end of the run, averaged per bin.
+    /// The time series up to the end of the run, averaged per bin: one row
+    /// per engine bin, so `timeseries.bins` counts these rows. The engine
+    /// puts events at exactly the end of the run in the last bin, so no row
+    /// has width 0 (but for a run of length 0, whose one row is 1 ns wide).
     pub fn series(&self) -> Vec<SeriesRow> {
         let (bin_ns, end_ns) = (self.bin_ns, self.simulated_ns);
         let mut rows = Vec::with_capacity(self.bins.len());
         for (i, b) in self.bins.iter().enumerate() {
             let start = i as u64 * bin_ns;
-            // A bin starting at the very end holds only events at that instant.
-            if start > end_ns || (start == end_ns && i > 0 && b.attempts == 0) {
-                break;
-            }
             let width = bin_ns.min(end_ns.saturating_sub(start)).max(1);
             let w = width as f64;
             rows.push(SeriesRow {

@@ -296,6 +296,14 @@ pub fn render(r: &Report) -> String {
             (u, _) => format!(" on each of {u} source addresses"),
         }
     );
+    if let Some((lo, hi)) = r.native_range_hint {
+        let _ = writeln!(
+            s,
+            "                  (the default range; a stock {} uses {lo}-{hi}, {} ports: port_range = \"native\" models it)",
+            os_display(sc.os),
+            thousands(u64::from(hi - lo) + 1)
+        );
+    }
     let _ = writeln!(
         s,
         "  in use          peak {}, mean {}; {} distinct ports used",
@@ -303,30 +311,34 @@ pub fn render(r: &Report) -> String {
         amount(r.ports.mean_in_use),
         thousands(u64::from(r.ports.distinct_used))
     );
-    let _ = writeln!(
-        s,
-        "  TIME_WAIT       peak {}, mean {} ({} each{}{})",
-        thousands(u64::from(r.ports.peak_time_wait)),
-        amount(r.ports.mean_time_wait),
-        if sc.close == Close::Client {
-            human_s(sc.time_wait_s)
-        } else {
-            format!("none: {} close", close_name(sc.close))
-        },
-        if r.time_wait_reused > 0 {
-            format!(", {} taken over by tw_reuse", thousands(r.time_wait_reused))
-        } else {
-            String::new()
-        },
-        if r.time_wait_skipped > 0 {
-            format!(
-                ", {} skipped at max_tw_buckets",
-                thousands(r.time_wait_skipped)
-            )
-        } else {
-            String::new()
-        }
-    );
+    if let Some(line) = server_time_wait(r) {
+        let _ = writeln!(s, "  TIME_WAIT       {line}");
+    } else {
+        let _ = writeln!(
+            s,
+            "  TIME_WAIT       peak {}, mean {} ({} each{}{})",
+            thousands(u64::from(r.ports.peak_time_wait)),
+            amount(r.ports.mean_time_wait),
+            if sc.close == Close::Client {
+                human_s(sc.time_wait_s)
+            } else {
+                format!("none: {} close", close_name(sc.close))
+            },
+            if r.time_wait_reused > 0 {
+                format!(", {} taken over by tw_reuse", thousands(r.time_wait_reused))
+            } else {
+                String::new()
+            },
+            if r.time_wait_skipped > 0 {
+                format!(
+                    ", {} skipped at max_tw_buckets",
+                    thousands(r.time_wait_skipped)
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
     let ri = &r.reuse_interval_s;
     if let (Some(p50), Some(p99), Some(min)) = (ri.p50, ri.p99, ri.min) {
         let _ = writeln!(
@@ -337,16 +349,23 @@ pub fn render(r: &Report) -> String {
             human_s(min),
             thousands(ri.count)
         );
+    } else {
+        let _ = writeln!(s, "  port reuse      no freed port was taken again (n = 0)");
     }
     let a = &r.analytic;
     let _ = writeln!(
         s,
-        "  analytic        offered load {} erlangs over {} pool{} of {} ports; Erlang B failure ratio {}; ports ÷ (hold + TIME_WAIT) = {} conn/s per pool",
+        "  analytic        offered load {} erlangs over {} pool{} of {} ports; Erlang B failure ratio {}; ports ÷ (hold + {}) = {} conn/s per pool",
         amount(a.offered_load),
         thousands(a.pools),
         if a.pools == 1 { "" } else { "s" },
         thousands(u64::from(a.ports_per_pool)),
         percent(a.erlang_b_failure_ratio),
+        if a.tw_reuse_applies {
+            "tw_reuse_delay"
+        } else {
+            "TIME_WAIT"
+        },
         amount(a.max_rate_per_pool)
     );
     if let Some(c) = &a.erlang_b_caveat {
@@ -366,6 +385,40 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(s, "  fix             {line}");
     }
     s
+}
+
+/// The OS name as people write it.
+fn os_display(os: &str) -> &str {
+    match os {
+        "linux" => "Linux",
+        "freebsd" => "FreeBSD",
+        "macos" => "macOS",
+        "windows" => "Windows",
+        other => other,
+    }
+}
+
+/// With `close = "server"` the TIME_WAIT is the server's: how soon ports
+/// came back against it, and how many connects met a 4-tuple it still held.
+fn server_time_wait(r: &Report) -> Option<String> {
+    let reuse = r.reuse_within_server_time_wait?;
+    let tw = human_s(r.scenario.time_wait_s);
+    let Some(p50) = r.reuse_interval_s.p50 else {
+        return Some(format!(
+            "none here (server close); no port was reused, so no connect met a 4-tuple in the server's {tw} TIME_WAIT"
+        ));
+    };
+    Some(format!(
+        "none here (server close); ports came back after a median {}, {} the server's {tw} TIME_WAIT:\n                  {} reuses ({} of connections) would meet a 4-tuple the server still holds",
+        human_s(p50),
+        if p50 < r.scenario.time_wait_s {
+            "inside"
+        } else {
+            "beyond"
+        },
+        thousands(reuse.count),
+        percent(reuse.share)
+    ))
 }
 
 #[cfg(test)]

@@ -68,6 +68,9 @@ pub struct Host {
     /// Inclusive port range.
     pub port_lo: u16,
     pub port_hi: u16,
+    /// Whether the scenario set `port_range` (a range or "native"), rather
+    /// than leaving the default 49152-65535.
+    pub port_range_given: bool,
     /// Inclusive ranges never handed out.
     pub reserved: Vec<(u16, u16)>,
     pub time_wait_ns: u64,

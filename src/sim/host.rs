@@ -15,6 +15,11 @@
 //!
 //! The port state is a type parameter ([`Ports`]) so the engine is compiled
 //! once per kind of port state and neither pays for the other.
+//!
+//! When the server closes first the TIME_WAIT is the server's, which is not
+//! simulated; the host only counts the connects that would meet it
+//! ([`ServerTimeWait`]): two numbers per (source address, port), allocated
+//! only for `close = "server"`.
 
 use std::collections::VecDeque;
 
@@ -71,6 +76,53 @@ pub fn port_rules(sc: &Scenario) -> (Sharing, bool) {
     }
 }
 
+/// With `close = "server"`: per (source address, port), when the last
+/// connection on it closed and to which destination, to count the connects
+/// that reuse that 4-tuple while the server still holds it in TIME_WAIT
+/// (`host.time_wait` after the close). Only the last close of each port is
+/// kept, so with several destinations sharing a port a 4-tuple whose port
+/// went to another destination in between is not counted: with one
+/// destination the count is exact, otherwise a lower bound.
+struct ServerTimeWait {
+    time_wait_ns: u64,
+    range: usize,
+    /// Close time of the last connection on each (address, port); `u64::MAX`: none.
+    closed_at: Vec<u64>,
+    dest: Vec<u32>,
+    /// connects that met a 4-tuple in the server's TIME_WAIT.
+    reuses: u64,
+}
+
+impl ServerTimeWait {
+    fn new(sc: &Scenario) -> Self {
+        let range = sc.host.range_size() as usize;
+        let n = range * sc.source_addresses() as usize;
+        ServerTimeWait {
+            time_wait_ns: sc.host.time_wait_ns,
+            range,
+            closed_at: vec![u64::MAX; n],
+            dest: vec![0; n],
+            reuses: 0,
+        }
+    }
+
+    #[inline]
+    fn open(&mut self, t: u64, c: &HostConn) {
+        let i = c.addr as usize * self.range + c.port as usize;
+        let at = self.closed_at[i];
+        if at != u64::MAX && self.dest[i] == c.dest && t - at < self.time_wait_ns {
+            self.reuses += 1;
+        }
+    }
+
+    #[inline]
+    fn close(&mut self, t: u64, c: &HostConn) {
+        let i = c.addr as usize * self.range + c.port as usize;
+        self.closed_at[i] = t;
+        self.dest[i] = c.dest;
+    }
+}
+
 pub struct HostLayer<P: Ports> {
     site: Site,
     ports: P,
@@ -96,6 +148,8 @@ pub struct HostLayer<P: Ports> {
     tw_reused: u64,
     /// Closes that skipped TIME_WAIT because `max_tw_buckets` was reached.
     tw_skipped: u64,
+    /// With `close = "server"`: what the server's TIME_WAIT would meet.
+    server_tw: Option<ServerTimeWait>,
 }
 
 impl<P: Ports> HostLayer<P> {
@@ -137,6 +191,7 @@ impl<P: Ports> HostLayer<P> {
             tw_index: FastMap::default(),
             tw_reused: 0,
             tw_skipped: 0,
+            server_tw: (sc.traffic.close == Close::Server).then(|| ServerTimeWait::new(sc)),
         }
     }
 
@@ -154,6 +209,15 @@ impl<P: Ports> HostLayer<P> {
     /// Closes that skipped TIME_WAIT because `max_tw_buckets` was reached.
     pub fn tw_skipped(&self) -> u64 {
         self.tw_skipped
+    }
+
+    /// With `close = "server"`: connects whose (source address, port) last
+    /// went to the same destination and closed less than `host.time_wait`
+    /// before, so the server would still hold the 4-tuple in TIME_WAIT
+    /// (see [`ServerTimeWait`] for when this is a lower bound). `None` for
+    /// other closes.
+    pub fn server_time_wait_reuses(&self) -> Option<u64> {
+        self.server_tw.as_ref().map(|s| s.reuses)
     }
 
     /// Distinct (address, port) pairs ever handed out.
@@ -302,6 +366,9 @@ impl<P: Ports> PortLayer for HostLayer<P> {
             bind,
             dead: false,
         };
+        if let Some(s) = &mut self.server_tw {
+            s.open(t, &conn);
+        }
         Ok((conn, Path { addr, port, dest }))
     }
 
@@ -309,6 +376,9 @@ impl<P: Ports> PortLayer for HostLayer<P> {
     /// `max_tw_buckets` entries already are; any other close frees it.
     #[inline]
     fn close<O: Observer>(&mut self, t: u64, c: HostConn, cx: &mut Ctx<'_, O>) {
+        if let Some(s) = &mut self.server_tw {
+            s.close(t, &c);
+        }
         if self.tw_ns > 0 {
             if u64::from(cx.rec.level(TIME_WAIT)) < self.max_tw_buckets {
                 if self.use_reuse {

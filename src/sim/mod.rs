@@ -225,6 +225,9 @@ pub struct Outcome {
     pub tw_reused: u64,
     /// Closes that skipped TIME_WAIT because `max_tw_buckets` was reached.
     pub tw_skipped: u64,
+    /// With `close = "server"`: connects that met a 4-tuple the server
+    /// still held in TIME_WAIT (`HostLayer::server_time_wait_reuses`).
+    pub server_time_wait_reuses: Option<u64>,
     pub distinct_used: u32,
     pub peak_in_use: u32,
     pub mean_in_use: f64,
@@ -560,6 +563,7 @@ impl<O: Observer, P: Ports, N: PortLayer> Engine<'_, O, P, N> {
             abandoned: self.out.abandoned,
             tw_reused: self.host.tw_reused(),
             tw_skipped: self.host.tw_skipped(),
+            server_time_wait_reuses: self.host.server_time_wait_reuses(),
             distinct_used,
             peak_in_use: r.peak[IN_USE],
             mean_in_use: r.area[IN_USE] / span,

@@ -12,6 +12,11 @@
 //! Memory never grows with simulated time: when the series would exceed
 //! `MAX_BINS`, neighbouring bins merge and the bin width doubles (the merge
 //! rule for `off` is in `Tally::merge`).
+//!
+//! Bins are half-open, `[k·w, (k+1)·w)`, except the last, which also holds
+//! the events at exactly the end of the run: a run ending on a bin boundary
+//! has no zero-width bin after it, so every bin is a row of the time series
+//! and the count of bins is the count of rows.
 
 use hdrhistogram::Histogram;
 
@@ -204,10 +209,16 @@ impl Recorder {
         self.reuse.saturating_record(ns.max(1));
     }
 
-    /// Close the books at `end` (no event is later).
+    /// Close the books at `end` (no event is later). Events at exactly
+    /// `end`, when it falls on a bin boundary, join the bin before it.
     pub fn finish(mut self, end: u64) -> Recorded {
         self.bin(end);
         let w = self.bin_ns;
+        if self.bins.len() > 1 && (self.bins.len() - 1) as u64 * w == end {
+            let last = self.bins.pop().expect("more than one bin");
+            let n = self.bins.len();
+            self.bins[n - 1].merge(&last, w);
+        }
         let mut level = [0i128; 3];
         let mut area = [0i128; 3];
         let mut bins = Vec::with_capacity(self.bins.len());
@@ -263,6 +274,26 @@ mod tests {
         assert_eq!(out.bins[2].in_use_area, 5.0);
         assert_eq!(out.bins[2].in_use_peak, 1);
         assert_eq!(out.peak[IN_USE], 2);
+    }
+
+    #[test]
+    fn events_at_the_end_join_the_last_bin() {
+        let mut r = Recorder::new(10, true);
+        r.up(IN_USE, 5);
+        r.bin(20).attempts += 1;
+        r.up(IN_USE, 20);
+        let out = r.finish(20);
+        // Two bins of width 10, not a third of width 0 at 20.
+        assert_eq!(out.bins.len(), 2);
+        assert_eq!(out.bins[1].attempts, 1);
+        assert_eq!(out.bins[1].in_use_peak, 2);
+        // The port taken at 20 holds no area: 1 over [5, 20).
+        assert_eq!(out.bins[0].in_use_area, 5.0);
+        assert_eq!(out.bins[1].in_use_area, 10.0);
+        assert_eq!(out.area[IN_USE], 15.0);
+        // A run of length 0 keeps its one bin.
+        let out = Recorder::new(10, true).finish(0);
+        assert_eq!(out.bins.len(), 1);
     }
 
     #[test]

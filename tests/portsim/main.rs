@@ -18,6 +18,9 @@
 //! - `hardening`: inputs that once panicked, ran past their estimate, took
 //!   runaway memory or printed unreadable messages;
 //! - `layers`: the library's modules refer only to layers below them;
+//! - `series_and_hints`: report.json and timeseries.csv agree on the rows
+//!   for every shipped scenario; the summary's lines on port reuse, the
+//!   server's TIME_WAIT and the OS's own range;
 //! - `determinism`: a scenario and a seed give the same bytes every time;
 //! - `kernel`: the `linux` preset against the live kernel in a network
 //!   namespace, driven by `kernel_driver`;
@@ -43,6 +46,7 @@ mod kernel;
 mod kernel_driver;
 mod layers;
 mod schema;
+mod series_and_hints;
 mod sweep;
 mod sweep_hardening;
 mod theory;

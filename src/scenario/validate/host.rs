@@ -128,6 +128,7 @@ pub(super) fn host(h: &RawHost) -> R<Host> {
         allocator,
         port_lo,
         port_hi,
+        port_range_given: h.port_range.is_some(),
         reserved,
         time_wait_ns,
         tw_reuse: h.tw_reuse.unwrap_or(false),

@@ -857,3 +857,51 @@ fn constant_arrivals_at_the_end_of_the_run_are_counted() {
     );
     assert_eq!(r.attempts, 15_000);
 }
+
+#[test]
+fn server_close_counts_reuses_inside_the_servers_time_wait() {
+    // close = "server": the client frees the port at close and the server
+    // holds the 4-tuple in TIME_WAIT for host.time_wait. With the sequential
+    // allocator, 100 ports, 8 arrivals/s (τ = 125 ms) and a hold of 1 s,
+    // attempt k takes port (k − 1) mod 100 (its last holder arrived 100 τ =
+    // 12.5 s earlier and closed 1 s later), so every attempt after the
+    // first 100 reuses a 4-tuple 11.5 s after it closed: 2,400 attempts in
+    // 300 s, 2,300 reuses. They count when 11.5 s < TIME_WAIT (strictly).
+    let case = |time_wait: &str, destinations: u32, pick: &str| {
+        let r = Det {
+            close: "server",
+            time_wait: time_wait.into(),
+            destinations,
+            host: "allocator = \"sequential\"".into(),
+            traffic: format!("pick = \"{pick}\""),
+            ..Det::default()
+        }
+        .run();
+        assert_eq!((r.attempts, r.failures), (2400, 0), "{time_wait}");
+        assert_eq!(r.reuse_interval_s.count, 2300);
+        // The histogram keeps 3 significant digits.
+        let (lo, hi) = (
+            r.reuse_interval_s.min.unwrap(),
+            r.reuse_interval_s.max.unwrap(),
+        );
+        assert!(
+            (lo - 11.5).abs() < 0.0115 && (hi - 11.5).abs() < 0.0115,
+            "{lo} {hi}"
+        );
+        r.reuse_within_server_time_wait.expect("close = server")
+    };
+    let inside = case("60s", 1, "weighted");
+    assert_eq!(inside.count, 2300);
+    assert_eq!(inside.share, 2300.0 / 2400.0);
+    assert_eq!(case("11501ms", 1, "weighted").count, 2300);
+    assert_eq!(case("11500ms", 1, "weighted").count, 0);
+    assert_eq!(case("10s", 1, "weighted").count, 0);
+    // Two destinations taken in turn: attempt k goes to destination
+    // (k − 1) mod 2 on port (k − 1) mod 100, so a port always serves the
+    // same destination and every reuse is of the same 4-tuple.
+    assert_eq!(case("60s", 2, "round-robin").count, 2300);
+    // Other closes leave no TIME_WAIT on the server: no figure.
+    let r = Det::default().run();
+    assert!(r.reuse_within_server_time_wait.is_none());
+    assert!(!r.to_json().contains("reuse_within_server_time_wait"));
+}

@@ -1,5 +1,6 @@
 //! Random traffic against queueing theory: Little's law for mean occupancy,
-//! Erlang B for exhaustive allocators (whatever the hold-time law), the
+//! Erlang B for exhaustive allocators (whatever the hold-time law; with
+//! `tw_reuse`, with the delay in place of TIME_WAIT), the
 //! birth-death model of RFC 6056 algorithm 2, and Takács' GI/M/c/c formula
 //! for round-robin streams. Each bound is derived from the mathematics and
 //! stated next to its assertion.
@@ -456,4 +457,120 @@ fn analytic_erlang_b_matches_the_formula() {
         r.analytic.erlang_b_failure_ratio
     );
     assert!((r.analytic.max_rate_per_pool - 50.0 / 2.5).abs() < 1e-9);
+}
+
+#[test]
+fn tw_reuse_is_erlang_b_with_the_delay_in_place_of_time_wait() {
+    // With tw_reuse, client close and ports shared by 4-tuple, a connect()
+    // of the same flow may take a TIME_WAIT entry over `tw_reuse_delay` d
+    // after its close, so a port is lost to its pool for S = hold + min(T, d):
+    // an M/G/c/c loss system of load A = λ·E[S], failure ratio Erlang B(c, A)
+    // whatever the law of S. Here c = 50 ports, exponential hold of mean
+    // 0.5 s, d = 0.5 s, T = 60 s (so E[S] = 1 s, not 60.5 s), λ = 45/s:
+    // B(50, 45) ≈ 5 %, where hold + TIME_WAIT would give A = 2,722 erlangs
+    // and B ≈ 98 %.
+    //
+    // Bound: failures come in bursts (a full pool refuses every attempt
+    // until a port frees), so the binomial standard error √(p(1−p)/n) over
+    // the n attempts of one run understates the noise. Instead each of 30
+    // seeds gives one ratio after a warm-up W = 50 s; the 30 ratios are
+    // i.i.d., and their mean is within 5 standard errors of its expectation
+    // except with probability < 1e-4 (Student t, 29 degrees of freedom),
+    // plus the warm-up bias bound of `erlang_b_failure_ratio_for_exhaustive_allocators`,
+    // ε = E[S³]/(3·E[S]·W²), for S = d + Exp(0.5 s).
+    let (c, lambda, warm_s) = (50u32, 45.0, 50.0);
+    let sv = service("exponential", 0.5);
+    let a = lambda * sv.m1;
+    let b = erlang_b(u64::from(c), a);
+    assert!((0.02..0.1).contains(&b), "B(50, 45) = {b}");
+    let eps = sv.m3 / (3.0 * sv.m1 * warm_s * warm_s);
+    let bias = b - erlang_b(u64::from(c), a * (1.0 - eps));
+    let toml = |allocator: &str, seed: u64| {
+        format!(
+            "name = \"tw-reuse\"\nseed = {seed}\nduration = \"2000s\"\n[output]\nbin = \"1s\"\n\
+             [host]\nallocator = \"{allocator}\"\nport_range = \"50000-{}\"\ntime_wait = \"60s\"\n\
+             tw_reuse = true\ntw_reuse_delay = \"500ms\"\n\
+             [[destinations]]\naddress = \"10.0.0.5:80\"\n\
+             [traffic]\nrate = {lambda}\nhold = {}\nclose = \"client\"\n",
+            50000 + c - 1,
+            sv.hold
+        )
+    };
+    for (i, allocator) in (0u64..).zip(["rfc6056-1", "rfc6056-3"]) {
+        let ratios: Vec<f64> = (50_000 + 1000 * i..50_030 + 1000 * i)
+            .map(|seed| {
+                let r = util::run(&toml(allocator, seed));
+                invariants(&r);
+                assert!(r.time_wait_reused > 0, "tw_reuse took nothing over");
+                let an = &r.analytic;
+                assert!(an.erlang_b_applies && an.tw_reuse_applies, "{an:?}");
+                assert!((an.offered_load - a).abs() < 1e-9 * a, "{an:?}");
+                assert!((an.erlang_b_failure_ratio - b).abs() <= 1e-12, "{an:?}");
+                assert!((an.max_rate_per_pool - 50.0 / sv.m1).abs() < 1e-9, "{an:?}");
+                // Little's figure keeps the whole TIME_WAIT (entries stay
+                // in use until taken over or expired).
+                assert!(
+                    (an.little_mean_in_use - lambda * 60.5).abs() < 1e-6,
+                    "{an:?}"
+                );
+                ratio_after(&r, warm_s)
+            })
+            .collect();
+        let (m, se) = mean_se(&ratios);
+        assert!(
+            (m - b).abs() <= 5.0 * se + bias,
+            "{allocator}: simulated {m:.5} ± {se:.5}, Erlang B with hold + tw_reuse_delay {b:.5} (bias bound {bias:.2e})"
+        );
+    }
+}
+
+#[test]
+fn tw_reuse_changes_the_closed_form_only_where_the_engine_applies_it() {
+    // The engine applies tw_reuse only to connect() sharing ports by
+    // 4-tuple, after a client close, with a delay shorter than TIME_WAIT.
+    // Elsewhere the service time stays hold + TIME_WAIT (or hold alone
+    // without TIME_WAIT): 20/s × (1 s + 1.5 s) = 50 erlangs on 50 ports.
+    let base = "name = \"a\"\nduration = \"10s\"\n[host]\nport_range = \"50000-50049\"\n\
+                time_wait = \"1500ms\"\ntw_reuse = true\ntw_reuse_delay = \"500ms\"\n{host}\n\
+                [[destinations]]\naddress = \"10.0.0.5:80\"\n[traffic]\nrate = 20\nhold = \"1s\"\n{traffic}\n";
+    let run = |host: &str, traffic: &str| {
+        util::run(&base.replace("{host}", host).replace("{traffic}", traffic)).analytic
+    };
+    // Applies: 20 × (1 s + 0.5 s) = 30 erlangs; ceiling 50 / 1.5 s.
+    let a = run("", "");
+    assert!(a.tw_reuse_applies && a.erlang_b_applies, "{a:?}");
+    assert!((a.offered_load - 30.0).abs() < 1e-9, "{a:?}");
+    assert!((a.max_rate_per_pool - 50.0 / 1.5).abs() < 1e-9, "{a:?}");
+    assert!((a.erlang_b_failure_ratio - erlang_b(50, 30.0)).abs() <= 1e-12);
+    for (host, traffic, load, why) in [
+        (
+            "os = \"macos\"",
+            "",
+            50.0,
+            "macOS: ports not shared by 4-tuple",
+        ),
+        ("", "bind = \"bind\"", 50.0, "bind(): exclusive ports"),
+        (
+            "",
+            "close = \"server\"",
+            20.0,
+            "server close: no TIME_WAIT here",
+        ),
+        ("", "close = \"reset\"", 20.0, "reset: no TIME_WAIT"),
+    ] {
+        let a = run(host, traffic);
+        assert!(!a.tw_reuse_applies, "{why}: {a:?}");
+        assert!((a.offered_load - load).abs() < 1e-9, "{why}: {a:?}");
+        assert!((a.erlang_b_failure_ratio - erlang_b(50, load)).abs() <= 1e-12);
+    }
+    // A delay at least as long as TIME_WAIT: entries expire first.
+    let late = util::run(
+        &base
+            .replace("tw_reuse_delay = \"500ms\"", "tw_reuse_delay = \"1500ms\"")
+            .replace("{host}", "")
+            .replace("{traffic}", ""),
+    )
+    .analytic;
+    assert!(!late.tw_reuse_applies, "{late:?}");
+    assert!((late.offered_load - 50.0).abs() < 1e-9, "{late:?}");
 }
