@@ -33,6 +33,7 @@ mod hardening;
 mod kernel;
 mod kernel_driver;
 mod layers;
+mod pools;
 mod sweep;
 mod sweep_hardening;
 mod theory;
