@@ -119,6 +119,14 @@ pub struct Report {
     /// What computing `fixes` cost; `None` when they were not computed
     /// (`--no-fixes`, or the library's plain [`crate::run`]).
     pub fixes_cost: Option<FixesCost>,
+    /// Per pool (what competes for the same ports: each source address and
+    /// destination with 4-tuple sharing, each source address with exclusive
+    /// ports), busiest first (highest peak share of its size, then highest
+    /// mean), at most [`MAX_POOLS_LISTED`]; none when there are more than
+    /// [`crate::sim::pools::MAX_POOL_STATS`].
+    pub pools: Vec<PoolReport>,
+    /// How many pools there are, listed or not (`analytic.pools`).
+    pub pools_total: u64,
     /// `simulated_s` in nanoseconds, as the engine counted it.
     #[serde(skip)]
     pub simulated_ns: u64,
@@ -137,6 +145,29 @@ pub struct Report {
     /// default and the OS's differs (Linux: 32768-60999), for the summary.
     #[serde(skip)]
     pub native_range_hint: Option<(u16, u16)>,
+    /// Per destination (in scenario order), the peak of its busiest pool,
+    /// for charts; empty when pools are per address or were not kept.
+    #[serde(skip)]
+    pub destination_pool_peaks: Vec<u32>,
+}
+
+/// Pools listed in `report.json`, busiest first.
+pub const MAX_POOLS_LISTED: usize = 20;
+
+/// One pool's figures.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct PoolReport {
+    /// The destination address (one source address in use), the source
+    /// address (exclusive ports), or "SOURCE → DESTINATION".
+    pub label: String,
+    /// Ports the pool can hand out (range less reserved ports).
+    pub size: u32,
+    /// Most ports (4-tuples) the pool held at once.
+    pub peak_in_use: u32,
+    /// Time-averaged ports (4-tuples) held.
+    pub mean_in_use: f64,
+    pub attempts: u64,
+    pub failures: u64,
 }
 
 /// The worst failure ratio over any 1 s, 10 s and 60 s window (windows
@@ -242,6 +273,8 @@ pub struct Ports {
     pub peak_open_connections: u32,
     pub open_at_end: u32,
     pub time_wait_at_end: u32,
+    /// Label of the busiest pool (`pools[0]`), when per-pool figures were kept.
+    pub busiest_pool: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -303,6 +336,50 @@ pub struct DestinationReport {
     pub attempts: u64,
     pub established: u64,
     pub failures: u64,
+}
+
+/// The busiest pools of a run, labelled, and each destination's busiest
+/// pool's peak (when pools are per destination).
+fn pool_reports(sc: &Scenario, o: &Outcome) -> (Vec<PoolReport>, Vec<u32>) {
+    let size = sc.host.usable_ports();
+    let one_source = sc.source_addresses() == 1;
+    let address = |a: u32| sc.host.addresses.get(a as usize).map_or("", String::as_str);
+    let mut peaks = Vec::new();
+    let mut all: Vec<PoolReport> = o
+        .pools
+        .iter()
+        .map(|p| {
+            let label = match p.dest.and_then(|d| sc.destinations.get(d as usize)) {
+                None => address(p.addr).to_string(),
+                Some(d) if one_source => d.address.clone(),
+                Some(d) => format!("{} → {}", address(p.addr), d.address),
+            };
+            if let Some(d) = p.dest {
+                let d = d as usize;
+                if peaks.len() <= d {
+                    peaks.resize(d + 1, 0);
+                }
+                peaks[d] = peaks[d].max(p.peak_in_use);
+            }
+            PoolReport {
+                label,
+                size,
+                peak_in_use: p.peak_in_use,
+                mean_in_use: p.mean_in_use,
+                attempts: p.attempts,
+                failures: p.failures,
+            }
+        })
+        .collect();
+    // Stable: pools that tie keep their order (address, then destination).
+    all.sort_by(|a, b| {
+        let share = |p: &PoolReport| f64::from(p.peak_in_use) / f64::from(p.size.max(1));
+        share(b)
+            .total_cmp(&share(a))
+            .then(b.mean_in_use.total_cmp(&a.mean_in_use))
+    });
+    all.truncate(MAX_POOLS_LISTED);
+    (all, peaks)
 }
 
 impl Report {
@@ -368,6 +445,7 @@ impl Report {
                 failures: s.failures,
             })
             .collect();
+        let (pools, destination_pool_peaks) = pool_reports(sc, &o);
         Report {
             schema_version: SCHEMA_VERSION,
             portsim_version: env!("CARGO_PKG_VERSION"),
@@ -416,6 +494,7 @@ impl Report {
                 peak_open_connections: o.peak_open,
                 open_at_end: o.open_at_end,
                 time_wait_at_end: o.time_wait_at_end,
+                busiest_pool: pools.first().map(|p| p.label.clone()),
             },
             reuse_interval_s: reuse,
             analytic: analytic::analytic(sc, horizon),
@@ -426,6 +505,9 @@ impl Report {
             destinations,
             fixes: Vec::new(),
             fixes_cost: None,
+            pools,
+            pools_total: o.pools_total,
+            destination_pool_peaks,
             simulated_ns: o.simulated_ns,
             bin_ns: o.bin_ns,
             bins: o.bins,

@@ -6,7 +6,7 @@
 
 use std::fmt::Write as _;
 
-use super::{close_name, Fix, Report};
+use super::{close_name, Fix, PoolReport, Report};
 use crate::scenario::{BindMode, Close};
 
 pub use crate::util::thousands;
@@ -80,6 +80,57 @@ pub fn pool_size(r: &Report) -> u64 {
     u64::from(r.ports.usable) * u64::from(addresses_used(r))
 }
 
+/// The pool nearest to running out, when the run has several and kept
+/// their figures.
+pub fn busiest_pool(r: &Report) -> Option<&PoolReport> {
+    r.pools.first().filter(|_| r.pools_total > 1)
+}
+
+/// A pool's peak as a share of its size.
+fn pool_share(p: &PoolReport) -> f64 {
+    f64::from(p.peak_in_use) / f64::from(p.size.max(1))
+}
+
+/// The `pools` line: the busiest pool against its size and its headroom,
+/// and how many pools there are (only when there are several).
+pub fn pools_line(r: &Report) -> Option<String> {
+    if r.pools_total <= 1 {
+        return None;
+    }
+    let count = format!(
+        "{} pool{}",
+        thousands(r.pools_total),
+        if r.pools_total == 1 { "" } else { "s" }
+    );
+    Some(match busiest_pool(r) {
+        Some(p) => {
+            let headroom = p.size.saturating_sub(p.peak_in_use);
+            format!(
+                "busiest {}: peak {} of {} ({}), mean {}; {}; {count}",
+                p.label,
+                thousands(u64::from(p.peak_in_use)),
+                thousands(u64::from(p.size)),
+                percent(pool_share(p)),
+                amount(p.mean_in_use),
+                if headroom == 0 {
+                    "no headroom".to_string()
+                } else {
+                    format!(
+                        "{} port{} of headroom",
+                        thousands(u64::from(headroom)),
+                        if headroom == 1 { "" } else { "s" }
+                    )
+                }
+            )
+        }
+        None => format!(
+            "{count} of {} ports; per-pool figures are kept for at most {}",
+            thousands(u64::from(r.ports.usable)),
+            thousands(crate::sim::pools::MAX_POOL_STATS as u64)
+        ),
+    })
+}
+
 /// The one-sentence answer.
 pub fn headline(r: &Report) -> String {
     match &r.first_failure {
@@ -102,25 +153,32 @@ pub fn headline(r: &Report) -> String {
                 percent(r.failure_ratio)
             )
         }
-        None => {
-            let capacity = pool_size(r);
-            let per_pool = r.analytic.pools > 1;
-            format!(
-                "No port ran out in {}: at most {} ports were held at once{}, {} of {}{}.",
+        // Several pools: the one nearest to running out is the answer.
+        None if r.pools_total > 1 => match busiest_pool(r) {
+            Some(p) => format!(
+                "No port ran out in {}: the busiest pool, {}, peaked at {} of {} ({}).",
+                human_s(r.simulated_s),
+                p.label,
+                thousands(u64::from(p.peak_in_use)),
+                thousands(u64::from(p.size)),
+                percent(pool_share(p))
+            ),
+            None => format!(
+                "No port ran out in {}: at most {} (address, port) pairs were held at once, over {} pools of {} ports each.",
                 human_s(r.simulated_s),
                 thousands(u64::from(r.ports.peak_in_use)),
-                if per_pool {
-                    " across all destinations"
-                } else {
-                    ""
-                },
+                thousands(r.pools_total),
+                thousands(u64::from(r.ports.usable))
+            ),
+        },
+        None => {
+            let capacity = pool_size(r);
+            format!(
+                "No port ran out in {}: at most {} ports were held at once, {} of {}.",
+                human_s(r.simulated_s),
+                thousands(u64::from(r.ports.peak_in_use)),
                 percent(f64::from(r.ports.peak_in_use) / capacity.max(1) as f64),
                 thousands(capacity),
-                if per_pool {
-                    " (each destination has its own pool)"
-                } else {
-                    ""
-                }
             )
         }
     }
@@ -311,6 +369,9 @@ pub fn render(r: &Report) -> String {
         amount(r.ports.mean_in_use),
         thousands(u64::from(r.ports.distinct_used))
     );
+    if let Some(line) = pools_line(r) {
+        let _ = writeln!(s, "  pools           {line}");
+    }
     if let Some(line) = server_time_wait(r) {
         let _ = writeln!(s, "  TIME_WAIT       {line}");
     } else {

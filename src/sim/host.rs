@@ -24,6 +24,7 @@
 use std::collections::VecDeque;
 
 use super::layer::{Ctx, Due, Path, Phase, PortLayer, Refused, Site};
+use super::pools::{PoolFigures, PoolTallies, Whole};
 use super::record::{IN_USE, TIME_WAIT};
 use super::traffic::{self, stream, Chooser, Stream};
 use super::Observer;
@@ -44,6 +45,8 @@ pub struct HostConn {
     /// The flow's slot in the port space (stable while the connection or its
     /// TIME_WAIT entry lives).
     flow: u32,
+    /// The pool it counts against ([`PoolTallies::index`]).
+    pool: u32,
     bind: bool,
     /// A TIME_WAIT entry taken over by `tcp_tw_reuse`.
     dead: bool,
@@ -150,6 +153,8 @@ pub struct HostLayer<P: Ports> {
     tw_skipped: u64,
     /// With `close = "server"`: what the server's TIME_WAIT would meet.
     server_tw: Option<ServerTimeWait>,
+    /// Per-pool occupancy, attempts and failures.
+    pools: PoolTallies,
 }
 
 impl<P: Ports> HostLayer<P> {
@@ -192,7 +197,25 @@ impl<P: Ports> HostLayer<P> {
             tw_reused: 0,
             tw_skipped: 0,
             server_tw: (sc.traffic.close == Close::Server).then(|| ServerTimeWait::new(sc)),
+            pools: PoolTallies::new(
+                sc.source_addresses(),
+                sc.destinations.len() as u64,
+                sharing == Sharing::Exclusive,
+            ),
         }
+    }
+
+    /// How many pools the host allocates from, whether or not their
+    /// figures are kept.
+    pub fn pools_total(&self) -> u64 {
+        self.pools.total()
+    }
+
+    /// Every pool's figures at the end of the run, `end` (none when there
+    /// are more than [`super::pools::MAX_POOL_STATS`]); `whole` is the
+    /// run's, which a single pool's are.
+    pub fn into_pool_figures(self, end: u64, whole: Whole) -> Vec<PoolFigures> {
+        self.pools.finish(end, whole)
     }
 
     /// The port number of port index `idx`.
@@ -258,7 +281,7 @@ impl<P: Ports> HostLayer<P> {
         self.tw_reused += 1;
     }
 
-    #[inline]
+    #[inline(always)]
     fn release<O: Observer>(&mut self, t: u64, c: HostConn, cx: &mut Ctx<'_, O>) {
         let freed = self.ports.release(Release {
             addr: c.addr,
@@ -267,13 +290,14 @@ impl<P: Ports> HostLayer<P> {
             bind: c.bind,
             now: t,
         });
+        self.pools.down(c.pool, t);
         if freed {
             cx.rec.down(IN_USE, t);
             cx.obs.on_port_free_at(self.site, t, c.addr, c.port);
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn expire_time_wait<O: Observer>(&mut self, t: u64, cx: &mut Ctx<'_, O>) {
         let e = self.tw.pop_front().expect("peeked");
         self.tw_base += 1;
@@ -326,17 +350,20 @@ impl<P: Ports> PortLayer for HostLayer<P> {
             now_ns: t,
             bind,
         };
+        let pool = self.pools.index(addr, dest);
         let slot = self.ports.flow(key);
         let picked = {
             let c = self.ports.candidates(addr, slot, self.sharing);
             self.alloc.pick(&req, &c)
         };
         let Some(port) = picked else {
+            self.pools.refuse(pool);
             return Err(Refused { site: self.site });
         };
         let flow = match slot {
             Some(f) if self.use_reuse && self.ports.is_reusable_tw(f, port) => {
                 self.take_over_time_wait(t, f, port, cx);
+                self.pools.reopen(pool);
                 f
             }
             _ => {
@@ -351,6 +378,7 @@ impl<P: Ports> PortLayer for HostLayer<P> {
                 if let Some(iv) = o.interval {
                     cx.rec.reuse_interval(iv);
                 }
+                self.pools.up(pool, t);
                 if o.newly_busy {
                     cx.rec.up(IN_USE, t);
                     cx.obs.on_port_busy_at(self.site, t, addr, port);
@@ -363,6 +391,7 @@ impl<P: Ports> PortLayer for HostLayer<P> {
             addr,
             dest,
             flow,
+            pool,
             bind,
             dead: false,
         };
@@ -394,8 +423,10 @@ impl<P: Ports> PortLayer for HostLayer<P> {
         self.release(t, c, cx);
     }
 
-    /// The connection never got through: its socket goes without TIME_WAIT.
+    /// The connection never got through: its socket goes without TIME_WAIT,
+    /// and the attempt counts as failed in its pool.
     fn abort<O: Observer>(&mut self, t: u64, c: HostConn, cx: &mut Ctx<'_, O>) {
+        self.pools.abort(c.pool);
         self.release(t, c, cx);
     }
 

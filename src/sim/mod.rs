@@ -32,6 +32,7 @@ pub mod bursts;
 mod closes;
 pub mod host;
 pub mod layer;
+pub mod pools;
 pub mod queue;
 pub mod record;
 pub mod traffic;
@@ -240,6 +241,11 @@ pub struct Outcome {
     pub bins: Vec<Bin>,
     pub bin_ns: u64,
     pub per_destination: Vec<DestStats>,
+    /// Per pool (see [`pools`]), in index order: empty when there are more
+    /// than [`pools::MAX_POOL_STATS`].
+    pub pools: Vec<pools::PoolFigures>,
+    /// How many pools the host allocated from, kept or not.
+    pub pools_total: u64,
 }
 
 /// An open connection: what each layer keeps for it.
@@ -285,7 +291,6 @@ struct Engine<'a, O: Observer, P: Ports, N: PortLayer> {
 #[derive(Default)]
 struct Counters {
     attempts: u64,
-    established: u64,
     failures: u64,
     first_failure: Option<(u64, u64)>,
     retries: u64,
@@ -496,13 +501,10 @@ impl<O: Observer, P: Ports, N: PortLayer> Engine<'_, O, P, N> {
             }
         };
         self.closes.open(t, slot);
-        self.out.established += 1;
+        // Established counts (run, bin, destination) are attempts less
+        // failures, worked out at the end rather than tallied here.
         self.bursts.success(t);
         self.rec.up(OPEN, t);
-        self.rec.bin(t).established += 1;
-        if let Some(d) = self.per_dest.get_mut(dest as usize) {
-            d.established += 1;
-        }
         let p = self.host.port_number(host.port);
         self.obs.on_connect(t, p, dest);
     }
@@ -543,27 +545,43 @@ impl<O: Observer, P: Ports, N: PortLayer> Engine<'_, O, P, N> {
         self.beyond.close(t, c.beyond, &mut cx);
     }
 
-    fn finish(self, end: u64) -> Outcome {
+    fn finish(mut self, end: u64) -> Outcome {
         self.obs.on_end(end);
+        // Every attempt either established or failed.
+        for d in &mut self.per_dest {
+            d.established = d.attempts - d.failures;
+        }
         let span = end.max(1) as f64;
         let open_at_end = (self.conns.len() - self.free_conns.len()) as u32;
         let time_wait_at_end = self.rec.level(TIME_WAIT);
         let distinct_used = self.host.distinct_used();
+        let (tw_reused, tw_skipped) = (self.host.tw_reused(), self.host.tw_skipped());
+        let server_time_wait_reuses = self.host.server_time_wait_reuses();
+        let pools_total = self.host.pools_total();
         let r = self.rec.finish(end);
+        let pools = self.host.into_pool_figures(
+            end,
+            pools::Whole {
+                peak_in_use: r.peak[IN_USE],
+                mean_in_use: r.area[IN_USE] / span,
+                attempts: self.out.attempts,
+                failures: self.out.failures,
+            },
+        );
         Outcome {
             bursts: self
                 .bursts
                 .finish(end, self.out.attempts, self.out.failures),
             simulated_ns: end,
             attempts: self.out.attempts,
-            established: self.out.established,
+            established: self.out.attempts - self.out.failures,
             failures: self.out.failures,
             first_failure: self.out.first_failure,
             retries: self.out.retries,
             abandoned: self.out.abandoned,
-            tw_reused: self.host.tw_reused(),
-            tw_skipped: self.host.tw_skipped(),
-            server_time_wait_reuses: self.host.server_time_wait_reuses(),
+            tw_reused,
+            tw_skipped,
+            server_time_wait_reuses,
             distinct_used,
             peak_in_use: r.peak[IN_USE],
             mean_in_use: r.area[IN_USE] / span,
@@ -576,6 +594,8 @@ impl<O: Observer, P: Ports, N: PortLayer> Engine<'_, O, P, N> {
             bins: r.bins,
             reuse: r.reuse,
             per_destination: self.per_dest,
+            pools,
+            pools_total,
         }
     }
 }
@@ -589,7 +609,7 @@ mod tests {
     /// Every figure of an outcome, as text, so two runs compare in one assert.
     fn figures(o: &Outcome) -> String {
         let mut s = format!(
-            "{:?} {} {} {} {} {:?} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {:?} {:?}",
+            "{:?} {} {} {} {} {:?} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {:?} {:?} {:?} {}",
             o.bursts,
             o.simulated_ns,
             o.attempts,
@@ -612,6 +632,8 @@ mod tests {
             o.bins.len(),
             o.bins,
             o.per_destination,
+            o.pools,
+            o.pools_total,
         );
         for v in o.reuse.iter_recorded() {
             write!(s, " {}:{}", v.value_iterated_to(), v.count_at_value()).unwrap();
@@ -818,6 +840,32 @@ mod tests {
         assert!(obs.failed_at.iter().all(|s| *s == Site::HOST0));
         assert_eq!(o.failures as usize, obs.failed_at.len());
         assert!(o.failures > 0);
+    }
+
+    /// A refusal beyond the host counts as a failure of the host pool the
+    /// attempt took its port from, and the port goes back to that pool.
+    #[test]
+    fn a_refusal_beyond_the_host_fails_in_its_pool() {
+        let sc = load(
+            "name = 't'\nduration = '9990ms'\n[host]\nport_range = '40000-40099'\n\
+             [[destinations]]\naddress = '10.0.0.1:80'\ncount = 2\n\
+             [traffic]\npick = 'round-robin'\narrivals = 'constant'\nrate = 20\nhold = '1s'\n",
+        );
+        let ports = PortSpace::new(100, 1, []);
+        let host = HostLayer::new(&sc, Site::HOST0, ports);
+        let o = run_with(&sc, &mut Quiet, host, Refuse(Site { layer: 1, host: 0 }));
+        assert_eq!(o.attempts, 199);
+        assert_eq!(o.pools_total, 2);
+        let counts: Vec<_> = o
+            .pools
+            .iter()
+            .map(|p| (p.dest, p.attempts, p.failures, p.peak_in_use, p.mean_in_use))
+            .collect();
+        // Each port is held for no time at all.
+        assert_eq!(
+            counts,
+            vec![(Some(0), 100, 100, 1, 0.0), (Some(1), 99, 99, 1, 0.0)]
+        );
     }
 
     /// What happened, in order: (time, 0 TIME_WAIT end / 1 tick of the

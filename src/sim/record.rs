@@ -55,8 +55,8 @@ pub struct Tally {
     off: [i128; 3],
     pub in_use_peak: u32,
     pub attempts: u64,
+    /// Established attempts are the others: worked out in `finish`.
     pub failures: u64,
-    pub established: u64,
 }
 
 impl Tally {
@@ -70,7 +70,6 @@ impl Tally {
         self.in_use_peak = self.in_use_peak.max(b.in_use_peak);
         self.attempts += b.attempts;
         self.failures += b.failures;
-        self.established += b.established;
     }
 }
 
@@ -240,7 +239,8 @@ impl Recorder {
                 in_use_peak: t.in_use_peak,
                 attempts: t.attempts,
                 failures: t.failures,
-                established: t.established,
+                // An attempt and its failure fall in the same bin.
+                established: t.attempts - t.failures,
             });
         }
         Recorded {

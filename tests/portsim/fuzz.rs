@@ -960,6 +960,7 @@ const NULLABLE: &[&str] = &[
     "scenario.duration_s",
     "scenario.max_connections",
     "fixes_cost",
+    "ports.busiest_pool",
     "fixes[].first_failure",
 ];
 
