@@ -825,3 +825,32 @@ fn a_sweep_table_supplies_the_defaults() {
         );
     }
 }
+
+#[test]
+fn capacity_names_the_unit_of_what_it_searched() {
+    // 1,000 ports at 15/s: nothing fails while 15 × (1 s + TIME_WAIT) stays
+    // well below 1,000, so the longest TIME_WAIT is about a minute, in seconds.
+    let tmp = tempfile::tempdir().unwrap();
+    let f = small_file(tmp.path());
+    let s = ok(&[
+        "capacity".as_ref(),
+        f.as_os_str(),
+        "--vary".as_ref(),
+        "host.time_wait=10s..120s".as_ref(),
+        "--seeds".as_ref(),
+        "2".as_ref(),
+        "--quiet".as_ref(),
+    ]);
+    let first = s.lines().next().unwrap();
+    assert!(
+        first.starts_with("host.time_wait: the largest value with"),
+        "{s}"
+    );
+    // "is 58.3 s; 95 % interval 55.0–61.6 s": the value and both ends.
+    assert_eq!(
+        first.matches(" s;").count() + first.matches(" s ").count(),
+        2,
+        "{first}"
+    );
+    assert!(!first.contains("conn/s"), "{first}");
+}

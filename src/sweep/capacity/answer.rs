@@ -74,7 +74,17 @@ impl Capacity {
     /// The one-sentence answer; when interrupted, what was established.
     pub fn sentence(&self) -> String {
         let rate = self.key == "traffic.rate";
-        let unit = if rate { " conn/s" } else { "" };
+        // Durations are searched in seconds: their probes are written "74.6s".
+        let duration = self.probes.iter().any(|p| {
+            crate::scenario::spec::quantity(&p.value).is_some_and(|(_, is_duration)| is_duration)
+        });
+        let unit = if rate {
+            " conn/s"
+        } else if duration {
+            " s"
+        } else {
+            ""
+        };
         let mut s = match (self.value, self.interval, self.direction) {
             (Some(value), Some(interval), Some(direction)) => {
                 self.estimate_sentence(value, interval, direction, unit)
