@@ -416,16 +416,19 @@ pub fn render(r: &Report) -> String {
     let a = &r.analytic;
     let _ = writeln!(
         s,
-        "  analytic        offered load {} erlangs over {} pool{} of {} ports; Erlang B failure ratio {}; ports ÷ (hold + {}) = {} conn/s per pool",
+        "  analytic        offered load {} erlangs over {} pool{} of {} ports; Erlang B failure ratio {}; ports ÷ {} = {} conn/s per pool",
         amount(a.offered_load),
         thousands(a.pools),
         if a.pools == 1 { "" } else { "s" },
         thousands(u64::from(a.ports_per_pool)),
         percent(a.erlang_b_failure_ratio),
         if a.tw_reuse_applies {
-            "tw_reuse_delay"
+            "(hold + tw_reuse_delay)"
+        } else if sc.close == Close::Client && sc.time_wait_s > 0.0 {
+            "(hold + TIME_WAIT)"
         } else {
-            "TIME_WAIT"
+            // No TIME_WAIT on this side: a port is lost only while held.
+            "hold"
         },
         amount(a.max_rate_per_pool)
     );

@@ -142,3 +142,34 @@ fn server_close_reports_reuses_inside_the_servers_time_wait() {
         "{s}"
     );
 }
+
+#[test]
+fn the_ceiling_names_what_holds_a_port() {
+    let base = r#"
+name = "ceiling"
+seed = 1
+duration = "10s"
+[host]
+os = "linux"
+port_range = "60000-60999"
+[[destinations]]
+address = "10.0.0.9:80"
+[traffic]
+rate = 10
+hold = "1s"
+"#;
+    let line = |close: &str| {
+        let r = crate::util::run(&format!("{base}close = \"{close}\"\n"));
+        let s = portsim::report::summary::render(&r);
+        s.lines()
+            .find(|l| l.trim_start().starts_with("analytic"))
+            .unwrap()
+            .to_string()
+    };
+    // 1,000 ports ÷ 61 s with client close; ÷ 1 s where no TIME_WAIT stays here.
+    assert!(line("client").ends_with("ports ÷ (hold + TIME_WAIT) = 16.4 conn/s per pool"));
+    for close in ["server", "reset"] {
+        let l = line(close);
+        assert!(l.ends_with("ports ÷ hold = 1,000 conn/s per pool"), "{l}");
+    }
+}
