@@ -9,6 +9,7 @@
 
 mod builder;
 mod load;
+pub mod nat;
 mod raw;
 pub mod spec;
 mod validate;
@@ -48,6 +49,11 @@ pub struct Scenario {
     pub bin_ns: Option<u64>,
     /// The `[sweep]` table: defaults for `sweep` and `capacity`.
     pub sweep: SweepDefaults,
+    /// `[[nat]]` tables, in file order.
+    pub nats: Vec<nat::Nat>,
+    /// The first NAT the host's connections cross (`host.via`, an index into
+    /// `nats`); `None`: straight to the destinations.
+    pub via: Option<usize>,
 }
 
 /// `[sweep]`: what `portsim sweep` and `portsim capacity` do on this

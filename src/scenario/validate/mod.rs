@@ -182,6 +182,8 @@ pub(super) fn validate(raw: RawScenario) -> R<Scenario> {
         traffic,
         bin_ns,
         sweep,
+        nats: Vec::new(),
+        via: None,
     })
 }
 
