@@ -127,6 +127,8 @@ pub struct Report {
     pub pools: Vec<PoolReport>,
     /// How many pools there are, listed or not (`analytic.pools`).
     pub pools_total: u64,
+    /// Each NAT along the path (`host.via`), in path order.
+    pub nats: Vec<NatReport>,
     /// `simulated_s` in nanoseconds, as the engine counted it.
     #[serde(skip)]
     pub simulated_ns: u64,
@@ -149,6 +151,43 @@ pub struct Report {
     /// for charts; empty when pools are per address or were not kept.
     #[serde(skip)]
     pub destination_pool_peaks: Vec<u32>,
+}
+
+/// One NAT's figures over the run.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct NatReport {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Outside addresses.
+    pub addresses: u32,
+    /// Outside ports on each address.
+    pub ports_per_address: u32,
+    /// Connections that reached this NAT.
+    pub attempts: u64,
+    /// Connections it dropped, all causes.
+    pub failures: u64,
+    pub failures_by_cause: NatFailures,
+    /// When it first dropped one; `null` if it never did.
+    pub first_failure_s: Option<f64>,
+    /// Most conntrack entries at once (open, and held after close).
+    pub peak_mappings: u64,
+    pub mean_mappings: f64,
+    /// Most outside ports of one address in use at once.
+    pub peak_ports_per_address: u32,
+    /// Mappings that kept the source port they were given.
+    pub ports_preserved: u64,
+    /// Distinct (address, port) pairs ever used.
+    pub distinct_ports: u64,
+}
+
+/// Why a NAT dropped connections.
+#[derive(Debug, Clone, Copy, Serialize, JsonSchema)]
+pub struct NatFailures {
+    /// No free outside port for the destination.
+    pub no_port: u64,
+    /// The conntrack table (`max_entries`) was full.
+    pub table_full: u64,
 }
 
 /// Pools listed in `report.json`, busiest first.
@@ -507,6 +546,31 @@ impl Report {
             fixes_cost: None,
             pools,
             pools_total: o.pools_total,
+            nats: o
+                .nats
+                .iter()
+                .zip(sc.nat_path())
+                .map(|(f, n)| NatReport {
+                    name: n.name.clone(),
+                    kind: match n.kind {
+                        crate::scenario::nat::NatKind::Linux => "linux",
+                    },
+                    addresses: n.addresses.len() as u32,
+                    ports_per_address: n.range_size(),
+                    attempts: f.attempts,
+                    failures: f.failures_no_port + f.failures_table_full,
+                    failures_by_cause: NatFailures {
+                        no_port: f.failures_no_port,
+                        table_full: f.failures_table_full,
+                    },
+                    first_failure_s: f.first_failure_ns.map(secs),
+                    peak_mappings: f.peak_mappings,
+                    mean_mappings: f.mean_mappings,
+                    peak_ports_per_address: f.peak_ports_per_address,
+                    ports_preserved: f.ports_preserved,
+                    distinct_ports: f.distinct_ports,
+                })
+                .collect(),
             destination_pool_peaks,
             simulated_ns: o.simulated_ns,
             bin_ns: o.bin_ns,

@@ -131,6 +131,48 @@ pub fn pools_line(r: &Report) -> Option<String> {
     })
 }
 
+/// Where the first failure happened when a NAT is on the path: ", at the
+/// NAT node (no port left); the host itself never ran out".
+fn nat_first(r: &Report, t: f64) -> String {
+    let Some(n) = r.nats.iter().find(|n| n.first_failure_s == Some(t)) else {
+        return String::new();
+    };
+    let cause = if n.failures_by_cause.no_port > 0 {
+        "no port left"
+    } else {
+        "conntrack table full"
+    };
+    let at_nats: u64 = r.nats.iter().map(|n| n.failures).sum();
+    let host = if at_nats == r.failures {
+        "; the host itself never ran out"
+    } else {
+        ""
+    };
+    format!(", at the NAT {} ({cause}){host}", n.name)
+}
+
+/// One line per NAT: its pool, what it held at most, what it dropped.
+fn nat_lines(r: &Report) -> Vec<String> {
+    r.nats
+        .iter()
+        .map(|n| {
+            format!(
+                "{}: {} address{} × {} ports; peak {} mappings, {} ports of one address; {} dropped (no port {}, table full {}); {} ports preserved",
+                n.name,
+                n.addresses,
+                if n.addresses == 1 { "" } else { "es" },
+                thousands(u64::from(n.ports_per_address)),
+                thousands(n.peak_mappings),
+                thousands(u64::from(n.peak_ports_per_address)),
+                thousands(n.failures),
+                thousands(n.failures_by_cause.no_port),
+                thousands(n.failures_by_cause.table_full),
+                thousands(n.ports_preserved)
+            )
+        })
+        .collect()
+}
+
 /// The one-sentence answer.
 pub fn headline(r: &Report) -> String {
     match &r.first_failure {
@@ -147,8 +189,9 @@ pub fn headline(r: &Report) -> String {
                 .map(|x| format!(" (rate {}/s)", amount(x)))
                 .unwrap_or_default();
             format!(
-                "First failure at {}{rate}, attempt {}; {} of attempts failed{burst}.",
+                "First failure at {}{rate}{}, attempt {}; {} of attempts failed{burst}.",
                 human_s(f.time_s),
+                nat_first(r, f.time_s),
                 thousands(f.attempt),
                 percent(r.failure_ratio)
             )
@@ -371,6 +414,9 @@ pub fn render(r: &Report) -> String {
     );
     if let Some(line) = pools_line(r) {
         let _ = writeln!(s, "  pools           {line}");
+    }
+    for line in nat_lines(r) {
+        let _ = writeln!(s, "  nat             {line}");
     }
     if let Some(line) = server_time_wait(r) {
         let _ = writeln!(s, "  TIME_WAIT       {line}");

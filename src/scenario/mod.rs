@@ -319,6 +319,21 @@ impl Scenario {
         }
     }
 
+    /// The NATs a connection crosses, in order: `host.via`, then each NAT's
+    /// `via` (at most [`nat::MAX_CHAIN`]; the loader refuses cycles).
+    pub fn nat_path(&self) -> Vec<&nat::Nat> {
+        let mut out = Vec::new();
+        let mut next = self.via;
+        while let Some(i) = next {
+            if out.len() == nat::MAX_CHAIN {
+                break;
+            }
+            out.push(&self.nats[i]);
+            next = self.nats[i].via;
+        }
+        out
+    }
+
     /// Time a closed connection's 4-tuple stays in TIME_WAIT on this host.
     pub fn effective_time_wait_ns(&self) -> u64 {
         match self.traffic.close {

@@ -62,6 +62,9 @@ impl Default for ConntrackTimeouts {
 /// bucket count, capped at 262,144).
 pub const DEFAULT_MAX_ENTRIES: u64 = 262_144;
 
+/// At most this many NATs along one path (the loader refuses longer chains).
+pub const MAX_CHAIN: usize = 4;
+
 /// A validated `[[nat]]` table.
 #[derive(Debug, Clone)]
 pub struct Nat {

@@ -137,7 +137,8 @@ pub trait PortLayer {
     fn close<O: Observer>(&mut self, t: u64, held: Self::Held, cx: &mut Ctx<'_, O>);
 
     /// A layer further along refused the attempt this layer opened at `t`:
-    /// let go of what `open` took, with no hold after it.
+    /// let go of what `open` took (a NAT keeps its unreplied entry for its
+    /// SYN_SENT timeout).
     fn abort<O: Observer>(&mut self, t: u64, held: Self::Held, cx: &mut Ctx<'_, O>);
 
     /// The key of the earliest timer of this layer ([`Due::NEVER`]: none).
@@ -145,6 +146,12 @@ pub trait PortLayer {
 
     /// Process, earliest first, every timer whose key is before `until`.
     fn run_due<O: Observer>(&mut self, until: Due, cx: &mut Ctx<'_, O>);
+
+    /// What each NAT of this layer measured, up to `end` (none for a layer
+    /// that is not a NAT).
+    fn nat_figures(&mut self, _end: u64) -> Vec<super::nat::NatFigures> {
+        Vec::new()
+    }
 }
 
 /// The layer between host and destination when nothing translates: it takes

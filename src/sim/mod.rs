@@ -32,6 +32,7 @@ pub mod bursts;
 mod closes;
 pub mod host;
 pub mod layer;
+pub mod nat;
 pub mod pools;
 pub mod queue;
 pub mod record;
@@ -241,6 +242,8 @@ pub struct Outcome {
     pub bins: Vec<Bin>,
     pub bin_ns: u64,
     pub per_destination: Vec<DestStats>,
+    /// Each NAT along the path, in order (empty without `host.via`).
+    pub nats: Vec<nat::NatFigures>,
     /// Per pool (see [`pools`]), in index order: empty when there are more
     /// than [`pools::MAX_POOL_STATS`].
     pub pools: Vec<pools::PoolFigures>,
@@ -318,10 +321,18 @@ pub fn simulate_with<O: Observer>(sc: &Scenario, obs: &mut O, model: PortModel) 
     let (sharing, use_reuse) = port_rules(sc);
     if model == PortModel::Auto && AddressPools::fits(sc.destinations.len(), sharing, use_reuse) {
         let ports = AddressPools::new(h.range_size(), h.addresses.len() as u32, reserved);
-        return run_with(sc, obs, HostLayer::new(sc, Site::HOST0, ports), Direct);
+        let host = HostLayer::new(sc, Site::HOST0, ports);
+        return match sc.via {
+            Some(_) => run_with(sc, obs, host, nat::NatChain::new(sc)),
+            None => run_with(sc, obs, host, Direct),
+        };
     }
     let ports = PortSpace::new(h.range_size(), h.addresses.len() as u32, reserved);
-    run_with(sc, obs, HostLayer::new(sc, Site::HOST0, ports), Direct)
+    let host = HostLayer::new(sc, Site::HOST0, ports);
+    match sc.via {
+        Some(_) => run_with(sc, obs, host, nat::NatChain::new(sc)),
+        None => run_with(sc, obs, host, Direct),
+    }
 }
 
 fn run_with<O: Observer, P: Ports, N: PortLayer>(
@@ -557,6 +568,7 @@ impl<O: Observer, P: Ports, N: PortLayer> Engine<'_, O, P, N> {
         let distinct_used = self.host.distinct_used();
         let (tw_reused, tw_skipped) = (self.host.tw_reused(), self.host.tw_skipped());
         let server_time_wait_reuses = self.host.server_time_wait_reuses();
+        let nats = self.beyond.nat_figures(end);
         let pools_total = self.host.pools_total();
         let r = self.rec.finish(end);
         let pools = self.host.into_pool_figures(
@@ -593,6 +605,7 @@ impl<O: Observer, P: Ports, N: PortLayer> Engine<'_, O, P, N> {
             bin_ns: r.bin_ns,
             bins: r.bins,
             reuse: r.reuse,
+            nats,
             per_destination: self.per_dest,
             pools,
             pools_total,

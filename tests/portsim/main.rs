@@ -45,6 +45,7 @@ mod help;
 mod kernel;
 mod kernel_driver;
 mod layers;
+mod nat;
 mod pools;
 mod schema;
 mod series_and_hints;

@@ -1,0 +1,467 @@
+//! NAT devices as port layers: Linux netfilter SNAT / MASQUERADE with
+//! nf_conntrack ([`LinuxNat`]), and [`NatChain`], the NATs a connection
+//! crosses in turn (pod → node → cloud).
+//!
+//! A Linux NAT follows `get_unique_tuple` in `net/netfilter/nf_nat_core.c`:
+//! 1. unless `random`/`random-fully`, reuse the mapping of a live entry with
+//!    the same original source (`find_appropriate_src`) if its reply tuple
+//!    is free for this destination;
+//! 2. pick the outside address by a fixed hash of the source (and of the
+//!    destination unless `persistent`), as `find_best_ips_proto` does;
+//! 3. unless random, keep the source port when it is in the NAT's range and
+//!    its reply tuple is free;
+//! 4. else `nf_nat_l4proto_unique_tuple`: a random 16-bit offset, up to
+//!    min(range, 128) candidates in a row; if all are taken, half as many
+//!    from a new random offset, until a round has fewer than 16 (or covered
+//!    the whole range): then the SYN is dropped.
+//!
+//! "Taken" is per reply tuple (outside address, outside port, destination):
+//! one outside port serves any number of destinations at once. A mapping
+//! lives in the conntrack table until its timer after close ends:
+//! `time_wait` after a FIN close (whichever side sent it first), `close`
+//! after a reset, `syn_sent` for a SYN a later NAT dropped. A full table
+//! (`max_entries`) drops new connections. The hash of step 2 is a fixed
+//! function of the source and destination, as in the kernel, but not the
+//! kernel's jhash: which address a flow gets differs from a real box, how
+//! the flows spread does not.
+
+use std::collections::VecDeque;
+
+use rand::RngExt;
+use rand_chacha::ChaCha8Rng;
+
+use super::layer::{Ctx, Due, Path, Phase, PortLayer, Refused, Site};
+use super::traffic::{rng, stream, Stream};
+use super::Observer;
+use crate::ports::fastmap::FastMap;
+use crate::scenario::nat::{Nat, NatMode};
+use crate::scenario::{Close, Scenario};
+
+/// Most candidates one round of `nf_nat_l4proto_unique_tuple` probes.
+const MAX_ATTEMPTS: u32 = 128;
+/// A round with fewer candidates than this is the last.
+const MIN_ROUND: u32 = 16;
+
+/// Why a NAT dropped a new connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// No free outside port for this destination was found.
+    NoPort,
+    /// The conntrack table was full.
+    TableFull,
+}
+
+/// What a NAT measured over a run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NatFigures {
+    pub attempts: u64,
+    pub failures_no_port: u64,
+    pub failures_table_full: u64,
+    /// Most conntrack entries (open and held after close) at once.
+    pub peak_mappings: u64,
+    /// Time-averaged entries.
+    pub mean_mappings: f64,
+    /// Most outside ports of one address in use at once (by any entry).
+    pub peak_ports_per_address: u32,
+    /// Mappings that kept the host's source port.
+    pub ports_preserved: u64,
+    /// Distinct (address, port) pairs ever used.
+    pub distinct_ports: u64,
+    /// When this NAT first dropped a connection.
+    pub first_failure_ns: Option<u64>,
+}
+
+/// One conntrack entry, as the connection holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mapping {
+    /// The reply tuple: outside address, outside port index, destination.
+    reply: u64,
+    /// The original source: upstream address and port index.
+    source: u64,
+}
+
+const NO_MAPPING: Mapping = Mapping {
+    reply: u64::MAX,
+    source: u64::MAX,
+};
+
+fn reply_key(addr: u32, port: u32, dest: u32) -> u64 {
+    (u64::from(dest) << 32) | (u64::from(addr) << 16) | u64::from(port)
+}
+
+fn source_key(addr: u32, port: u32) -> u64 {
+    (u64::from(addr) << 32) | u64::from(port)
+}
+
+/// Linux netfilter NAT with nf_conntrack: one [`Nat`] table of a scenario.
+pub struct LinuxNat {
+    site: Site,
+    addresses: u32,
+    port_lo: u32,
+    range: u32,
+    mode: NatMode,
+    persistent: bool,
+    max_entries: u64,
+    /// Hold after the scenario's close (conntrack TIME_WAIT after a FIN,
+    /// CLOSE after a reset), and after a SYN dropped further on.
+    hold_close_ns: u64,
+    hold_syn_ns: u64,
+    /// The port number of index 0 of the layer before (host or NAT).
+    upstream_lo: u32,
+    /// Live reply tuples.
+    used: FastMap<u64, ()>,
+    /// Live entries per original source, and the mapping of the first.
+    sources: FastMap<u64, (u32, u32, u32)>,
+    /// Live entries per (address, port), for ports in use per address.
+    port_refs: Vec<u32>,
+    ports_in_use: Vec<u32>,
+    ever_used: Vec<bool>,
+    /// Entries held after close, by hold length (each queue in time order).
+    held: [VecDeque<(u64, Mapping)>; 3],
+    entries: u64,
+    rng: ChaCha8Rng,
+    seed: u64,
+    area: u128,
+    last_t: u64,
+    figures: NatFigures,
+}
+
+impl LinuxNat {
+    /// The NAT `nat` at `site`, behind a layer whose port indices start at
+    /// `upstream_lo`.
+    pub fn new(sc: &Scenario, nat: &Nat, site: Site, upstream_lo: u16) -> LinuxNat {
+        let addresses = nat.addresses.len() as u32;
+        let range = nat.range_size();
+        let t = &nat.timeouts;
+        let cells = addresses as usize * range as usize;
+        LinuxNat {
+            site,
+            addresses,
+            port_lo: u32::from(nat.port_lo),
+            range,
+            mode: nat.mode,
+            persistent: nat.persistent,
+            max_entries: nat.max_entries,
+            hold_close_ns: match sc.traffic.close {
+                Close::Reset => t.close,
+                Close::Client | Close::Server => t.time_wait,
+            },
+            hold_syn_ns: t.syn_sent,
+            upstream_lo: u32::from(upstream_lo),
+            used: FastMap::default(),
+            sources: FastMap::default(),
+            port_refs: vec![0; cells],
+            ports_in_use: vec![0; addresses as usize],
+            ever_used: vec![false; cells],
+            held: Default::default(),
+            entries: 0,
+            rng: rng(sc.seed, Stream::at(site, stream::ALLOCATOR)),
+            seed: sc.seed,
+            area: 0,
+            last_t: 0,
+            figures: NatFigures::default(),
+        }
+    }
+
+    fn advance(&mut self, t: u64) {
+        if t > self.last_t {
+            self.area += u128::from(self.entries) * u128::from(t - self.last_t);
+            self.last_t = t;
+        }
+    }
+
+    fn free(&self, addr: u32, port: u32, dest: u32) -> bool {
+        !self.used.contains_key(&reply_key(addr, port, dest))
+    }
+
+    /// The outside address for a source and destination: a fixed hash,
+    /// of the source alone when `persistent`.
+    fn address_for(&self, source: u64, dest: u32) -> u32 {
+        let d = if self.persistent {
+            0
+        } else {
+            u64::from(dest) + 1
+        };
+        let h = crate::util::mix64(source ^ d.rotate_left(40) ^ self.seed.rotate_left(17));
+        ((u64::from(h as u32) * u64::from(self.addresses)) >> 32) as u32
+    }
+
+    /// `nf_nat_l4proto_unique_tuple`: a free port index, or none.
+    fn unique_port(&mut self, addr: u32, dest: u32) -> Option<u32> {
+        let mut attempts = self.range.min(MAX_ATTEMPTS);
+        let mut off: u16 = self.rng.random();
+        loop {
+            for _ in 0..attempts {
+                let port = u32::from(off) % self.range;
+                if self.free(addr, port, dest) {
+                    return Some(port);
+                }
+                off = off.wrapping_add(1);
+            }
+            if attempts >= self.range || attempts < MIN_ROUND {
+                return None;
+            }
+            attempts /= 2;
+            off = self.rng.random();
+        }
+    }
+
+    /// `get_unique_tuple`: the outside (address, port index) for a new
+    /// connection from `path`, and whether it kept the source port.
+    fn choose(&mut self, path: Path) -> Option<(u32, u32, bool)> {
+        let source = source_key(path.addr, path.port);
+        let random = self.mode != NatMode::Preserve;
+        if !random {
+            if let Some(&(_, a, p)) = self.sources.get(&source) {
+                if self.free(a, p, path.dest) {
+                    return Some((a, p, false));
+                }
+            }
+        }
+        let addr = self.address_for(source, path.dest);
+        let number = self.upstream_lo + path.port;
+        if !random && number >= self.port_lo && number < self.port_lo + self.range {
+            let port = number - self.port_lo;
+            if self.free(addr, port, path.dest) {
+                return Some((addr, port, true));
+            }
+        }
+        self.unique_port(addr, path.dest).map(|p| (addr, p, false))
+    }
+
+    fn take(&mut self, t: u64, addr: u32, port: u32, path: Path) -> Mapping {
+        self.advance(t);
+        let reply = reply_key(addr, port, path.dest);
+        let source = source_key(path.addr, path.port);
+        self.used.insert(reply, ());
+        self.sources
+            .entry(source)
+            .and_modify(|e| e.0 += 1)
+            .or_insert((1, addr, port));
+        let cell = (addr * self.range + port) as usize;
+        if self.port_refs[cell] == 0 {
+            self.ports_in_use[addr as usize] += 1;
+            let n = self.ports_in_use[addr as usize];
+            self.figures.peak_ports_per_address = self.figures.peak_ports_per_address.max(n);
+        }
+        self.port_refs[cell] += 1;
+        if !self.ever_used[cell] {
+            self.ever_used[cell] = true;
+            self.figures.distinct_ports += 1;
+        }
+        self.entries += 1;
+        self.figures.peak_mappings = self.figures.peak_mappings.max(self.entries);
+        Mapping { reply, source }
+    }
+
+    fn release(&mut self, t: u64, m: Mapping) {
+        self.advance(t);
+        self.used.remove(&m.reply);
+        if let Some(e) = self.sources.get_mut(&m.source) {
+            e.0 -= 1;
+            if e.0 == 0 {
+                self.sources.remove(&m.source);
+            }
+        }
+        let addr = ((m.reply >> 16) & 0xffff) as u32;
+        let port = (m.reply & 0xffff) as u32;
+        let cell = (addr * self.range + port) as usize;
+        self.port_refs[cell] -= 1;
+        if self.port_refs[cell] == 0 {
+            self.ports_in_use[addr as usize] -= 1;
+        }
+        self.entries -= 1;
+    }
+
+    /// Keep `m` until `ns` after `t`: queue 0 for closes, 1 unused, 2 for
+    /// dropped SYNs (each queue has one hold length, so stays in order).
+    fn hold(&mut self, t: u64, m: Mapping, queue: usize, ns: u64) {
+        self.held[queue].push_back((t.saturating_add(ns), m));
+    }
+
+    /// The NAT's figures, up to `end`.
+    pub fn figures(&mut self, end: u64) -> NatFigures {
+        self.advance(end);
+        let mut f = self.figures.clone();
+        f.mean_mappings = self.area as f64 / end.max(1) as f64;
+        f
+    }
+}
+
+impl PortLayer for LinuxNat {
+    type Held = Mapping;
+
+    fn open<O: Observer>(
+        &mut self,
+        t: u64,
+        path: Path,
+        _cx: &mut Ctx<'_, O>,
+    ) -> Result<(Mapping, Path), Refused> {
+        self.figures.attempts += 1;
+        let refused = Refused { site: self.site };
+        if self.entries >= self.max_entries {
+            self.figures.failures_table_full += 1;
+            self.figures.first_failure_ns.get_or_insert(t);
+            return Err(refused);
+        }
+        let Some((addr, port, preserved)) = self.choose(path) else {
+            self.figures.failures_no_port += 1;
+            self.figures.first_failure_ns.get_or_insert(t);
+            return Err(refused);
+        };
+        if preserved {
+            self.figures.ports_preserved += 1;
+        }
+        let m = self.take(t, addr, port, path);
+        Ok((
+            m,
+            Path {
+                addr,
+                port,
+                dest: path.dest,
+            },
+        ))
+    }
+
+    fn close<O: Observer>(&mut self, t: u64, m: Mapping, _cx: &mut Ctx<'_, O>) {
+        let ns = self.hold_close_ns;
+        if ns == 0 {
+            self.release(t, m);
+        } else {
+            self.hold(t, m, 0, ns);
+        }
+    }
+
+    fn abort<O: Observer>(&mut self, t: u64, m: Mapping, _cx: &mut Ctx<'_, O>) {
+        // The SYN went on and was dropped further along: the entry stays
+        // unreplied in SYN_SENT.
+        let ns = self.hold_syn_ns;
+        self.hold(t, m, 2, ns);
+    }
+
+    fn next_due(&self) -> Due {
+        let t = self
+            .held
+            .iter()
+            .filter_map(|q| q.front().map(|e| e.0))
+            .min()
+            .unwrap_or(u64::MAX);
+        if t == u64::MAX {
+            Due::NEVER
+        } else {
+            Due::new(t, Phase::Release)
+        }
+    }
+
+    fn run_due<O: Observer>(&mut self, until: Due, _cx: &mut Ctx<'_, O>) {
+        loop {
+            let next = self.next_due();
+            if next >= until || next == Due::NEVER {
+                return;
+            }
+            let q = (0..3)
+                .find(|&i| self.held[i].front().is_some_and(|e| e.0 == next.t))
+                .expect("a queue holds the earliest timer");
+            let (t, m) = self.held[q].pop_front().expect("peeked");
+            self.release(t, m);
+        }
+    }
+}
+
+pub use crate::scenario::nat::MAX_CHAIN;
+
+/// The NATs a connection crosses, in order: each sees the path the one
+/// before it made.
+pub struct NatChain {
+    pub nats: Vec<LinuxNat>,
+}
+
+impl NatChain {
+    /// The chain from `sc.via`, following each NAT's `via`.
+    pub fn new(sc: &Scenario) -> NatChain {
+        let mut nats = Vec::new();
+        let mut upstream_lo = sc.host.port_lo;
+        for (i, nat) in sc.nat_path().into_iter().enumerate() {
+            let site = Site {
+                layer: (i + 1) as u16,
+                host: 0,
+            };
+            nats.push(LinuxNat::new(sc, nat, site, upstream_lo));
+            upstream_lo = nat.port_lo;
+        }
+        NatChain { nats }
+    }
+
+    /// Each NAT's figures, in path order.
+    pub fn figures(&mut self, end: u64) -> Vec<NatFigures> {
+        self.nats.iter_mut().map(|n| n.figures(end)).collect()
+    }
+}
+
+impl PortLayer for NatChain {
+    type Held = [Mapping; MAX_CHAIN];
+
+    fn open<O: Observer>(
+        &mut self,
+        t: u64,
+        mut path: Path,
+        cx: &mut Ctx<'_, O>,
+    ) -> Result<(Self::Held, Path), Refused> {
+        let mut held = [NO_MAPPING; MAX_CHAIN];
+        for i in 0..self.nats.len() {
+            match self.nats[i].open(t, path, cx) {
+                Ok((m, p)) => {
+                    held[i] = m;
+                    path = p;
+                }
+                Err(r) => {
+                    for j in (0..i).rev() {
+                        self.nats[j].abort(t, held[j], cx);
+                    }
+                    return Err(r);
+                }
+            }
+        }
+        Ok((held, path))
+    }
+
+    fn close<O: Observer>(&mut self, t: u64, held: Self::Held, cx: &mut Ctx<'_, O>) {
+        for (nat, m) in self.nats.iter_mut().zip(held) {
+            nat.close(t, m, cx);
+        }
+    }
+
+    fn abort<O: Observer>(&mut self, t: u64, held: Self::Held, cx: &mut Ctx<'_, O>) {
+        for (nat, m) in self.nats.iter_mut().zip(held) {
+            nat.abort(t, m, cx);
+        }
+    }
+
+    fn nat_figures(&mut self, end: u64) -> Vec<NatFigures> {
+        self.figures(end)
+    }
+
+    fn next_due(&self) -> Due {
+        self.nats
+            .iter()
+            .map(PortLayer::next_due)
+            .min()
+            .unwrap_or(Due::NEVER)
+    }
+
+    fn run_due<O: Observer>(&mut self, until: Due, cx: &mut Ctx<'_, O>) {
+        loop {
+            let next = self.next_due();
+            if next >= until || next == Due::NEVER {
+                return;
+            }
+            // Earliest first across the NATs; ties go to the first.
+            let i = self
+                .nats
+                .iter()
+                .position(|n| n.next_due() == next)
+                .expect("a NAT holds the earliest timer");
+            self.nats[i].run_due(next.just_after().min(until), cx);
+        }
+    }
+}

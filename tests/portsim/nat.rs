@@ -1,0 +1,171 @@
+//! The Linux NAT layer against counts derived by hand.
+//!
+//! Each case is a host with a wide range behind a NAT with a narrow one,
+//! constant arrivals, and the `sequential` allocator, so which ports the host
+//! offers is known. Uniqueness is per reply tuple (outside address, port,
+//! destination): a NAT with P ports serves P connections per destination at
+//! once, however many destinations share them.
+
+use portsim::scenario::nat::{ConntrackTimeouts, Nat, NatKind, NatMode, DEFAULT_MAX_ENTRIES};
+use portsim::Scenario;
+
+use crate::util::scenario;
+
+/// A host with 1,000 ports (60000-60999) and `rest` appended.
+fn host(rate: f64, hold: &str, close: &str, dests: u32, extra: &str) -> Scenario {
+    scenario(&format!(
+        r#"
+name = "nat"
+seed = 5
+duration = "60s"
+[host]
+os = "generic"
+allocator = "sequential"
+port_range = "60000-60999"
+time_wait = "60s"
+[[destinations]]
+address = "10.9.0.1:443"
+count = {dests}
+[traffic]
+arrivals = "constant"
+rate = {rate}
+hold = "{hold}"
+close = "{close}"
+pick = "round-robin"
+{extra}
+"#
+    ))
+}
+
+fn nat(name: &str, lo: u16, hi: u16) -> Nat {
+    Nat {
+        name: name.into(),
+        kind: NatKind::Linux,
+        addresses: vec!["203.0.113.1".into()],
+        port_lo: lo,
+        port_hi: hi,
+        mode: NatMode::Preserve,
+        persistent: false,
+        timeouts: ConntrackTimeouts::default(),
+        max_entries: DEFAULT_MAX_ENTRIES,
+        via: None,
+    }
+}
+
+fn behind(mut sc: Scenario, nats: Vec<Nat>) -> Scenario {
+    sc.nats = nats;
+    sc.via = Some(0);
+    sc
+}
+
+#[test]
+fn a_narrow_nat_runs_out_before_the_host() {
+    // 10/s held for the whole run: 600 connections; the NAT has 100 ports
+    // toward one destination, the host 1,000.
+    let sc = behind(
+        host(10.0, "1000h", "client", 1, ""),
+        vec![nat("node", 61000, 61099)],
+    );
+    let r = portsim::run(&sc);
+    assert_eq!(r.attempts, 600);
+    assert_eq!((r.established, r.failures), (100, 500));
+    let n = &r.nats[0];
+    assert_eq!(
+        (n.attempts, n.failures, n.failures_by_cause.no_port),
+        (600, 500, 500)
+    );
+    assert_eq!((n.peak_mappings, n.distinct_ports), (100, 100));
+    assert_eq!(n.peak_ports_per_address, 100);
+    // The host's ports (60000-) are outside the NAT's range: none kept.
+    assert_eq!(n.ports_preserved, 0);
+    assert_eq!(r.first_failure.as_ref().unwrap().attempt, 101);
+    let s = portsim::report::summary::render(&r);
+    assert!(
+        s.contains("at the NAT node (no port left); the host itself never ran out"),
+        "{s}"
+    );
+}
+
+#[test]
+fn one_outside_port_serves_every_destination() {
+    // Round-robin over two destinations: 100 each at once.
+    let sc = behind(
+        host(10.0, "1000h", "client", 2, ""),
+        vec![nat("node", 61000, 61099)],
+    );
+    let r = portsim::run(&sc);
+    assert_eq!((r.established, r.failures), (200, 400));
+    let n = &r.nats[0];
+    assert_eq!(n.peak_mappings, 200);
+    // Both destinations use the same 100 ports of the one address.
+    assert_eq!((n.peak_ports_per_address, n.distinct_ports), (100, 100));
+}
+
+#[test]
+fn preserve_keeps_free_ports_and_random_fully_never_does() {
+    // The host's range inside the NAT's: every port the host offers is free
+    // at the NAT, so each is kept.
+    let sc = behind(
+        host(10.0, "1000h", "client", 1, ""),
+        vec![nat("node", 60000, 60999)],
+    );
+    let r = portsim::run(&sc);
+    assert_eq!((r.established, r.nats[0].ports_preserved), (600, 600));
+    let mut n = nat("node", 60000, 60999);
+    n.mode = NatMode::RandomFully;
+    let sc = behind(host(10.0, "1000h", "client", 1, ""), vec![n]);
+    let r = portsim::run(&sc);
+    assert_eq!((r.established, r.nats[0].ports_preserved), (600, 0));
+}
+
+#[test]
+fn conntrack_holds_a_mapping_for_its_own_time_wait() {
+    // 10/s, 1 s each: a mapping is held 1 s + the NAT's TIME_WAIT, whatever
+    // the host does. 100 ports: 1 s + 8 s needs 90, 1 s + 10 s needs 110.
+    let run = |tw_s: u64, close: &str| {
+        let mut n = nat("node", 61000, 61099);
+        n.timeouts.time_wait = tw_s * 1_000_000_000;
+        n.timeouts.close = tw_s * 1_000_000_000;
+        portsim::run(&behind(host(10.0, "1s", close, 1, ""), vec![n]))
+    };
+    assert_eq!(run(8, "client").failures, 0);
+    let r = run(10, "client");
+    assert!(r.failures > 0);
+    // Attempts come every 100 ms from 0.1 s; the 101st finds all 100 held.
+    assert_eq!(r.first_failure.as_ref().unwrap().attempt, 101);
+    // The same hold after a server's close; after a reset, `close` applies.
+    assert_eq!(run(10, "server").failures, r.failures);
+    assert_eq!(run(8, "reset").failures, 0);
+}
+
+#[test]
+fn a_full_conntrack_table_drops_new_connections() {
+    let mut n = nat("node", 61000, 61999);
+    n.max_entries = 50;
+    let r = portsim::run(&behind(host(10.0, "1000h", "client", 1, ""), vec![n]));
+    assert_eq!((r.established, r.failures), (50, 550));
+    assert_eq!(r.nats[0].failures_by_cause.table_full, 550);
+    assert_eq!(r.nats[0].failures_by_cause.no_port, 0);
+}
+
+#[test]
+fn stacked_nats_charge_the_one_that_ran_out() {
+    // pod host → node NAT (200 ports) → cloud NAT (50 ports).
+    let mut node = nat("node", 61000, 61199);
+    node.via = Some(1);
+    let cloud = nat("cloud", 40000, 40049);
+    let r = portsim::run(&behind(
+        host(10.0, "1000h", "client", 1, ""),
+        vec![node, cloud],
+    ));
+    assert_eq!((r.established, r.failures), (50, 550));
+    assert_eq!(r.nats.len(), 2);
+    let (node, cloud) = (&r.nats[0], &r.nats[1]);
+    assert_eq!((node.name.as_str(), cloud.name.as_str()), ("node", "cloud"));
+    // Every SYN the cloud NAT dropped left its node entry in SYN_SENT for
+    // 120 s: 50 established + 150 unreplied fill the node's 200 ports at
+    // attempt 200, and the node drops the remaining 400 itself.
+    assert_eq!((node.attempts, node.failures), (600, 400));
+    assert_eq!((cloud.attempts, cloud.failures), (200, 150));
+    assert_eq!(node.peak_mappings, 200);
+}
