@@ -44,6 +44,8 @@ mod hardening;
 mod help;
 mod kernel;
 mod kernel_driver;
+mod kernel_nat;
+mod kernel_nat_driver;
 mod layers;
 mod nat;
 mod pools;

@@ -1,0 +1,909 @@
+//! What the Linux NAT (nftables SNAT/MASQUERADE over nf_conntrack) does, as
+//! measured on the running kernel, so that portsim's `type = "linux"` NAT
+//! can be held against it.
+//!
+//! Each case builds its own namespaces with [`kernel_nat_driver`] (clients,
+//! a router with the NAT rule, a server that records the address and port
+//! it sees), runs a script of connects and closes, prints its measured
+//! figures (`kernel_nat <case>: ...`) and asserts them: exactly where the
+//! kernel is deterministic (which port is kept, how many connections fit,
+//! which outside address a client gets, how long conntrack holds a closed
+//! connection), by a bound derived in the case where it draws random
+//! numbers (`fully-random`, the new port after a reopen, the eviction of a
+//! closing entry).
+//!
+//! Facts behind the expectations (net/netfilter/nf_nat_core.c,
+//! nf_conntrack_proto_tcp.c):
+//! - `get_unique_tuple` keeps the packet's source port when it lies in the
+//!   range and the reply tuple (NAT address, port, destination) is free,
+//!   unless a random flag is set; else `nf_nat_l4proto_unique_tuple` probes
+//!   from a random offset. Uniqueness is on the reply tuple, so one NAT port
+//!   serves many destinations at once;
+//! - `find_best_ips_proto` picks the outside address with `jhash2` of the
+//!   source address, seeded by the destination address (0 with
+//!   `persistent`): no random key, so the choice is fixed per pair and is
+//!   predicted exactly below ([`predicted_nat_addr`]);
+//! - when every candidate port is taken the SYN is dropped (the new
+//!   conntrack entry clashes at confirm): the client sees no error, only
+//!   its own SYN retransmission after 1 s, then 3 s, ...;
+//! - in the last 32 probes (every probe when the range has 32 ports or
+//!   fewer), `nf_nat_used_tuple_harder` evicts a colliding entry that is
+//!   SNATed, in TIME_WAIT or CLOSE, if the new SYN's sequence number is
+//!   ahead of the old connection's: about one time in two for a new client
+//!   port, whose initial sequence number is unrelated to the old one;
+//! - a SYN of the same original tuple meeting an entry in TIME_WAIT after a
+//!   FIN (or CLOSE after an RST) deletes that entry and is tracked afresh
+//!   (`tcp_packet`: "Attempt to reopen a closed/aborted connection"), so the
+//!   NAT chooses again.
+//!
+//! Without root, `unshare`, `ip`, `nft` or `mount` (or off Linux) each case
+//! prints why it was skipped and passes.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::{Duration, Instant};
+
+use super::kernel_nat_driver::{
+    client_addr, nat_addr, run_lab, server, CloseHow, Conn, Lab, LabCase, Nat, Setup, MASQ_ADDR,
+};
+
+/// Every case, by name (the lab finds its case here).
+pub const CASES: &[LabCase] = &[
+    LabCase {
+        name: "preservation",
+        setup: preservation_setup,
+        script: preservation,
+    },
+    LabCase {
+        name: "exhaustion-one-destination",
+        setup: exhaustion_setup,
+        script: exhaustion,
+    },
+    LabCase {
+        name: "two-destinations",
+        setup: two_destinations_setup,
+        script: two_destinations,
+    },
+    LabCase {
+        name: "two-addresses",
+        setup: two_addresses_setup,
+        script: two_addresses,
+    },
+    LabCase {
+        name: "fully-random",
+        setup: fully_random_setup,
+        script: fully_random,
+    },
+    LabCase {
+        name: "hold-after-close",
+        setup: hold_setup,
+        script: hold_after_close,
+    },
+    LabCase {
+        name: "evict-closing-entry",
+        setup: evict_setup,
+        script: evict_closing_entry,
+    },
+    LabCase {
+        name: "reopen-same-tuple",
+        setup: reopen_setup,
+        script: reopen_same_tuple,
+    },
+    LabCase {
+        name: "conntrack-max",
+        setup: conntrack_max_setup,
+        script: conntrack_max,
+    },
+];
+
+/// Run a case; print its figures; skip with a printed reason.
+fn lab(name: &str) {
+    let started = Instant::now();
+    match run_lab(name) {
+        Ok(Ok(facts)) => {
+            for f in facts {
+                eprintln!("kernel_nat {name}: {f}");
+            }
+            eprintln!("kernel_nat {name}: done in {:?}", started.elapsed());
+        }
+        Ok(Err(reason)) => eprintln!("kernel_nat {name} skipped: {reason}"),
+        Err(report) => panic!("kernel_nat {report}"),
+    }
+}
+
+/// ETIMEDOUT: a connect whose SYNs all went unanswered.
+const ETIMEDOUT: i32 = 110;
+/// Client source ports outside every NAT range used here.
+const OUTSIDE: (u16, u16) = (50000, 50999);
+const DPORT: u16 = 5000;
+/// A connect that should succeed at once gets this long.
+const QUICK: Duration = Duration::from_secs(3);
+
+fn nat(addresses: Option<u8>, ports: (u16, u16)) -> Nat {
+    Nat {
+        addresses,
+        ports,
+        fully_random: false,
+        persistent: false,
+    }
+}
+
+fn setup(clients: Vec<(u16, u16)>, nat: Nat) -> Setup {
+    Setup {
+        clients,
+        nat,
+        server_addresses: 1,
+        server_ports: vec![DPORT],
+        timeouts: Vec::new(),
+    }
+}
+
+fn ensure(cond: bool, what: impl FnOnce() -> String) -> Result<(), String> {
+    if cond {
+        Ok(())
+    } else {
+        Err(what())
+    }
+}
+
+/// `n` held connections from `client` to `dest`, each of which must succeed.
+fn hold(lab: &mut Lab, client: usize, dest: SocketAddrV4, n: usize) -> Result<Vec<Conn>, String> {
+    (0..n)
+        .map(|k| {
+            let c = lab.connect(client, dest, None, QUICK)?;
+            ensure(c.ok(), || {
+                format!("client {client} attempt {k} to {dest} failed: {c:?}")
+            })?;
+            Ok(c)
+        })
+        .collect()
+}
+
+fn distinct_ports(conns: &[Conn]) -> Vec<u16> {
+    let mut p: Vec<u16> = conns
+        .iter()
+        .filter_map(|c| c.nat.map(|n| n.port()))
+        .collect();
+    p.sort_unstable();
+    p.dedup();
+    p
+}
+
+fn in_range(conns: &[Conn], (lo, hi): (u16, u16)) -> bool {
+    conns
+        .iter()
+        .filter_map(|c| c.nat)
+        .all(|n| (lo..=hi).contains(&n.port()))
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.0} ms", d.as_secs_f64() * 1e3)
+}
+
+// a. Port preservation ------------------------------------------------------
+
+fn preservation_setup() -> Setup {
+    // Clients 0 and 1 share their own range 40000-40015, inside the NAT's
+    // 40000-40063; client 2 uses ports outside it.
+    setup(
+        vec![(40000, 40015), (40000, 40015), OUTSIDE],
+        nat(None, (40000, 40063)),
+    )
+}
+
+/// `masquerade to :40000-40063`: a client's free source port inside the
+/// range is kept; the same ports from a second client (their reply tuples
+/// taken) and ports outside the range are remapped into the range.
+fn preservation(lab: &mut Lab) -> Result<(), String> {
+    let dest = server(0, DPORT);
+    let first = hold(lab, 0, dest, 16)?;
+    let second = hold(lab, 1, dest, 16)?;
+    let outside = hold(lab, 2, dest, 16)?;
+    let kept = |v: &[Conn]| v.iter().filter(|c| c.preserved()).count();
+    lab.fact(format!(
+        "Linux {}: masquerade to :40000-40063, 16 held connections each: \
+         client 0 (own range 40000-40015) kept {}/16 source ports; client 1 \
+         (same range, ports taken by client 0) kept {}/16; client 2 (range \
+         50000-50999) kept {}/16",
+        lab.kernel,
+        kept(&first),
+        kept(&second),
+        kept(&outside)
+    ));
+    ensure(kept(&first) == 16, || format!("client 0: {first:?}"))?;
+    ensure(kept(&second) == 0, || format!("client 1: {second:?}"))?;
+    ensure(kept(&outside) == 0, || format!("client 2: {outside:?}"))?;
+    let all: Vec<Conn> = [first.clone(), second.clone(), outside.clone()].concat();
+    ensure(
+        all.iter()
+            .all(|c| c.nat.map(|n| *n.ip()) == Some(MASQ_ADDR)),
+        || "masquerade must use the router's 10.2.0.1".into(),
+    )?;
+    ensure(in_range(&all, (40000, 40063)), || {
+        "a port outside the range".into()
+    })?;
+    ensure(distinct_ports(&all).len() == 48, || {
+        format!("48 distinct NAT ports expected: {:?}", distinct_ports(&all))
+    })?;
+    ensure(
+        distinct_ports(&second)
+            .iter()
+            .all(|p| !(40000..=40015).contains(p)),
+        || "client 1 remapped onto a port held by client 0".into(),
+    )
+}
+
+// b. Exhaustion toward one destination ----------------------------------------
+
+fn exhaustion_setup() -> Setup {
+    setup(vec![OUTSIDE], nat(Some(1), (40000, 40015)))
+}
+
+/// 16 NAT ports, connections held: exactly 16 established; the next 4 get no
+/// answer (SYN dropped by the NAT) and time out, having sent their SYN and
+/// one retransmission 1 s later.
+fn exhaustion(lab: &mut Lab) -> Result<(), String> {
+    let dest = server(0, DPORT);
+    let syn0 = lab.syns()?;
+    let (insert0, drop0) = (lab.ct_stat("insert_failed")?, lab.ct_stat("drop")?);
+    let held = hold(lab, 0, dest, 16)?;
+    // Four more at once, each given 2.5 s: SYN at 0 s, retransmission at
+    // 1 s, the next one (3 s) after the deadline.
+    let timeout = Duration::from_millis(2500);
+    let ids = (0..4)
+        .map(|_| lab.start(0, dest, None, timeout))
+        .collect::<Result<Vec<_>, _>>()?;
+    let failed = ids
+        .iter()
+        .map(|id| lab.finish(id))
+        .collect::<Result<Vec<_>, _>>()?;
+    let syns = lab.syns()? - syn0;
+    let insert_failed = lab.ct_stat("insert_failed")? - insert0;
+    let drops = lab.ct_stat("drop")? - drop0;
+    let entries = lab.conntrack()?.len();
+    let delays: Vec<String> = failed.iter().map(|c| ms(c.delay)).collect();
+    // SYNs of one failing connect within 2.5 s: at 0 s and 1 s, and at 2 s
+    // too where the first retransmissions back off linearly
+    // (tcp_syn_linear_timeouts, default 4, Linux >= 6.5).
+    let linear = lab.server_sysctl("net/ipv4/tcp_syn_linear_timeouts").ok();
+    let per_failure = match linear.as_deref().map(str::parse::<u32>) {
+        Some(Ok(n)) if n >= 1 => 3,
+        _ => 2,
+    };
+    lab.fact(format!(
+        "Linux {}: snat to 10.9.0.1:40000-40015, one destination, held: {} of 20 \
+         established on {} distinct NAT ports; the other {} got no answer and \
+         failed with errno {:?} after their 2.5 s timeout ({}); SYNs seen by the \
+         router: {syns} (16 + 4 x {per_failure}: tcp_syn_linear_timeouts = {}, \
+         so SYN retransmissions at 1 s, 2 s, 3 s, 4 s, 5 s, then 7, 11, ...; \
+         without it 1 s, 3 s, 7 s, ...); conntrack entries: {entries}; insert_failed +{insert_failed}, \
+         drop +{drops}",
+        lab.kernel,
+        held.len(),
+        distinct_ports(&held).len(),
+        failed.iter().filter(|c| !c.ok()).count(),
+        failed.iter().map(|c| c.errno).collect::<Vec<_>>(),
+        delays.join(", "),
+        linear.as_deref().unwrap_or("absent")
+    ));
+    ensure(distinct_ports(&held).len() == 16, || format!("{held:?}"))?;
+    ensure(in_range(&held, (40000, 40015)), || {
+        "port outside range".into()
+    })?;
+    ensure(
+        failed.iter().all(|c| !c.ok() && c.errno == Some(ETIMEDOUT)),
+        || format!("the 4 extra connects must time out: {failed:?}"),
+    )?;
+    ensure(failed.iter().all(|c| c.delay >= timeout), || {
+        format!("a failing connect returned before its timeout: {failed:?}")
+    })?;
+    ensure(syns == 16 + 4 * per_failure, || {
+        format!("SYNs: {syns}, expected 16 + 4 x {per_failure}")
+    })?;
+    ensure(insert_failed == syns - 16, || {
+        format!(
+            "insert_failed +{insert_failed} for {} dropped SYNs",
+            syns - 16
+        )
+    })?;
+    ensure(entries == 16, || format!("conntrack entries: {entries}"))
+}
+
+// c. Two destinations ---------------------------------------------------------
+
+fn two_destinations_setup() -> Setup {
+    let mut s = setup(vec![OUTSIDE], nat(Some(1), (40000, 40015)));
+    s.server_addresses = 2;
+    s.server_ports = vec![DPORT, DPORT + 1];
+    s
+}
+
+/// Uniqueness is on the reply tuple: 16 NAT ports carry 16 connections to
+/// each of three destinations (two addresses, two ports on one of them).
+fn two_destinations(lab: &mut Lab) -> Result<(), String> {
+    let dests = [server(0, DPORT), server(1, DPORT), server(0, DPORT + 1)];
+    let mut all = Vec::new();
+    for d in dests {
+        let conns = hold(lab, 0, d, 16)?;
+        ensure(distinct_ports(&conns).len() == 16, || {
+            format!("{d}: {conns:?}")
+        })?;
+        all.extend(conns);
+    }
+    let ids = dests
+        .iter()
+        .map(|d| lab.start(0, *d, None, Duration::from_millis(500)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let extra = ids
+        .iter()
+        .map(|id| lab.finish(id))
+        .collect::<Result<Vec<_>, _>>()?;
+    let ports = distinct_ports(&all);
+    lab.fact(format!(
+        "Linux {}: snat to 10.9.0.1:40000-40015, 16 held connections to each of \
+         10.2.0.2:5000, 10.2.0.3:5000 and 10.2.0.2:5001: {} established on {} \
+         distinct NAT ports (each port used {} times); a 17th to each: {} failed",
+        lab.kernel,
+        all.len(),
+        ports.len(),
+        all.len() / ports.len().max(1),
+        extra.iter().filter(|c| !c.ok()).count()
+    ));
+    ensure(ports == (40000..=40015).collect::<Vec<_>>(), || {
+        format!("ports {ports:?}")
+    })?;
+    ensure(extra.iter().all(|c| !c.ok()), || format!("{extra:?}"))
+}
+
+// d. Two outside addresses ----------------------------------------------------
+
+/// The outside address `find_best_ips_proto` gives `src` toward `dst` over
+/// the `n` addresses from 10.9.0.1: `jhash2` over the source address as a
+/// `union nf_inet_addr` (four words: the IPv4 address as stored in memory,
+/// then three zero words), with the destination's word as initial value (0
+/// if `persistent`), scaled onto the range by `reciprocal_scale`.
+pub fn predicted_nat_addr(src: Ipv4Addr, dst: Ipv4Addr, n: u8, persistent: bool) -> Ipv4Addr {
+    let word = |a: Ipv4Addr| u32::from_ne_bytes(a.octets());
+    let initval = if persistent { 0 } else { word(dst) };
+    let j = jhash2(&[word(src), 0, 0, 0], initval);
+    let index = (u64::from(j) * u64::from(n)) >> 32;
+    nat_addr(u8::try_from(index).expect("below n"))
+}
+
+/// The kernel's `jhash2(k, length, initval)` (include/linux/jhash.h).
+fn jhash2(k: &[u32], initval: u32) -> u32 {
+    let len = u32::try_from(k.len()).expect("short key");
+    let init = 0xdead_beef_u32.wrapping_add(len << 2).wrapping_add(initval);
+    let (mut a, mut b, mut c) = (init, init, init);
+    let mut rest = k;
+    while rest.len() > 3 {
+        a = a.wrapping_add(rest[0]);
+        b = b.wrapping_add(rest[1]);
+        c = c.wrapping_add(rest[2]);
+        // __jhash_mix
+        a = a.wrapping_sub(c);
+        a ^= c.rotate_left(4);
+        c = c.wrapping_add(b);
+        b = b.wrapping_sub(a);
+        b ^= a.rotate_left(6);
+        a = a.wrapping_add(c);
+        c = c.wrapping_sub(b);
+        c ^= b.rotate_left(8);
+        b = b.wrapping_add(a);
+        a = a.wrapping_sub(c);
+        a ^= c.rotate_left(16);
+        c = c.wrapping_add(b);
+        b = b.wrapping_sub(a);
+        b ^= a.rotate_left(19);
+        a = a.wrapping_add(c);
+        c = c.wrapping_sub(b);
+        c ^= b.rotate_left(4);
+        b = b.wrapping_add(a);
+        rest = &rest[3..];
+    }
+    if rest.is_empty() {
+        return c;
+    }
+    if rest.len() == 3 {
+        c = c.wrapping_add(rest[2]);
+    }
+    if rest.len() >= 2 {
+        b = b.wrapping_add(rest[1]);
+    }
+    a = a.wrapping_add(rest[0]);
+    // __jhash_final
+    c ^= b;
+    c = c.wrapping_sub(b.rotate_left(14));
+    a ^= c;
+    a = a.wrapping_sub(c.rotate_left(11));
+    b ^= a;
+    b = b.wrapping_sub(a.rotate_left(25));
+    c ^= b;
+    c = c.wrapping_sub(b.rotate_left(16));
+    a ^= c;
+    a = a.wrapping_sub(c.rotate_left(4));
+    b ^= a;
+    b = b.wrapping_sub(a.rotate_left(14));
+    c ^= b;
+    c.wrapping_sub(b.rotate_left(24))
+}
+
+fn two_addresses_setup() -> Setup {
+    let mut s = setup(vec![OUTSIDE; 4], nat(Some(2), (40000, 40015)));
+    s.server_addresses = 2;
+    s
+}
+
+/// `snat to 10.9.0.1-10.9.0.2`: each (client, destination) pair always gets
+/// the same outside address, the one the hash predicts; a client that has
+/// used up the 16 ports of its address toward a destination fails although
+/// the other address has free ports.
+fn two_addresses(lab: &mut Lab) -> Result<(), String> {
+    let dests = [server(0, DPORT), server(1, DPORT)];
+    let mut all = Vec::new();
+    let mut table = Vec::new();
+    for client in 0..4 {
+        for d in dests {
+            let conns = hold(lab, client, d, 3)?;
+            let mut addrs: Vec<Ipv4Addr> = conns
+                .iter()
+                .filter_map(|c| c.nat)
+                .map(|n| *n.ip())
+                .collect();
+            addrs.dedup();
+            let predicted = predicted_nat_addr(client_addr(client), *d.ip(), 2, false);
+            table.push(format!(
+                "{} -> {}: {:?} (hash predicts {predicted})",
+                client_addr(client),
+                d.ip(),
+                addrs
+            ));
+            ensure(addrs == [predicted], || {
+                format!("client {client} to {d}: addresses {addrs:?}, predicted {predicted}")
+            })?;
+            all.extend(conns);
+        }
+    }
+    let per = |a: Ipv4Addr| {
+        all.iter()
+            .filter(|c| c.nat.map(|n| *n.ip()) == Some(a))
+            .count()
+    };
+    lab.fact(format!(
+        "Linux {}: snat to 10.9.0.1-10.9.0.2:40000-40015, 4 clients x 2 \
+         destinations x 3 connections: every pair kept one address, as \
+         predicted by jhash2(source, seed = destination): {}; per address: \
+         10.9.0.1 {}, 10.9.0.2 {}",
+        lab.kernel,
+        table.join("; "),
+        per(nat_addr(0)),
+        per(nat_addr(1))
+    ));
+    // Client 0 toward destination 0: its address has 16 ports toward that
+    // destination, some already used by the clients hashed to the same one.
+    let dest = dests[0];
+    let mine = predicted_nat_addr(client_addr(0), *dest.ip(), 2, false);
+    let used = all
+        .iter()
+        .filter(|c| c.dest == dest && c.nat.map(|n| *n.ip()) == Some(mine))
+        .count();
+    let room = 16 - used;
+    let more = hold(lab, 0, dest, room)?;
+    let extra = lab.connect(0, dest, None, Duration::from_millis(500))?;
+    lab.fact(format!(
+        "client {} toward {}: {used} ports of {mine} already used, {} more \
+         established, the next failed: {}; the other address had {} free \
+         ports toward it and was not used",
+        client_addr(0),
+        dest.ip(),
+        more.len(),
+        !extra.ok(),
+        16 - all
+            .iter()
+            .filter(|c| c.dest == dest && c.nat.map(|n| *n.ip()) != Some(mine))
+            .count()
+    ));
+    ensure(
+        more.iter().all(|c| c.nat.map(|n| *n.ip()) == Some(mine)),
+        || format!("{more:?}"),
+    )?;
+    ensure(!extra.ok() && extra.errno == Some(ETIMEDOUT), || {
+        format!("{extra:?}")
+    })
+}
+
+// e. fully-random ------------------------------------------------------------
+
+fn fully_random_setup() -> Setup {
+    let mut n = nat(Some(1), (40000, 40063));
+    n.fully_random = true;
+    setup(vec![(40000, 40015)], n)
+}
+
+/// `fully-random`: no preservation attempt; each port comes from a random
+/// offset, so a client port survives only by chance.
+///
+/// Bound: connection k (0-based) starts the probe at a uniform offset over
+/// the 64 ports and takes the first free one; it lands on the client's own
+/// port p only if the start falls on p or on the run of taken ports just
+/// before p. With at most 15 taken ports of 64, a run of length m has
+/// probability at most (15/64)^m, so the chance is at most
+/// (1/64)·1/(1 − 15/64) ≈ 0.020 per connection and the expected number of
+/// kept ports over 16 is at most 0.33. Five or more has probability below
+/// 0.33^5/5! ≈ 3·10^-5; the case asserts at most 4.
+fn fully_random(lab: &mut Lab) -> Result<(), String> {
+    let held = hold(lab, 0, server(0, DPORT), 16)?;
+    let kept = held.iter().filter(|c| c.preserved()).count();
+    lab.fact(format!(
+        "Linux {}: snat to 10.9.0.1:40000-40063 fully-random, client range \
+         40000-40015 (inside the NAT's), 16 held: {kept} source ports kept \
+         (bound: at most 4; without fully-random all 16 are kept, see \
+         preservation); {} distinct NAT ports",
+        lab.kernel,
+        distinct_ports(&held).len()
+    ));
+    ensure(kept <= 4, || format!("{kept} kept: {held:?}"))?;
+    ensure(distinct_ports(&held).len() == 16, || format!("{held:?}"))?;
+    ensure(in_range(&held, (40000, 40063)), || {
+        "port outside range".into()
+    })
+}
+
+// f. How long conntrack holds a closed connection ----------------------------
+
+const TIME_WAIT_S: u32 = 3;
+const CLOSE_S: u32 = 1;
+
+fn hold_setup() -> Setup {
+    let mut s = setup(vec![OUTSIDE], nat(Some(1), (40000, 40000)));
+    s.timeouts = vec![("time_wait", TIME_WAIT_S), ("close", CLOSE_S)];
+    s
+}
+
+/// The router's entry for `conn` (by the client's source port).
+fn entry_of(lab: &Lab, conn: &Conn) -> Result<Option<super::kernel_nat_driver::CtEntry>, String> {
+    let lport = conn.lport.ok_or("no local port")?;
+    Ok(lab
+        .conntrack()?
+        .into_iter()
+        .find(|e| e.src.port() == lport && e.dst == conn.dest))
+}
+
+/// One NAT port, conntrack `time_wait` = 3 s and `close` = 1 s (set in the
+/// router's namespace only; the server's namespace keeps 120 and 10). After
+/// a client close, a server close and an RST, the entry's state and the
+/// time until it leaves the table; then a new connection from another
+/// client port gets the port with a single SYN.
+fn hold_after_close(lab: &mut Lab) -> Result<(), String> {
+    let elsewhere = lab.server_sysctl("net/netfilter/nf_conntrack_tcp_timeout_time_wait")?;
+    let here =
+        std::fs::read_to_string("/proc/sys/net/netfilter/nf_conntrack_tcp_timeout_time_wait")
+            .map_err(|e| e.to_string())?;
+    lab.fact(format!(
+        "Linux {}: nf_conntrack_tcp_timeout_time_wait is per network namespace: \
+         {} in the router, {elsewhere} in the server's namespace",
+        lab.kernel,
+        here.trim()
+    ));
+    ensure(
+        here.trim() == TIME_WAIT_S.to_string() && elsewhere == "120",
+        || format!("router {here:?}, server {elsewhere:?}"),
+    )?;
+    let dest = server(0, DPORT);
+    for (how, state, secs) in [
+        (CloseHow::Client, "TIME_WAIT", TIME_WAIT_S),
+        (CloseHow::Server, "TIME_WAIT", TIME_WAIT_S),
+        (CloseHow::Reset, "CLOSE", CLOSE_S),
+    ] {
+        let conn = lab.connect(0, dest, None, QUICK)?;
+        ensure(conn.ok(), || format!("{conn:?}"))?;
+        lab.close(&conn, how)?;
+        let closed = Instant::now();
+        // The state right after the close handshake.
+        let mut seen = None;
+        while closed.elapsed() < Duration::from_millis(500) {
+            seen = entry_of(lab, &conn)?;
+            if seen.as_ref().is_some_and(|e| e.state == state) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let seen = seen.ok_or(format!("{how:?}: no conntrack entry after the close"))?;
+        // Until it leaves the table (expired entries are not listed).
+        while entry_of(lab, &conn)?.is_some() {
+            if closed.elapsed() > Duration::from_secs(u64::from(secs) + 5) {
+                return Err(format!("{how:?}: entry still there after {secs} + 5 s"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let held = closed.elapsed();
+        let (syn0, rst0) = (lab.syns()?, lab.client_rsts()?);
+        let next = lab.connect(0, dest, None, QUICK)?;
+        let (syns, rsts) = (lab.syns()? - syn0, lab.client_rsts()? - rst0);
+        lab.fact(format!(
+            "{how:?} close: conntrack {} (timeout {} s), left the table after {}; \
+             then a new connection from another client port got NAT port {:?} \
+             in {} with {syns} SYN(s) and {rsts} client RST(s)",
+            seen.state,
+            seen.timeout_s,
+            ms(held),
+            next.nat.map(|n| n.port()),
+            ms(next.delay)
+        ));
+        ensure(seen.state == state, || format!("{how:?}: {seen:?}"))?;
+        let floor = Duration::from_secs(u64::from(secs)) - Duration::from_millis(100);
+        ensure(held >= floor, || {
+            format!("{how:?}: entry gone after {held:?}, before {secs} s")
+        })?;
+        ensure(next.ok(), || format!("{how:?}: {next:?}"))?;
+        // After a server close the server itself still holds TIME_WAIT for
+        // the same outside tuple (10.9.0.1:40000 to 10.2.0.2:5000). A SYN
+        // whose sequence number is not ahead of the old connection's is
+        // answered with an ACK of the old one; the client resets it and
+        // sends its SYN again at once (TCP_TIMEOUT_MIN), which the server,
+        // its TIME_WAIT killed by the RST, accepts: 2 SYNs, 1 RST, a few
+        // ms. Otherwise 1 SYN. Without a TIME_WAIT at the server: 1 SYN.
+        let stale = (syns, rsts) == (2, 1);
+        ensure(
+            (syns, rsts) == (1, 0) || (how == CloseHow::Server && stale),
+            || format!("{how:?}: {syns} SYNs, {rsts} RSTs: {next:?}"),
+        )?;
+        lab.close(&next, CloseHow::Reset)?;
+        // Let that RST's CLOSE entry expire before the next round.
+        while entry_of(lab, &next)?.is_some() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    Ok(())
+}
+
+// f/g. A new connection meeting a closing entry ------------------------------
+
+fn evict_setup() -> Setup {
+    let mut s = setup(vec![OUTSIDE], nat(Some(1), (40000, 40000)));
+    // Long enough that no entry expires during the case.
+    s.timeouts = vec![("time_wait", 120)];
+    s
+}
+
+/// Trials of the eviction case.
+const EVICT_TRIALS: usize = 24;
+
+/// One NAT port held by an entry in TIME_WAIT (client close); a new
+/// connection from another client port needs it, long before the timeout.
+/// Each such SYN either evicts the entry (the new connection is
+/// established at once) or is dropped (and so is its retransmission: the
+/// comparison of sequence numbers gives the same answer). The new client
+/// port's initial sequence number is unrelated to the old one, so eviction
+/// is a fair coin: out of 24 trials, 3 to 21 evictions (outside with
+/// probability 2·P(Bin(24, 1/2) <= 2) ≈ 3·10^-4).
+fn evict_closing_entry(lab: &mut Lab) -> Result<(), String> {
+    let dest = server(0, DPORT);
+    let first = lab.connect(0, dest, None, QUICK)?;
+    lab.close(&first, CloseHow::Client)?;
+    let (mut evicted, mut dropped) = (0, 0);
+    let mut evict_delays = Vec::new();
+    for trial in 0..EVICT_TRIALS {
+        let holders = lab.conntrack()?;
+        ensure(
+            holders.len() == 1 && holders[0].state == "TIME_WAIT",
+            || format!("trial {trial}: the port's entry: {holders:?}"),
+        )?;
+        let syn0 = lab.syns()?;
+        let c = lab.connect(0, dest, None, Duration::from_millis(400))?;
+        let syns = lab.syns()? - syn0;
+        if c.ok() {
+            evicted += 1;
+            evict_delays.push(c.delay);
+            ensure(syns == 1 && c.nat.map(|n| n.port()) == Some(40000), || {
+                format!("trial {trial}: evicted with {syns} SYNs: {c:?}")
+            })?;
+            // The new connection now holds the port; put it in TIME_WAIT.
+            lab.close(&c, CloseHow::Client)?;
+        } else {
+            dropped += 1;
+            ensure(c.errno == Some(ETIMEDOUT), || {
+                format!("trial {trial}: {c:?}")
+            })?;
+        }
+    }
+    let max_delay = evict_delays.iter().max().copied().unwrap_or_default();
+    lab.fact(format!(
+        "Linux {}: one NAT port held by a conntrack TIME_WAIT entry (timeout \
+         120 s); {EVICT_TRIALS} new connections from other client ports: {evicted} \
+         evicted the entry and were established at once (slowest {}), \
+         {dropped} were dropped (expected: about half each)",
+        lab.kernel,
+        ms(max_delay)
+    ));
+    ensure((3..=21).contains(&evicted), || {
+        format!("{evicted} evictions of {EVICT_TRIALS}")
+    })
+}
+
+fn reopen_setup() -> Setup {
+    let mut s = setup(vec![OUTSIDE, (40000, 40015)], nat(Some(1), (40000, 40015)));
+    s.timeouts = vec![("time_wait", 120)];
+    // Client 1 goes to port 5001, so that client 0's last connection (to
+    // 5000, left open) cannot have taken its reply tuple.
+    s.server_ports = vec![DPORT, DPORT + 1];
+    s
+}
+
+/// Reopen trials per client.
+const REOPEN_TRIALS: usize = 8;
+
+/// A new SYN of the same tuple (same client port, same destination) while
+/// the entry is in TIME_WAIT after a server close (the client keeps no
+/// TIME_WAIT of its own): the entry is deleted and the SYN tracked afresh,
+/// so the connection is established with a single SYN and the NAT chooses
+/// again. From port 50000 (outside the range) the new NAT port is drawn at
+/// random over the 16 (the old one is free again): the same port comes back
+/// with probability 1/16 per trial, 5 or more of 8 with probability about
+/// 5·10^-5 (asserted: at most 4). From port 40005 (inside the range) the
+/// port is kept every time.
+fn reopen_same_tuple(lab: &mut Lab) -> Result<(), String> {
+    let mut facts = Vec::new();
+    for (client, port, dest) in [
+        (0, 50000, server(0, DPORT)),
+        (1, 40005, server(0, DPORT + 1)),
+    ] {
+        let mut conn = lab.connect(client, dest, Some(port), QUICK)?;
+        ensure(conn.ok(), || format!("{conn:?}"))?;
+        let mut same = 0;
+        for trial in 0..REOPEN_TRIALS {
+            let before = conn.nat.ok_or("no NAT port")?;
+            lab.close(&conn, CloseHow::Server)?;
+            let deadline = Instant::now() + Duration::from_millis(500);
+            while entry_of(lab, &conn)?.is_none_or(|e| e.state != "TIME_WAIT") {
+                ensure(Instant::now() < deadline, || {
+                    format!("trial {trial}: no TIME_WAIT entry: {:?}", lab.conntrack())
+                })?;
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            let syn0 = lab.syns()?;
+            conn = lab.connect(client, dest, Some(port), QUICK)?;
+            let syns = lab.syns()? - syn0;
+            let entries: Vec<_> = lab
+                .conntrack()?
+                .into_iter()
+                .filter(|e| e.dst == dest)
+                .collect();
+            ensure(conn.ok() && syns == 1, || {
+                format!("trial {trial}: reopen from {port}: {conn:?}, {syns} SYNs")
+            })?;
+            ensure(
+                entries.len() == 1 && entries[0].state == "ESTABLISHED",
+                || format!("trial {trial}: the old entry survived: {entries:?}"),
+            )?;
+            if conn.nat == Some(before) {
+                same += 1;
+            }
+        }
+        facts.push(format!(
+            "from client port {port}: {REOPEN_TRIALS} of {REOPEN_TRIALS} reopened with one \
+             SYN, the old entry deleted; same NAT port {same} times"
+        ));
+        if port == 40005 {
+            ensure(same == REOPEN_TRIALS, || format!("port kept {same} times"))?;
+        } else {
+            ensure(same <= 4, || format!("same NAT port {same} times"))?;
+        }
+    }
+    lab.fact(format!(
+        "Linux {}: snat to 10.9.0.1:40000-40015, a SYN of the same tuple while \
+         conntrack holds it in TIME_WAIT (server closed first): {}",
+        lab.kernel,
+        facts.join("; ")
+    ));
+    Ok(())
+}
+
+// h. nf_conntrack_max --------------------------------------------------------
+
+fn conntrack_max_setup() -> Setup {
+    setup(vec![OUTSIDE], nat(Some(1), (40000, 40063)))
+}
+
+/// `nf_conntrack_max` in a namespace other than the initial one: if the
+/// kernel lets it be set there, a table of 8 entries admits 8 connections
+/// and drops the 9th's SYN; if not (read-only, as on Linux 6.18), the case
+/// says so and stops there.
+fn conntrack_max(lab: &mut Lab) -> Result<(), String> {
+    let path = "/proc/sys/net/netfilter/nf_conntrack_max";
+    match std::fs::write(path, "8\n") {
+        Err(e) => {
+            lab.fact(format!(
+                "Linux {}: nf_conntrack_max cannot be set in a non-initial network \
+                 namespace ({e}); the table-full case is skipped",
+                lab.kernel
+            ));
+            Ok(())
+        }
+        Ok(()) => {
+            let dest = server(0, DPORT);
+            let held = hold(lab, 0, dest, 8)?;
+            let extra = lab.connect(0, dest, None, Duration::from_millis(500))?;
+            lab.fact(format!(
+                "Linux {}: nf_conntrack_max = 8 in the router: {} established, \
+                 the 9th failed: {}",
+                lab.kernel,
+                held.len(),
+                !extra.ok()
+            ));
+            ensure(!extra.ok(), || format!("{extra:?}"))
+        }
+    }
+}
+
+// The tests ------------------------------------------------------------------
+
+#[test]
+fn nat_keeps_free_source_ports_in_range_and_remaps_the_rest() {
+    lab("preservation");
+}
+
+#[test]
+fn nat_runs_out_after_its_range_toward_one_destination() {
+    lab("exhaustion-one-destination");
+}
+
+#[test]
+fn nat_port_serves_several_destinations_at_once() {
+    lab("two-destinations");
+}
+
+#[test]
+fn nat_address_is_a_fixed_hash_of_source_and_destination() {
+    lab("two-addresses");
+}
+
+#[test]
+fn fully_random_does_not_preserve_ports() {
+    lab("fully-random");
+}
+
+#[test]
+fn conntrack_holds_the_port_for_its_close_timers() {
+    lab("hold-after-close");
+}
+
+#[test]
+fn a_new_connection_may_evict_a_closing_entry() {
+    lab("evict-closing-entry");
+}
+
+#[test]
+fn a_syn_of_the_same_tuple_reopens_a_time_wait_entry() {
+    lab("reopen-same-tuple");
+}
+
+#[test]
+fn conntrack_max_in_a_namespace() {
+    lab("conntrack-max");
+}
+
+/// The address hash against values computed with a C transcription of
+/// include/linux/jhash.h (gcc, x86-64), so a slip in [`jhash2`] shows even
+/// where the kernel cases skip.
+#[test]
+fn jhash2_matches_the_kernel_header() {
+    let key = |last: u8| [u32::from_ne_bytes([10, 1, 0, last]), 0, 0, 0];
+    let seed = |last: u8| u32::from_ne_bytes([10, 2, 0, last]);
+    assert_eq!(jhash2(&key(11), seed(2)), 0x5730_73f9);
+    assert_eq!(jhash2(&key(11), seed(3)), 0xa59e_597c);
+    assert_eq!(jhash2(&key(12), seed(3)), 0x619a_b4fa);
+    assert_eq!(jhash2(&key(14), seed(2)), 0xf175_6de9);
+    // Their high bits pick the address of two: 0, 1, 0, 1.
+    let picks: Vec<Ipv4Addr> = [(11, 2), (11, 3), (12, 3), (14, 2)]
+        .iter()
+        .map(|&(c, d)| {
+            predicted_nat_addr(
+                Ipv4Addr::new(10, 1, 0, c),
+                Ipv4Addr::new(10, 2, 0, d),
+                2,
+                false,
+            )
+        })
+        .collect();
+    assert_eq!(picks, [nat_addr(0), nat_addr(1), nat_addr(0), nat_addr(1)]);
+}
