@@ -293,7 +293,10 @@ fn exhaustion(lab: &mut Lab) -> Result<(), String> {
         failed.iter().all(|c| !c.ok() && c.errno == Some(ETIMEDOUT)),
         || format!("the 4 extra connects must time out: {failed:?}"),
     )?;
-    ensure(failed.iter().all(|c| c.delay >= timeout), || {
+    // The socket's timer may fire up to a jiffy or two before the wall
+    // clock the driver reads shows the full timeout (2.4995 s seen for 2.5 s).
+    let slack = std::time::Duration::from_millis(20);
+    ensure(failed.iter().all(|c| c.delay + slack >= timeout), || {
         format!("a failing connect returned before its timeout: {failed:?}")
     })?;
     ensure(syns == 16 + 4 * per_failure, || {
@@ -441,11 +444,28 @@ fn two_addresses(lab: &mut Lab) -> Result<(), String> {
     let dests = [server(0, DPORT), server(1, DPORT)];
     let mut all = Vec::new();
     let mut table = Vec::new();
+    // A client port already mapped (toward the other destination, still
+    // open) keeps that mapping when its reply tuple is free
+    // (`find_appropriate_src`, step 1 of get_unique_tuple): such a
+    // connection shows that rule instead of the hash.
+    let reused = |all: &[Conn], c: &Conn| {
+        all.iter()
+            .find(|p| p.client == c.client && p.lport == c.lport && p.nat.is_some())
+            .and_then(|p| p.nat)
+    };
     for client in 0..4 {
         for d in dests {
             let conns = hold(lab, client, d, 3)?;
+            for c in &conns {
+                if let Some(earlier) = reused(&all, c) {
+                    ensure(c.nat == Some(earlier), || {
+                        format!("{c:?} reuses a client port mapped to {earlier}")
+                    })?;
+                }
+            }
             let mut addrs: Vec<Ipv4Addr> = conns
                 .iter()
+                .filter(|c| reused(&all, c).is_none())
                 .filter_map(|c| c.nat)
                 .map(|n| *n.ip())
                 .collect();
@@ -457,7 +477,7 @@ fn two_addresses(lab: &mut Lab) -> Result<(), String> {
                 d.ip(),
                 addrs
             ));
-            ensure(addrs == [predicted], || {
+            ensure(addrs.is_empty() || addrs == [predicted], || {
                 format!("client {client} to {d}: addresses {addrs:?}, predicted {predicted}")
             })?;
             all.extend(conns);
@@ -503,9 +523,14 @@ fn two_addresses(lab: &mut Lab) -> Result<(), String> {
             .count()
     ));
     ensure(
-        more.iter().all(|c| c.nat.map(|n| *n.ip()) == Some(mine)),
+        more.iter()
+            .all(|c| c.nat.map(|n| *n.ip()) == Some(mine) || reused(&all, c) == c.nat),
         || format!("{more:?}"),
     )?;
+    if reused(&all, &extra).is_some() {
+        // Its port's earlier mapping may still serve it: no verdict.
+        return Ok(());
+    }
     ensure(!extra.ok() && extra.errno == Some(ETIMEDOUT), || {
         format!("{extra:?}")
     })
