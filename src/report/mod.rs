@@ -179,6 +179,9 @@ pub struct NatReport {
     pub ports_preserved: u64,
     /// Distinct (address, port) pairs ever used.
     pub distinct_ports: u64,
+    /// Closed entries (TIME_WAIT, CLOSE) a new connection evicted to take
+    /// their tuple when no port was free.
+    pub evicted: u64,
 }
 
 /// Why a NAT dropped connections.
@@ -569,6 +572,7 @@ impl Report {
                     peak_ports_per_address: f.peak_ports_per_address,
                     ports_preserved: f.ports_preserved,
                     distinct_ports: f.distinct_ports,
+                    evicted: f.evicted,
                 })
                 .collect(),
             destination_pool_peaks,

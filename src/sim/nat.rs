@@ -69,6 +69,8 @@ pub struct NatFigures {
     pub distinct_ports: u64,
     /// When this NAT first dropped a connection.
     pub first_failure_ns: Option<u64>,
+    /// Closed entries a new SYN evicted to take their tuple.
+    pub evicted: u64,
 }
 
 /// One conntrack entry, as the connection holds it.
@@ -78,12 +80,37 @@ pub struct Mapping {
     reply: u64,
     /// The original source: upstream address and port index.
     source: u64,
+    /// Which entry of that reply tuple this is.
+    stamp: u64,
 }
 
 const NO_MAPPING: Mapping = Mapping {
     reply: u64::MAX,
     source: u64::MAX,
+    stamp: u64::MAX,
 };
+
+/// Where a live conntrack entry stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// The connection is open.
+    Open,
+    /// Closed: TIME_WAIT after a FIN, CLOSE after a reset.
+    Closed,
+    /// Unreplied: a NAT further along dropped its SYN.
+    SynSent,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    state: State,
+    stamp: u64,
+    source: u64,
+}
+
+/// In the last this many candidates of a round, a SYN may evict a closed
+/// entry that holds the tuple (`NF_NAT_HARDER_THRESH`, kernel 6.5+).
+const HARDER_THRESH: u32 = MAX_ATTEMPTS / 4;
 
 fn reply_key(addr: u32, port: u32, dest: u32) -> u64 {
     (u64::from(dest) << 32) | (u64::from(addr) << 16) | u64::from(port)
@@ -108,8 +135,12 @@ pub struct LinuxNat {
     hold_syn_ns: u64,
     /// The port number of index 0 of the layer before (host or NAT).
     upstream_lo: u32,
-    /// Live reply tuples.
-    used: FastMap<u64, ()>,
+    /// Live entries by reply tuple: their state, and a stamp that tells a
+    /// timer of an entry evicted early from the entry now in its place.
+    used: FastMap<u64, Entry>,
+    /// Live entries by original tuple (source and destination).
+    by_orig: FastMap<(u64, u32), u64>,
+    next_stamp: u64,
     /// Live entries per original source, and the mapping of the first.
     sources: FastMap<u64, (u32, u32, u32)>,
     /// Live entries per (address, port), for ports in use per address.
@@ -149,6 +180,8 @@ impl LinuxNat {
             hold_syn_ns: t.syn_sent,
             upstream_lo: u32::from(upstream_lo),
             used: FastMap::default(),
+            by_orig: FastMap::default(),
+            next_stamp: 0,
             sources: FastMap::default(),
             port_refs: vec![0; cells],
             ports_in_use: vec![0; addresses as usize],
@@ -174,6 +207,28 @@ impl LinuxNat {
         !self.used.contains_key(&reply_key(addr, port, dest))
     }
 
+    /// `nf_nat_used_tuple_harder` near the end of a round: a closed entry
+    /// (TIME_WAIT or CLOSE) that holds the tuple is evicted when the new
+    /// SYN's sequence number is past the old one's, which for an unrelated
+    /// connection is a coin toss (the kernel measured here: 12 of 24).
+    fn free_harder(&mut self, t: u64, addr: u32, port: u32, dest: u32) -> bool {
+        let key = reply_key(addr, port, dest);
+        match self.used.get(&key) {
+            None => true,
+            Some(e) if e.state == State::Closed && self.rng.random::<bool>() => {
+                let m = Mapping {
+                    reply: key,
+                    source: e.source,
+                    stamp: e.stamp,
+                };
+                self.release(t, m);
+                self.figures.evicted += 1;
+                true
+            }
+            Some(_) => false,
+        }
+    }
+
     /// The outside address for a source and destination: a fixed hash,
     /// of the source alone when `persistent`.
     fn address_for(&self, source: u64, dest: u32) -> u32 {
@@ -187,13 +242,18 @@ impl LinuxNat {
     }
 
     /// `nf_nat_l4proto_unique_tuple`: a free port index, or none.
-    fn unique_port(&mut self, addr: u32, dest: u32) -> Option<u32> {
+    fn unique_port(&mut self, t: u64, addr: u32, dest: u32) -> Option<u32> {
         let mut attempts = self.range.min(MAX_ATTEMPTS);
         let mut off: u16 = self.rng.random();
         loop {
-            for _ in 0..attempts {
+            for i in 0..attempts {
                 let port = u32::from(off) % self.range;
-                if self.free(addr, port, dest) {
+                let free = if attempts - i > HARDER_THRESH {
+                    self.free(addr, port, dest)
+                } else {
+                    self.free_harder(t, addr, port, dest)
+                };
+                if free {
                     return Some(port);
                 }
                 off = off.wrapping_add(1);
@@ -208,8 +268,23 @@ impl LinuxNat {
 
     /// `get_unique_tuple`: the outside (address, port index) for a new
     /// connection from `path`, and whether it kept the source port.
-    fn choose(&mut self, path: Path) -> Option<(u32, u32, bool)> {
+    fn choose(&mut self, t: u64, path: Path) -> Option<(u32, u32, bool)> {
         let source = source_key(path.addr, path.port);
+        // A SYN on the tuple of a closed entry (the host reused its port
+        // toward the same destination) deletes it and starts afresh.
+        if let Some(&reply) = self.by_orig.get(&(source, path.dest)) {
+            let e = self.used[&reply];
+            if e.state == State::Closed {
+                self.release(
+                    t,
+                    Mapping {
+                        reply,
+                        source,
+                        stamp: e.stamp,
+                    },
+                );
+            }
+        }
         let random = self.mode != NatMode::Preserve;
         if !random {
             if let Some(&(_, a, p)) = self.sources.get(&source) {
@@ -226,14 +301,25 @@ impl LinuxNat {
                 return Some((addr, port, true));
             }
         }
-        self.unique_port(addr, path.dest).map(|p| (addr, p, false))
+        self.unique_port(t, addr, path.dest)
+            .map(|p| (addr, p, false))
     }
 
     fn take(&mut self, t: u64, addr: u32, port: u32, path: Path) -> Mapping {
         self.advance(t);
         let reply = reply_key(addr, port, path.dest);
         let source = source_key(path.addr, path.port);
-        self.used.insert(reply, ());
+        let stamp = self.next_stamp;
+        self.next_stamp += 1;
+        self.used.insert(
+            reply,
+            Entry {
+                state: State::Open,
+                stamp,
+                source,
+            },
+        );
+        self.by_orig.insert((source, path.dest), reply);
         self.sources
             .entry(source)
             .and_modify(|e| e.0 += 1)
@@ -251,12 +337,26 @@ impl LinuxNat {
         }
         self.entries += 1;
         self.figures.peak_mappings = self.figures.peak_mappings.max(self.entries);
-        Mapping { reply, source }
+        Mapping {
+            reply,
+            source,
+            stamp,
+        }
     }
 
+    /// Free `m`'s entry, unless it went already (evicted, or deleted by a
+    /// SYN on its tuple) and the timer is late news.
     fn release(&mut self, t: u64, m: Mapping) {
+        match self.used.get(&m.reply) {
+            Some(e) if e.stamp == m.stamp => {}
+            _ => return,
+        }
         self.advance(t);
         self.used.remove(&m.reply);
+        let dest = (m.reply >> 32) as u32;
+        if self.by_orig.get(&(m.source, dest)) == Some(&m.reply) {
+            self.by_orig.remove(&(m.source, dest));
+        }
         if let Some(e) = self.sources.get_mut(&m.source) {
             e.0 -= 1;
             if e.0 == 0 {
@@ -275,7 +375,12 @@ impl LinuxNat {
 
     /// Keep `m` until `ns` after `t`: queue 0 for closes, 1 unused, 2 for
     /// dropped SYNs (each queue has one hold length, so stays in order).
-    fn hold(&mut self, t: u64, m: Mapping, queue: usize, ns: u64) {
+    fn hold(&mut self, t: u64, m: Mapping, queue: usize, ns: u64, state: State) {
+        if let Some(e) = self.used.get_mut(&m.reply) {
+            if e.stamp == m.stamp {
+                e.state = state;
+            }
+        }
         self.held[queue].push_back((t.saturating_add(ns), m));
     }
 
@@ -304,7 +409,7 @@ impl PortLayer for LinuxNat {
             self.figures.first_failure_ns.get_or_insert(t);
             return Err(refused);
         }
-        let Some((addr, port, preserved)) = self.choose(path) else {
+        let Some((addr, port, preserved)) = self.choose(t, path) else {
             self.figures.failures_no_port += 1;
             self.figures.first_failure_ns.get_or_insert(t);
             return Err(refused);
@@ -328,7 +433,7 @@ impl PortLayer for LinuxNat {
         if ns == 0 {
             self.release(t, m);
         } else {
-            self.hold(t, m, 0, ns);
+            self.hold(t, m, 0, ns, State::Closed);
         }
     }
 
@@ -336,7 +441,7 @@ impl PortLayer for LinuxNat {
         // The SYN went on and was dropped further along: the entry stays
         // unreplied in SYN_SENT.
         let ns = self.hold_syn_ns;
-        self.hold(t, m, 2, ns);
+        self.hold(t, m, 2, ns, State::SynSent);
     }
 
     fn next_due(&self) -> Due {
