@@ -25,6 +25,9 @@ pub struct RawScenario {
     pub output: RawOutput,
     #[serde(default)]
     pub sweep: RawSweep,
+    /// `[[nat]]` tables, in file order.
+    #[serde(default)]
+    pub nat: Vec<RawNat>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -44,6 +47,44 @@ pub struct RawHost {
     pub share_across_destinations: Option<bool>,
     pub rfc6056_2_tries: Option<u32>,
     pub rfc6056_5_increment: Option<u32>,
+    /// Name of the first `[[nat]]` the host's connections cross.
+    pub via: Option<String>,
+}
+
+/// One `[[nat]]` table. `name` and `type` are required; the other keys
+/// have the kernel's defaults, filled in by `validate`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNat {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// A count or a list of addresses, as `host.addresses`; parsed in `validate`.
+    pub addresses: Option<toml::Value>,
+    pub port_range: Option<String>,
+    pub mode: Option<String>,
+    pub persistent: Option<bool>,
+    pub timeouts: Option<RawTimeouts>,
+    /// Signed, so a negative count gets the message of a count out of range.
+    pub max_entries: Option<i64>,
+    /// Name of the next `[[nat]]` along the path.
+    pub via: Option<String>,
+}
+
+/// `[[nat]].timeouts`: nf_conntrack's TCP timeouts, each a duration.
+#[derive(Debug, Default, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "an inline table of durations such as { time_wait = \"120s\", close = \"10s\" }"
+)]
+pub struct RawTimeouts {
+    pub syn_sent: Option<String>,
+    pub established: Option<String>,
+    pub fin_wait: Option<String>,
+    pub close_wait: Option<String>,
+    pub last_ack: Option<String>,
+    pub time_wait: Option<String>,
+    pub close: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
