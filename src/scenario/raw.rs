@@ -31,7 +31,10 @@ pub struct RawScenario {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table: [host] with keys such as os = \"linux\""
+)]
 pub struct RawHost {
     pub os: Option<String>,
     pub allocator: Option<String>,
@@ -54,7 +57,10 @@ pub struct RawHost {
 /// One `[[nat]]` table. `name` and `type` are required; the other keys
 /// have the kernel's defaults, filled in by `validate`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table: [[nat]] with name = \"node\" and type = \"linux\""
+)]
 pub struct RawNat {
     pub name: String,
     #[serde(rename = "type")]
@@ -88,7 +94,10 @@ pub struct RawTimeouts {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table: [[destinations]] with address = \"10.0.0.5:5432\""
+)]
 pub struct RawDestination {
     pub address: String,
     pub weight: Option<f64>,
@@ -96,7 +105,10 @@ pub struct RawDestination {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table: [traffic] with keys such as rate = 100"
+)]
 pub struct RawTraffic {
     pub arrivals: Option<String>,
     pub rate: Option<f64>,
@@ -113,14 +125,20 @@ pub struct RawTraffic {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table such as { at = \"30s\", rate = 200 }"
+)]
 pub struct RawStep {
     pub at: String,
     pub rate: f64,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table such as { from = 10, to = 500, over = \"10m\" }"
+)]
 pub struct RawRamp {
     pub from: f64,
     pub to: f64,
@@ -129,14 +147,20 @@ pub struct RawRamp {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table such as { after = \"1s\", max = 3 }"
+)]
 pub struct RawRetry {
     pub after: String,
     pub max: u32,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table: [output] with keys such as bin = \"1s\""
+)]
 pub struct RawOutput {
     /// Width of one time-series bin; chosen from the duration when absent.
     pub bin: Option<String>,
@@ -144,7 +168,10 @@ pub struct RawOutput {
 
 /// Defaults for `portsim sweep` and `portsim capacity` on this scenario.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table: [sweep] with keys such as seeds = 10"
+)]
 pub struct RawSweep {
     /// `--vary` specs used when the command line gives none.
     #[serde(default)]
