@@ -116,14 +116,14 @@ pub(super) fn nats(raw: &[RawNat], host_via: Option<&str>) -> R<(Vec<Nat>, Optio
     // Walked from the host first, so the link blamed is the one that
     // turns the host's path back on itself.
     if let Some((i, cycle)) = first_cycle(&out, std::iter::once(first).chain(0..out.len())) {
-        let path: Vec<String> = cycle.iter().map(|&k| quote(&out[k].name)).collect();
+        let mut path: Vec<String> = cycle.iter().map(|&k| quote(&out[k].name)).collect();
+        path.push(path[0].clone());
         return err(
             &format!("nat[{i}].via"),
             format!(
-                "found {}, which closes a loop: {} → {}; a path of NATs must end (its last [[nat]] has no via)",
+                "found {}, which closes a loop: {}; a path of NATs must end (its last [[nat]] has no via)",
                 quote(raw[i].via.as_deref().unwrap_or_default()),
-                path.join(" → "),
-                path[0]
+                chain(&path, cycle.len())
             ),
         );
     }
@@ -146,7 +146,7 @@ pub(super) fn nats(raw: &[RawNat], host_via: Option<&str>) -> R<(Vec<Nat>, Optio
             format!(
                 "found {}, a [[nat]] no connection crosses: the host's path is host.via = {}; put it on the path (host.via, or via = {} in {}) or remove the table",
                 quote(&out[i].name),
-                path.join(" → "),
+                chain(&path, path.len()),
                 quote(&out[i].name),
                 last
             ),
@@ -323,6 +323,18 @@ fn resolve(key: &str, found: &str, index: &HashMap<&str, usize>, names: &[&str])
     )
 }
 
+/// `"pod" → "node" → "cloud"`; a long path shows its first and last
+/// names, so a message stays one readable line.
+/// `distinct` is how many NATs the chain has (a loop repeats its first).
+fn chain(names: &[String], distinct: usize) -> String {
+    if names.len() <= NAMES_SHOWN {
+        return names.join(" → ");
+    }
+    let head = names[..NAMES_SHOWN / 2].join(" → ");
+    let tail = names[names.len() - 2..].join(" → ");
+    format!("{head} → … ({distinct} NATs in all) → {tail}")
+}
+
 /// `"pod", "node"`, or the first few and how many there are in all.
 fn names_list(names: &[&str]) -> String {
     let shown: Vec<String> = names.iter().take(NAMES_SHOWN).map(|n| quote(n)).collect();
@@ -373,6 +385,7 @@ fn first_cycle(nats: &[Nat], starts: impl Iterator<Item = usize>) -> Option<(usi
 mod tests {
     use std::path::Path;
 
+    use super::MAX_NATS;
     use crate::scenario::nat::{ConntrackTimeouts, NatKind, NatMode, DEFAULT_MAX_ENTRIES};
     use crate::scenario::{load_str, Scenario, NS_PER_S};
 
@@ -554,6 +567,25 @@ via = "cloud"
         assert!(
             e.contains("nat[2999].via: found \"n2998\", which closes a loop: \"n2998\" → \"n2999\" → \"n2998\""),
             "{e}"
+        );
+        // A loop through all of them: its ends shown, and how many.
+        let at = t.rfind("via = \"n2998\"").unwrap();
+        let t = format!("{}via = \"n0\"\n", &t[..at]);
+        let e = refused(&t);
+        assert!(
+            e.ends_with("nat[2999].via: found \"n0\", which closes a loop: \"n0\" → \"n1\" → \"n2\" → \"n3\" → \"n4\" → \"n5\" → … (3000 NATs in all) → \"n2999\" → \"n0\"; a path of NATs must end (its last [[nat]] has no via)"),
+            "{e}"
+        );
+        // One table too many.
+        let mut t = String::from("[host]\nvia = \"n0\"\n");
+        for i in 0..=MAX_NATS {
+            t.push_str(&format!("[[nat]]\nname = \"n{i}\"\ntype = \"linux\"\n"));
+        }
+        let e = refused(&t);
+        let line = 10 + 3 * MAX_NATS;
+        assert_eq!(
+            e,
+            format!("n.toml:{line}: nat[4096]: the file has 4097 [[nat]] tables; at most 4096 are allowed")
         );
     }
 
