@@ -13,13 +13,14 @@
 //!
 //! Memory is the sum of what the engine keeps per source address and port,
 //! per flow in flight, per open connection and TIME_WAIT entry, per
-//! destination, and for the charts. `--max-memory` bounds it.
+//! destination, per NAT (its mappings and its port occupancy, see
+//! [`nat_memory`]), and for the charts. `--max-memory` bounds it.
 //!
 //! Every figure is a float computed from validated, finite inputs; the guards
 //! are written so that a NaN could never pass them.
 
 use crate::error::{num, InputError};
-use crate::scenario::{Hold, Scenario, NS_PER_S};
+use crate::scenario::{Close, Hold, Scenario, NS_PER_S};
 
 /// Refuse runs estimated to need more events than this by default.
 pub const DEFAULT_MAX_EVENTS: f64 = 2e10;
@@ -154,6 +155,7 @@ pub fn estimate(sc: &Scenario, charts: bool) -> Cost {
         amount: dests * 96.0,
         what: "destinations (destinations.count)".into(),
     });
+    memory_parts.extend(nat_memory(sc, rate, hold_s, attempts));
     if charts {
         memory_parts.push(Part {
             amount: addresses * n * 8.0 + n * 4.0,
@@ -168,6 +170,56 @@ pub fn estimate(sc: &Scenario, charts: bool) -> Cost {
         memory,
         memory_parts,
     }
+}
+
+/// Bytes of one NAT mapping (a conntrack entry: both tuples, state, timer).
+const NAT_MAPPING_BYTES: f64 = 48.0;
+
+/// What each `[[nat]]` keeps, two parts per NAT: its mappings, and the
+/// occupancy of its outside ports.
+///
+/// Every connection crosses every NAT of the path, and a NAT keeps its
+/// mapping while the connection is open and then for its own timer after
+/// the close: `timeouts.time_wait` after a FIN close (conntrack reaches
+/// TIME_WAIT whichever side closes first), `timeouts.close` after a reset.
+/// By Little's law at the peak rate, with the margin the host's entries
+/// get, that is `2 × rate × (hold + timer) + 1000` mappings, but never more
+/// than attempts nor than `max_entries` (a full table drops new ones).
+///
+/// Occupancy: a bit per outside address and port for each destination
+/// with a mapping (uniqueness is on the reply tuple, so each destination
+/// has its own view of the pool), plus a small header; at most one
+/// destination per mapping.
+fn nat_memory(sc: &Scenario, rate: f64, hold_s: f64, attempts: f64) -> Vec<Part> {
+    let dests = sc.destinations.len() as f64;
+    let mut parts = Vec::with_capacity(2 * sc.nats.len());
+    for (i, nat) in sc.nats.iter().enumerate() {
+        let (timer_ns, timer_key) = match sc.traffic.close {
+            Close::Reset => (nat.timeouts.close, "close"),
+            Close::Client | Close::Server => (nat.timeouts.time_wait, "time_wait"),
+        };
+        let timer_s = timer_ns as f64 / NS_PER_S as f64;
+        let mappings = (2.0 * rate * (hold_s + timer_s) + 1000.0)
+            .min(attempts)
+            .min(nat.max_entries as f64);
+        let name = crate::error::quote(&nat.name);
+        parts.push(Part {
+            amount: mappings * NAT_MAPPING_BYTES,
+            what: format!(
+                "the mappings of the NAT {name}: traffic.rate × (traffic.hold + nat[{i}].timeouts.{timer_key}), at most nat[{i}].max_entries"
+            ),
+        });
+        let flows = dests.min(mappings.max(1.0));
+        let pool = nat.addresses.len() as f64 * f64::from(nat.range_size());
+        parts.push(Part {
+            amount: flows * (pool / 8.0 + 96.0),
+            what: format!(
+                "the port occupancy of the NAT {name}: nat[{i}].addresses × nat[{i}].port_range bits for each of {} destinations",
+                num(flows)
+            ),
+        });
+    }
+    parts
 }
 
 /// Whether closing a connection draws each request's hold time: the sum
@@ -338,6 +390,83 @@ pub fn events_flag(v: f64) -> Result<f64, InputError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A host sending 100 connections/s of 1 s each for 10 min to
+    /// `dests` destinations, through the NAT "node" given by `nat` (keys).
+    fn behind_nat(dests: u32, close: &str, nat: &str) -> Scenario {
+        let text = format!(
+            "name = \"n\"\nduration = \"10m\"\n[host]\nvia = \"node\"\n[[destinations]]\naddress = \"10.0.0.1:443\"\ncount = {dests}\n[traffic]\narrivals = \"constant\"\nrate = 100\nhold = \"1s\"\nclose = \"{close}\"\n[[nat]]\nname = \"node\"\ntype = \"linux\"\n{nat}\n"
+        );
+        crate::scenario::load_str(&text, std::path::Path::new("n.toml"), &[]).unwrap()
+    }
+
+    fn part(cost: &Cost, starts: &str) -> f64 {
+        let found: Vec<&Part> = cost
+            .memory_parts
+            .iter()
+            .filter(|p| p.what.starts_with(starts))
+            .collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "one part {starts:?} in {:?}",
+            cost.memory_parts
+        );
+        found[0].amount
+    }
+
+    #[test]
+    fn a_nat_keeps_a_mapping_per_connection_and_per_timer_after_close() {
+        let mappings = "the mappings of the NAT \"node\"";
+        // 2 × 100/s × (1 s + 30 s) + 1000 = 7,200 mappings of 48 bytes.
+        let sc = behind_nat(1, "client", "timeouts = { time_wait = \"30s\" }");
+        assert_eq!(part(&estimate(&sc, false), mappings), 7200.0 * 48.0);
+        // Conntrack reaches TIME_WAIT whoever closes first.
+        let sc = behind_nat(1, "server", "timeouts = { time_wait = \"30s\" }");
+        assert_eq!(part(&estimate(&sc, false), mappings), 7200.0 * 48.0);
+        // After a reset, the close timer: 2 × 100 × (1 + 10) + 1000.
+        let sc = behind_nat(1, "reset", "timeouts = { time_wait = \"30s\" }");
+        assert_eq!(part(&estimate(&sc, false), mappings), 3200.0 * 48.0);
+        // A full table holds no more.
+        let sc = behind_nat(1, "client", "max_entries = 5000");
+        assert_eq!(part(&estimate(&sc, false), mappings), 5000.0 * 48.0);
+        // Without a NAT, no such part.
+        let mut sc = behind_nat(1, "client", "");
+        sc.nats.clear();
+        sc.via = None;
+        assert!(estimate(&sc, false)
+            .memory_parts
+            .iter()
+            .all(|p| !p.what.contains("NAT")));
+    }
+
+    #[test]
+    fn a_nat_keeps_its_pool_for_each_destination_in_use() {
+        // 2 addresses × 1,024 ports = 2,048 bits = 256 bytes, + 96, for each of 3.
+        let sc = behind_nat(3, "client", "addresses = 2\nport_range = \"1024-2047\"");
+        let occupancy = "the port occupancy of the NAT \"node\"";
+        assert_eq!(part(&estimate(&sc, false), occupancy), 3.0 * 352.0);
+        // Never more destinations than mappings: 10 entries at most.
+        let sc = behind_nat(
+            3000,
+            "client",
+            "addresses = 2\nport_range = \"1024-2047\"\nmax_entries = 10",
+        );
+        assert_eq!(part(&estimate(&sc, false), occupancy), 10.0 * 352.0);
+    }
+
+    #[test]
+    fn a_huge_nat_pool_is_refused_naming_it() {
+        // 4,096 addresses × 64,512 ports ≈ 33 MB a destination, × 1,000.
+        let sc = behind_nat(1000, "client", "addresses = 4096");
+        let e = check(&sc, "n.toml", Limits::default(), false).unwrap_err();
+        let e = e.to_string();
+        assert!(
+            e.contains("about 30.8 GiB of memory expected")
+                && e.contains("Most of it: the port occupancy of the NAT \"node\": nat[0].addresses × nat[0].port_range bits for each of 1000 destinations"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn sizes_and_times_read_well() {

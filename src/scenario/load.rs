@@ -237,7 +237,8 @@ fn path_text(p: &serde_path_to_error::Path) -> String {
     out
 }
 
-/// Keys that hold a duration, by their last segment.
+/// Keys that hold a duration, by their last segments (`timeouts.close`, not
+/// `traffic.close`, which is a name).
 const DURATION_KEYS: &[&str] = &[
     "duration",
     "time_wait",
@@ -246,18 +247,26 @@ const DURATION_KEYS: &[&str] = &[
     "after",
     "at",
     "over",
+    "timeouts.syn_sent",
+    "timeouts.established",
+    "timeouts.fin_wait",
+    "timeouts.close_wait",
+    "timeouts.last_ack",
+    "timeouts.close",
 ];
 
 /// A bare number where a duration goes (`time_wait = 30`): say that a
 /// duration is a string with a unit, and show the likely one.
 fn with_unit_hint(key: &str, message: String) -> String {
-    let last = key.rsplit('.').next().unwrap_or(key);
+    let is_duration = DURATION_KEYS
+        .iter()
+        .any(|d| key == *d || key.ends_with(&format!(".{d}")));
     let number = message
         .strip_prefix("found integer `")
         .or_else(|| message.strip_prefix("found floating point `"))
         .and_then(|rest| rest.split('`').next());
     match number {
-        Some(n) if DURATION_KEYS.contains(&last) && message.ends_with("expected a string") => {
+        Some(n) if is_duration && message.ends_with("expected a string") => {
             format!(
                 "found the number {n}; a duration is a string with a unit, e.g. \"{n}s\" or \"{n}ms\""
             )

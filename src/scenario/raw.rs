@@ -25,10 +25,16 @@ pub struct RawScenario {
     pub output: RawOutput,
     #[serde(default)]
     pub sweep: RawSweep,
+    /// `[[nat]]` tables, in file order.
+    #[serde(default)]
+    pub nat: Vec<RawNat>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table: [host] with keys such as os = \"linux\""
+)]
 pub struct RawHost {
     pub os: Option<String>,
     pub allocator: Option<String>,
@@ -44,10 +50,54 @@ pub struct RawHost {
     pub share_across_destinations: Option<bool>,
     pub rfc6056_2_tries: Option<u32>,
     pub rfc6056_5_increment: Option<u32>,
+    /// Name of the first `[[nat]]` the host's connections cross.
+    pub via: Option<String>,
+}
+
+/// One `[[nat]]` table. `name` and `type` are required; the other keys
+/// have the kernel's defaults, filled in by `validate`.
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table: [[nat]] with name = \"node\" and type = \"linux\""
+)]
+pub struct RawNat {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// A count or a list of addresses, as `host.addresses`; parsed in `validate`.
+    pub addresses: Option<toml::Value>,
+    pub port_range: Option<String>,
+    pub mode: Option<String>,
+    pub persistent: Option<bool>,
+    pub timeouts: Option<RawTimeouts>,
+    /// Signed, so a negative count gets the message of a count out of range.
+    pub max_entries: Option<i64>,
+    /// Name of the next `[[nat]]` along the path.
+    pub via: Option<String>,
+}
+
+/// `[[nat]].timeouts`: nf_conntrack's TCP timeouts, each a duration.
+#[derive(Debug, Default, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "an inline table of durations such as { time_wait = \"120s\", close = \"10s\" }"
+)]
+pub struct RawTimeouts {
+    pub syn_sent: Option<String>,
+    pub established: Option<String>,
+    pub fin_wait: Option<String>,
+    pub close_wait: Option<String>,
+    pub last_ack: Option<String>,
+    pub time_wait: Option<String>,
+    pub close: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table: [[destinations]] with address = \"10.0.0.5:5432\""
+)]
 pub struct RawDestination {
     pub address: String,
     pub weight: Option<f64>,
@@ -55,7 +105,10 @@ pub struct RawDestination {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table: [traffic] with keys such as rate = 100"
+)]
 pub struct RawTraffic {
     pub arrivals: Option<String>,
     pub rate: Option<f64>,
@@ -72,14 +125,20 @@ pub struct RawTraffic {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table such as { at = \"30s\", rate = 200 }"
+)]
 pub struct RawStep {
     pub at: String,
     pub rate: f64,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table such as { from = 10, to = 500, over = \"10m\" }"
+)]
 pub struct RawRamp {
     pub from: f64,
     pub to: f64,
@@ -88,14 +147,20 @@ pub struct RawRamp {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table such as { after = \"1s\", max = 3 }"
+)]
 pub struct RawRetry {
     pub after: String,
     pub max: u32,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table: [output] with keys such as bin = \"1s\""
+)]
 pub struct RawOutput {
     /// Width of one time-series bin; chosen from the duration when absent.
     pub bin: Option<String>,
@@ -103,7 +168,10 @@ pub struct RawOutput {
 
 /// Defaults for `portsim sweep` and `portsim capacity` on this scenario.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table: [sweep] with keys such as seeds = 10"
+)]
 pub struct RawSweep {
     /// `--vary` specs used when the command line gives none.
     #[serde(default)]

@@ -490,3 +490,277 @@ fn a_bare_number_for_a_duration_suggests_a_unit() {
         "{err}"
     );
 }
+
+/// `GOOD` behind two NATs, every key of the first written out.
+fn nat_good() -> String {
+    GOOD.replace(
+        "time_wait = \"60s\"\n",
+        "time_wait = \"60s\"\nvia = \"pod\"\n",
+    ) + r#"[[nat]]
+name = "pod"
+type = "linux"
+addresses = 1
+port_range = "1024-65535"
+mode = "preserve"
+persistent = false
+timeouts = { time_wait = "120s", close = "10s" }
+max_entries = 262144
+via = "node"
+[[nat]]
+name = "node"
+type = "linux"  # node
+"#
+}
+
+/// [`nat_good`] with the one line that reads `old` replaced by `new`;
+/// returns the text and the 1-based number of that line.
+fn nat_with(old: &str, new: &str) -> (String, usize) {
+    let text = nat_good();
+    let lines: Vec<&str> = text.lines().collect();
+    let at: Vec<usize> = (0..lines.len()).filter(|&i| lines[i] == old).collect();
+    assert_eq!(at.len(), 1, "{old:?} is one line of the file");
+    let mut out: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    out[at[0]] = new.to_string();
+    (out.join("\n") + "\n", at[0] + 1)
+}
+
+#[test]
+fn the_good_nat_scenario_is_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "nat.toml", &nat_good());
+    portsim()
+        .current_dir(dir.path())
+        .args(["check", "nat.toml"])
+        .assert()
+        .success();
+}
+
+#[test]
+fn bad_nat_keys_name_the_key_and_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    // (line replaced, its new text, lines down from it where the error is, the message)
+    for (old, new, down, want) in [
+        (
+            "name = \"pod\"",
+            "name = \"\"",
+            0,
+            "nat[0].name: found an empty name; give each [[nat]] a short name such as \"node\"",
+        ),
+        (
+            "name = \"node\"",
+            "name = \"pod\"",
+            0,
+            "nat[1].name: found \"pod\", the name of nat[0] too; each [[nat]] needs a name of its own",
+        ),
+        (
+            "type = \"linux\"",
+            "type = \"lnux\"",
+            0,
+            "nat[0].type: found \"lnux\"; allowed: \"linux\" (did you mean \"linux\"?)",
+        ),
+        (
+            "addresses = 1",
+            "addresses = 0",
+            0,
+            "nat[0].addresses: found \"0\"; expected a count from 1 to 4096 or a list of IP addresses",
+        ),
+        (
+            "addresses = 1",
+            "addresses = [\"203.0.113.9\", \"203.0.113.300\"]",
+            0,
+            "nat[0].addresses[1]: found \"203.0.113.300\"; expected an IP address such as \"10.0.0.7\"",
+        ),
+        (
+            "addresses = 1",
+            "addresses = [\"203.0.113.9\", \"203.0.113.9\"]",
+            0,
+            "nat[0].addresses[1]: found \"203.0.113.9\", listed already as nat[0].addresses[0]; each outside address is listed once",
+        ),
+        (
+            "port_range = \"1024-65535\"",
+            "port_range = \"60000-50000\"",
+            0,
+            "nat[0].port_range: found \"60000-50000\"; expected a port or a range \"A-B\" with 1 <= A <= B <= 65535",
+        ),
+        (
+            "port_range = \"1024-65535\"",
+            "port_range = \"0-1023\"",
+            0,
+            "nat[0].port_range: found \"0-1023\"; expected a port or a range",
+        ),
+        (
+            "mode = \"preserve\"",
+            "mode = \"fully-random\"",
+            0,
+            "nat[0].mode: found \"fully-random\"; allowed: \"preserve\", \"random\", \"random-fully\"",
+        ),
+        (
+            "persistent = false",
+            "persistent = \"no\"",
+            0,
+            "nat[0].persistent: found string \"no\", expected a boolean",
+        ),
+        (
+            "timeouts = { time_wait = \"120s\", close = \"10s\" }",
+            "timeouts = { time_wiat = \"120s\" }",
+            0,
+            "nat[0].timeouts.time_wiat: unknown key `time_wiat`; allowed here: syn_sent, established, fin_wait, close_wait, last_ack, time_wait, close (did you mean `time_wait`?)",
+        ),
+        (
+            "timeouts = { time_wait = \"120s\", close = \"10s\" }",
+            "timeouts = { time_wait = \"2 minutes\", close = \"soon\" }",
+            0,
+            "nat[0].timeouts.close: found \"soon\"",
+        ),
+        (
+            "timeouts = { time_wait = \"120s\", close = \"10s\" }",
+            "timeouts = { close = 10 }",
+            0,
+            "nat[0].timeouts.close: found the number 10; a duration is a string with a unit, e.g. \"10s\"",
+        ),
+        (
+            "timeouts = { time_wait = \"120s\", close = \"10s\" }",
+            "timeouts = { established = \"0\" }",
+            0,
+            "nat[0].timeouts.established: found \"0\"; expected a positive duration (the kernel's default is 432000s)",
+        ),
+        (
+            "timeouts = { time_wait = \"120s\", close = \"10s\" }",
+            "timeouts = \"120s\"",
+            0,
+            "nat[0].timeouts: found string \"120s\", expected an inline table of durations such as { time_wait = \"120s\", close = \"10s\" }",
+        ),
+        (
+            "max_entries = 262144",
+            "max_entries = 0",
+            0,
+            "nat[0].max_entries: found 0; expected a whole number from 1 to 4294967295 (nf_conntrack_max, an unsigned int; the default is 262144)",
+        ),
+        (
+            "max_entries = 262144",
+            "max_entries = -5",
+            0,
+            "nat[0].max_entries: found -5; expected a whole number from 1 to 4294967295",
+        ),
+        (
+            "max_entries = 262144",
+            "max_entries = 1e6",
+            0,
+            "nat[0].max_entries: found floating point `1000000.0`, expected a whole number",
+        ),
+        (
+            "via = \"node\"",
+            "via = \"nodd\"",
+            0,
+            "nat[0].via: found \"nodd\", which no [[nat]] is named; the names are \"pod\", \"node\" (did you mean \"node\"?)",
+        ),
+        (
+            "via = \"node\"",
+            "via = \"pod\"",
+            0,
+            "nat[0].via: found \"pod\", the table's own name; a NAT cannot send its connections through itself",
+        ),
+        (
+            "type = \"linux\"  # node",
+            "type = \"linux\"\nvia = \"pod\"",
+            1,
+            "nat[1].via: found \"pod\", which closes a loop: \"pod\" → \"node\" → \"pod\"; a path of NATs must end (its last [[nat]] has no via)",
+        ),
+        (
+            "via = \"pod\"",
+            "via = \"cloud\"",
+            0,
+            "host.via: found \"cloud\", which no [[nat]] is named; the names are \"pod\", \"node\"",
+        ),
+        (
+            "via = \"pod\"",
+            "via = \"node\"",
+            0,
+            "nat[0].name: found \"pod\", a [[nat]] no connection crosses: the host's path is host.via = \"node\"; put it on the path (host.via, or via = \"pod\" in \"node\") or remove the table",
+        ),
+        (
+            "mode = \"preserve\"",
+            "mod = \"preserve\"",
+            0,
+            "nat[0].mod: unknown key `mod`; allowed here: name, type, addresses, port_range, mode, persistent, timeouts, max_entries, via (did you mean `mode`?)",
+        ),
+    ] {
+        let (toml, line) = nat_with(old, new);
+        // The off-path table is reported at its name.
+        let line = if want.starts_with("nat[0].name: found \"pod\", a [[nat]]") {
+            toml.lines().position(|l| l == "name = \"pod\"").unwrap() + 1
+        } else {
+            line + down
+        };
+        write(dir.path(), "bad.toml", &toml);
+        let err = refused_one_line(dir.path(), &["check", "bad.toml"]);
+        assert!(
+            err.contains(&format!("bad.toml:{line}: {want}")),
+            "{new}: want line {line}: {want}\n got {err}"
+        );
+    }
+}
+
+#[test]
+fn a_missing_nat_key_or_host_via_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = nat_good();
+    let header = text.lines().position(|l| l == "[[nat]]").unwrap() + 1;
+    for (drop, want) in [
+        ("name = \"pod\"\n", format!("bad.toml:{header}: nat[0]: missing required key `name`")),
+        ("type = \"linux\"\n", format!("bad.toml:{header}: nat[0]: missing required key `type`")),
+        (
+            "via = \"pod\"\n",
+            "bad.toml:3: host.via: missing; the file has [[nat]] tables (\"pod\", \"node\") but no connection crosses them unless host.via names the first, e.g. host.via = \"pod\"".to_string(),
+        ),
+    ] {
+        write(dir.path(), "bad.toml", &text.replacen(drop, "", 1));
+        let err = refused_one_line(dir.path(), &["check", "bad.toml"]);
+        assert!(err.contains(&want), "without {drop:?}: {err}");
+    }
+    // host.via with no [[nat]] at all.
+    let no_nat = text[..text.find("[[nat]]").unwrap()].to_string();
+    write(dir.path(), "bad.toml", &no_nat);
+    let err = refused_one_line(dir.path(), &["check", "bad.toml"]);
+    assert!(
+        err.contains("bad.toml:7: host.via: found \"pod\", but the file has no [[nat]] table; add one with name = \"pod\" and type = \"linux\", or remove host.via"),
+        "{err}"
+    );
+}
+
+#[test]
+fn nat_keys_set_from_the_command_line_name_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "nat.toml", &nat_good());
+    let err = refused_one_line(dir.path(), &["run", "nat.toml", "--set", "nat.1.via=pod"]);
+    assert!(
+        err.starts_with(
+            "error: --set nat.1.via=pod: nat[1].via: found \"pod\", which closes a loop"
+        ),
+        "{err}"
+    );
+    let err = refused_one_line(
+        dir.path(),
+        &["run", "nat.toml", "--set", "nat.0.timeouts.time_wait=30"],
+    );
+    assert!(
+        err.starts_with("error: --set nat.0.timeouts.time_wait=30: nat[0].timeouts.time_wait: found the number 30; a duration is a string with a unit"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_table_where_a_table_belongs_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let (toml, line) = with_line("hold", "hold = \"1s\"\nretry = \"5s\"");
+    write(dir.path(), "bad.toml", &toml);
+    let err = refused_one_line(dir.path(), &["check", "bad.toml"]);
+    assert!(
+        err.contains(&format!(
+            "bad.toml:{}: traffic.retry: found string \"5s\", expected a table such as {{ after = \"1s\", max = 3 }}",
+            line + 1
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("Raw"), "no type names of the code: {err}");
+}

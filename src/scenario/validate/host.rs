@@ -122,7 +122,7 @@ pub(super) fn host(h: &RawHost) -> R<Host> {
         Some(t) => duration("host.tw_reuse_delay", t)?,
         None => NS_PER_S,
     };
-    let addresses = addresses(h.addresses.as_ref())?;
+    let addresses = addresses("host.addresses", "192.0.2.1", h.addresses.as_ref())?;
     let host = Host {
         os,
         allocator,
@@ -160,21 +160,22 @@ pub(super) fn host(h: &RawHost) -> R<Host> {
     Ok(host)
 }
 
-fn addresses(v: Option<&toml::Value>) -> R<Vec<String>> {
-    let key = "host.addresses";
+/// Addresses at `key`: a count of consecutive addresses from `base`
+/// (which is also the default, alone), or a list of IP addresses.
+pub(super) fn addresses(key: &str, base: &str, v: Option<&toml::Value>) -> R<Vec<String>> {
     let v = match v {
-        None => return Ok(vec!["192.0.2.1".to_string()]),
+        None => return Ok(vec![base.to_string()]),
         Some(v) => v,
     };
     match v {
-        toml::Value::Integer(n) if (1..=4096).contains(n) => Ok(expand_ip(
-            key,
-            "192.0.2.1".parse().expect("literal address"),
-            *n as u32,
-        )?
-        .into_iter()
-        .map(|ip| ip.to_string())
-        .collect()),
+        toml::Value::Integer(n) if (1..=4096).contains(n) => {
+            Ok(
+                expand_ip(key, base.parse().expect("literal address"), *n as u32)?
+                    .into_iter()
+                    .map(|ip| ip.to_string())
+                    .collect(),
+            )
+        }
         toml::Value::Array(items) if !items.is_empty() => items
             .iter()
             .enumerate()

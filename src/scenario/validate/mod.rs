@@ -9,10 +9,12 @@ use super::*;
 use crate::error::{allowed_list, num, quote};
 use destinations::destinations;
 use host::host;
+use nat::nats;
 use traffic::traffic;
 
 mod destinations;
 mod host;
+mod nat;
 mod traffic;
 
 /// A bad value at a key path.
@@ -171,6 +173,7 @@ pub(super) fn validate(raw: RawScenario) -> R<Scenario> {
         );
     }
     let sweep = sweep_defaults(&raw.sweep)?;
+    let (nats, via) = nats(&raw.nat, raw.host.via.as_deref())?;
     Ok(Scenario {
         name: raw.name,
         description: raw.description,
@@ -182,8 +185,8 @@ pub(super) fn validate(raw: RawScenario) -> R<Scenario> {
         traffic,
         bin_ns,
         sweep,
-        nats: Vec::new(),
-        via: None,
+        nats,
+        via,
     })
 }
 
