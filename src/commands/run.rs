@@ -153,6 +153,7 @@ pub(crate) fn exec(args: RunArgs) -> anyhow::Result<Exit> {
             overrides: &args.set,
             seed: sc.seed,
             max_events: limits.max_events,
+            max_memory: limits.max_memory,
             target,
         };
         let found = crate::fixes::compute(&src, &sc, &report);

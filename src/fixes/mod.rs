@@ -49,8 +49,11 @@ pub struct Source<'a> {
     pub path: &'a Path,
     pub overrides: &'a [Override],
     pub seed: u64,
-    /// Refuse any probe estimated above this many events (`--max-events`).
+    /// Refuse any probe estimated above this many events (`--max-events`)
+    /// or bytes of memory (`--max-memory`): a lever's change may need more
+    /// than the run (more destinations, addresses, ports).
     pub max_events: f64,
+    pub max_memory: f64,
     /// The goal (`--target`); `None`: nothing fails.
     pub target: Option<Target>,
 }
@@ -128,7 +131,7 @@ pub struct Search {
 
 /// What a lever does for a scenario.
 pub enum Plan {
-    /// One change, run once; kept if it lowers the failures.
+    /// One change, run once; kept if it avoids a tenth of the failures.
     Toggle(Vec<Change>),
     /// Alternatives tried in order: the first that leaves nothing failing,
     /// else the one with the fewest failures.
@@ -283,7 +286,7 @@ impl Prober<'_> {
         sc.seed = self.src.seed;
         let limits = crate::Limits {
             max_events: self.src.max_events,
-            ..crate::Limits::default()
+            max_memory: self.src.max_memory,
         };
         crate::limits::check(&sc, "", limits, false).ok()?;
         Some(sc)
@@ -351,8 +354,11 @@ impl Prober<'_> {
         match self.probe(changes, true) {
             Probe::Pass(r) => Some(fix(name, changes, &r, true)),
             Probe::Fail => {
+                // Kept when it avoids a tenth of the failures or more: a
+                // change that moves them by chance is no fix.
                 let r = self.kept.take()?;
-                (r.failures < self.base.failures).then(|| fix(name, changes, &r, false))
+                (r.failures as f64 <= 0.9 * self.base.failures as f64)
+                    .then(|| fix(name, changes, &r, false))
             }
             Probe::Out => None,
         }

@@ -131,11 +131,11 @@ pub fn pools_line(r: &Report) -> Option<String> {
     })
 }
 
-/// Where the first failure happened when a NAT is on the path: ", at the
-/// NAT node (no port left); the host itself never ran out".
-fn nat_first(r: &Report, t: f64) -> String {
+/// Where the first failure happened when a NAT is on the path (", at the
+/// NAT node (no port left)"), and whether the host itself ever ran out.
+fn nat_first(r: &Report, t: f64) -> (String, &'static str) {
     let Some(n) = r.nats.iter().find(|n| n.first_failure_s == Some(t)) else {
-        return String::new();
+        return (String::new(), "");
     };
     let cause = if n.failures_by_cause.no_port > 0 {
         "no port left"
@@ -144,11 +144,11 @@ fn nat_first(r: &Report, t: f64) -> String {
     };
     let at_nats: u64 = r.nats.iter().map(|n| n.failures).sum();
     let host = if at_nats == r.failures {
-        "; the host itself never ran out"
+        " The host itself never ran out."
     } else {
         ""
     };
-    format!(", at the NAT {} ({cause}){host}", n.name)
+    (format!(", at the NAT {} ({cause})", n.name), host)
 }
 
 /// One line per NAT: its pool, what it held at most, what it dropped.
@@ -157,7 +157,7 @@ fn nat_lines(r: &Report) -> Vec<String> {
         .iter()
         .map(|n| {
             format!(
-                "{}: {} address{} × {} ports; peak {} mappings, {} ports of one address; {} dropped (no port {}, table full {}); {} ports preserved",
+                "{}: {} address{} × {} ports; peak {} mappings, {} ports of one address; {} dropped (no port {}, table full {}); {} ports preserved; {} closed entries taken over",
                 n.name,
                 n.addresses,
                 if n.addresses == 1 { "" } else { "es" },
@@ -167,7 +167,8 @@ fn nat_lines(r: &Report) -> Vec<String> {
                 thousands(n.failures),
                 thousands(n.failures_by_cause.no_port),
                 thousands(n.failures_by_cause.table_full),
-                thousands(n.ports_preserved)
+                thousands(n.ports_preserved),
+                thousands(n.evicted)
             )
         })
         .collect()
@@ -175,6 +176,24 @@ fn nat_lines(r: &Report) -> Vec<String> {
 
 /// The one-sentence answer.
 pub fn headline(r: &Report) -> String {
+    let full_nat = r
+        .nats
+        .iter()
+        .find(|n| n.failures == 0 && n.peak_ports_per_address >= n.ports_per_address && n.evicted > 0)
+        .map(|n| {
+            format!(
+                " The NAT {} used all {} of its ports; new connections took over {} closed (TIME_WAIT, CLOSE) entries.",
+                n.name,
+                thousands(u64::from(n.ports_per_address)),
+                thousands(n.evicted)
+            )
+        })
+        .unwrap_or_default();
+    let answer = headline_only(r);
+    format!("{answer}{full_nat}")
+}
+
+fn headline_only(r: &Report) -> String {
     match &r.first_failure {
         Some(f) => {
             // A mean hides bursts: name the worst 10 s when it is at least
@@ -188,10 +207,10 @@ pub fn headline(r: &Report) -> String {
                 .rate
                 .map(|x| format!(" (rate {}/s)", amount(x)))
                 .unwrap_or_default();
+            let (at, host) = nat_first(r, f.time_s);
             format!(
-                "First failure at {}{rate}{}, attempt {}; {} of attempts failed{burst}.",
+                "First failure at {}{rate}, attempt {}{at}; {} of attempts failed{burst}.{host}",
                 human_s(f.time_s),
-                nat_first(r, f.time_s),
                 thousands(f.attempt),
                 percent(r.failure_ratio)
             )

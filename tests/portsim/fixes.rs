@@ -50,6 +50,7 @@ fn fixes_of(text: &str, sets: &[&str]) -> (Report, portsim::fixes::Fixes) {
         overrides: &overrides,
         seed: sc.seed,
         max_events: portsim::DEFAULT_MAX_EVENTS,
+        max_memory: portsim::DEFAULT_MAX_MEMORY,
         target: None,
     };
     let fixes = compute(&src, &sc, &report);
@@ -252,6 +253,7 @@ fn a_target_is_the_goal_instead_of_nothing_failing() {
         overrides: &overrides,
         seed: sc.seed,
         max_events: portsim::DEFAULT_MAX_EVENTS,
+        max_memory: portsim::DEFAULT_MAX_MEMORY,
         target: Some(target),
     };
     let fixes = compute(&src, &sc, &report);

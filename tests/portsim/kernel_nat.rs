@@ -232,6 +232,43 @@ fn preservation(lab: &mut Lab) -> Result<(), String> {
     )
 }
 
+/// The same NAT in portsim: a host on `OUTSIDE` behind one outside address
+/// with `nat_range`, `per_dest` connections held to each of `dests`
+/// (round-robin), as the kernel case opens them.
+fn portsim_nat(nat_range: (u16, u16), dests: &[SocketAddrV4], per_dest: usize) -> portsim::Report {
+    let mut text = format!(
+        r#"name = "kernel-nat"
+seed = 1
+max_connections = {}
+[host]
+os = "linux"
+port_range = "{}-{}"
+via = "router"
+[traffic]
+arrivals = "constant"
+rate = 100
+hold = "1000h"
+pick = "round-robin"
+[[nat]]
+name = "router"
+type = "linux"
+addresses = ["10.9.0.1"]
+port_range = "{}-{}"
+"#,
+        per_dest * dests.len(),
+        OUTSIDE.0,
+        OUTSIDE.1,
+        nat_range.0,
+        nat_range.1
+    );
+    for d in dests {
+        text.push_str(&format!("[[destinations]]\naddress = \"{d}\"\n"));
+    }
+    let sc = portsim::scenario::load_str(&text, std::path::Path::new("kernel-nat.toml"), &[])
+        .expect("the model scenario loads");
+    portsim::run(&sc)
+}
+
 // b. Exhaustion toward one destination ----------------------------------------
 
 fn exhaustion_setup() -> Setup {
@@ -308,7 +345,19 @@ fn exhaustion(lab: &mut Lab) -> Result<(), String> {
             syns - 16
         )
     })?;
-    ensure(entries == 16, || format!("conntrack entries: {entries}"))
+    ensure(entries == 16, || format!("conntrack entries: {entries}"))?;
+    // portsim, the same 20 connects: the same counts.
+    let m = portsim_nat((40000, 40015), &[dest], 20);
+    let n = &m.nats[0];
+    lab.fact(format!(
+        "portsim: {} of 20 established, {} dropped by the NAT (no port), {} distinct NAT ports, {} conntrack entries",
+        m.established, n.failures_by_cause.no_port, n.distinct_ports, n.peak_mappings
+    ));
+    ensure(
+        (m.established, n.failures, n.distinct_ports, n.peak_mappings)
+            == (held.len() as u64, failed.len() as u64, 16, entries as u64),
+        || format!("portsim differs from the kernel: {n:?}"),
+    )
 }
 
 // c. Two destinations ---------------------------------------------------------
@@ -354,7 +403,19 @@ fn two_destinations(lab: &mut Lab) -> Result<(), String> {
     ensure(ports == (40000..=40015).collect::<Vec<_>>(), || {
         format!("ports {ports:?}")
     })?;
-    ensure(extra.iter().all(|c| !c.ok()), || format!("{extra:?}"))
+    ensure(extra.iter().all(|c| !c.ok()), || format!("{extra:?}"))?;
+    // portsim, 17 connects to each destination: 16 each, the 17th dropped.
+    let m = portsim_nat((40000, 40015), &dests, 17);
+    let n = &m.nats[0];
+    lab.fact(format!(
+        "portsim: {} established, {} dropped, {} distinct NAT ports, peak {} ports of the address",
+        m.established, n.failures, n.distinct_ports, n.peak_ports_per_address
+    ));
+    ensure(
+        (m.established, n.failures, n.distinct_ports)
+            == (all.len() as u64, extra.len() as u64, ports.len() as u64),
+        || format!("portsim differs from the kernel: {n:?}"),
+    )
 }
 
 // d. Two outside addresses ----------------------------------------------------

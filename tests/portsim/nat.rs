@@ -81,7 +81,7 @@ fn a_narrow_nat_runs_out_before_the_host() {
     assert_eq!(r.first_failure.as_ref().unwrap().attempt, 101);
     let s = portsim::report::summary::render(&r);
     assert!(
-        s.contains("at the NAT node (no port left); the host itself never ran out"),
+        s.contains("attempt 101, at the NAT node (no port left); 83.3 % of attempts failed. The host itself never ran out."),
         "{s}"
     );
 }

@@ -139,6 +139,23 @@ pub(super) fn nats(raw: &[RawNat], host_via: Option<&str>) -> R<(Vec<Nat>, Optio
         last = k;
         at = out[k].via;
     }
+    if path.len() > crate::scenario::nat::MAX_CHAIN {
+        // The table whose `via` takes the path past the limit.
+        let mut k = first;
+        for _ in 1..crate::scenario::nat::MAX_CHAIN {
+            k = out[k].via.expect("the path is longer");
+        }
+        return err(
+            &format!("nat[{k}].via"),
+            format!(
+                "found {}, which makes the path {} NATs long: {}; at most {} are allowed",
+                quote(raw[k].via.as_deref().unwrap_or_default()),
+                path.len(),
+                chain(&path, path.len()),
+                crate::scenario::nat::MAX_CHAIN
+            ),
+        );
+    }
     if let Some(i) = on_path.iter().position(|on| !on) {
         let last = quote(&out[last].name);
         return err(
@@ -483,6 +500,29 @@ max_entries = 65536
                 time_wait: 5 * NS_PER_S,
                 ..ConntrackTimeouts::default()
             }
+        );
+    }
+
+    #[test]
+    fn a_path_of_more_than_four_nats_is_refused() {
+        let table = |n: usize, via: Option<usize>| {
+            format!(
+                "[[nat]]\nname = \"n{n}\"\ntype = \"linux\"\n{}",
+                via.map(|v| format!("via = \"n{v}\"\n")).unwrap_or_default()
+            )
+        };
+        let file = |len: usize| {
+            let mut f = "[host]\nvia = \"n0\"\n".to_string();
+            for i in 0..len {
+                f.push_str(&table(i, (i + 1 < len).then_some(i + 1)));
+            }
+            f
+        };
+        assert_eq!(load(&file(4)).unwrap().nat_path().len(), 4);
+        let e = refused(&file(5));
+        assert!(
+            e.contains("nat[3].via") && e.contains("5 NATs long") && e.contains("at most 4"),
+            "{e}"
         );
     }
 
