@@ -329,7 +329,7 @@ impl<P: Ports> HostLayer<P> {
 impl<P: Ports> PortLayer for HostLayer<P> {
     type Held = HostConn;
 
-    #[inline]
+    #[inline(always)]
     fn open<O: Observer>(
         &mut self,
         t: u64,
@@ -403,7 +403,7 @@ impl<P: Ports> PortLayer for HostLayer<P> {
 
     /// A client close holds the 4-tuple in TIME_WAIT, unless
     /// `max_tw_buckets` entries already are; any other close frees it.
-    #[inline]
+    #[inline(always)]
     fn close<O: Observer>(&mut self, t: u64, c: HostConn, cx: &mut Ctx<'_, O>) {
         if let Some(s) = &mut self.server_tw {
             s.close(t, &c);
