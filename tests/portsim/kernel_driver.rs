@@ -577,12 +577,17 @@ fn run_client(case: &KernelCase) -> Result<ClientRun, String> {
 
 /// Read until the peer's FIN (read returns 0), at most [`SERVER_FIN_TIMEOUT`].
 fn wait_for_fin(socket: &Socket) -> Result<(), String> {
-    let deadline = Instant::now() + SERVER_FIN_TIMEOUT;
+    wait_for_fin_within(socket, SERVER_FIN_TIMEOUT)
+}
+
+/// Read until the peer's FIN (or a reset) arrives, at most `limit`.
+pub fn wait_for_fin_within(socket: &Socket, limit: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + limit;
     let mut buf = [0u8; 256];
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(format!("no FIN within {SERVER_FIN_TIMEOUT:?}"));
+            return Err(format!("no FIN within {limit:?}"));
         }
         socket
             .set_read_timeout(Some(left))

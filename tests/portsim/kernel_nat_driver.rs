@@ -936,10 +936,12 @@ impl ClientAgent {
                         socket
                             .shutdown(std::net::Shutdown::Write)
                             .map_err(|e| format!("{id}: shutdown: {e}"))?;
-                        wait_for_eof(&socket).map_err(|e| format!("{id}: {e}"))?;
+                        super::kernel_driver::wait_for_fin_within(&socket, FIN_WAIT)
+                            .map_err(|e| format!("{id}: {e}"))?;
                     }
                     CloseHow::Server => {
-                        wait_for_eof(&socket).map_err(|e| format!("{id}: {e}"))?;
+                        super::kernel_driver::wait_for_fin_within(&socket, FIN_WAIT)
+                            .map_err(|e| format!("{id}: {e}"))?;
                     }
                     CloseHow::Reset => socket
                         .set_linger(Some(Duration::ZERO))
@@ -1024,33 +1026,6 @@ fn attempt(
                 },
                 None,
             )
-        }
-    }
-}
-
-/// Read until the peer's FIN (or RST), at most [`FIN_WAIT`].
-fn wait_for_eof(socket: &Socket) -> Result<(), String> {
-    let deadline = Instant::now() + FIN_WAIT;
-    let mut buf = [0u8; 256];
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(format!("no FIN within {FIN_WAIT:?}"));
-        }
-        socket
-            .set_read_timeout(Some(left))
-            .map_err(|e| e.to_string())?;
-        let mut reader = socket;
-        match reader.read(&mut buf) {
-            Ok(0) => return Ok(()),
-            Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                ) => {}
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => return Ok(()),
-            Err(e) => return Err(e.to_string()),
         }
     }
 }
