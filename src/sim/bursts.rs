@@ -68,6 +68,20 @@ pub struct Bursts {
     /// Start of the current blocked stretch.
     blocked_since: Option<u64>,
     longest_blocked_ns: u64,
+    /// The run's end: an attempt at exactly that instant joins the windows
+    /// before it (as it joins the last time-series bin) rather than opening
+    /// windows that hold it alone.
+    horizon: u64,
+}
+
+impl Bursts {
+    /// Windows for a run that ends at `horizon` (`u64::MAX`: unknown).
+    pub fn until(horizon: u64) -> Bursts {
+        Bursts {
+            horizon,
+            ..Bursts::default()
+        }
+    }
 }
 
 impl Default for Bursts {
@@ -85,6 +99,7 @@ impl Default for Bursts {
             windows,
             blocked_since: None,
             longest_blocked_ns: 0,
+            horizon: u64::MAX,
         }
     }
 }
@@ -94,7 +109,7 @@ impl Bursts {
     /// before it, of which `failures` failed.
     #[inline(always)]
     pub fn attempt(&mut self, t: u64, attempts: u64, failures: u64) {
-        if t >= self.next_end {
+        if t >= self.next_end && t < self.horizon {
             self.roll(t, attempts, failures);
         }
     }
@@ -204,6 +219,21 @@ mod tests {
         // Blocked from 1 s (the failure after the success at 0.75 s) to the
         // success at 1.5 s; the failure at 1.75 s is blocked until 12.5 s.
         assert_eq!(f.longest_blocked_ns, 12 * S + S / 2 - 7 * S / 4);
+    }
+
+    #[test]
+    fn an_attempt_at_the_end_joins_the_last_windows() {
+        // A 2 s run: a success at 1.5 s, a failure at exactly 2 s. It belongs
+        // to [1 s, 2 s], not to a window [2 s, 3 s) of its own at 100 %.
+        let mut b = Feed {
+            b: Bursts::until(2 * S),
+            ..Feed::default()
+        };
+        b.success(S + S / 2);
+        b.failure(2 * S);
+        let f = b.finish(2 * S);
+        assert_eq!(f.worst, [0.5, 0.5, 0.5]);
+        assert_eq!(f.seconds_with_failures, 1);
     }
 
     #[test]

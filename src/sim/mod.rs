@@ -353,7 +353,7 @@ fn run_with<O: Observer, P: Ports, N: PortLayer>(
         free_conns: Vec::new(),
         retries: VecDeque::new(),
         rec: Recorder::new(bin_ns, sc.bin_ns.is_none()),
-        bursts: bursts::Bursts::default(),
+        bursts: bursts::Bursts::until(sc.duration_ns.unwrap_or(u64::MAX)),
         out: Counters::default(),
         per_dest: vec![DestStats::default(); if n_dest <= MAX_DEST_STATS { n_dest } else { 0 }],
         now: 0,
