@@ -44,6 +44,17 @@ pub fn human_s(s: f64) -> String {
     }
 }
 
+/// A measured time as the summary prints it: like [`human_s`], but seconds
+/// always with their tenth ("14.0 s" beside "54.2 s"), so figures measured
+/// to the same precision read alike; settings keep [`human_s`] ("60 s").
+pub fn measured_s(s: f64) -> String {
+    if (1.0..120.0).contains(&s) {
+        format!("{s:.1} s")
+    } else {
+        human_s(s)
+    }
+}
+
 fn trim(v: f64, decimals: usize) -> String {
     let s = format!("{v:.decimals$}");
     s.strip_suffix(".0").map(str::to_string).unwrap_or(s)
@@ -210,7 +221,7 @@ fn headline_only(r: &Report) -> String {
             let (at, host) = nat_first(r, f.time_s);
             format!(
                 "First failure at {}{rate}, attempt {}{at}; {} of attempts failed{burst}.{host}",
-                human_s(f.time_s),
+                measured_s(f.time_s),
                 thousands(f.attempt),
                 percent(r.failure_ratio)
             )
@@ -305,7 +316,7 @@ pub fn fix_effect(r: &Report, f: &Fix) -> String {
             percent(r.failure_ratio),
             f.first_failure
                 .as_ref()
-                .map(|ff| format!(", the first at {}", human_s(ff.time_s)))
+                .map(|ff| format!(", the first at {}", measured_s(ff.time_s)))
                 .unwrap_or_default()
         )
     }
@@ -399,7 +410,7 @@ pub fn render(r: &Report) -> String {
             percent(b.worst_10s),
             percent(b.worst_60s),
             thousands(b.seconds_with_failures),
-            human_s(b.longest_blocked_s)
+            measured_s(b.longest_blocked_s)
         );
     }
     let _ = writeln!(
@@ -470,9 +481,9 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(
             s,
             "  port reuse      a freed port was taken again after p50 {}, p99 {}, min {} (n = {})",
-            human_s(p50),
-            human_s(p99),
-            human_s(min),
+            measured_s(p50),
+            measured_s(p99),
+            measured_s(min),
             thousands(ri.count)
         );
     } else {
@@ -539,7 +550,7 @@ fn server_time_wait(r: &Report) -> Option<String> {
     };
     Some(format!(
         "none here (server close); ports came back after a median {}, {} the server's {tw} TIME_WAIT:\n                  {} reuses ({} of connections) would meet a 4-tuple the server still holds",
-        human_s(p50),
+        measured_s(p50),
         if p50 < r.scenario.time_wait_s {
             "inside"
         } else {
@@ -569,6 +580,9 @@ mod tests {
         assert_eq!(thousands(1_000_000), "1,000,000");
         assert_eq!(human_s(54.5), "54.5 s");
         assert_eq!(human_s(0.0012), "1.2 ms");
+        assert_eq!(measured_s(14.0), "14.0 s");
+        assert_eq!(measured_s(54.2), "54.2 s");
+        assert_eq!(measured_s(180.0), "3.0 min");
         assert_eq!(percent(0.105), "10.5 %");
     }
 }
