@@ -161,7 +161,7 @@ fn run_exits_1_exactly_when_an_expression_is_true() {
     );
     assert_eq!(
         err,
-        "portsim: --fail-on worst_60s>0.5 is true: worst_60s = 1\n\
+        "portsim: --fail-on worst_60s>0.5 is true: worst_60s = 0.7921\n\
          portsim: --fail-on longest_blocked_s>=48.5 is true: longest_blocked_s = 48.5\n"
     );
     // --fail-on-exhaustion is failures>0, and says so.

@@ -588,8 +588,17 @@ fn two_addresses(lab: &mut Lab) -> Result<(), String> {
             .all(|c| c.nat.map(|n| *n.ip()) == Some(mine) || reused(&all, c) == c.nat),
         || format!("{more:?}"),
     )?;
-    if reused(&all, &extra).is_some() {
-        // Its port's earlier mapping may still serve it: no verdict.
+    // The 16 ports of its address toward the destination must all be held
+    // (a connection of `more` may have kept an earlier mapping on the other
+    // address instead), and its own port must not lend it an earlier
+    // mapping: otherwise the kernel rightly lets it through.
+    let held_on_mine = all
+        .iter()
+        .chain(&more)
+        .filter(|c| c.dest == dest && c.nat.map(|n| *n.ip()) == Some(mine))
+        .count();
+    let earlier: Vec<Conn> = all.iter().chain(&more).cloned().collect();
+    if held_on_mine < 16 || reused(&earlier, &extra).is_some() {
         return Ok(());
     }
     ensure(!extra.ok() && extra.errno == Some(ETIMEDOUT), || {
