@@ -51,6 +51,14 @@ pub const LEVERS: &[Lever] = &[
         plan: port_range,
     },
     Lever {
+        name: "nat_addresses",
+        plan: nat_addresses,
+    },
+    Lever {
+        name: "nat_port_range",
+        plan: nat_port_range,
+    },
+    Lever {
         name: "rate",
         plan: rate,
     },
@@ -167,21 +175,108 @@ fn source_addresses(cx: &Context) -> Option<Plan> {
                 out.push(Change::new("traffic.bind", "bind-no-port"));
             }
             if n != have.len() {
-                let value = if as_count {
-                    n.to_string()
-                } else {
-                    let list: Vec<String> = have
-                        .iter()
-                        .cloned()
-                        .chain((1..).map_while(|i| next_ip(last, i).map(|a| a.to_string())))
-                        .take(n)
-                        .map(|a| format!("\"{a}\""))
-                        .collect();
-                    format!("[{}]", list.join(", "))
-                };
-                out.push(Change::new("host.addresses", value));
+                out.push(Change::new(
+                    "host.addresses",
+                    addresses_value(&have, last, n, as_count),
+                ));
             }
             out
+        }),
+    }))
+}
+
+/// `n` addresses as a scenario writes them: a count, or `have` extended
+/// with the addresses after `last`.
+fn addresses_value(have: &[String], last: IpAddr, n: usize, as_count: bool) -> String {
+    if as_count {
+        return n.to_string();
+    }
+    let list: Vec<String> = have
+        .iter()
+        .cloned()
+        .chain((1..).map_while(|i| next_ip(last, i).map(|a| a.to_string())))
+        .take(n)
+        .map(|a| format!("\"{a}\""))
+        .collect();
+    format!("[{}]", list.join(", "))
+}
+
+/// The NAT that dropped the most connections for want of a port: its index
+/// among the file's `[[nat]]` tables (the `--set nat.I.` path), the NAT,
+/// its table in the file, and how much more it was asked than it served
+/// (the first guess of how much larger it must be).
+type FailingNat<'a> = (
+    usize,
+    &'a crate::scenario::nat::Nat,
+    Option<&'a toml::Value>,
+    f64,
+);
+
+fn failing_nat<'a>(cx: &'a Context) -> Option<FailingNat<'a>> {
+    let worst = cx
+        .report
+        .nats
+        .iter()
+        .filter(|n| n.failures_by_cause.no_port > 0)
+        .max_by_key(|n| n.failures_by_cause.no_port)?;
+    let i = cx.sc.nats.iter().position(|n| n.name == worst.name)?;
+    if cx.is_overridden(&format!("nat.{i}")) {
+        return None;
+    }
+    let table = cx
+        .file
+        .get("nat")
+        .and_then(|t| t.as_array())
+        .and_then(|a| a.get(i));
+    let served = (worst.attempts - worst.failures).max(1) as f64;
+    let factor = worst.attempts as f64 / served / AIM;
+    Some((i, &cx.sc.nats[i], table, factor))
+}
+
+/// More outside addresses on the NAT that ran out of ports: each address
+/// has the NAT's whole port range toward each destination.
+fn nat_addresses(cx: &Context) -> Option<Plan> {
+    let (i, nat, table, factor) = failing_nat(cx)?;
+    let have = nat.addresses.clone();
+    let len = have.len() as f64;
+    let last: IpAddr = have.last()?.parse().ok()?;
+    let as_count = table
+        .and_then(|t| t.get("addresses"))
+        .is_none_or(|a| a.is_integer());
+    let key = format!("nat.{i}.addresses");
+    Some(Plan::Search(Search {
+        from: len,
+        guess: len * factor,
+        limit: MAX_ADDRESSES,
+        grid: Grid::Integer,
+        changes: Box::new(move |v| {
+            let n = v.round() as usize;
+            vec![Change::new(&key, addresses_value(&have, last, n, as_count))]
+        }),
+    }))
+}
+
+/// A wider port range on the NAT that ran out: up to 65535, then down to
+/// 1024.
+fn nat_port_range(cx: &Context) -> Option<Plan> {
+    let (i, nat, _, factor) = failing_nat(cx)?;
+    let (lo, hi) = (u32::from(nat.port_lo), u32::from(nat.port_hi));
+    let widest = f64::from(WIDEST.1 - WIDEST.0 + 1);
+    let n = f64::from(hi - lo + 1);
+    if n >= widest || lo < WIDEST.0 {
+        return None;
+    }
+    let key = format!("nat.{i}.port_range");
+    Some(Plan::Search(Search {
+        from: n,
+        guess: n * factor,
+        limit: widest,
+        grid: Grid::Sig3,
+        changes: Box::new(move |v| {
+            let size = (v.round() as u32).clamp(1, WIDEST.1 - WIDEST.0 + 1);
+            let top = WIDEST.1.min(lo + size - 1).max(hi);
+            let bottom = (top + 1 - size).max(WIDEST.0);
+            vec![Change::new(&key, format!("{bottom}-{top}"))]
         }),
     }))
 }

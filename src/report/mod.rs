@@ -340,9 +340,9 @@ pub struct SeriesInfo {
 /// with `--set` for each of `change` to see the same figures.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Fix {
-    /// What kind of change: keep_alive, server_close, tw_reuse,
-    /// destinations, source_addresses, bind_no_port, port_range, allocator
-    /// or rate.
+    /// What kind of change: allocator, keep_alive, server_close, tw_reuse,
+    /// destinations, source_addresses, bind_no_port, port_range,
+    /// nat_addresses, nat_port_range or rate.
     pub lever: &'static str,
     /// `KEY=VALUE` for each `--set` the change needs.
     pub change: Vec<String>,

@@ -184,3 +184,67 @@ fn stacked_nats_charge_the_one_that_ran_out() {
     assert_eq!((cloud.attempts, cloud.failures), (200, 150));
     assert_eq!(node.peak_mappings, 200);
 }
+
+#[test]
+fn fixes_widen_the_nat_that_ran_out() {
+    // 600 connections held to one destination through a NAT of 100 ports:
+    // its range must hold 600, within the search's tenth of the change.
+    let text = r#"
+name = "nat-fix"
+seed = 5
+duration = "60s"
+[host]
+os = "generic"
+allocator = "sequential"
+port_range = "60000-60999"
+via = "node"
+[[destinations]]
+address = "10.9.0.1:443"
+[traffic]
+arrivals = "constant"
+rate = 10
+hold = "1000h"
+close = "client"
+[[nat]]
+name = "node"
+type = "linux"
+port_range = "61000-61099"
+"#;
+    let sc = scenario(text);
+    let report = portsim::run(&sc);
+    assert_eq!(report.nats[0].failures, 500);
+    let src = portsim::fixes::Source {
+        text,
+        path: std::path::Path::new("nat-fix.toml"),
+        overrides: &[],
+        seed: sc.seed,
+        max_events: portsim::DEFAULT_MAX_EVENTS,
+        max_memory: portsim::DEFAULT_MAX_MEMORY,
+        target: None,
+    };
+    let fixes = portsim::fixes::compute(&src, &sc, &report);
+    let range = fixes
+        .list
+        .iter()
+        .find(|f| f.lever == "nat_port_range")
+        .expect("a wider NAT range");
+    let value = range.change[0].strip_prefix("nat.0.port_range=").unwrap();
+    let (lo, hi) = value.split_once('-').unwrap();
+    let size = hi.parse::<u32>().unwrap() - lo.parse::<u32>().unwrap() + 1;
+    assert!((600..=650).contains(&size), "{value}");
+    assert_eq!(range.failures, 0);
+    // More addresses: the one that ran out gets company; nothing fails.
+    let more = fixes
+        .list
+        .iter()
+        .find(|f| f.lever == "nat_addresses")
+        .unwrap();
+    assert!(
+        more.change[0].starts_with("nat.0.addresses="),
+        "{:?}",
+        more.change
+    );
+    assert_eq!(more.failures, 0);
+    // Host-side levers that cannot reach the NAT's limit are not listed.
+    assert!(fixes.list.iter().all(|f| f.lever != "port_range"));
+}
