@@ -423,14 +423,32 @@ impl Prober<'_> {
 }
 
 fn fix(lever: &'static str, changes: &[Change], r: &Report, meets_target: bool) -> Fix {
+    // A NAT's lever is judged by that NAT: the busiest one's ports of one
+    // address, against its range.
+    let nat = r
+        .nats
+        .iter()
+        .filter(|n| n.ports_per_address > 0)
+        .max_by(|a, b| {
+            let share = |n: &crate::report::NatReport| {
+                f64::from(n.peak_ports_per_address) / f64::from(n.ports_per_address)
+            };
+            share(a).total_cmp(&share(b))
+        });
+    let (peak_in_use, ports) = match nat {
+        Some(n) if lever.starts_with("nat_") => {
+            (n.peak_ports_per_address, u64::from(n.ports_per_address))
+        }
+        _ => (r.ports.peak_in_use, crate::report::summary::pool_size(r)),
+    };
     Fix {
         lever,
         change: changes.iter().map(Change::text).collect(),
         failure_ratio: r.failure_ratio,
         failures: r.failures,
         first_failure: r.first_failure.clone(),
-        peak_in_use: r.ports.peak_in_use,
-        ports: crate::report::summary::pool_size(r),
+        peak_in_use,
+        ports,
         attempts: r.attempts,
         meets_target,
     }

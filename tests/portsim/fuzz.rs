@@ -1219,7 +1219,7 @@ fn check_fixes(text: &str, sc: &Scenario, r: &Report, out: &mut Vec<Finding>) {
             Some(mut s2) => {
                 s2.seed = sc.seed;
                 let again = portsim::run(&s2);
-                if (again.failures, again.ports.peak_in_use) != (f.failures, f.peak_in_use) {
+                if (again.failures, again.attempts) != (f.failures, f.attempts) {
                     out.push(finding(
                         "invariant: a fix reruns to its own figures".to_string(),
                         format!("{:?}", f.change),
