@@ -8,9 +8,12 @@
 //!   seed `s` is the same input on every machine and can be replayed alone
 //!   with `PORTSIM_FUZZ_START=i PORTSIM_FUZZ_CASES=1`;
 //! - half the cases follow a grammar of every scenario key with values at and
-//!   past the edges of what validation accepts; the other half are byte-level
+//!   past the edges of what validation accepts (half of these files with
+//!   1-4 `[[nat]]` tables chained by `via`); the other half are byte-level
 //!   mutations of the shipped scenarios (bit flips, inserted and deleted bytes,
-//!   duplicated lines, truncation, splices, values swapped for grammar values);
+//!   duplicated lines, truncation, splices, values swapped for grammar values,
+//!   a chain of NATs broken by a `via` to a missing or looping name or a
+//!   table off the path);
 //! - each case runs on a worker thread behind `catch_unwind` with a small event
 //!   limit, so a panic is a finding rather than the end of the run, and a case
 //!   that never returns is reported as a hang instead of stalling the suite;
@@ -51,7 +54,8 @@ const SLOW: Duration = Duration::from_secs(2);
 fn hang_limit() -> Duration {
     Duration::from_secs(env_u64("PORTSIM_FUZZ_HANG_SECS", 60))
 }
-/// A case whose peak memory exceeds this is a finding (Linux only).
+/// A case whose peak memory, above what was resident before it, exceeds
+/// this is a finding (Linux only).
 const MAX_RSS_KB: u64 = 1 << 20;
 /// The memory limit of in-process cases, in bytes: half of `MAX_RSS_KB`.
 const MAX_MEMORY: f64 = (1u64 << 29) as f64;
@@ -1691,21 +1695,29 @@ fn check_fixes(text: &str, sc: &Scenario, r: &Report, out: &mut Vec<Finding>) {
     }
 }
 
-/// Reset the process's peak resident size (Linux; elsewhere a no-op).
-fn reset_peak_rss() {
+/// Reset the process's peak resident size (Linux; elsewhere a no-op) and
+/// return the resident size it starts from, in KiB. The allocator keeps
+/// some of what earlier cases freed, so that is not zero: a case is charged
+/// only what it adds to it.
+fn reset_peak_rss() -> u64 {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
+    status_kb("VmRSS:").unwrap_or(0)
 }
 
 /// The process's peak resident size since the last reset, in KiB.
 fn peak_rss_kb() -> Option<u64> {
+    status_kb("VmHWM:")
+}
+
+fn status_kb(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Everything in-process for one input.
 fn check_bytes(bytes: &[u8], strict: bool) -> Verdict {
-    reset_peak_rss();
+    let rss_before = reset_peak_rss();
     let start = Instant::now();
     let text = String::from_utf8_lossy(bytes);
     let mut findings = Vec::new();
@@ -1761,10 +1773,15 @@ fn check_bytes(bytes: &[u8], strict: bool) -> Verdict {
         let msg: String = msg.chars().take(300).collect();
         findings.push(finding(format!("panic in {} at {loc}", stage.get()), msg));
     }
-    if let Some(kb) = peak_rss_kb().filter(|kb| *kb > MAX_RSS_KB) {
+    if let Some(kb) = peak_rss_kb().filter(|kb| kb.saturating_sub(rss_before) > MAX_RSS_KB) {
         findings.push(finding(
             "runaway memory: peak resident size above MAX_RSS_KB",
-            format!("{} MiB at the {} stage", kb >> 10, stage.get()),
+            format!(
+                "{} MiB more than the {} MiB resident before the case, at the {} stage",
+                (kb - rss_before) >> 10,
+                rss_before >> 10,
+                stage.get()
+            ),
         ));
     }
     if !findings.is_empty() {
