@@ -8,7 +8,8 @@
 //! connection of `requests_per_connection` requests draws each request's
 //! hold unless the sum has a closed form), and one per allocator probe
 //! beyond the first (an allocator that walks the range at random near
-//! exhaustion, `rfc6056-5`, costs up to a range per attempt). `--max-events`
+//! exhaustion, `rfc6056-5`, costs up to a range per attempt; a Linux NAT's
+//! port search up to 248 candidates, see [`nat_probes`]). `--max-events`
 //! bounds this figure, so it bounds wall time.
 //!
 //! Memory is the sum of what the engine keeps per source address and port,
@@ -104,6 +105,7 @@ pub fn estimate(sc: &Scenario, charts: bool) -> Cost {
             ),
         });
     }
+    event_parts.extend(nat_probes(sc, load.peak_rate, attempts));
     // The closed form: Erlang B over each distinct destination weight
     // beyond the first, a step per usable port, about a hundred steps per
     // event.
@@ -172,6 +174,66 @@ pub fn estimate(sc: &Scenario, charts: bool) -> Cost {
     }
 }
 
+/// The most candidates a Linux NAT's port search tries for one attempt
+/// with `range` outside ports: rounds of min(range, 128), 64, 32, 16 and 8
+/// candidates, ending early once a round covered the whole range
+/// (`nf_nat_l4proto_unique_tuple`, nf_nat_core.c), so 248 for a range of
+/// more than 128 ports and the range itself for a smaller one.
+pub fn nat_search_max(range: u32) -> u32 {
+    let mut round = range.min(128);
+    let mut total = round;
+    while round < range && round >= 16 {
+        round /= 2;
+        total += round;
+    }
+    total
+}
+
+/// The port search of each `[[nat]]`, one part per NAT: every attempt may
+/// cross every NAT of the path, and near exhaustion a Linux NAT probes up
+/// to [`nat_search_max`] candidates before it drops the SYN.
+///
+/// The expected probes beyond the first come from
+/// [`crate::alloc::walk_probes`]: the NAT's port range is the pool, offered
+/// the peak rate × (`traffic.hold` + the NAT's hold after the close:
+/// `timeouts.time_wait` after a FIN, `timeouts.close` after a reset), and a
+/// pool with no port free costs the whole search. The load is not divided
+/// among the NAT's addresses or the destinations (few flows may all hash
+/// to one address), and the mean is capped at the search's length, so the
+/// figure is an upper bound rather than a forecast.
+fn nat_probes(sc: &Scenario, peak_rate: f64, attempts: f64) -> Vec<Part> {
+    let hold_ns = sc.traffic.hold.mean_ns() * f64::from(sc.traffic.requests_per_connection);
+    let mut parts = Vec::new();
+    for (i, nat) in sc.nats.iter().enumerate() {
+        let (timer_ns, timer_key) = nat_hold_after_close(sc, nat);
+        let erlangs = peak_rate * (hold_ns + timer_ns as f64) / NS_PER_S as f64;
+        let range = nat.range_size();
+        let full = f64::from(nat_search_max(range));
+        let extra = crate::alloc::walk_probes(range, range, erlangs, full).min(full - 1.0);
+        if extra > 0.0 {
+            parts.push(Part {
+                amount: attempts * extra,
+                what: format!(
+                    "the port search of the NAT {} near exhaustion (up to {} candidates per attempt: traffic.rate × (traffic.hold + nat[{i}].timeouts.{timer_key}) offered to nat[{i}].port_range)",
+                    crate::error::quote(&nat.name),
+                    num(full)
+                ),
+            });
+        }
+    }
+    parts
+}
+
+/// How long a NAT keeps a mapping after the scenario's close, and the
+/// `timeouts` key that sets it: conntrack reaches TIME_WAIT whichever side
+/// sends the first FIN, CLOSE after a reset.
+fn nat_hold_after_close(sc: &Scenario, nat: &crate::scenario::nat::Nat) -> (u64, &'static str) {
+    match sc.traffic.close {
+        Close::Reset => (nat.timeouts.close, "close"),
+        Close::Client | Close::Server => (nat.timeouts.time_wait, "time_wait"),
+    }
+}
+
 /// Bytes of one NAT mapping (a conntrack entry: both tuples, state, timer).
 const NAT_MAPPING_BYTES: f64 = 48.0;
 
@@ -194,10 +256,7 @@ fn nat_memory(sc: &Scenario, rate: f64, hold_s: f64, attempts: f64) -> Vec<Part>
     let dests = sc.destinations.len() as f64;
     let mut parts = Vec::with_capacity(2 * sc.nats.len());
     for (i, nat) in sc.nats.iter().enumerate() {
-        let (timer_ns, timer_key) = match sc.traffic.close {
-            Close::Reset => (nat.timeouts.close, "close"),
-            Close::Client | Close::Server => (nat.timeouts.time_wait, "time_wait"),
-        };
+        let (timer_ns, timer_key) = nat_hold_after_close(sc, nat);
         let timer_s = timer_ns as f64 / NS_PER_S as f64;
         let mappings = (2.0 * rate * (hold_s + timer_s) + 1000.0)
             .min(attempts)
@@ -466,6 +525,80 @@ mod tests {
                 && e.contains("Most of it: the port occupancy of the NAT \"node\": nat[0].addresses × nat[0].port_range bits for each of 1000 destinations"),
             "{e}"
         );
+    }
+
+    fn event_part(cost: &Cost, starts: &str) -> Option<f64> {
+        let found: Vec<&Part> = cost
+            .event_parts
+            .iter()
+            .filter(|p| p.what.starts_with(starts))
+            .collect();
+        assert!(found.len() <= 1, "{:?}", cost.event_parts);
+        found.first().map(|p| p.amount)
+    }
+
+    #[test]
+    fn a_nat_search_is_as_long_as_the_kernel_lets_it_be() {
+        // Rounds of 128, 64, 32, 16, 8; a small range is covered at once.
+        assert_eq!(nat_search_max(65535), 248);
+        assert_eq!(nat_search_max(129), 248);
+        assert_eq!(nat_search_max(128), 128);
+        assert_eq!(nat_search_max(10), 10);
+        assert_eq!(nat_search_max(1), 1);
+    }
+
+    #[test]
+    fn a_nat_port_search_is_counted_near_exhaustion() {
+        let search = "the port search of the NAT \"node\"";
+        // Two ports offered 1 erlang (1/s × (1 s + a time_wait of 0)): the
+        // busy ports follow P(0) : P(1) : P(2) = 1 : 1 : 1/2. Both free:
+        // no extra probe; one free: 2/1 = 2 probes, one extra; none free:
+        // the whole search of 2, one extra. (0 + 1 + 0.5) / 2.5 = 0.6 extra
+        // probes per attempt, × 600 attempts.
+        let text = "name = \"n\"\nduration = \"10m\"\n[host]\nvia = \"node\"\n[[destinations]]\naddress = \"10.0.0.1:443\"\n[traffic]\narrivals = \"constant\"\nrate = 1\nhold = \"1s\"\n[[nat]]\nname = \"node\"\ntype = \"linux\"\nport_range = \"1024-1025\"\ntimeouts = { time_wait = \"0\" }\n";
+        let sc = crate::scenario::load_str(text, std::path::Path::new("n.toml"), &[]).unwrap();
+        let cost = estimate(&sc, false);
+        let got = event_part(&cost, search).expect("a search part");
+        assert!((got - 360.0).abs() < 1e-9, "{got}");
+        let part = cost
+            .event_parts
+            .iter()
+            .find(|p| p.what.starts_with(search))
+            .unwrap();
+        assert_eq!(
+            part.what,
+            "the port search of the NAT \"node\" near exhaustion (up to 2 candidates per attempt: traffic.rate × (traffic.hold + nat[0].timeouts.time_wait) offered to nat[0].port_range)"
+        );
+        // 1,000 ports offered 100/s × (1 s + 120 s) = 12,100 erlangs: no
+        // port free, the whole search of 248 each time, 247 extra, × 60,000.
+        let sc = behind_nat(1, "client", "port_range = \"1024-2023\"");
+        assert_eq!(
+            event_part(&estimate(&sc, false), search),
+            Some(247.0 * 60000.0)
+        );
+        // After a reset the close timer counts: 100 × (1 + 0) = 100 erlangs
+        // on 64,512 ports, about 100 busy: 64,512 / 64,412 probes, so
+        // 100 / 64,412 extra per attempt (the time_wait of 1 h is not used).
+        let sc = behind_nat(
+            1,
+            "reset",
+            "timeouts = { close = \"0\", time_wait = \"1h\" }",
+        );
+        let idle = event_part(&estimate(&sc, false), search).expect("a search part");
+        assert!((idle - 60000.0 * 100.0 / 64412.0).abs() < 0.01, "{idle}");
+        // Each NAT of a path has its part, named by its index.
+        let sc = behind_nat(
+            1,
+            "client",
+            "port_range = \"1024-2023\"\nvia = \"cloud\"\n[[nat]]\nname = \"cloud\"\ntype = \"linux\"\nport_range = \"5000-5009\"",
+        );
+        let cost = estimate(&sc, false);
+        assert_eq!(event_part(&cost, search), Some(247.0 * 60000.0));
+        let cloud = "the port search of the NAT \"cloud\" near exhaustion (up to 10 candidates per attempt: traffic.rate × (traffic.hold + nat[1].timeouts.time_wait)";
+        // 10 ports, 12,100 erlangs: all busy but for a share of about
+        // 10 × 9 / 12,100² with two free (5 probes, not 10).
+        let got = event_part(&cost, cloud).expect("a search part");
+        assert!(got < 9.0 * 60000.0 && got > 9.0 * 60000.0 - 0.5, "{got}");
     }
 
     #[test]

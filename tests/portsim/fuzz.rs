@@ -8,9 +8,12 @@
 //!   seed `s` is the same input on every machine and can be replayed alone
 //!   with `PORTSIM_FUZZ_START=i PORTSIM_FUZZ_CASES=1`;
 //! - half the cases follow a grammar of every scenario key with values at and
-//!   past the edges of what validation accepts; the other half are byte-level
+//!   past the edges of what validation accepts (half of these files with
+//!   1-4 `[[nat]]` tables chained by `via`); the other half are byte-level
 //!   mutations of the shipped scenarios (bit flips, inserted and deleted bytes,
-//!   duplicated lines, truncation, splices, values swapped for grammar values);
+//!   duplicated lines, truncation, splices, values swapped for grammar values,
+//!   a chain of NATs broken by a `via` to a missing or looping name or a
+//!   table off the path);
 //! - each case runs on a worker thread behind `catch_unwind` with a small event
 //!   limit, so a panic is a finding rather than the end of the run, and a case
 //!   that never returns is reported as a hang instead of stalling the suite;
@@ -36,8 +39,8 @@ use portsim::Report;
 
 use crate::util::portsim;
 
-/// Cases of a default `cargo test` run (about 30-60 s in the test profile).
-const DEFAULT_CASES: u64 = 12_000;
+/// Cases of a default `cargo test` run (about 25-40 s in the test profile).
+const DEFAULT_CASES: u64 = 20_000;
 /// The size guard of in-process cases: at most this many expected attempts.
 const LIMIT: f64 = 2e5;
 /// One case in this many also goes through the binary...
@@ -51,7 +54,8 @@ const SLOW: Duration = Duration::from_secs(2);
 fn hang_limit() -> Duration {
     Duration::from_secs(env_u64("PORTSIM_FUZZ_HANG_SECS", 60))
 }
-/// A case whose peak memory exceeds this is a finding (Linux only).
+/// A case whose peak memory, above what was resident before it, exceeds
+/// this is a finding (Linux only).
 const MAX_RSS_KB: u64 = 1 << 20;
 /// The memory limit of in-process cases, in bytes: half of `MAX_RSS_KB`.
 const MAX_MEMORY: f64 = (1u64 << 29) as f64;
@@ -556,6 +560,262 @@ fn vary(r: &mut Rng) -> String {
     format!("[{}]", items.join(", "))
 }
 
+/// Names of `[[nat]]` tables: ordinary ones, and edges the loader refuses
+/// (empty, spaces at the ends, control characters, very long).
+const NAT_NAMES: &[&str] = &["node", "pod", "cloud", "egress", "router", "gw-1"];
+
+fn nat_name(r: &mut Rng, ordinary: &str) -> String {
+    if !r.edgy() || r.chance(1, 2) {
+        return toml_str(ordinary);
+    }
+    match r.below(6) {
+        0 => toml_str(""),
+        1 => toml_str(format!(" {ordinary}")),
+        2 => toml_str(format!("{ordinary}\t")),
+        3 => toml_str(format!("{ordinary}\u{1b}[2J")),
+        4 => toml_str("n".repeat(1 + r.below(5000) as usize)),
+        _ => toml_str("日本 😀"),
+    }
+}
+
+/// A `via` that breaks the chain: a name no table has, or one of `names`
+/// (which may close a loop or leave a table off the path).
+fn broken_via(r: &mut Rng, names: &[String]) -> String {
+    if names.is_empty() || r.chance(1, 3) {
+        toml_str(r.pick(&["nodee", "Node", "", " node", "cloud ", "x"]))
+    } else {
+        toml_str(r.pick(names))
+    }
+}
+
+fn nat_port_range(r: &mut Rng) -> String {
+    const SMALL: &[&str] = &[
+        "40000-40003",
+        "40000-40099",
+        "20000-29999",
+        "60000-60000",
+        "1024-1124",
+        "1024-1151",
+        "1024-1152",
+        "30000-30015",
+        "1024-65535",
+        "5000",
+    ];
+    const EDGES: &[&str] = &[
+        "100-50",
+        "65535-65535",
+        "1-65535",
+        "0-100",
+        "1-65536",
+        "65536",
+        "0",
+        "native",
+        "",
+        " 1000 - 1010 ",
+        "x-y",
+        "-5",
+    ];
+    if r.edgy() {
+        toml_str(r.pick(EDGES))
+    } else if r.chance(1, 4) {
+        let a = 1 + r.below(65535);
+        let b = a + r.below((65536 - a).min(300));
+        toml_str(format!("{a}-{b}"))
+    } else {
+        toml_str(r.pick(SMALL))
+    }
+}
+
+fn nat_addresses(r: &mut Rng) -> String {
+    match if r.edgy() { r.below(4) } else { 1 + r.below(3) } {
+        0 => r
+            .pick(&["0", "-1", "4096", "4097", "65536", "[]", "\"2\"", "1.5"])
+            .to_string(),
+        1 => (1 + r.below(4)).to_string(),
+        3 if r.edgy() => {
+            // Duplicates and addresses that are no IP address.
+            const BAD: &[&str] = &[
+                "198.51.100.10",
+                "198.51.100.10",
+                "::ffff:198.51.100.10",
+                "2001:DB8::7",
+                "2001:db8::7",
+                "not-an-ip",
+                "10.0.0.1:80",
+                "[2001:db8::1]",
+                "",
+            ];
+            let n = 1 + r.below(4);
+            let items: Vec<String> = (0..n).map(|_| toml_str(r.pick(BAD))).collect();
+            format!("[{}]", items.join(", "))
+        }
+        _ => {
+            const IPS: &[&str] = &[
+                "198.51.100.10",
+                "198.51.100.11",
+                "10.0.3.7",
+                "2001:db8::7",
+                "2001:db8::8",
+                "fe80::1",
+                "0.0.0.0",
+                "255.255.255.255",
+            ];
+            let n = 1 + r.below(4) as usize;
+            let start = r.below(IPS.len() as u64) as usize;
+            let items: Vec<String> = (0..n)
+                .map(|j| toml_str(IPS[(start + j) % IPS.len()]))
+                .collect();
+            format!("[{}]", items.join(", "))
+        }
+    }
+}
+
+fn nat_timeouts(r: &mut Rng) -> String {
+    const KEYS: &[&str] = &[
+        "syn_sent",
+        "established",
+        "fin_wait",
+        "close_wait",
+        "last_ack",
+        "time_wait",
+        "close",
+    ];
+    // Distinct keys (a key twice is not TOML), from a random one on.
+    let n = 1 + r.below(4) as usize;
+    let start = r.below(KEYS.len() as u64) as usize;
+    let mut items: Vec<String> = (0..n)
+        .map(|j| {
+            let key = KEYS[(start + 2 * j) % KEYS.len()];
+            let value = if r.chance(1, 3) {
+                toml_str("0")
+            } else if r.edgy() {
+                duration(r)
+            } else {
+                toml_str(r.pick(&["1s", "10s", "30s", "120s", "1ms", "5m"]))
+            };
+            format!("{key} = {value}")
+        })
+        .collect();
+    if r.edgy() && r.chance(1, 3) {
+        items.push(
+            r.pick(&["timewait = \"1s\"", "unreplied = \"30s\"", "close = 5"])
+                .to_string(),
+        );
+    }
+    format!("{{ {} }}", items.join(", "))
+}
+
+/// `[[nat]]` tables chained by `via`, and the `host.via` naming the first.
+struct NatPlan {
+    /// The tables, in the order of the path.
+    names: Vec<String>,
+    /// Tables written to the file, in file order (indices into `names`).
+    order: Vec<usize>,
+    /// A table no `via` reaches.
+    unused: bool,
+}
+
+impl NatPlan {
+    /// One file in two: 1 to 4 NATs along the path, now and then a fifth
+    /// (a path too long).
+    fn draw(r: &mut Rng) -> Option<NatPlan> {
+        if r.chance(1, 2) {
+            return None;
+        }
+        let mut n = *r.pick(&[1, 1, 1, 2, 2, 3, 4]);
+        if r.edgy() && r.chance(1, 4) {
+            n = 5;
+        }
+        let start = r.below(NAT_NAMES.len() as u64) as usize;
+        let mut names: Vec<String> = (0..n)
+            .map(|j| NAT_NAMES[(start + j) % NAT_NAMES.len()].to_string())
+            .collect();
+        if n == 5 {
+            names[4] = "nat-5".into();
+        }
+        // Written in a random order: `via` refers forwards and backwards.
+        let mut order: Vec<usize> = (0..n).collect();
+        for i in (1..n).rev() {
+            let j = r.below(i as u64 + 1) as usize;
+            order.swap(i, j);
+        }
+        let unused = r.edgy() && r.chance(1, 4);
+        Some(NatPlan {
+            names,
+            order,
+            unused,
+        })
+    }
+
+    /// `host.via`: the first table, or (edgy) a broken one.
+    fn host_via(&self, r: &mut Rng) -> String {
+        if r.edgy() && r.chance(1, 3) {
+            broken_via(r, &self.names)
+        } else {
+            toml_str(&self.names[0])
+        }
+    }
+
+    fn write(&self, r: &mut Rng, out: &mut String) {
+        let mut tables: Vec<(String, Option<String>)> = self
+            .order
+            .iter()
+            .map(|&k| (self.names[k].clone(), self.names.get(k + 1).cloned()))
+            .collect();
+        if self.unused {
+            tables.push(("spare".into(), None));
+        }
+        for (name, next) in tables {
+            out.push_str("[[nat]]\n");
+            let mut t = Table {
+                r: &mut *r,
+                out: &mut *out,
+            };
+            t.key("name", 98, |r| nat_name(r, &name));
+            t.key("type", 96, |r| {
+                names(r, &["linux"], &["Linux", "bsd", "", "linux "])
+            });
+            t.key("addresses", 45, nat_addresses);
+            t.key("port_range", 70, nat_port_range);
+            t.key("mode", 45, |r| {
+                names(
+                    r,
+                    &["preserve", "random", "random-fully"],
+                    &["random_fully", "fully-random", ""],
+                )
+            });
+            t.key("persistent", 30, |r| {
+                if r.edgy() {
+                    r.pick(&["\"true\"", "1", "yes"]).to_string()
+                } else {
+                    r.pick(&["true", "false"]).to_string()
+                }
+            });
+            t.key("timeouts", 45, nat_timeouts);
+            t.key("max_entries", 30, |r| {
+                int(r, &["1", "2", "10", "100", "1000", "262144", "4294967295"])
+            });
+            let names = &self.names;
+            match next {
+                Some(next) => t.key("via", 99, |r| {
+                    if r.edgy() && r.chance(1, 3) {
+                        broken_via(r, names)
+                    } else {
+                        toml_str(&next)
+                    }
+                }),
+                // The last of the path has no via, unless it loops back.
+                None => t.key("via", 3, |r| broken_via(r, names)),
+            }
+            if t.r.edgy() && t.r.chance(1, 8) {
+                let k =
+                    *t.r.pick(&["masquerade", "to_ports", "random_fully", "hash"]);
+                t.out.push_str(&format!("{k} = true\n"));
+            }
+        }
+    }
+}
+
 /// A whole scenario file from the grammar.
 fn generated(r: &mut Rng) -> String {
     let mut out = String::new();
@@ -583,7 +843,8 @@ fn generated(r: &mut Rng) -> String {
             int(r, &["1", "10", "1000", "50000", "200000", "200001"])
         });
     }
-    if r.chance(9, 10) {
+    let nats = NatPlan::draw(r);
+    if nats.is_some() || r.chance(9, 10) {
         out.push_str("[host]\n");
         let mut t = Table {
             r: &mut *r,
@@ -611,6 +872,11 @@ fn generated(r: &mut Rng) -> String {
         t.key("rfc6056_5_increment", 15, |r| {
             int(r, &["1", "2", "500", "70000"])
         });
+        match &nats {
+            Some(plan) => t.key("via", 97, |r| plan.host_via(r)),
+            // A via with no [[nat]] table.
+            None => t.key("via", 1, |r| broken_via(r, &[])),
+        }
     }
     let dests = match r.below(20) {
         0 if r.edgy() => 0,
@@ -667,6 +933,9 @@ fn generated(r: &mut Rng) -> String {
         t.key("requests_per_connection", 25, |r| {
             int(r, &["1", "2", "3", "10", "100", "1000"])
         });
+    }
+    if let Some(plan) = &nats {
+        plan.write(r, &mut out);
     }
     if r.chance(1, 5) {
         out.push_str("[output]\n");
@@ -733,7 +1002,8 @@ const INTERESTING: &[u8] = b"\"'[]{}=.,-+#\n\r\t\\ 0159eE_:x\x00\x1b\x7f\xff\xc3
 
 fn mutate(r: &mut Rng, data: &mut Vec<u8>, corpus: &[(String, Vec<u8>)]) {
     let pos = |r: &mut Rng, len: usize| r.below(len as u64 + 1) as usize;
-    match r.below(11) {
+    match r.below(12) {
+        11 => break_chain(r, data),
         0 if !data.is_empty() => {
             let i = pos(r, data.len() - 1);
             data[i] ^= 1 << r.below(8);
@@ -809,6 +1079,69 @@ fn mutate(r: &mut Rng, data: &mut Vec<u8>, corpus: &[(String, Vec<u8>)]) {
     }
 }
 
+/// Break or bend the chain of NATs: a `via` to another table (a loop, a
+/// table left off the path), to a name no table has, or none; a table
+/// copied (its name twice) or added off the path; `host.via` added.
+fn break_chain(r: &mut Rng, data: &mut Vec<u8>) {
+    let text = String::from_utf8_lossy(data).to_string();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let value = |l: &str, key: &str| -> Option<String> {
+        let v = l
+            .trim_start()
+            .strip_prefix(key)?
+            .trim_start()
+            .strip_prefix('=')?;
+        Some(v.split('#').next().unwrap_or("").trim().to_string())
+    };
+    let mut names: Vec<String> = lines.iter().filter_map(|l| value(l, "name")).collect();
+    names.push(toml_str("nodee"));
+    let vias: Vec<usize> = (0..lines.len())
+        .filter(|&i| value(&lines[i], "via").is_some())
+        .collect();
+    let nat_at: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i].trim() == "[[nat]]")
+        .collect();
+    match r.below(5) {
+        0 | 1 if !vias.is_empty() => {
+            let i = *r.pick(&vias);
+            if r.chance(1, 4) {
+                lines.remove(i);
+            } else {
+                lines[i] = format!("via = {}", r.pick(&names));
+            }
+        }
+        2 if !nat_at.is_empty() => {
+            // A table again, at the end: its name twice.
+            let from = *r.pick(&nat_at);
+            let to = (from + 1..lines.len())
+                .find(|&j| lines[j].trim_start().starts_with('['))
+                .unwrap_or(lines.len());
+            let block: Vec<String> = lines[from..to].to_vec();
+            lines.extend(block);
+        }
+        3 => {
+            let via = r.pick(&names).clone();
+            match lines.iter().position(|l| l.trim() == "[host]") {
+                Some(h) => lines.insert(h + 1, format!("via = {via}")),
+                None => lines.push(format!("[host]\nvia = {via}")),
+            }
+        }
+        _ => {
+            // A table no via reaches, or one that leads into the path.
+            lines.push("[[nat]]".into());
+            lines.push(format!(
+                "name = {}",
+                toml_str(r.pick(&["spare", "node", ""]))
+            ));
+            lines.push("type = \"linux\"".into());
+            if r.chance(1, 2) {
+                lines.push(format!("via = {}", r.pick(&names)));
+            }
+        }
+    }
+    *data = (lines.join("\n") + "\n").into_bytes();
+}
+
 fn text_or_name(r: &mut Rng) -> String {
     if r.chance(1, 2) {
         text(r)
@@ -881,6 +1214,10 @@ struct Verdict {
     check_ok: bool,
     /// The key a refusal names (or "not valid TOML"), for the statistics.
     refused: Option<String>,
+    /// Of a run: the NATs along its path, and whether one dropped a
+    /// connection (for the statistics).
+    nats: usize,
+    nat_dropped: bool,
     elapsed: Duration,
 }
 
@@ -1089,13 +1426,16 @@ fn check_report(sc: &Scenario, r: &Report, out: &mut Vec<Finding>) {
         "peak_time_wait <= max_tw_buckets",
         format!("{} > {}", p.peak_time_wait, sc.host.max_tw_buckets),
     );
-    // A pair is held by a connection or a TIME_WAIT entry.
+    // A pair is held by a connection or a TIME_WAIT entry, or for no time
+    // at all by an attempt a NAT refused (the host takes its port, then lets
+    // it go at once: one such pair at a time).
+    let refused_at_nat = u64::from(r.nats.iter().any(|n| n.failures > 0));
     inv(
         u64::from(p.peak_in_use)
-            <= u64::from(p.peak_open_connections) + u64::from(p.peak_time_wait),
-        "peak_in_use <= peak open + peak TIME_WAIT",
+            <= u64::from(p.peak_open_connections) + u64::from(p.peak_time_wait) + refused_at_nat,
+        "peak_in_use <= peak open + peak TIME_WAIT (+ 1 for an attempt a NAT refused)",
         format!(
-            "{} > {} + {}",
+            "{} > {} + {} + {refused_at_nat}",
             p.peak_in_use, p.peak_open_connections, p.peak_time_wait
         ),
     );
@@ -1134,6 +1474,12 @@ fn check_report(sc: &Scenario, r: &Report, out: &mut Vec<Finding>) {
         "time-series bins add up to the totals",
         format!("{} bins", r.bins.len()),
     );
+    check_nats(sc, r, out);
+    let mut inv = |ok: bool, key: &str, detail: String| {
+        if !ok {
+            out.push(finding(format!("invariant: {key}"), detail));
+        }
+    };
     let q = &r.reuse_interval_s;
     let order = [q.min, q.p50, q.p90, q.p99, q.max];
     // A host port is taken once per connection established, and once per
@@ -1196,6 +1542,121 @@ fn check_report(sc: &Scenario, r: &Report, out: &mut Vec<Finding>) {
     }
 }
 
+/// Invariants of the `nats` rows: one per NAT of the path, in its order;
+/// what reaches a NAT is what the one before let through; failures by
+/// cause add up; ports and mappings within the NAT's pool and table.
+fn check_nats(sc: &Scenario, r: &Report, out: &mut Vec<Finding>) {
+    let mut inv = |ok: bool, key: &str, detail: String| {
+        if !ok {
+            out.push(finding(format!("invariant: nats: {key}"), detail));
+        }
+    };
+    let path = sc.nat_path();
+    let names: Vec<&str> = path.iter().map(|n| n.name.as_str()).collect();
+    let rows: Vec<&str> = r.nats.iter().map(|n| n.name.as_str()).collect();
+    inv(
+        names == rows,
+        "one row per NAT of host.via's path, in path order",
+        format!("path {names:?}, rows {rows:?}"),
+    );
+    let mut reaching = None;
+    for (k, (n, nat)) in r.nats.iter().zip(&path).enumerate() {
+        let at = |what: &str| format!("nat {k} ({:?}): {what}", n.name);
+        let c = &n.failures_by_cause;
+        inv(
+            n.failures == c.no_port + c.table_full,
+            "failures == no_port + table_full",
+            at(&format!(
+                "{} != {} + {}",
+                n.failures, c.no_port, c.table_full
+            )),
+        );
+        inv(
+            n.failures <= n.attempts,
+            "failures <= attempts",
+            at(&format!("{} > {}", n.failures, n.attempts)),
+        );
+        // The first NAT sees the attempts that got a host port; each next
+        // one those the NAT before let through.
+        match reaching {
+            None => inv(
+                n.attempts <= r.attempts,
+                "the first NAT's attempts <= attempts",
+                at(&format!("{} > {}", n.attempts, r.attempts)),
+            ),
+            Some(through) => inv(
+                n.attempts == through,
+                "attempts of NAT k+1 == attempts - failures of NAT k",
+                at(&format!("{} != {through}", n.attempts)),
+            ),
+        }
+        reaching = Some(n.attempts.saturating_sub(n.failures));
+        inv(
+            n.first_failure_s.is_some() == (n.failures > 0)
+                && n.first_failure_s
+                    .is_none_or(|t| t >= 0.0 && t <= r.simulated_s * (1.0 + 1e-12)),
+            "first_failure_s set exactly when the NAT dropped one, within the run",
+            at(&format!(
+                "{:?} with {} failures",
+                n.first_failure_s, n.failures
+            )),
+        );
+        inv(
+            n.addresses as usize == nat.addresses.len() && n.ports_per_address == nat.range_size(),
+            "addresses and ports_per_address as in the scenario",
+            at(&format!(
+                "{} x {} for {} x {}",
+                n.addresses,
+                n.ports_per_address,
+                nat.addresses.len(),
+                nat.range_size()
+            )),
+        );
+        inv(
+            n.peak_ports_per_address <= n.ports_per_address,
+            "peak_ports_per_address <= ports_per_address",
+            at(&format!(
+                "{} > {}",
+                n.peak_ports_per_address, n.ports_per_address
+            )),
+        );
+        inv(
+            n.distinct_ports <= u64::from(n.addresses) * u64::from(n.ports_per_address),
+            "distinct_ports <= addresses x ports_per_address",
+            at(&format!(
+                "{} > {} x {}",
+                n.distinct_ports, n.addresses, n.ports_per_address
+            )),
+        );
+        inv(
+            n.peak_mappings <= nat.max_entries,
+            "peak_mappings <= max_entries",
+            at(&format!("{} > {}", n.peak_mappings, nat.max_entries)),
+        );
+        inv(
+            n.mean_mappings >= 0.0
+                && n.mean_mappings <= n.peak_mappings as f64 * (1.0 + 1e-9) + 1e-9,
+            "0 <= mean_mappings <= peak_mappings",
+            at(&format!("{} of {}", n.mean_mappings, n.peak_mappings)),
+        );
+        inv(
+            n.ports_preserved <= n.attempts.saturating_sub(n.failures),
+            "ports_preserved <= attempts - failures",
+            at(&format!(
+                "{} > {} - {}",
+                n.ports_preserved, n.attempts, n.failures
+            )),
+        );
+    }
+    // A NAT's refusal fails the attempt.
+    let dropped: u64 = r.nats.iter().map(|n| n.failures).sum();
+    inv(
+        dropped <= r.failures,
+        "the sum of NAT failures <= failures",
+        format!("{dropped} > {}", r.failures),
+    );
+}
+
 /// Fixes of a failing case: each within the run's limits, and each one's
 /// figures those of a plain run with its `--set` changes.
 fn check_fixes(text: &str, sc: &Scenario, r: &Report, out: &mut Vec<Finding>) {
@@ -1234,21 +1695,29 @@ fn check_fixes(text: &str, sc: &Scenario, r: &Report, out: &mut Vec<Finding>) {
     }
 }
 
-/// Reset the process's peak resident size (Linux; elsewhere a no-op).
-fn reset_peak_rss() {
+/// Reset the process's peak resident size (Linux; elsewhere a no-op) and
+/// return the resident size it starts from, in KiB. The allocator keeps
+/// some of what earlier cases freed, so that is not zero: a case is charged
+/// only what it adds to it.
+fn reset_peak_rss() -> u64 {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
+    status_kb("VmRSS:").unwrap_or(0)
 }
 
 /// The process's peak resident size since the last reset, in KiB.
 fn peak_rss_kb() -> Option<u64> {
+    status_kb("VmHWM:")
+}
+
+fn status_kb(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Everything in-process for one input.
 fn check_bytes(bytes: &[u8], strict: bool) -> Verdict {
-    reset_peak_rss();
+    let rss_before = reset_peak_rss();
     let start = Instant::now();
     let text = String::from_utf8_lossy(bytes);
     let mut findings = Vec::new();
@@ -1256,6 +1725,7 @@ fn check_bytes(bytes: &[u8], strict: bool) -> Verdict {
     let mut skipped = None;
     let mut check_ok = false;
     let mut refused = None;
+    let (mut nats, mut nat_dropped) = (0, false);
     let stage = std::cell::Cell::new("load");
     let res = guarded(|| {
         let sc = match portsim::scenario::load_str(&text, Path::new("case.toml"), &[]) {
@@ -1289,6 +1759,8 @@ fn check_bytes(bytes: &[u8], strict: bool) -> Verdict {
         let report = portsim::run(&sc);
         stage.set("report");
         check_report(&sc, &report, &mut findings);
+        nats = report.nats.len();
+        nat_dropped = report.nats.iter().any(|n| n.failures > 0);
         // Computed fixes rerun the case several times: one failing case in
         // eight (by its bytes, so a replay does the same) also checks them.
         if report.failures > 0 && portsim::util::mix64(bytes.len() as u64) % 8 == 0 {
@@ -1301,10 +1773,15 @@ fn check_bytes(bytes: &[u8], strict: bool) -> Verdict {
         let msg: String = msg.chars().take(300).collect();
         findings.push(finding(format!("panic in {} at {loc}", stage.get()), msg));
     }
-    if let Some(kb) = peak_rss_kb().filter(|kb| *kb > MAX_RSS_KB) {
+    if let Some(kb) = peak_rss_kb().filter(|kb| kb.saturating_sub(rss_before) > MAX_RSS_KB) {
         findings.push(finding(
             "runaway memory: peak resident size above MAX_RSS_KB",
-            format!("{} MiB at the {} stage", kb >> 10, stage.get()),
+            format!(
+                "{} MiB more than the {} MiB resident before the case, at the {} stage",
+                (kb - rss_before) >> 10,
+                rss_before >> 10,
+                stage.get()
+            ),
         ));
     }
     if !findings.is_empty() {
@@ -1316,6 +1793,8 @@ fn check_bytes(bytes: &[u8], strict: bool) -> Verdict {
         skipped,
         check_ok,
         refused,
+        nats,
+        nat_dropped,
         elapsed: start.elapsed(),
     }
 }
@@ -1598,6 +2077,9 @@ fn random_scenarios() {
     };
     let mut outcomes: BTreeMap<Outcome, u64> = BTreeMap::new();
     let mut refusals: BTreeMap<String, u64> = BTreeMap::new();
+    // Runs by the number of NATs on their path, and those where a NAT dropped.
+    let mut nat_runs = [0u64; portsim::scenario::nat::MAX_CHAIN + 1];
+    let mut nat_drops = 0;
     let mut slow: Vec<(u64, Duration, String)> = Vec::new();
     let mut cli_runs = 0;
     let started = Instant::now();
@@ -1624,6 +2106,10 @@ fn random_scenarios() {
         if let Some(k) = &v.refused {
             *refusals.entry(k.clone()).or_default() += 1;
         }
+        if v.outcome == Outcome::Ran {
+            nat_runs[v.nats.min(nat_runs.len() - 1)] += 1;
+            nat_drops += u64::from(v.nat_dropped);
+        }
         if v.elapsed > SLOW {
             slow.push((index, v.elapsed, origin.clone()));
         }
@@ -1647,6 +2133,16 @@ fn random_scenarios() {
     let mut top: Vec<(&String, &u64)> = refusals.iter().collect();
     top.sort_by(|a, b| b.1.cmp(a.1));
     println!("fuzz: most refused keys: {:?}", &top[..top.len().min(12)]);
+    println!(
+        "fuzz: runs by NATs on the path (0..={}): {nat_runs:?}; {nat_drops} with a NAT dropping connections",
+        nat_runs.len() - 1
+    );
+    let nat_refusals: u64 = refusals
+        .iter()
+        .filter(|(k, _)| k.starts_with("nat") || k.as_str() == "host.via")
+        .map(|(_, n)| n)
+        .sum();
+    println!("fuzz: refusals naming a [[nat]] key or host.via: {nat_refusals}");
     for (d, n) in &findings.known {
         println!("fuzz: known defect {d}: {n} case(s)");
     }
@@ -1777,6 +2273,41 @@ fn checks_catch_broken_reports_and_messages() {
             &"invariant: report.json analytic.max_rate_per_pool is a finite number (not null)"
         ),
         "{keys:?}"
+    );
+    // The NAT rows: a run through two NATs, the second of 4 ports, passes;
+    // tampered, it breaks the chain's arithmetic and the table's bound.
+    let sc = crate::util::scenario(
+        "name = 't'\nduration = '60s'\n[host]\nvia = 'node'\n\
+         [[destinations]]\naddress = '10.0.0.5:5432'\n[traffic]\nrate = 8\nhold = '1s'\n\
+         [[nat]]\nname = 'cloud'\ntype = 'linux'\nport_range = '40000-40003'\n\
+         [[nat]]\nname = 'node'\ntype = 'linux'\nmax_entries = 1000\nvia = 'cloud'\n",
+    );
+    let good = portsim::run(&sc);
+    assert!(
+        good.nats.len() == 2 && good.nats[1].failures > 0,
+        "{:?}",
+        good.nats
+    );
+    let mut none = Vec::new();
+    check_report(&sc, &good, &mut none);
+    assert!(none.is_empty(), "{none:?}");
+    let mut bad = good.clone();
+    bad.nats[0].failures += 1;
+    bad.nats[0].peak_mappings = 1001;
+    bad.nats[1].ports_preserved = bad.nats[1].attempts;
+    let mut found = Vec::new();
+    check_report(&sc, &bad, &mut found);
+    let keys: Vec<&str> = found.iter().map(|f| f.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "invariant: nats: failures == no_port + table_full",
+            "invariant: nats: first_failure_s set exactly when the NAT dropped one, within the run",
+            "invariant: nats: peak_mappings <= max_entries",
+            "invariant: nats: attempts of NAT k+1 == attempts - failures of NAT k",
+            "invariant: nats: ports_preserved <= attempts - failures",
+            "invariant: nats: the sum of NAT failures <= failures",
+        ]
     );
     let mut m = Vec::new();
     check_message("case.toml:3: name: fine", "case.toml", &mut m);
