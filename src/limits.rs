@@ -131,6 +131,19 @@ pub fn estimate(sc: &Scenario, charts: bool) -> Cost {
             num(n)
         ),
     });
+    if sc.traffic.close == crate::scenario::Close::Server {
+        // The server-close tracker: the last close time (8 bytes) and
+        // destination (4 bytes) of each (address used, port).
+        let used = sc.source_addresses() as f64;
+        memory_parts.push(Part {
+            amount: used * n * 12.0,
+            what: format!(
+                "the last close of each port, for the server's TIME_WAIT (traffic.close = \"server\"): {} source addresses used × {} ports",
+                num(used),
+                num(n)
+            ),
+        });
+    }
     // Connections and TIME_WAIT entries in flight, by Little's law at the
     // peak rate with a margin for bursts, but no more than attempts.
     let hold_s = sc.traffic.hold.mean_ns() * rpc / NS_PER_S as f64;
@@ -497,6 +510,19 @@ mod tests {
             .memory_parts
             .iter()
             .all(|p| !p.what.contains("NAT")));
+    }
+
+    #[test]
+    fn server_close_counts_the_last_close_of_each_port() {
+        let tracker = "the last close of each port";
+        // 1 address used × 16,384 ports (the default range) × 12 bytes.
+        let sc = behind_nat(1, "server", "");
+        assert_eq!(part(&estimate(&sc, false), tracker), 16384.0 * 12.0);
+        let sc = behind_nat(1, "client", "");
+        assert!(estimate(&sc, false)
+            .memory_parts
+            .iter()
+            .all(|p| !p.what.starts_with(tracker)));
     }
 
     #[test]
