@@ -149,9 +149,31 @@ pub trait PortLayer {
 
     /// What each NAT of this layer measured, up to `end` (none for a layer
     /// that is not a NAT).
-    fn nat_figures(&mut self, _end: u64) -> Vec<super::nat::NatFigures> {
+    fn nat_figures(&mut self, _end: u64) -> Vec<NatFigures> {
         Vec::new()
     }
+}
+
+/// What a NAT measured over a run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NatFigures {
+    pub attempts: u64,
+    pub failures_no_port: u64,
+    pub failures_table_full: u64,
+    /// Most conntrack entries (open and held after close) at once.
+    pub peak_mappings: u64,
+    /// Time-averaged entries.
+    pub mean_mappings: f64,
+    /// Most outside ports of one address in use at once (by any entry).
+    pub peak_ports_per_address: u32,
+    /// Mappings that kept the host's source port.
+    pub ports_preserved: u64,
+    /// Distinct (address, port) pairs ever used.
+    pub distinct_ports: u64,
+    /// When this NAT first dropped a connection.
+    pub first_failure_ns: Option<u64>,
+    /// Closed entries a new SYN evicted to take their tuple.
+    pub evicted: u64,
 }
 
 /// The layer between host and destination when nothing translates: it takes
