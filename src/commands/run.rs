@@ -193,7 +193,7 @@ pub(crate) fn exec(args: RunArgs) -> anyhow::Result<Exit> {
         // `--trace -`: stdout carries the trace alone.
         eprint!("{shown}");
     }
-    let figures = [crate::sweep::report_figures(&report)];
+    let figures = [report.figures()];
     Ok(
         if super::common::fail_on_check(&fail_on, &figures, "runs", &|_| String::new()) {
             Exit::Exhausted

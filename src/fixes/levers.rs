@@ -272,12 +272,7 @@ fn nat_port_range(cx: &Context) -> Option<Plan> {
         guess: n * factor,
         limit: widest,
         grid: Grid::Sig3,
-        changes: Box::new(move |v| {
-            let size = (v.round() as u32).clamp(1, WIDEST.1 - WIDEST.0 + 1);
-            let top = WIDEST.1.min(lo + size - 1).max(hi);
-            let bottom = (top + 1 - size).max(WIDEST.0);
-            vec![Change::new(&key, format!("{bottom}-{top}"))]
-        }),
+        changes: Box::new(move |v| vec![Change::new(&key, widened(lo, hi, v))]),
     }))
 }
 
@@ -313,13 +308,17 @@ fn port_range(cx: &Context) -> Option<Plan> {
         guess: n * cx.load_factor() / AIM,
         limit: widest,
         grid: Grid::Sig3,
-        changes: Box::new(move |v| {
-            let size = (v.round() as u32).clamp(1, WIDEST.1 - WIDEST.0 + 1);
-            let top = WIDEST.1.min(lo + size - 1).max(hi);
-            let bottom = (top + 1 - size).max(WIDEST.0);
-            vec![Change::new("host.port_range", format!("{bottom}-{top}"))]
-        }),
+        changes: Box::new(move |v| vec![Change::new("host.port_range", widened(lo, hi, v))]),
     }))
+}
+
+/// The range `lo-hi` grown to `size` ports: up to 65535 first, then down
+/// to 1024.
+fn widened(lo: u32, hi: u32, size: f64) -> String {
+    let size = (size.round() as u32).clamp(1, WIDEST.1 - WIDEST.0 + 1);
+    let top = WIDEST.1.min(lo + size - 1).max(hi);
+    let bottom = (top + 1 - size).max(WIDEST.0);
+    format!("{bottom}-{top}")
 }
 
 /// An allocator that finds a free port whenever there is one, for an

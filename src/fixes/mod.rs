@@ -220,7 +220,6 @@ pub fn compute(src: &Source, sc: &Scenario, report: &Report) -> Fixes {
                 base: report,
                 spent: Spent::default(),
                 budget,
-                kept: None,
             };
             let fix = p.run(name, plan);
             (fix, p.spent)
@@ -261,8 +260,9 @@ struct Spent {
 enum Probe {
     /// The goal is met: the complete run's report.
     Pass(Box<Report>),
-    /// The goal is missed (the run may have stopped at its first failure).
-    Fail,
+    /// The goal is missed: the complete run's report, or none when the
+    /// run stopped at its first failure.
+    Fail(Option<Box<Report>>),
     /// The value is outside the lever's domain or budget.
     Out,
 }
@@ -272,8 +272,6 @@ struct Prober<'a> {
     base: &'a Report,
     spent: Spent,
     budget: u64,
-    /// The report of the last complete run that still failed.
-    kept: Option<Box<Report>>,
 }
 
 impl Prober<'_> {
@@ -314,13 +312,12 @@ impl Prober<'_> {
         self.spent.runs += 1;
         self.spent.attempts += outcome.attempts;
         if outcome.failures > 0 && until_failure {
-            return Probe::Fail;
+            return Probe::Fail(None);
         }
         let report = Box::new(Report::new(&sc, outcome));
         if !meets(self.src.target, &report) {
             // Only a full run of a change that still fails gets here.
-            self.kept = Some(report);
-            Probe::Fail
+            Probe::Fail(Some(report))
         } else {
             Probe::Pass(report)
         }
@@ -350,13 +347,12 @@ impl Prober<'_> {
 
     /// One complete run; kept if it fails less than the run itself.
     fn toggle(&mut self, name: &'static str, changes: &[Change]) -> Option<Fix> {
-        self.kept = None;
         match self.probe(changes, true) {
             Probe::Pass(r) => Some(fix(name, changes, &r, true)),
-            Probe::Fail => {
+            Probe::Fail(r) => {
                 // Kept when it avoids a tenth of the failures or more: a
                 // change that moves them by chance is no fix.
-                let r = self.kept.take()?;
+                let r = r?;
                 (r.failures as f64 <= 0.9 * self.base.failures as f64)
                     .then(|| fix(name, changes, &r, false))
             }
@@ -389,7 +385,7 @@ impl Prober<'_> {
                     good = Some((v, r));
                     break;
                 }
-                Probe::Fail => {
+                Probe::Fail(_) => {
                     if v == s.limit {
                         return None;
                     }
@@ -414,7 +410,7 @@ impl Prober<'_> {
                     g = mid;
                     report = r;
                 }
-                Probe::Fail => bad = mid,
+                Probe::Fail(_) => bad = mid,
                 Probe::Out => break,
             }
         }

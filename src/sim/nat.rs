@@ -88,6 +88,10 @@ struct Entry {
     source: u64,
 }
 
+/// The queues of entries held after close.
+const CLOSED: usize = 0;
+const UNREPLIED: usize = 1;
+
 /// In the last this many candidates of a round, a SYN may evict a closed
 /// entry that holds the tuple (`NF_NAT_HARDER_THRESH`, kernel 6.5+).
 const HARDER_THRESH: u32 = MAX_ATTEMPTS / 4;
@@ -128,7 +132,7 @@ pub struct LinuxNat {
     ports_in_use: Vec<u32>,
     ever_used: Vec<bool>,
     /// Entries held after close, by hold length (each queue in time order).
-    held: [VecDeque<(u64, Mapping)>; 3],
+    held: [VecDeque<(u64, Mapping)>; 2],
     entries: u64,
     rng: ChaCha8Rng,
     seed: u64,
@@ -353,8 +357,9 @@ impl LinuxNat {
         self.entries -= 1;
     }
 
-    /// Keep `m` until `ns` after `t`: queue 0 for closes, 1 unused, 2 for
-    /// dropped SYNs (each queue has one hold length, so stays in order).
+    /// Keep `m` until `ns` after `t`: queue [`CLOSED`] after closes,
+    /// [`UNREPLIED`] after a SYN dropped further on (each queue has one
+    /// hold length, so stays in time order).
     fn hold(&mut self, t: u64, m: Mapping, queue: usize, ns: u64, state: State) {
         if let Some(e) = self.used.get_mut(&m.reply) {
             if e.stamp == m.stamp {
@@ -413,7 +418,7 @@ impl PortLayer for LinuxNat {
         if ns == 0 {
             self.release(t, m);
         } else {
-            self.hold(t, m, 0, ns, State::Closed);
+            self.hold(t, m, CLOSED, ns, State::Closed);
         }
     }
 
@@ -421,7 +426,7 @@ impl PortLayer for LinuxNat {
         // The SYN went on and was dropped further along: the entry stays
         // unreplied in SYN_SENT.
         let ns = self.hold_syn_ns;
-        self.hold(t, m, 2, ns, State::SynSent);
+        self.hold(t, m, UNREPLIED, ns, State::SynSent);
     }
 
     fn next_due(&self) -> Due {
@@ -444,7 +449,7 @@ impl PortLayer for LinuxNat {
             if next >= until || next == Due::NEVER {
                 return;
             }
-            let q = (0..3)
+            let q = (0..self.held.len())
                 .find(|&i| self.held[i].front().is_some_and(|e| e.0 == next.t))
                 .expect("a queue holds the earliest timer");
             let (t, m) = self.held[q].pop_front().expect("peeked");

@@ -144,12 +144,6 @@ impl Run {
     }
 }
 
-/// The figures of a run's report, as [`Run::figures`] gives them for the
-/// same run.
-pub fn report_figures(r: &crate::Report) -> Figures {
-    r.figures()
-}
-
 fn secs(ns: u64) -> f64 {
     ns as f64 / crate::scenario::NS_PER_S as f64
 }

@@ -255,6 +255,13 @@ fn validate(case: &KernelCase) -> Result<(), String> {
 
 /// `(unshare, current test binary)`, or why the case must be skipped.
 fn prerequisites() -> Result<(PathBuf, PathBuf), String> {
+    prerequisites_with(&["ip", "sh"])
+}
+
+/// `(unshare, current test binary)` when this is Linux, we are root and
+/// `unshare` and each of `tools` are on PATH; else why a case must be
+/// skipped.
+pub fn prerequisites_with(tools: &[&str]) -> Result<(PathBuf, PathBuf), String> {
     if !cfg!(target_os = "linux") {
         return Err("not Linux".to_string());
     }
@@ -269,8 +276,9 @@ fn prerequisites() -> Result<(PathBuf, PathBuf), String> {
         return Err(format!("not root (euid {euid})"));
     }
     let unshare = find_on_path("unshare").ok_or("`unshare` not found on PATH")?;
-    find_on_path("ip").ok_or("`ip` not found on PATH")?;
-    find_on_path("sh").ok_or("`sh` not found on PATH")?;
+    for tool in tools {
+        find_on_path(tool).ok_or(format!("`{tool}` not found on PATH"))?;
+    }
     let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
     Ok((unshare, exe))
 }

@@ -52,7 +52,6 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -188,10 +187,11 @@ const FIN_WAIT: Duration = Duration::from_secs(2);
 /// line. `Ok(Err(reason))`: skipped. `Err(report)`: the case failed (the
 /// report holds the lab's output, with the failed assertion).
 pub fn run_lab(name: &str) -> Result<Result<Vec<String>, String>, String> {
-    let (unshare, exe) = match prerequisites() {
-        Ok(found) => found,
-        Err(reason) => return Ok(Err(reason)),
-    };
+    let (unshare, exe) =
+        match super::kernel_driver::prerequisites_with(&["ip", "nft", "mount", "sh"]) {
+            Ok(found) => found,
+            Err(reason) => return Ok(Err(reason)),
+        };
     let netns = std::fs::read_link("/proc/self/ns/net")
         .map_err(|e| format!("{name}: readlink /proc/self/ns/net: {e}"))?;
     let mut cmd = Command::new(unshare);
@@ -235,35 +235,6 @@ pub fn run_lab(name: &str) -> Result<Result<Vec<String>, String>, String> {
         )));
     }
     Err(format!("{name}: {}", report()))
-}
-
-/// `(unshare, current test binary)`, or why the case must be skipped.
-fn prerequisites() -> Result<(PathBuf, PathBuf), String> {
-    if !cfg!(target_os = "linux") {
-        return Err("not Linux".to_string());
-    }
-    let status = std::fs::read_to_string("/proc/self/status")
-        .map_err(|e| format!("cannot read /proc/self/status: {e}"))?;
-    let euid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|rest| rest.split_whitespace().nth(1))
-        .ok_or("no Uid line in /proc/self/status")?;
-    if euid != "0" {
-        return Err(format!("not root (euid {euid})"));
-    }
-    let unshare = find_on_path("unshare").ok_or("`unshare` not found on PATH")?;
-    for tool in ["ip", "nft", "mount", "sh"] {
-        find_on_path(tool).ok_or(format!("`{tool}` not found on PATH"))?;
-    }
-    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
-    Ok((unshare, exe))
-}
-
-fn find_on_path(program: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|dir| dir.join(program))
-        .find(|p| p.is_file())
 }
 
 /// libtest's name of a test of this module: its path without the crate.
