@@ -75,6 +75,11 @@ pub(crate) struct RunArgs {
     /// reports the smallest that does.
     #[arg(long)]
     no_fixes: bool,
+    /// Answer every lever that applies, whatever it costs. By default the
+    /// levers share a budget of two runs' attempts, tried in order, and
+    /// those it leaves unanswered are named.
+    #[arg(long, conflicts_with = "no_fixes")]
+    all_fixes: bool,
     /// The goal the computed fixes reach instead of "nothing fails", e.g.
     /// "failure_ratio<=1e-4" or "worst_10s<=0.01" (the figures of
     /// --fail-on).
@@ -155,6 +160,7 @@ pub(crate) fn exec(args: RunArgs) -> anyhow::Result<Exit> {
             max_events: limits.max_events,
             max_memory: limits.max_memory,
             target,
+            all: args.all_fixes,
         };
         let found = crate::fixes::compute(&src, &sc, &report);
         report.fixes = found.list;

@@ -15,12 +15,23 @@ use crate::scenario::{BindMode, Close};
 /// The load factor a first guess aims at.
 const AIM: f64 = 0.95;
 
-/// Every lever, in the order fixes that do equally well are listed.
+/// Every lever, in the order they are tried (and share the budget) and
+/// fixes that do equally well are listed.
 pub const LEVERS: &[Lever] = &[
     // First: where it applies, the allocator giving up is the cause.
     Lever {
         name: "allocator",
         plan: allocator,
+    },
+    // Then the NAT that ran out, where one did: the host's own levers
+    // apply only where the host ran out too.
+    Lever {
+        name: "nat_addresses",
+        plan: nat_addresses,
+    },
+    Lever {
+        name: "nat_port_range",
+        plan: nat_port_range,
     },
     Lever {
         name: "keep_alive",
@@ -49,14 +60,6 @@ pub const LEVERS: &[Lever] = &[
     Lever {
         name: "port_range",
         plan: port_range,
-    },
-    Lever {
-        name: "nat_addresses",
-        plan: nat_addresses,
-    },
-    Lever {
-        name: "nat_port_range",
-        plan: nat_port_range,
     },
     Lever {
         name: "rate",
@@ -107,9 +110,10 @@ fn keep_alive(cx: &Context) -> Option<Plan> {
     }))
 }
 
-/// The server closes first, so TIME_WAIT stays on its side.
+/// The server closes first, so TIME_WAIT stays on its side. Only where the
+/// host ran out: a NAT holds its mapping after either side closes.
 fn server_close(cx: &Context) -> Option<Plan> {
-    (cx.sc.traffic.close == Close::Client && cx.sc.host.time_wait_ns > 0)
+    (cx.host_ran_out() && cx.sc.traffic.close == Close::Client && cx.sc.host.time_wait_ns > 0)
         .then(|| Plan::Toggle(vec![Change::new("traffic.close", "server")]))
 }
 
@@ -117,7 +121,11 @@ fn server_close(cx: &Context) -> Option<Plan> {
 /// TIME_WAIT 4-tuple (client close, ports shared by 4-tuple).
 fn tw_reuse(cx: &Context) -> Option<Plan> {
     let sc = cx.sc;
-    if sc.host.tw_reuse || sc.traffic.close != Close::Client || sc.host.time_wait_ns == 0 {
+    if !cx.host_ran_out()
+        || sc.host.tw_reuse
+        || sc.traffic.close != Close::Client
+        || sc.host.time_wait_ns == 0
+    {
         return None;
     }
     let mut on = sc.clone();
@@ -149,6 +157,9 @@ fn destinations(cx: &Context) -> Option<Plan> {
 /// More source addresses, each socket bound to one before connect()
 /// (`bind-no-port` unless it binds already): each address is a fresh pool.
 fn source_addresses(cx: &Context) -> Option<Plan> {
+    if !cx.host_ran_out() {
+        return None;
+    }
     let sc = cx.sc;
     let have = sc.host.addresses.clone();
     let len = have.len() as f64;
@@ -290,12 +301,15 @@ fn next_ip(ip: IpAddr, i: u32) -> Option<IpAddr> {
 /// ports by 4-tuple, where the OS shares them at all.
 fn bind_no_port(cx: &Context) -> Option<Plan> {
     let sc = cx.sc;
-    (sc.traffic.bind == BindMode::Bind && sc.host.share_across_destinations)
+    (cx.host_ran_out() && sc.traffic.bind == BindMode::Bind && sc.host.share_across_destinations)
         .then(|| Plan::Toggle(vec![Change::new("traffic.bind", "bind-no-port")]))
 }
 
 /// A wider range: first up to 65535, then down to 1024.
 fn port_range(cx: &Context) -> Option<Plan> {
+    if !cx.host_ran_out() {
+        return None;
+    }
     let h = &cx.sc.host;
     let (lo, hi) = (u32::from(h.port_lo), u32::from(h.port_hi));
     let widest = f64::from(WIDEST.1 - WIDEST.0 + 1);
@@ -325,7 +339,7 @@ fn widened(lo: u32, hi: u32, size: f64) -> String {
 /// allocator that gives up early: the OS's own first, then the others.
 fn allocator(cx: &Context) -> Option<Plan> {
     let h = &cx.sc.host;
-    if crate::alloc::entry(&h.allocator).is_none_or(|e| e.exhaustive) {
+    if !cx.host_ran_out() || crate::alloc::entry(&h.allocator).is_none_or(|e| e.exhaustive) {
         return None;
     }
     let preset = h.os.preset().allocator;

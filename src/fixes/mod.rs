@@ -16,9 +16,17 @@
 //! bisection between the last failing and the first passing value. A probe
 //! that fails stops at its first failure ([`crate::sim::UntilFailure`]), so
 //! a search costs little more than its passing runs; a passing probe is a
-//! complete run, and its figures are the ones reported. Levers run in
-//! parallel, each within its own budget of attempts counted from its own
-//! runs, so the answer never depends on the number of threads.
+//! complete run, and its figures are the ones reported.
+//!
+//! Fixes must cost little next to the run, and a lever's answer takes at
+//! least one complete run, so by default the levers share one budget of
+//! [`BUDGET_RUNS`] runs (counted in the run's own attempts): they are tried
+//! in the order of [`levers::LEVERS`] (the layer that ran out first), a probe
+//! starts only if its estimated complete run still fits, and the levers the
+//! budget left unanswered are named (`not_computed`). `--all-fixes` answers
+//! every lever, in parallel, each within its own [`LEVER_BUDGET_RUNS`].
+//! Either way every count is of attempts, never of time or threads, so the
+//! answer is the same on any machine.
 
 pub mod levers;
 
@@ -33,6 +41,10 @@ use crate::scenario::{load_str, Override, Scenario};
 /// Attempts one lever may spend on its probes, in runs of the scenario
 /// (counted in the run's own attempts).
 pub const LEVER_BUDGET_RUNS: f64 = 2.0;
+
+/// Attempts all levers together may spend by default, in runs of the
+/// scenario (counted in the run's own attempts).
+pub const BUDGET_RUNS: f64 = 2.0;
 
 /// Most times a search doubles its change before it gives up.
 const MAX_EXPAND: u32 = 16;
@@ -56,6 +68,9 @@ pub struct Source<'a> {
     pub max_memory: f64,
     /// The goal (`--target`); `None`: nothing fails.
     pub target: Option<Target>,
+    /// Answer every lever (`--all-fixes`), not only those the shared
+    /// budget reaches.
+    pub all: bool,
 }
 
 /// One `--set` change: key and value as the flag writes them.
@@ -158,6 +173,13 @@ impl Context<'_> {
             .any(|k| *k == key || k.starts_with(&format!("{key}.")))
     }
 
+    /// Whether the host itself ran out (some failure was not a NAT's):
+    /// only then can a change to the host's ports help.
+    pub fn host_ran_out(&self) -> bool {
+        let at_nats: u64 = self.report.nats.iter().map(|n| n.failures).sum();
+        self.report.failures > at_nats
+    }
+
     /// Load factor of the busiest pool at the highest rate: offered load
     /// over ports, shared evenly among the pools.
     pub fn load_factor(&self) -> f64 {
@@ -190,6 +212,8 @@ pub fn compute(src: &Source, sc: &Scenario, report: &Report) -> Fixes {
         runs: 0,
         attempts: 0,
         relative_to_run: 0.0,
+        budget_runs: (!src.all).then_some(BUDGET_RUNS),
+        not_computed: Vec::new(),
         target: src
             .target
             .map_or_else(|| "failures<=0".to_string(), |t| t.to_string()),
@@ -200,36 +224,51 @@ pub fn compute(src: &Source, sc: &Scenario, report: &Report) -> Fixes {
             cost,
         };
     }
-    let file: toml::Table = toml::from_str(src.text).unwrap_or_default();
-    let cx = Context {
-        sc,
-        report,
-        file: &file,
-        overridden: src.overrides.iter().map(|o| o.key.as_str()).collect(),
+    let plans = plans(src, sc, report);
+    let run = report.attempts.max(1) as f64;
+    let lever_cap = (run * LEVER_BUDGET_RUNS) as u64;
+    let prober = |shared: Option<f64>| Prober {
+        src,
+        base: report,
+        base_expected: sc.expected_attempts(),
+        spent: Spent::default(),
+        lever_cap,
+        shared,
+        cut: false,
     };
-    let plans: Vec<(&'static str, Plan)> = levers::LEVERS
-        .iter()
-        .filter_map(|l| (l.plan)(&cx).map(|p| (l.name, p)))
-        .collect();
-    let budget = (report.attempts.max(1) as f64 * LEVER_BUDGET_RUNS) as u64;
-    let results: Vec<(Option<Fix>, Spent)> = plans
-        .par_iter()
-        .map(|(name, plan)| {
-            let mut p = Prober {
-                src,
-                base: report,
-                spent: Spent::default(),
-                budget,
-            };
-            let fix = p.run(name, plan);
-            (fix, p.spent)
-        })
-        .collect();
+    let results: Vec<(&'static str, Option<Fix>, Spent, bool)> = if src.all {
+        plans
+            .par_iter()
+            .map(|(name, plan)| {
+                let mut p = prober(None);
+                let fix = p.run(name, plan);
+                (*name, fix, p.spent, p.cut)
+            })
+            .collect()
+    } else {
+        // One after another: what a lever may spend depends on what the
+        // levers before it spent.
+        let mut left = run * BUDGET_RUNS;
+        plans
+            .iter()
+            .map(|(name, plan)| {
+                let mut p = prober(Some(left));
+                let fix = p.run(name, plan);
+                left -= p.spent.attempts as f64;
+                (*name, fix, p.spent, p.cut)
+            })
+            .collect()
+    };
     let mut list = Vec::new();
-    for (fix, spent) in results {
+    for (name, fix, spent, cut) in results {
         cost.runs += spent.runs;
         cost.attempts += spent.attempts;
-        list.extend(fix);
+        match fix {
+            Some(fix) => list.push(fix),
+            // The budget stopped it before it had an answer.
+            None if cut => cost.not_computed.push(name),
+            None => {}
+        }
     }
     cost.relative_to_run = cost.attempts as f64 / report.attempts.max(1) as f64;
     // Those that meet the goal first, then the fewest failures; ties keep
@@ -240,6 +279,28 @@ pub fn compute(src: &Source, sc: &Scenario, report: &Report) -> Fixes {
             .then(a.failure_ratio.total_cmp(&b.failure_ratio))
     });
     Fixes { list, cost }
+}
+
+/// The levers that apply to a run, in the order they are tried, each
+/// with what it would try.
+fn plans(src: &Source, sc: &Scenario, report: &Report) -> Vec<(&'static str, Plan)> {
+    let file: toml::Table = toml::from_str(src.text).unwrap_or_default();
+    let cx = Context {
+        sc,
+        report,
+        file: &file,
+        overridden: src.overrides.iter().map(|o| o.key.as_str()).collect(),
+    };
+    levers::LEVERS
+        .iter()
+        .filter_map(|l| (l.plan)(&cx).map(|p| (l.name, p)))
+        .collect()
+}
+
+/// The names of the levers that apply to a run, in the order they are
+/// tried.
+pub fn applicable(src: &Source, sc: &Scenario, report: &Report) -> Vec<&'static str> {
+    plans(src, sc, report).into_iter().map(|(n, _)| n).collect()
 }
 
 /// Whether a run meets the goal: the target holds, or nothing failed.
@@ -270,8 +331,16 @@ enum Probe {
 struct Prober<'a> {
     src: &'a Source<'a>,
     base: &'a Report,
+    /// The run's expected attempts ([`Scenario::expected_attempts`]), to
+    /// scale the estimate of a probe's.
+    base_expected: f64,
     spent: Spent,
-    budget: u64,
+    /// Attempts this lever may spend.
+    lever_cap: u64,
+    /// Attempts left in the budget the levers share, if they share one.
+    shared: Option<f64>,
+    /// A probe was refused for want of budget.
+    cut: bool,
 }
 
 impl Prober<'_> {
@@ -290,19 +359,35 @@ impl Prober<'_> {
         Some(sc)
     }
 
-    fn affordable(&self) -> bool {
-        self.spent.attempts < self.budget
+    /// Whether a probe of `sc` fits: the lever is within its own cap and,
+    /// with a shared budget, the probe's complete run (estimated from the
+    /// run's attempts, scaled as the expected attempts scale) fits in it.
+    fn affordable(&mut self, sc: &Scenario) -> bool {
+        let fits = self.spent.attempts < self.lever_cap
+            && self.shared.is_none_or(|left| {
+                let scale = if self.base_expected > 0.0 {
+                    sc.expected_attempts() / self.base_expected
+                } else {
+                    1.0
+                };
+                let estimate = self.base.attempts as f64 * scale;
+                self.spent.attempts as f64 + estimate <= left
+            });
+        if !fits {
+            self.cut = true;
+        }
+        fits
     }
 
     /// Run `changes` to the end (`full`, or with a `--target`) or to the
     /// first failure.
     fn probe(&mut self, changes: &[Change], full: bool) -> Probe {
-        if !self.affordable() {
-            return Probe::Out;
-        }
         let Some(sc) = self.scenario(changes) else {
             return Probe::Out;
         };
+        if !self.affordable(&sc) {
+            return Probe::Out;
+        }
         let until_failure = !full && self.src.target.is_none();
         let outcome = if until_failure {
             crate::sim::simulate(&sc, &mut crate::sim::UntilFailure)

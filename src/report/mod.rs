@@ -368,6 +368,12 @@ pub struct FixesCost {
     pub attempts: u64,
     /// `attempts` over the run's own attempts.
     pub relative_to_run: f64,
+    /// The budget the levers shared, in runs of the scenario (counted in
+    /// its attempts); `null` with `--all-fixes` (each lever within its own).
+    pub budget_runs: Option<f64>,
+    /// Levers that apply but that the budget stopped before they had an
+    /// answer (`--all-fixes` answers them).
+    pub not_computed: Vec<&'static str>,
     /// The goal the fixes reach: `--target`, or `failures<=0`.
     pub target: String,
 }

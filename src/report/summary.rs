@@ -349,8 +349,18 @@ pub fn fix_lines(r: &Report) -> Vec<String> {
     } else {
         format!("towards {}, ", cost.target)
     };
+    if !cost.not_computed.is_empty() {
+        out.push(format!(
+            "not computed within the budget: {} (--all-fixes computes every lever)",
+            cost.not_computed.join(", ")
+        ));
+    }
+    let budget = cost
+        .budget_runs
+        .map_or_else(String::new, |b| format!(" (budget {}×)", amount(b)));
     out.push(format!(
-        "({goal}each rerun with seed {}: {} runs, {}× this run's attempts; --no-fixes skips them)",
+        "({goal}each rerun with seed {}: {} runs, {}× this run's attempts{budget}; \
+         --no-fixes skips them)",
         r.seed,
         thousands(cost.runs),
         amount(cost.relative_to_run)

@@ -43,6 +43,12 @@ fn with(text: &str, sets: &[&str]) -> (portsim::Scenario, Report, Vec<Override>)
 }
 
 fn fixes_of(text: &str, sets: &[&str]) -> (Report, portsim::fixes::Fixes) {
+    fixes_in(text, sets, true)
+}
+
+/// The fixes of `text` with `sets`: every lever (`all`, as `--all-fixes`)
+/// or within the shared budget (the default).
+fn fixes_in(text: &str, sets: &[&str], all: bool) -> (Report, portsim::fixes::Fixes) {
     let (sc, report, overrides) = with(text, sets);
     let src = Source {
         text,
@@ -52,6 +58,7 @@ fn fixes_of(text: &str, sets: &[&str]) -> (Report, portsim::fixes::Fixes) {
         max_events: portsim::DEFAULT_MAX_EVENTS,
         max_memory: portsim::DEFAULT_MAX_MEMORY,
         target: None,
+        all,
     };
     let fixes = compute(&src, &sc, &report);
     (report, fixes)
@@ -255,6 +262,7 @@ fn a_target_is_the_goal_instead_of_nothing_failing() {
         max_events: portsim::DEFAULT_MAX_EVENTS,
         max_memory: portsim::DEFAULT_MAX_MEMORY,
         target: Some(target),
+        all: true,
     };
     let fixes = compute(&src, &sc, &report);
     assert_eq!(fixes.cost.target, "failure_ratio <= 0.2");
@@ -281,4 +289,64 @@ fn a_target_is_the_goal_instead_of_nothing_failing() {
         ..src
     };
     assert!(compute(&src, &sc, &report).list.is_empty());
+}
+
+/// By default the levers share a budget of `BUDGET_RUNS` runs' attempts:
+/// they spend no more, those it stops are named, and a lever it answers
+/// is answered as `--all-fixes` answers it (the first, keep-alive, gets the
+/// whole budget and needs one run of a third of the attempts at n = 3,
+/// plus failing probes that stop at their first failure).
+#[test]
+fn the_levers_share_a_budget_and_name_what_it_left_out() {
+    let (base, some) = fixes_in(BASE, &[], false);
+    let (_, every) = fixes_in(BASE, &[], true);
+    let budget = portsim::fixes::BUDGET_RUNS * base.attempts as f64;
+    assert!(
+        some.cost.attempts as f64 <= budget,
+        "{} > {budget}",
+        some.cost.attempts
+    );
+    assert_eq!(some.cost.budget_runs, Some(portsim::fixes::BUDGET_RUNS));
+    assert_eq!(every.cost.budget_runs, None);
+    assert!(every.cost.not_computed.is_empty());
+    assert!(every.cost.attempts > some.cost.attempts);
+    // What the budget left out is named, and it is what --all-fixes adds.
+    assert!(!some.cost.not_computed.is_empty());
+    for lever in &some.cost.not_computed {
+        assert!(some.list.iter().all(|f| f.lever != *lever), "{lever}");
+        assert!(every.list.iter().any(|f| f.lever == *lever), "{lever}");
+    }
+    for f in &some.list {
+        assert!(every.list.iter().any(|g| g.lever == f.lever), "{}", f.lever);
+    }
+    assert_eq!(
+        change_of(&some, "keep_alive"),
+        change_of(&every, "keep_alive")
+    );
+    // The summary says so, and --all-fixes answers every lever.
+    let dir = tempfile::tempdir().unwrap();
+    let path = crate::util::write(dir.path(), "f.toml", BASE);
+    let out = portsim().arg("run").arg(&path).assert().success();
+    let s = text(&out.get_output().stdout);
+    assert!(
+        s.contains(&format!(
+            "not computed within the budget: {} (--all-fixes computes every lever)",
+            some.cost.not_computed.join(", ")
+        )),
+        "{s}"
+    );
+    assert!(s.contains("(budget 2×)"), "{s}");
+    let out = portsim()
+        .args(["run", "--json", "--all-fixes"])
+        .arg(&path)
+        .assert()
+        .success();
+    let json: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(json["fixes"].as_array().unwrap().len(), every.list.len());
+    assert!(json["fixes_cost"]["budget_runs"].is_null());
+    portsim()
+        .args(["run", "--all-fixes", "--no-fixes"])
+        .arg(&path)
+        .assert()
+        .code(2);
 }

@@ -1668,6 +1668,7 @@ fn check_fixes(text: &str, sc: &Scenario, r: &Report, out: &mut Vec<Finding>) {
         max_events: LIMIT,
         max_memory: MAX_MEMORY,
         target: None,
+        all: false,
     };
     let found = portsim::fixes::compute(&src, sc, r);
     for f in found.list.iter().take(2) {

@@ -221,6 +221,7 @@ port_range = "61000-61099"
         max_events: portsim::DEFAULT_MAX_EVENTS,
         max_memory: portsim::DEFAULT_MAX_MEMORY,
         target: None,
+        all: true,
     };
     let fixes = portsim::fixes::compute(&src, &sc, &report);
     let range = fixes
@@ -245,6 +246,33 @@ port_range = "61000-61099"
         more.change
     );
     assert_eq!(more.failures, 0);
-    // Host-side levers that cannot reach the NAT's limit are not listed.
-    assert!(fixes.list.iter().all(|f| f.lever != "port_range"));
+    // The host never ran out, so no change to its ports is tried, not even
+    // one the budget would have left out.
+    let host_side = [
+        "allocator",
+        "server_close",
+        "tw_reuse",
+        "source_addresses",
+        "bind_no_port",
+        "port_range",
+    ];
+    let tried = portsim::fixes::applicable(&src, &sc, &report);
+    assert_eq!(tried[..2], ["nat_addresses", "nat_port_range"], "{tried:?}");
+    for lever in host_side {
+        assert!(!tried.contains(&lever), "{lever} in {tried:?}");
+    }
+    // With the NAT out of the way and twice the connections, the host's
+    // 1,000 ports are the limit, and its levers apply.
+    let wide = text
+        .replace("61000-61099", "1024-65535")
+        .replace("rate = 10", "rate = 20");
+    let sc = scenario(&wide);
+    let report = portsim::run(&sc);
+    assert!(report.failures > 0 && report.nats[0].failures == 0);
+    let src = portsim::fixes::Source { text: &wide, ..src };
+    let tried = portsim::fixes::applicable(&src, &sc, &report);
+    assert!(
+        tried.contains(&"server_close") && tried.contains(&"port_range"),
+        "{tried:?}"
+    );
 }
