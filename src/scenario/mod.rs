@@ -54,7 +54,30 @@ pub struct Scenario {
     /// The first NAT the host's connections cross (`host.via`, an index into
     /// `nats`); `None`: straight to the destinations.
     pub via: Option<usize>,
+    /// `[[hosts]]` groups, in file order; empty for a file with `[host]`
+    /// only (one host: `host`, `traffic`, `destinations`, `via`). With
+    /// groups, those four are the first group's.
+    pub groups: Vec<HostGroup>,
 }
+
+/// `[[hosts]]`: `count` identical hosts, each with its own port state,
+/// allocator and random streams, and its own traffic at `traffic.rate`.
+#[derive(Debug, Clone)]
+pub struct HostGroup {
+    pub name: String,
+    pub count: u32,
+    /// The settings of each host. `addresses` are the first host's; host
+    /// `j` of the group has as many, the next ones after host `j - 1`'s.
+    pub host: Host,
+    pub traffic: Traffic,
+    /// The group's own `destinations`, or the file's.
+    pub destinations: Vec<Destination>,
+    /// The first NAT its connections cross (an index into `nats`).
+    pub via: Option<usize>,
+}
+
+/// The most hosts a scenario may have, over all `[[hosts]]` groups.
+pub const MAX_HOSTS: u64 = 1_000_000;
 
 /// `[sweep]`: what `portsim sweep` and `portsim capacity` do on this
 /// scenario when the command line does not say.
@@ -316,6 +339,34 @@ impl Scenario {
         match self.traffic.bind {
             BindMode::Connect => 1,
             BindMode::Bind | BindMode::BindNoPort => self.host.addresses.len() as u64,
+        }
+    }
+
+    /// Whether the scenario is a fleet (`[[hosts]]`), not one `[host]`.
+    pub fn is_fleet(&self) -> bool {
+        !self.groups.is_empty()
+    }
+
+    /// Hosts over all groups (1 without `[[hosts]]`).
+    pub fn hosts_total(&self) -> u64 {
+        if self.groups.is_empty() {
+            1
+        } else {
+            self.groups.iter().map(|g| u64::from(g.count)).sum()
+        }
+    }
+
+    /// The scenario one host of group `g` sees: the group's host, traffic,
+    /// destinations and `via`, no other group.
+    pub fn group_scenario(&self, g: usize) -> Scenario {
+        let grp = &self.groups[g];
+        Scenario {
+            host: grp.host.clone(),
+            traffic: grp.traffic.clone(),
+            destinations: grp.destinations.clone(),
+            via: grp.via,
+            groups: Vec::new(),
+            ..self.clone()
         }
     }
 

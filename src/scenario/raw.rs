@@ -7,7 +7,7 @@
 
 use serde::Deserialize;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawScenario {
     pub name: String,
@@ -28,9 +28,120 @@ pub struct RawScenario {
     /// `[[nat]]` tables, in file order.
     #[serde(default)]
     pub nat: Vec<RawNat>,
+    /// `[[hosts]]` groups, in file order.
+    #[serde(default)]
+    pub hosts: Vec<RawGroup>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// One `[[hosts]]` group: `count` identical hosts with any `[host]` key
+/// (those it leaves out come from `[host]`), their own `[traffic]` keys
+/// and, optionally, their own destinations.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table: [[hosts]] with name = \"pods\" and count = 30"
+)]
+pub struct RawGroup {
+    pub name: String,
+    /// Signed, so a negative count gets the message of a count out of range.
+    pub count: Option<i64>,
+    /// `[traffic]` keys for each host of the group (`rate` is per host).
+    pub traffic: Option<RawTraffic>,
+    pub destinations: Option<Vec<RawDestination>>,
+    pub os: Option<String>,
+    pub allocator: Option<String>,
+    pub port_range: Option<String>,
+    pub reserved_ports: Option<toml::Value>,
+    pub time_wait: Option<String>,
+    pub tw_reuse: Option<bool>,
+    pub tw_reuse_delay: Option<String>,
+    pub max_tw_buckets: Option<u64>,
+    pub addresses: Option<toml::Value>,
+    pub share_across_destinations: Option<bool>,
+    pub rfc6056_2_tries: Option<u32>,
+    pub rfc6056_5_increment: Option<u32>,
+    pub via: Option<String>,
+}
+
+impl RawGroup {
+    /// The group's host: its own keys over `[host]`'s, and the names of
+    /// the keys it set itself.
+    pub fn host_over(&self, top: &RawHost) -> (RawHost, Vec<&'static str>) {
+        let mut own = Vec::new();
+        macro_rules! pick {
+            ($($f:ident),*) => {
+                RawHost {
+                    $($f: match &self.$f {
+                        Some(v) => {
+                            own.push(stringify!($f));
+                            Some(v.clone())
+                        }
+                        None => top.$f.clone(),
+                    },)*
+                }
+            };
+        }
+        let h = pick!(
+            os,
+            allocator,
+            port_range,
+            reserved_ports,
+            time_wait,
+            tw_reuse,
+            tw_reuse_delay,
+            max_tw_buckets,
+            addresses,
+            share_across_destinations,
+            rfc6056_2_tries,
+            rfc6056_5_increment,
+            via
+        );
+        (h, own)
+    }
+}
+
+impl RawTraffic {
+    /// These keys over `top`'s, and the names of the keys set here. A rate
+    /// profile (`rate`, `schedule` or `ramp`) given here replaces the
+    /// file's whole.
+    pub fn over(&self, top: &RawTraffic) -> (RawTraffic, Vec<&'static str>) {
+        let mut own = Vec::new();
+        macro_rules! pick {
+            ($($f:ident),*) => {
+                RawTraffic {
+                    $($f: match &self.$f {
+                        Some(v) => {
+                            own.push(stringify!($f));
+                            Some(v.clone())
+                        }
+                        None => top.$f.clone(),
+                    },)*
+                }
+            };
+        }
+        let mut t = pick!(
+            arrivals,
+            rate,
+            schedule,
+            ramp,
+            hold,
+            close,
+            bind,
+            pick,
+            source,
+            retry,
+            requests_per_connection
+        );
+        if self.rate.is_some() || self.schedule.is_some() || self.ramp.is_some() {
+            t.rate = self.rate;
+            t.schedule = self.schedule.clone();
+            t.ramp = self.ramp.clone();
+        }
+        (t, own)
+    }
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(
     deny_unknown_fields,
     expecting = "a table: [host] with keys such as os = \"linux\""
@@ -56,7 +167,7 @@ pub struct RawHost {
 
 /// One `[[nat]]` table. `name` and `type` are required; the other keys
 /// have the kernel's defaults, filled in by `validate`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(
     deny_unknown_fields,
     expecting = "a table: [[nat]] with name = \"node\" and type = \"linux\""
@@ -78,7 +189,7 @@ pub struct RawNat {
 }
 
 /// `[[nat]].timeouts`: nf_conntrack's TCP timeouts, each a duration.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(
     deny_unknown_fields,
     expecting = "an inline table of durations such as { time_wait = \"120s\", close = \"10s\" }"
@@ -93,7 +204,7 @@ pub struct RawTimeouts {
     pub close: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(
     deny_unknown_fields,
     expecting = "a table: [[destinations]] with address = \"10.0.0.5:5432\""
@@ -104,7 +215,7 @@ pub struct RawDestination {
     pub count: Option<u32>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(
     deny_unknown_fields,
     expecting = "a table: [traffic] with keys such as rate = 100"
@@ -124,7 +235,7 @@ pub struct RawTraffic {
     pub requests_per_connection: Option<u32>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(
     deny_unknown_fields,
     expecting = "a table such as { at = \"30s\", rate = 200 }"
@@ -134,7 +245,7 @@ pub struct RawStep {
     pub rate: f64,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(
     deny_unknown_fields,
     expecting = "a table such as { from = 10, to = 500, over = \"10m\" }"
@@ -146,7 +257,7 @@ pub struct RawRamp {
     pub at: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(
     deny_unknown_fields,
     expecting = "a table such as { after = \"1s\", max = 3 }"
@@ -156,7 +267,7 @@ pub struct RawRetry {
     pub max: u32,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(
     deny_unknown_fields,
     expecting = "a table: [output] with keys such as bin = \"1s\""
@@ -167,7 +278,7 @@ pub struct RawOutput {
 }
 
 /// Defaults for `portsim sweep` and `portsim capacity` on this scenario.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(
     deny_unknown_fields,
     expecting = "a table: [sweep] with keys such as seeds = 10"

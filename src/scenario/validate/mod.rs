@@ -14,6 +14,7 @@ use traffic::traffic;
 
 mod destinations;
 mod host;
+mod hosts;
 mod nat;
 mod traffic;
 
@@ -154,12 +155,26 @@ pub(super) fn validate(raw: RawScenario) -> R<Scenario> {
             "missing; set `duration = \"1h\"` (simulated time) or `max_connections = N`, or both",
         );
     }
-    let host = host(&raw.host)?;
-    let destinations = destinations(&raw.destinations)?;
-    let mut traffic = traffic(&raw.traffic)?;
-    if host.addresses.len() == 1 {
-        traffic.source = Pick::RoundRobin;
-    }
+    // With [[hosts]] groups, [host] and [traffic] are their defaults and
+    // the first group stands for the scenario where one host is asked for.
+    let (groups, fleet_nats) = if raw.hosts.is_empty() {
+        (Vec::new(), None)
+    } else {
+        let (g, n) = hosts::groups(&raw)?;
+        (g, Some(n))
+    };
+    let (host, destinations, traffic) = match groups.first() {
+        Some(g) => (g.host.clone(), g.destinations.clone(), g.traffic.clone()),
+        None => {
+            let host = host(&raw.host)?;
+            let destinations = destinations(&raw.destinations)?;
+            let mut traffic = traffic(&raw.traffic)?;
+            if host.addresses.len() == 1 {
+                traffic.source = Pick::RoundRobin;
+            }
+            (host, destinations, traffic)
+        }
+    };
     let bin_ns = raw
         .output
         .bin
@@ -173,7 +188,10 @@ pub(super) fn validate(raw: RawScenario) -> R<Scenario> {
         );
     }
     let sweep = sweep_defaults(&raw.sweep)?;
-    let (nats, via) = nats(&raw.nat, raw.host.via.as_deref())?;
+    let (nats, via) = match fleet_nats {
+        Some(n) => (n, groups[0].via),
+        None => nats(&raw.nat, raw.host.via.as_deref())?,
+    };
     Ok(Scenario {
         name: raw.name,
         description: raw.description,
@@ -187,6 +205,7 @@ pub(super) fn validate(raw: RawScenario) -> R<Scenario> {
         sweep,
         nats,
         via,
+        groups,
     })
 }
 

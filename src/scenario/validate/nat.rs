@@ -43,6 +43,17 @@ const NAMES_SHOWN: usize = 12;
 /// The `[[nat]]` tables typed and chained, and the index of the one
 /// `host.via` names.
 pub(super) fn nats(raw: &[RawNat], host_via: Option<&str>) -> R<(Vec<Nat>, Option<usize>)> {
+    let (out, firsts) = nats_from(raw, &[("host.via".to_string(), host_via)])?;
+    Ok((out, firsts[0]))
+}
+
+/// `[[nat]]` tables typed and chained for several starting points, each a
+/// key (`host.via`, `hosts[i].via`) and the name it gives: the index of the
+/// first NAT of each. Every table must be on some path.
+pub(super) fn nats_from(
+    raw: &[RawNat],
+    starts: &[(String, Option<&str>)],
+) -> R<(Vec<Nat>, Vec<Option<usize>>)> {
     if raw.len() > MAX_NATS {
         return err(
             &format!("nat[{MAX_NATS}]"),
@@ -89,33 +100,54 @@ pub(super) fn nats(raw: &[RawNat], host_via: Option<&str>) -> R<(Vec<Nat>, Optio
         }
         out[i].via = Some(j);
     }
-    let first = match host_via {
-        None if out.is_empty() => return Ok((out, None)),
-        None => {
-            return err(
-                "host.via",
-                format!(
-                    "missing; the file has [[nat]] tables ({}) but no connection crosses them unless host.via names the first, e.g. host.via = {}",
-                    names_list(&names),
-                    quote(&out[0].name)
-                ),
-            )
-        }
-        Some(via) if out.is_empty() => {
-            return err(
-                "host.via",
-                format!(
-                    "found {}, but the file has no [[nat]] table; add one with name = {} and type = \"linux\", or remove host.via",
-                    quote(via),
-                    quote(via)
-                ),
-            )
-        }
-        Some(via) => resolve("host.via", via, &index, &names)?,
-    };
-    // Walked from the host first, so the link blamed is the one that
-    // turns the host's path back on itself.
-    if let Some((i, cycle)) = first_cycle(&out, std::iter::once(first).chain(0..out.len())) {
+    let firsts = paths(raw, &out, &index, &names, starts)?;
+    Ok((out, firsts))
+}
+
+/// The paths from each starting point: no loop, at most `MAX_CHAIN` long,
+/// and every table on one of them.
+fn paths(
+    raw: &[RawNat],
+    out: &[Nat],
+    index: &HashMap<&str, usize>,
+    names: &[&str],
+    starts: &[(String, Option<&str>)],
+) -> R<Vec<Option<usize>>> {
+    let mut firsts = Vec::with_capacity(starts.len());
+    for (key, via) in starts {
+        firsts.push(match via {
+            None => None,
+            Some(via) if out.is_empty() => {
+                return err(
+                    key,
+                    format!(
+                        "found {}, but the file has no [[nat]] table; add one with name = {} and type = \"linux\", or remove {key}",
+                        quote(via),
+                        quote(via)
+                    ),
+                )
+            }
+            Some(via) => Some(resolve(key, via, index, names)?),
+        });
+    }
+    if out.is_empty() {
+        return Ok(firsts);
+    }
+    if firsts.iter().all(Option::is_none) {
+        let key = &starts[0].0;
+        return err(
+            key,
+            format!(
+                "missing; the file has [[nat]] tables ({}) but no connection crosses them unless {key} names the first, e.g. {key} = {}",
+                names_list(names),
+                quote(&out[0].name)
+            ),
+        );
+    }
+    // Walked from the hosts first, so the link blamed is the one that
+    // turns a host's path back on itself.
+    let from_hosts = firsts.iter().flatten().copied();
+    if let Some((i, cycle)) = first_cycle(out, from_hosts.chain(0..out.len())) {
         let mut path: Vec<String> = cycle.iter().map(|&k| quote(&out[k].name)).collect();
         path.push(path[0].clone());
         return err(
@@ -127,41 +159,46 @@ pub(super) fn nats(raw: &[RawNat], host_via: Option<&str>) -> R<(Vec<Nat>, Optio
             ),
         );
     }
-
-    // The path has no loop (checked above), so this walk ends.
+    // No path has a loop (checked above), so these walks end.
     let mut on_path = vec![false; out.len()];
-    let mut path = Vec::new();
-    let mut last = first;
-    let mut at = Some(first);
-    while let Some(k) = at {
-        on_path[k] = true;
-        path.push(quote(&out[k].name));
-        last = k;
-        at = out[k].via;
-    }
-    if path.len() > crate::scenario::nat::MAX_CHAIN {
-        // The table whose `via` takes the path past the limit.
-        let mut k = first;
-        for _ in 1..crate::scenario::nat::MAX_CHAIN {
-            k = out[k].via.expect("the path is longer");
+    let mut shown: Option<(Vec<String>, usize, &str)> = None;
+    for (first, (key, _)) in firsts.iter().zip(starts) {
+        let Some(first) = *first else { continue };
+        let mut path = Vec::new();
+        let mut last = first;
+        let mut at = Some(first);
+        while let Some(k) = at {
+            on_path[k] = true;
+            path.push(quote(&out[k].name));
+            last = k;
+            at = out[k].via;
         }
-        return err(
-            &format!("nat[{k}].via"),
-            format!(
-                "found {}, which makes the path {} NATs long: {}; at most {} are allowed",
-                quote(raw[k].via.as_deref().unwrap_or_default()),
-                path.len(),
-                chain(&path, path.len()),
-                crate::scenario::nat::MAX_CHAIN
-            ),
-        );
+        if path.len() > crate::scenario::nat::MAX_CHAIN {
+            // The table whose `via` takes the path past the limit.
+            let mut k = first;
+            for _ in 1..crate::scenario::nat::MAX_CHAIN {
+                k = out[k].via.expect("the path is longer");
+            }
+            return err(
+                &format!("nat[{k}].via"),
+                format!(
+                    "found {}, which makes the path {} NATs long: {}; at most {} are allowed",
+                    quote(raw[k].via.as_deref().unwrap_or_default()),
+                    path.len(),
+                    chain(&path, path.len()),
+                    crate::scenario::nat::MAX_CHAIN
+                ),
+            );
+        }
+        shown.get_or_insert((path, last, key.as_str()));
     }
     if let Some(i) = on_path.iter().position(|on| !on) {
+        let (path, last, key) = shown.expect("some start has a path");
         let last = quote(&out[last].name);
         return err(
             &format!("nat[{i}].name"),
             format!(
-                "found {}, a [[nat]] no connection crosses: the host's path is host.via = {}; put it on the path (host.via, or via = {} in {}) or remove the table",
+                "found {}, a [[nat]] no connection crosses: the host's path is {key} = {}; put it on the path (host.via, or via = {} in {}) or remove the table",
                 quote(&out[i].name),
                 chain(&path, path.len()),
                 quote(&out[i].name),
@@ -169,18 +206,24 @@ pub(super) fn nats(raw: &[RawNat], host_via: Option<&str>) -> R<(Vec<Nat>, Optio
             ),
         );
     }
-    Ok((out, Some(first)))
+    Ok(firsts)
 }
 
 /// A NAT's name: not empty, no control characters (it is printed in the
 /// summary and the charts), no spaces at its ends (a `via` would then
 /// have to repeat them).
 fn name(key: &str, name: &str) -> R<()> {
+    group_name(key, name, "[[nat]]", "\"node\"")
+}
+
+/// A name of a `what` (`[[nat]]`, `[[hosts]] group`) at `key`: not empty,
+/// printable, no spaces at its ends; `example` is a name to suggest.
+pub(super) fn group_name(key: &str, name: &str, what: &str, example: &str) -> R<()> {
     let key = format!("{key}.name");
     if name.trim().is_empty() {
         return err(
             &key,
-            "found an empty name; give each [[nat]] a short name such as \"node\"",
+            format!("found an empty name; give each {what} a short name such as {example}"),
         );
     }
     if name.chars().any(char::is_control) {

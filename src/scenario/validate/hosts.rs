@@ -1,0 +1,148 @@
+//! `[[hosts]]`: groups of identical hosts. Each group's host is `[host]`
+//! with the group's own keys over it, its traffic `[traffic]` with the
+//! group's `traffic` keys over it, and its destinations its own or the
+//! file's; then the NAT paths from every group are checked together.
+//!
+//! A group is checked by the same functions as `[host]` and `[traffic]`;
+//! an error in a key the group set is reported at the group's key
+//! (`hosts[1].port_range`), one it took from the file at the file's.
+//! Counts are added up before anything is built: at most [`MAX_HOSTS`].
+
+use std::collections::HashMap;
+
+use super::nat::{group_name, nats_from};
+use super::*;
+use crate::scenario::nat::Nat;
+
+/// The most `[[hosts]]` groups a scenario may have.
+pub const MAX_GROUPS: usize = 4096;
+
+/// Move an error from `from` (`host.`) to `to` (`hosts[1].`) when the key
+/// after `from` is one the group set itself.
+fn rekey(mut e: KeyError, from: &str, to: &str, own: &[&str]) -> KeyError {
+    if let Some(rest) = e.key.strip_prefix(from) {
+        let field = rest.split(['.', '[']).next().unwrap_or_default();
+        if own.contains(&field) {
+            e.key = format!("{to}{rest}");
+        }
+    }
+    e
+}
+
+/// The groups and the NATs, with each group's first NAT resolved.
+pub(super) fn groups(raw: &RawScenario) -> R<(Vec<HostGroup>, Vec<Nat>)> {
+    if raw.hosts.len() > MAX_GROUPS {
+        return err(
+            &format!("hosts[{MAX_GROUPS}]"),
+            format!(
+                "the file has {} [[hosts]] groups; at most {MAX_GROUPS} are allowed",
+                raw.hosts.len()
+            ),
+        );
+    }
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let mut total: u64 = 0;
+    let mut out = Vec::with_capacity(raw.hosts.len());
+    // The file's destinations, needed only by groups without their own.
+    let mut top_dests: Option<R<Vec<Destination>>> = None;
+    for (i, g) in raw.hosts.iter().enumerate() {
+        let key = format!("hosts[{i}]");
+        group_name(&key, &g.name, "[[hosts]] group", "\"pods\"")?;
+        if let Some(&j) = seen.get(g.name.as_str()) {
+            return err(
+                &format!("{key}.name"),
+                format!(
+                    "found {}, the name of hosts[{j}] too; each [[hosts]] group needs a name of its own",
+                    quote(&g.name)
+                ),
+            );
+        }
+        seen.insert(&g.name, i);
+        let count = g.count.unwrap_or(1);
+        if count < 1 || count as u64 > MAX_HOSTS {
+            return err(
+                &format!("{key}.count"),
+                format!("found {count}; expected 1 to {MAX_HOSTS} hosts"),
+            );
+        }
+        total += count as u64;
+        if total > MAX_HOSTS {
+            return err(
+                &format!("{key}.count"),
+                format!("brings the hosts to {total} in all; at most {MAX_HOSTS} are allowed"),
+            );
+        }
+        let (rh, own) = g.host_over(&raw.host);
+        let host = host(&rh).map_err(|e| rekey(e, "host.", &format!("{key}."), &own))?;
+        // Every host of the group gets addresses of its own, the next ones
+        // after the previous host's: all of them must exist.
+        if let Some(first) = host.addresses.first() {
+            let per_host = host.addresses.len() as u64;
+            let all = per_host * count as u64;
+            if let Ok(ip) = first.parse() {
+                let at = if own.contains(&"addresses") {
+                    format!("{key}.addresses")
+                } else {
+                    format!("{key}.count")
+                };
+                let last = u32::try_from(all - 1).unwrap_or(u32::MAX);
+                if super::host::nth_ip(ip, last).is_none() {
+                    return err(
+                        &at,
+                        format!(
+                            "{count} hosts of {per_host} address(es) each from {first} run past the end of the address space"
+                        ),
+                    );
+                }
+            }
+        }
+        let (rt, own_t) = match &g.traffic {
+            Some(t) => t.over(&raw.traffic),
+            None => (raw.traffic.clone(), Vec::new()),
+        };
+        let mut traffic =
+            traffic(&rt).map_err(|e| rekey(e, "traffic.", &format!("{key}.traffic."), &own_t))?;
+        if host.addresses.len() == 1 {
+            traffic.source = Pick::RoundRobin;
+        }
+        let destinations = match &g.destinations {
+            Some(d) => destinations(d).map_err(|mut e| {
+                e.key = format!("{key}.{}", e.key);
+                e
+            })?,
+            None => top_dests
+                .get_or_insert_with(|| destinations(&raw.destinations))
+                .clone()
+                .map_err(|mut e| {
+                    if raw.destinations.is_empty() {
+                        e.message = format!(
+                            "missing; add [[destinations]] tables, or give {key} destinations of its own"
+                        );
+                    }
+                    e
+                })?,
+        };
+        out.push(HostGroup {
+            name: g.name.clone(),
+            count: count as u32,
+            host,
+            traffic,
+            destinations,
+            via: None,
+        });
+    }
+    let starts: Vec<(String, Option<&str>)> = raw
+        .hosts
+        .iter()
+        .enumerate()
+        .map(|(i, g)| match &g.via {
+            Some(v) => (format!("hosts[{i}].via"), Some(v.as_str())),
+            None => ("host.via".to_string(), raw.host.via.as_deref()),
+        })
+        .collect();
+    let (nats, firsts) = nats_from(&raw.nat, &starts)?;
+    for (g, first) in out.iter_mut().zip(firsts) {
+        g.via = first;
+    }
+    Ok((out, nats))
+}
