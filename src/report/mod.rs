@@ -127,7 +127,11 @@ pub struct Report {
     pub pools: Vec<PoolReport>,
     /// How many pools there are, listed or not (`analytic.pools`).
     pub pools_total: u64,
-    /// Each NAT along the path (`host.via`), in path order.
+    /// The hosts, per `[[hosts]]` group (one group of one host, `host`,
+    /// for a file with `[host]`).
+    pub hosts: Vec<HostGroupReport>,
+    /// Each NAT along the path (`host.via`), in path order; for a fleet,
+    /// every `[[nat]]` in file order.
     pub nats: Vec<NatReport>,
     /// `simulated_s` in nanoseconds, as the engine counted it.
     #[serde(skip)]
@@ -359,6 +363,70 @@ pub struct Fix {
     pub meets_target: bool,
 }
 
+/// One `[[hosts]]` group: what its hosts did together.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct HostGroupReport {
+    pub name: String,
+    pub count: u32,
+    pub attempts: u64,
+    pub established: u64,
+    pub failures: u64,
+    /// Failures by the layer that refused: the group's own name for its
+    /// hosts' ports, a NAT's name for that NAT.
+    pub failures_at: std::collections::BTreeMap<String, u64>,
+    /// Most ports one host of the group held at once (connections and
+    /// TIME_WAIT).
+    pub peak_in_use_per_host: u32,
+}
+
+/// The `hosts` figures: the engine's per group, or the one host's.
+fn host_groups(sc: &Scenario, o: &Outcome) -> Vec<HostGroupReport> {
+    if !sc.is_fleet() {
+        let at_nats: u64 = o
+            .nats
+            .iter()
+            .map(|f| f.failures_no_port + f.failures_table_full)
+            .sum();
+        let mut failures_at = std::collections::BTreeMap::new();
+        failures_at.insert("host".to_string(), o.failures - at_nats.min(o.failures));
+        for (f, n) in o.nats.iter().zip(sc.nat_path()) {
+            failures_at.insert(n.name.clone(), f.failures_no_port + f.failures_table_full);
+        }
+        return vec![HostGroupReport {
+            name: "host".into(),
+            count: 1,
+            attempts: o.attempts,
+            established: o.established,
+            failures: o.failures,
+            failures_at,
+            peak_in_use_per_host: o.peak_in_use,
+        }];
+    }
+    sc.groups
+        .iter()
+        .zip(&o.groups)
+        .map(|(g, f)| {
+            let mut failures_at = std::collections::BTreeMap::new();
+            failures_at.insert(g.name.clone(), f.failures_at[0]);
+            // Every NAT on the group's path, failures or not.
+            let mut at = g.via;
+            while let Some(n) = at {
+                failures_at.insert(sc.nats[n].name.clone(), f.failures_at[1 + n]);
+                at = sc.nats[n].via;
+            }
+            HostGroupReport {
+                name: g.name.clone(),
+                count: g.count,
+                attempts: f.attempts,
+                established: f.attempts - f.failures,
+                failures: f.failures,
+                failures_at,
+                peak_in_use_per_host: f.peak_in_use_per_host,
+            }
+        })
+        .collect()
+}
+
 /// The extra runs behind `fixes`.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct FixesCost {
@@ -485,7 +553,7 @@ impl Report {
         let destinations = o
             .per_destination
             .iter()
-            .zip(&sc.destinations)
+            .zip(sc.all_destinations())
             .map(|(s, d)| DestinationReport {
                 address: d.address.clone(),
                 attempts: s.attempts,
@@ -555,10 +623,15 @@ impl Report {
             fixes_cost: None,
             pools,
             pools_total: o.pools_total,
+            hosts: host_groups(sc, &o),
             nats: o
                 .nats
                 .iter()
-                .zip(sc.nat_path())
+                .zip(if sc.is_fleet() {
+                    sc.nats.iter().collect()
+                } else {
+                    sc.nat_path()
+                })
                 .map(|(f, n)| NatReport {
                     name: n.name.clone(),
                     kind: match n.kind {

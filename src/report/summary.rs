@@ -144,9 +144,9 @@ pub fn pools_line(r: &Report) -> Option<String> {
 
 /// Where the first failure happened when a NAT is on the path (", at the
 /// NAT node (no port left)"), and whether the host itself ever ran out.
-fn nat_first(r: &Report, t: f64) -> (String, &'static str) {
+fn nat_first(r: &Report, t: f64) -> (String, String) {
     let Some(n) = r.nats.iter().find(|n| n.first_failure_s == Some(t)) else {
-        return (String::new(), "");
+        return (String::new(), String::new());
     };
     let cause = if n.failures_by_cause.no_port > 0 {
         "no port left"
@@ -154,12 +154,46 @@ fn nat_first(r: &Report, t: f64) -> (String, &'static str) {
         "conntrack table full"
     };
     let at_nats: u64 = r.nats.iter().map(|n| n.failures).sum();
-    let host = if at_nats == r.failures {
-        " The host itself never ran out."
-    } else {
-        ""
+    let host = match r.hosts.as_slice() {
+        _ if at_nats != r.failures => String::new(),
+        [g] if g.count == 1 => " The host itself never ran out.".to_string(),
+        [g] => format!(" The {} themselves never ran out.", g.name),
+        _ => " The hosts themselves never ran out.".to_string(),
     };
     (format!(", at the NAT {} ({cause})", n.name), host)
+}
+
+/// One line per `[[hosts]]` group of a fleet: its hosts, what they tried,
+/// where their failures happened. Nothing for a single host.
+fn host_lines(r: &Report) -> Vec<String> {
+    if r.hosts.len() == 1 && r.hosts[0].count == 1 && r.hosts[0].name == "host" {
+        return Vec::new();
+    }
+    r.hosts
+        .iter()
+        .map(|g| {
+            let at: Vec<String> = g
+                .failures_at
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(k, n)| format!("{} at {k}", thousands(*n)))
+                .collect();
+            format!(
+                "{}: {} host{}, {} attempts, {} failed{}; at most {} ports held on one host",
+                g.name,
+                thousands(u64::from(g.count)),
+                if g.count == 1 { "" } else { "s" },
+                thousands(g.attempts),
+                thousands(g.failures),
+                if at.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", at.join(", "))
+                },
+                thousands(u64::from(g.peak_in_use_per_host))
+            )
+        })
+        .collect()
 }
 
 /// One line per NAT: its pool, what it held at most, what it dropped.
@@ -454,6 +488,9 @@ pub fn render(r: &Report) -> String {
     );
     if let Some(line) = pools_line(r) {
         let _ = writeln!(s, "  pools           {line}");
+    }
+    for line in host_lines(r) {
+        let _ = writeln!(s, "  hosts           {line}");
     }
     for line in nat_lines(r) {
         let _ = writeln!(s, "  nat             {line}");

@@ -356,6 +356,21 @@ impl Scenario {
         }
     }
 
+    /// Every destination any host connects to, each address once: the
+    /// file's for one host; for a fleet, the groups' in group order (the
+    /// order the engine counts them in).
+    pub fn all_destinations(&self) -> Vec<&Destination> {
+        if self.groups.is_empty() {
+            return self.destinations.iter().collect();
+        }
+        let mut seen = std::collections::HashSet::new();
+        self.groups
+            .iter()
+            .flat_map(|g| g.destinations.iter())
+            .filter(|d| seen.insert(d.address.as_str()))
+            .collect()
+    }
+
     /// The scenario one host of group `g` sees: the group's host, traffic,
     /// destinations and `via`, no other group.
     pub fn group_scenario(&self, g: usize) -> Scenario {
@@ -397,6 +412,17 @@ impl Scenario {
     /// worst (every attempt retried `retry.max` times), capped by
     /// `max_connections`: the bound that refuses absurd runs.
     pub fn expected_attempts(&self) -> f64 {
+        if self.is_fleet() {
+            let all: f64 = (0..self.groups.len())
+                .map(|g| {
+                    f64::from(self.groups[g].count) * self.group_scenario(g).expected_attempts()
+                })
+                .sum();
+            return match self.max_connections {
+                Some(m) => all.min(m as f64),
+                None => all,
+            };
+        }
         let worst = 1.0 + self.traffic.retry.map_or(0.0, |r| f64::from(r.max));
         let by_time = self.duration_ns.map(|d| {
             self.traffic.rate.integral(d as f64 / NS_PER_S as f64)

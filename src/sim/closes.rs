@@ -63,17 +63,22 @@ impl Due {
 
 impl Closes {
     pub fn new(sc: &Scenario) -> Closes {
+        Self::at(sc, Site::HOST0)
+    }
+
+    /// The closes of `sc`'s traffic, drawing from the streams of `site`.
+    pub fn at(sc: &Scenario, site: Site) -> Closes {
         let requests = sc.traffic.requests_per_connection;
         match sc.traffic.hold {
             Hold::Exponential { mean_ns } if requests == 1 => Closes::Memoryless {
-                rng: rng(sc.seed, Stream::at(Site::HOST0, stream::HOLD)),
+                rng: rng(sc.seed, Stream::at(site, stream::HOLD)),
                 mean_ns,
                 open: Vec::new(),
                 next: Due::NEVER,
             },
             hold => Closes::Timed {
                 lane: Lane::new(matches!(hold, Hold::Constant { .. }) && requests == 1),
-                holds: HoldSampler::new(sc.seed, hold),
+                holds: HoldSampler::at(sc.seed, site, hold),
                 requests,
             },
         }

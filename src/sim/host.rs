@@ -155,6 +155,8 @@ pub struct HostLayer<P: Ports> {
     server_tw: Option<ServerTimeWait>,
     /// Per-pool occupancy, attempts and failures.
     pools: PoolTallies,
+    /// Ports held now (by a connection or a TIME_WAIT entry).
+    held: u32,
 }
 
 impl<P: Ports> HostLayer<P> {
@@ -202,7 +204,14 @@ impl<P: Ports> HostLayer<P> {
                 sc.destinations.len() as u64,
                 sharing == Sharing::Exclusive,
             ),
+            held: 0,
         }
+    }
+
+    /// Ports this host holds now (by a connection or a TIME_WAIT entry).
+    #[inline]
+    pub fn ports_held(&self) -> u32 {
+        self.held
     }
 
     /// How many pools the host allocates from, whether or not their
@@ -293,6 +302,7 @@ impl<P: Ports> HostLayer<P> {
         self.pools.down(c.pool, t);
         if freed {
             cx.rec.down(IN_USE, t);
+            self.held -= 1;
             cx.obs.on_port_free_at(self.site, t, c.addr, c.port);
         }
     }
@@ -381,6 +391,7 @@ impl<P: Ports> PortLayer for HostLayer<P> {
                 self.pools.up(pool, t);
                 if o.newly_busy {
                     cx.rec.up(IN_USE, t);
+                    self.held += 1;
                     cx.obs.on_port_busy_at(self.site, t, addr, port);
                 }
                 o.flow

@@ -30,6 +30,7 @@
 
 pub mod bursts;
 mod closes;
+pub mod fleet;
 pub mod host;
 pub mod layer;
 pub mod nat;
@@ -249,6 +250,8 @@ pub struct Outcome {
     pub pools: Vec<pools::PoolFigures>,
     /// How many pools the host allocated from, kept or not.
     pub pools_total: u64,
+    /// Per `[[hosts]]` group, in file order (empty for a single host).
+    pub groups: Vec<fleet::GroupFigures>,
 }
 
 /// An open connection: what each layer keeps for it.
@@ -316,6 +319,9 @@ pub fn simulate<O: Observer>(sc: &Scenario, obs: &mut O) -> Outcome {
 
 /// Run a scenario to its end, keeping port state as `model` says.
 pub fn simulate_with<O: Observer>(sc: &Scenario, obs: &mut O, model: PortModel) -> Outcome {
+    if sc.is_fleet() {
+        return fleet::simulate_fleet(sc, obs);
+    }
     let h = &sc.host;
     let reserved = h.reserved_indices();
     let (sharing, use_reuse) = port_rules(sc);
@@ -609,6 +615,7 @@ impl<O: Observer, P: Ports, N: PortLayer> Engine<'_, O, P, N> {
             per_destination: self.per_dest,
             pools,
             pools_total,
+            groups: Vec::new(),
         }
     }
 }

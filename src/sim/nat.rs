@@ -64,6 +64,11 @@ pub struct Mapping {
     stamp: u64,
 }
 
+impl Mapping {
+    /// No mapping: a NAT the connection does not cross.
+    pub const NONE: Mapping = NO_MAPPING;
+}
+
 const NO_MAPPING: Mapping = Mapping {
     reply: u64::MAX,
     source: u64::MAX,
@@ -157,10 +162,7 @@ impl LinuxNat {
             mode: nat.mode,
             persistent: nat.persistent,
             max_entries: nat.max_entries,
-            hold_close_ns: match sc.traffic.close {
-                Close::Reset => t.close,
-                Close::Client | Close::Server => t.time_wait,
-            },
+            hold_close_ns: LinuxNat::hold_after(nat, sc.traffic.close),
             hold_syn_ns: t.syn_sent,
             upstream_lo: u32::from(upstream_lo),
             used: FastMap::default(),
@@ -177,6 +179,24 @@ impl LinuxNat {
             area: 0,
             last_t: 0,
             figures: NatFigures::default(),
+        }
+    }
+
+    /// The connection of `m` closed at `t`: conntrack keeps the entry for
+    /// `ns` (its `time_wait` after a FIN, `close` after a reset).
+    pub fn close_after(&mut self, t: u64, m: Mapping, ns: u64) {
+        if ns == 0 {
+            self.release(t, m);
+        } else {
+            self.hold(t, m, CLOSED, ns, State::Closed);
+        }
+    }
+
+    /// How long conntrack keeps an entry after a close of kind `close`.
+    pub fn hold_after(nat: &Nat, close: Close) -> u64 {
+        match close {
+            Close::Reset => nat.timeouts.close,
+            Close::Client | Close::Server => nat.timeouts.time_wait,
         }
     }
 
@@ -414,12 +434,7 @@ impl PortLayer for LinuxNat {
     }
 
     fn close<O: Observer>(&mut self, t: u64, m: Mapping, _cx: &mut Ctx<'_, O>) {
-        let ns = self.hold_close_ns;
-        if ns == 0 {
-            self.release(t, m);
-        } else {
-            self.hold(t, m, CLOSED, ns, State::Closed);
-        }
+        self.close_after(t, m, self.hold_close_ns);
     }
 
     fn abort<O: Observer>(&mut self, t: u64, m: Mapping, _cx: &mut Ctx<'_, O>) {

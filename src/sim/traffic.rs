@@ -102,8 +102,19 @@ pub struct ArrivalClock {
 
 impl ArrivalClock {
     pub fn new(seed: u64, kind: Arrivals, profile: RateProfile, per_connection: u32) -> Self {
+        Self::at(seed, Site::HOST0, kind, profile, per_connection)
+    }
+
+    /// The arrivals of the host at `site`, from its own stream.
+    pub fn at(
+        seed: u64,
+        site: Site,
+        kind: Arrivals,
+        profile: RateProfile,
+        per_connection: u32,
+    ) -> Self {
         ArrivalClock {
-            rng: rng(seed, Stream::at(Site::HOST0, stream::ARRIVALS)),
+            rng: rng(seed, Stream::at(site, stream::ARRIVALS)),
             kind,
             profile,
             per_connection: f64::from(per_connection),
@@ -219,6 +230,11 @@ enum HoldDist {
 
 impl HoldSampler {
     pub fn new(seed: u64, hold: Hold) -> Self {
+        Self::at(seed, Site::HOST0, hold)
+    }
+
+    /// Hold times from the stream of `site`.
+    pub fn at(seed: u64, site: Site, hold: Hold) -> Self {
         let dist = match hold {
             Hold::Constant { ns } => HoldDist::Constant(ns),
             Hold::Exponential { mean_ns } => {
@@ -230,7 +246,7 @@ impl HoldSampler {
             Hold::Uniform { min_ns, max_ns } => HoldDist::Uniform(min_ns, max_ns),
         };
         HoldSampler {
-            rng: rng(seed, Stream::at(Site::HOST0, stream::HOLD)),
+            rng: rng(seed, Stream::at(site, stream::HOLD)),
             dist,
         }
     }

@@ -1,0 +1,603 @@
+//! Fleets: the hosts of `[[hosts]]` groups, each its own [`HostLayer`], and
+//! the NATs their connections cross, as a graph (each group enters it at
+//! its own `via`; NATs may be shared).
+//!
+//! Every host has its own port state, allocator, arrival clock and
+//! destination choice, each drawing from the streams of its [`Site`] (host
+//! `i` of the fleet, counted over the groups in file order), so adding a
+//! host never shifts another's draws. Hold times are drawn per group, from
+//! the stream of the group's first host: the close structure (a FIFO for a
+//! constant hold, the memoryless process, or a heap) is the single host's,
+//! one per group.
+//!
+//! The event loop is the single-host engine's, with three merges in place
+//! of single values: the next arrival over the hosts (a heap of each host's
+//! next arrival), the next close over the groups (a scan: groups are few),
+//! and the next timer over hosts and NATs. A host's timers (TIME_WAIT
+//! expiries, reuse eligibility) are one FIFO per host; the heap keeps one
+//! key per host and is corrected lazily: a key that no longer matches its
+//! host's next timer is dropped when it surfaces. At one instant a host's
+//! timers go before a NAT's, and hosts go in index order, as in
+//! [`super::Engine`].
+//!
+//! Inside the NAT graph, addresses and ports are global: each host's
+//! addresses and each NAT's outside addresses get their own block of
+//! address indices, ports travel as port numbers, and destinations as
+//! indices into the fleet's list of distinct destination addresses, so a
+//! NAT shared by two groups sees one destination where both name it.
+//!
+//! Constant arrivals start at a random phase within one interval, drawn
+//! from each host's stream: a thousand hosts do not connect in lockstep.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+
+use rand::RngExt;
+
+use super::closes::Closes;
+use super::host::{port_rules, HostConn, HostLayer};
+use super::layer::{Ctx, Due, Path, PortLayer, Refused, Site};
+use super::nat::{LinuxNat, Mapping, MAX_CHAIN};
+use super::record::{Recorder, IN_USE, OPEN, TIME_WAIT};
+use super::traffic::{rng, stream, ArrivalClock, Chooser, Stream};
+use super::{bursts, default_bin_ns, DestStats, Observer, Outcome, MAX_DEST_STATS};
+use crate::ports::pool::AddressPools;
+use crate::ports::{PortSpace, Ports};
+use crate::scenario::{Arrivals, Scenario};
+
+/// What one group's hosts did together.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GroupFigures {
+    pub attempts: u64,
+    pub failures: u64,
+    /// Failures by the layer that refused: index 0 the hosts themselves,
+    /// `1 + n` the scenario's NAT `n`.
+    pub failures_at: Vec<u64>,
+    /// Most ports any one host of the group held at once (open connections
+    /// and TIME_WAIT).
+    pub peak_in_use_per_host: u32,
+}
+
+struct Host<P: Ports> {
+    layer: HostLayer<P>,
+    group: u32,
+    clock: ArrivalClock,
+    /// Constant arrivals: this host's phase.
+    phase_ns: u64,
+    dests: Chooser,
+    /// The first of this host's global address indices.
+    addr_base: u32,
+    /// The key this host has in the timer heap ([`Due::NEVER`]: none).
+    due: Due,
+    /// Most ports held at once.
+    peak: u32,
+}
+
+struct Group {
+    sc: Scenario,
+    closes: Closes,
+    /// The group's destination `i` as an index into the fleet's.
+    dest_map: Vec<u32>,
+    port_lo: u32,
+    figures: GroupFigures,
+}
+
+#[derive(Clone, Copy)]
+struct Conn {
+    host: u32,
+    hc: HostConn,
+    maps: [Mapping; MAX_CHAIN],
+}
+
+struct Fleet<'a, O: Observer, P: Ports> {
+    sc: &'a Scenario,
+    obs: &'a mut O,
+    hosts: Vec<Host<P>>,
+    groups: Vec<Group>,
+    nats: Vec<LinuxNat>,
+    /// Each NAT's first global address index and first port.
+    nat_addr_base: Vec<u32>,
+    nat_port_lo: Vec<u32>,
+    /// Each NAT's conntrack hold after a close, per group.
+    nat_hold: Vec<Vec<u64>>,
+    arrivals: BinaryHeap<Reverse<(u64, u32)>>,
+    timers: BinaryHeap<Reverse<(Due, u32)>>,
+    conns: Vec<Conn>,
+    free_conns: Vec<u32>,
+    /// (time, host, the group's destination, tries so far).
+    retries: VecDeque<(u64, u32, u32, u32)>,
+    rec: Recorder,
+    bursts: bursts::Bursts,
+    attempts: u64,
+    failures: u64,
+    first_failure: Option<(u64, u64)>,
+    retried: u64,
+    abandoned: u64,
+    per_dest: Vec<DestStats>,
+    now: u64,
+}
+
+/// Run a fleet scenario (one with `[[hosts]]`) to its end.
+pub fn simulate_fleet<O: Observer>(sc: &Scenario, obs: &mut O) -> Outcome {
+    let fits = (0..sc.groups.len()).all(|g| {
+        let gs = sc.group_scenario(g);
+        let (sharing, use_reuse) = port_rules(&gs);
+        AddressPools::fits(gs.destinations.len(), sharing, use_reuse)
+    });
+    if fits {
+        run::<O, AddressPools>(sc, obs, AddressPools::new)
+    } else {
+        run::<O, PortSpace>(sc, obs, PortSpace::new)
+    }
+}
+
+fn run<O: Observer, P: Ports>(
+    sc: &Scenario,
+    obs: &mut O,
+    ports: impl Fn(u32, u32, Vec<u32>) -> P,
+) -> Outcome {
+    // The fleet's destinations: each distinct address once.
+    let dest_index: HashMap<&str, u32> = sc
+        .all_destinations()
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.address.as_str(), i as u32))
+        .collect();
+    let mut groups = Vec::with_capacity(sc.groups.len());
+    let mut hosts = Vec::new();
+    let mut addr_base = 0u32;
+    for (g, grp) in sc.groups.iter().enumerate() {
+        let gs = sc.group_scenario(g);
+        let dest_map = grp
+            .destinations
+            .iter()
+            .map(|d| dest_index[d.address.as_str()])
+            .collect();
+        let first_site = Site {
+            layer: Site::HOST_LAYER,
+            host: hosts.len() as u32,
+        };
+        let weights: Vec<f64> = grp.destinations.iter().map(|d| d.weight).collect();
+        let reserved: Vec<u32> = grp.host.reserved_indices().collect();
+        let rate0 = grp.traffic.rate.at(0.0);
+        for _ in 0..grp.count {
+            let site = Site {
+                layer: Site::HOST_LAYER,
+                host: hosts.len() as u32,
+            };
+            let p = ports(
+                grp.host.range_size(),
+                grp.host.addresses.len() as u32,
+                reserved.clone(),
+            );
+            let phase_ns = if grp.traffic.arrivals == Arrivals::Constant && rate0 > 0.0 {
+                let per = f64::from(grp.traffic.requests_per_connection) / rate0;
+                let u: f64 = rng(sc.seed, Stream::at(site, stream::ARRIVALS)).random();
+                (u * per * 1e9) as u64
+            } else {
+                0
+            };
+            hosts.push(Host {
+                layer: HostLayer::new(&gs, site, p),
+                group: g as u32,
+                clock: ArrivalClock::at(
+                    sc.seed,
+                    site,
+                    grp.traffic.arrivals,
+                    grp.traffic.rate.clone(),
+                    grp.traffic.requests_per_connection,
+                ),
+                phase_ns,
+                dests: Chooser::new(
+                    sc.seed,
+                    Stream::at(site, stream::DESTINATION),
+                    &weights,
+                    grp.traffic.pick,
+                ),
+                addr_base,
+                due: Due::NEVER,
+                peak: 0,
+            });
+            addr_base += grp.host.addresses.len() as u32;
+        }
+        groups.push(Group {
+            closes: Closes::at(&gs, first_site),
+            sc: gs,
+            dest_map,
+            port_lo: u32::from(grp.host.port_lo),
+            figures: GroupFigures {
+                failures_at: vec![0; 1 + sc.nats.len()],
+                ..GroupFigures::default()
+            },
+        });
+    }
+    let mut nats = Vec::with_capacity(sc.nats.len());
+    let mut nat_addr_base = Vec::with_capacity(sc.nats.len());
+    let mut nat_port_lo = Vec::with_capacity(sc.nats.len());
+    let mut nat_hold = Vec::with_capacity(sc.nats.len());
+    for (n, nat) in sc.nats.iter().enumerate() {
+        let site = Site {
+            layer: (n + 1) as u16,
+            host: 0,
+        };
+        // Ports reach a NAT as numbers: its upstream range starts at 0.
+        nats.push(LinuxNat::new(sc, nat, site, 0));
+        nat_addr_base.push(addr_base);
+        addr_base += nat.addresses.len() as u32;
+        nat_port_lo.push(u32::from(nat.port_lo));
+        nat_hold.push(
+            sc.groups
+                .iter()
+                .map(|g| LinuxNat::hold_after(nat, g.traffic.close))
+                .collect(),
+        );
+    }
+    let bin_ns = sc.bin_ns.unwrap_or_else(|| default_bin_ns(sc.duration_ns));
+    let n_dest = dest_index.len();
+    let mut f = Fleet {
+        sc,
+        obs,
+        hosts,
+        groups,
+        nats,
+        nat_addr_base,
+        nat_port_lo,
+        nat_hold,
+        arrivals: BinaryHeap::new(),
+        timers: BinaryHeap::new(),
+        conns: Vec::new(),
+        free_conns: Vec::new(),
+        retries: VecDeque::new(),
+        rec: Recorder::new(bin_ns, sc.bin_ns.is_none()),
+        bursts: bursts::Bursts::until(sc.duration_ns.unwrap_or(u64::MAX)),
+        attempts: 0,
+        failures: 0,
+        first_failure: None,
+        retried: 0,
+        abandoned: 0,
+        per_dest: vec![DestStats::default(); if n_dest <= MAX_DEST_STATS { n_dest } else { 0 }],
+        now: 0,
+    };
+    for h in 0..f.hosts.len() {
+        f.schedule_arrival(h as u32);
+    }
+    f.run()
+}
+
+impl<O: Observer, P: Ports> Fleet<'_, O, P> {
+    fn schedule_arrival(&mut self, h: u32) {
+        let host = &mut self.hosts[h as usize];
+        if let Some(t) = host.clock.next_arrival() {
+            self.arrivals
+                .push(Reverse((t.saturating_add(host.phase_ns), h)));
+        }
+    }
+
+    /// Put host `h`'s next timer in the heap if it changed.
+    #[inline]
+    fn touch(&mut self, h: u32) {
+        let host = &mut self.hosts[h as usize];
+        let d = host.layer.next_due();
+        if d != host.due {
+            host.due = d;
+            if d != Due::NEVER {
+                self.timers.push(Reverse((d, h)));
+            }
+        }
+    }
+
+    /// The earliest host timer: its key and host (stale keys dropped).
+    #[inline]
+    fn host_due(&mut self) -> (Due, u32) {
+        while let Some(&Reverse((d, h))) = self.timers.peek() {
+            if self.hosts[h as usize].due == d {
+                return (d, h);
+            }
+            self.timers.pop();
+        }
+        (Due::NEVER, u32::MAX)
+    }
+
+    fn run(mut self) -> Outcome {
+        let sc = self.sc;
+        let horizon = sc.duration_ns.unwrap_or(u64::MAX);
+        let max_attempts = sc.max_connections.unwrap_or(u64::MAX);
+        let mut stopped = false;
+        loop {
+            let t_retry = self.retries.front().map_or(u64::MAX, |r| r.0);
+            let (t_arrival, h_arrival) = self.arrivals.peek().map_or((u64::MAX, u32::MAX), |r| r.0);
+            let t = t_retry.min(t_arrival);
+            if t == u64::MAX && horizon == u64::MAX {
+                break;
+            }
+            self.drain(t.min(horizon));
+            if t > horizon {
+                break;
+            }
+            self.now = t;
+            if t_retry == t {
+                let (_, h, dest, tries) = self.retries.pop_front().expect("peeked");
+                self.retried += 1;
+                self.attempt(t, h, dest, tries);
+            } else {
+                self.arrivals.pop();
+                let dest = self.hosts[h_arrival as usize].dests.pick();
+                self.attempt(t, h_arrival, dest, 0);
+                self.schedule_arrival(h_arrival);
+            }
+            if self.attempts >= max_attempts {
+                break;
+            }
+            if O::STOP_AT_FAILURE && self.failures > 0 {
+                stopped = true;
+                break;
+            }
+        }
+        let now = self.now;
+        let end =
+            if !stopped && horizon != u64::MAX && now <= horizon && self.attempts < max_attempts {
+                horizon
+            } else {
+                now
+            };
+        self.finish(end)
+    }
+
+    /// The group whose next close is earliest, and when.
+    #[inline]
+    fn next_close(&self) -> (u64, usize) {
+        let mut best = (u64::MAX, usize::MAX);
+        for (g, grp) in self.groups.iter().enumerate() {
+            let t = grp.closes.peek_time();
+            if t < best.0 {
+                best = (t, g);
+            }
+        }
+        best
+    }
+
+    fn drain(&mut self, limit: u64) {
+        loop {
+            let (t_close, g) = self.next_close();
+            let close_due = t_close <= limit && t_close != u64::MAX;
+            let until = if close_due {
+                Due::new(t_close, super::layer::Phase::Close)
+            } else {
+                Due::new(limit, super::layer::Phase::End)
+            };
+            self.run_timers(until);
+            if !close_due {
+                return;
+            }
+            let slot = self.groups[g].closes.pop();
+            self.close(t_close, slot);
+        }
+    }
+
+    /// Every host and NAT timer before `until`, earliest first; at one key
+    /// hosts go first.
+    fn run_timers(&mut self, until: Due) {
+        loop {
+            let (hd, h) = self.host_due();
+            let (nd, n) = self
+                .nats
+                .iter()
+                .enumerate()
+                .map(|(i, nat)| (nat.next_due(), i))
+                .min()
+                .unwrap_or((Due::NEVER, usize::MAX));
+            let next = hd.min(nd);
+            if next >= until || next == Due::NEVER {
+                return;
+            }
+            let mut cx = Ctx {
+                obs: &mut *self.obs,
+                rec: &mut self.rec,
+            };
+            if hd <= nd {
+                self.hosts[h as usize]
+                    .layer
+                    .run_due(hd.just_after().min(until), &mut cx);
+                self.touch(h);
+            } else {
+                self.nats[n].run_due(nd.just_after().min(until), &mut cx);
+            }
+        }
+    }
+
+    fn attempt(&mut self, t: u64, h: u32, dest: u32, tries: u32) {
+        self.bursts.attempt(t, self.attempts, self.failures);
+        self.attempts += 1;
+        self.rec.bin(t).attempts += 1;
+        let g = self.hosts[h as usize].group as usize;
+        let global = self.groups[g].dest_map[dest as usize];
+        if let Some(d) = self.per_dest.get_mut(global as usize) {
+            d.attempts += 1;
+        }
+        self.groups[g].figures.attempts += 1;
+        let mut cx = Ctx {
+            obs: &mut *self.obs,
+            rec: &mut self.rec,
+        };
+        let host = &mut self.hosts[h as usize];
+        let path = Path {
+            addr: 0,
+            port: 0,
+            dest,
+        };
+        let (hc, mut path) = match host.layer.open(t, path, &mut cx) {
+            Ok(opened) => opened,
+            Err(r) => {
+                self.touch(h);
+                return self.fail(t, h, dest, tries, r);
+            }
+        };
+        host.peak = host.peak.max(host.layer.ports_held());
+        path.addr += host.addr_base;
+        path.port += self.groups[g].port_lo;
+        path.dest = global;
+        let mut maps = [Mapping::NONE; MAX_CHAIN];
+        let mut at = self.groups[g].sc.via;
+        let mut i = 0;
+        while let Some(n) = at {
+            match self.nats[n].open(t, path, &mut cx) {
+                Ok((m, p)) => {
+                    maps[i] = m;
+                    path = Path {
+                        addr: p.addr + self.nat_addr_base[n],
+                        port: p.port + self.nat_port_lo[n],
+                        dest: p.dest,
+                    };
+                    i += 1;
+                    at = self.sc.nats[n].via;
+                }
+                Err(r) => {
+                    // Those before it keep their unreplied entries.
+                    let mut k = self.groups[g].sc.via;
+                    for m in maps.iter().take(i) {
+                        let nk = k.expect("on the path");
+                        self.nats[nk].abort(t, *m, &mut cx);
+                        k = self.sc.nats[nk].via;
+                    }
+                    let host = &mut self.hosts[h as usize];
+                    host.layer.abort(t, hc, &mut cx);
+                    self.touch(h);
+                    return self.fail(t, h, dest, tries, r);
+                }
+            }
+        }
+        let conn = Conn { host: h, hc, maps };
+        let slot = match self.free_conns.pop() {
+            Some(s) => {
+                self.conns[s as usize] = conn;
+                s
+            }
+            None => {
+                self.conns.push(conn);
+                (self.conns.len() - 1) as u32
+            }
+        };
+        self.groups[g].closes.open(t, slot);
+        self.bursts.success(t);
+        self.rec.up(OPEN, t);
+        let port = self.hosts[h as usize].layer.port_number(hc.port);
+        self.obs.on_connect(t, port, global);
+        self.touch(h);
+    }
+
+    fn fail(&mut self, t: u64, h: u32, dest: u32, tries: u32, refused: Refused) {
+        self.failures += 1;
+        self.bursts.failure(t);
+        self.rec.bin(t).failures += 1;
+        let g = self.hosts[h as usize].group as usize;
+        let global = self.groups[g].dest_map[dest as usize];
+        if let Some(d) = self.per_dest.get_mut(global as usize) {
+            d.failures += 1;
+        }
+        let fig = &mut self.groups[g].figures;
+        fig.failures += 1;
+        let layer = usize::from(refused.site.layer);
+        if let Some(c) = fig.failures_at.get_mut(layer) {
+            *c += 1;
+        }
+        if self.first_failure.is_none() {
+            self.first_failure = Some((t, self.attempts));
+        }
+        self.obs.on_fail_at(refused.site, t, global);
+        match self.groups[g].sc.traffic.retry {
+            Some(r) if tries < r.max => {
+                self.retries
+                    .push_back((t.saturating_add(r.after_ns), h, dest, tries + 1))
+            }
+            _ => self.abandoned += 1,
+        }
+    }
+
+    fn close(&mut self, t: u64, slot: u32) {
+        let c = self.conns[slot as usize];
+        self.free_conns.push(slot);
+        self.rec.down(OPEN, t);
+        let h = c.host;
+        let g = self.hosts[h as usize].group as usize;
+        let port = self.hosts[h as usize].layer.port_number(c.hc.port);
+        let global = self.groups[g].dest_map[c.hc.dest as usize];
+        self.obs.on_close(t, port, global);
+        let mut cx = Ctx {
+            obs: &mut *self.obs,
+            rec: &mut self.rec,
+        };
+        let host = &mut self.hosts[h as usize];
+        host.layer.close(t, c.hc, &mut cx);
+        let mut at = self.groups[g].sc.via;
+        let mut i = 0;
+        while let Some(n) = at {
+            self.nats[n].close_after(t, c.maps[i], self.nat_hold[n][g]);
+            i += 1;
+            at = self.sc.nats[n].via;
+        }
+        self.touch(h);
+    }
+
+    fn finish(mut self, end: u64) -> Outcome {
+        self.obs.on_end(end);
+        for d in &mut self.per_dest {
+            d.established = d.attempts - d.failures;
+        }
+        let span = end.max(1) as f64;
+        let open_at_end = (self.conns.len() - self.free_conns.len()) as u32;
+        let time_wait_at_end = self.rec.level(TIME_WAIT);
+        let mut distinct_used = 0u32;
+        let (mut tw_reused, mut tw_skipped) = (0, 0);
+        let mut server_tw: Option<u64> = None;
+        let mut pools_total = 0u64;
+        for (g, grp) in self.groups.iter_mut().enumerate() {
+            grp.figures.peak_in_use_per_host = self
+                .hosts
+                .iter()
+                .filter(|h| h.group as usize == g)
+                .map(|h| h.peak)
+                .max()
+                .unwrap_or(0);
+        }
+        for h in &self.hosts {
+            distinct_used = distinct_used.saturating_add(h.layer.distinct_used());
+            tw_reused += h.layer.tw_reused();
+            tw_skipped += h.layer.tw_skipped();
+            if let Some(n) = h.layer.server_time_wait_reuses() {
+                *server_tw.get_or_insert(0) += n;
+            }
+            pools_total += h.layer.pools_total();
+        }
+        let nats: Vec<_> = self.nats.iter_mut().map(|n| n.figures(end)).collect();
+        let r = self.rec.finish(end);
+        Outcome {
+            bursts: self.bursts.finish(end, self.attempts, self.failures),
+            simulated_ns: end,
+            attempts: self.attempts,
+            established: self.attempts - self.failures,
+            failures: self.failures,
+            first_failure: self.first_failure,
+            retries: self.retried,
+            abandoned: self.abandoned,
+            tw_reused,
+            tw_skipped,
+            server_time_wait_reuses: server_tw,
+            distinct_used,
+            peak_in_use: r.peak[IN_USE],
+            mean_in_use: r.area[IN_USE] / span,
+            peak_time_wait: r.peak[TIME_WAIT],
+            mean_time_wait: r.area[TIME_WAIT] / span,
+            peak_open: r.peak[OPEN],
+            open_at_end,
+            time_wait_at_end,
+            bin_ns: r.bin_ns,
+            bins: r.bins,
+            reuse: r.reuse,
+            nats,
+            per_destination: self.per_dest,
+            pools: Vec::new(),
+            pools_total,
+            groups: self.groups.into_iter().map(|g| g.figures).collect(),
+        }
+    }
+}
