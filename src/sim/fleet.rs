@@ -26,8 +26,9 @@
 //! indices into the fleet's list of distinct destination addresses, so a
 //! NAT shared by two groups sees one destination where both name it.
 //!
-//! Constant arrivals start at a random phase within one interval, drawn
-//! from each host's stream: a thousand hosts do not connect in lockstep.
+//! Constant arrivals are shifted earlier by a random phase within one
+//! interval, drawn from each host's stream: a thousand hosts do not connect
+//! in lockstep, and each still has exactly rate × duration arrivals.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -62,8 +63,10 @@ struct Host<P: Ports> {
     layer: HostLayer<P>,
     group: u32,
     clock: ArrivalClock,
-    /// Constant arrivals: this host's phase.
-    phase_ns: u64,
+    /// Constant arrivals: this host's phase, as a share of its first
+    /// interval, and that in ns once the first arrival is known.
+    phase: f64,
+    phase_ns: Option<u64>,
     dests: Chooser,
     /// The first of this host's global address indices.
     addr_base: u32,
@@ -159,7 +162,6 @@ fn run<O: Observer, P: Ports>(
         };
         let weights: Vec<f64> = grp.destinations.iter().map(|d| d.weight).collect();
         let reserved: Vec<u32> = grp.host.reserved_indices().collect();
-        let rate0 = grp.traffic.rate.at(0.0);
         for _ in 0..grp.count {
             let site = Site {
                 layer: Site::HOST_LAYER,
@@ -170,12 +172,10 @@ fn run<O: Observer, P: Ports>(
                 grp.host.addresses.len() as u32,
                 reserved.clone(),
             );
-            let phase_ns = if grp.traffic.arrivals == Arrivals::Constant && rate0 > 0.0 {
-                let per = f64::from(grp.traffic.requests_per_connection) / rate0;
-                let u: f64 = rng(sc.seed, Stream::at(site, stream::ARRIVALS)).random();
-                (u * per * 1e9) as u64
+            let phase = if grp.traffic.arrivals == Arrivals::Constant {
+                rng(sc.seed, Stream::at(site, stream::ARRIVALS)).random()
             } else {
-                0
+                0.0
             };
             hosts.push(Host {
                 layer: HostLayer::new(&gs, site, p),
@@ -187,7 +187,8 @@ fn run<O: Observer, P: Ports>(
                     grp.traffic.rate.clone(),
                     grp.traffic.requests_per_connection,
                 ),
-                phase_ns,
+                phase,
+                phase_ns: None,
                 dests: Chooser::new(
                     sc.seed,
                     Stream::at(site, stream::DESTINATION),
@@ -268,8 +269,12 @@ impl<O: Observer, P: Ports> Fleet<'_, O, P> {
     fn schedule_arrival(&mut self, h: u32) {
         let host = &mut self.hosts[h as usize];
         if let Some(t) = host.clock.next_arrival() {
-            self.arrivals
-                .push(Reverse((t.saturating_add(host.phase_ns), h)));
+            let phase = *host
+                .phase_ns
+                .get_or_insert_with(|| (host.phase * t as f64) as u64);
+            // Earlier by the phase: the k-th arrival at k intervals less
+            // the phase, so a run of H at rate r still has r·H of them.
+            self.arrivals.push(Reverse((t.saturating_sub(phase), h)));
         }
     }
 

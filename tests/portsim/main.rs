@@ -26,6 +26,8 @@
 //!   namespace, driven by `kernel_driver`;
 //! - `theory`: the engine against results that can be derived by hand
 //!   (exact counts for deterministic traffic, Little's law, Erlang B);
+//! - `fleet`: `[[hosts]]` groups: a fleet of one host is the host, exact
+//!   counts per host and at a shared NAT, Little's law, the loader;
 //! - `fixes`: computed fixes: which levers apply, searched values derived by
 //!   hand, and each fix rerunning to its own figures;
 //! - `fuzz`: generated and mutated scenario files: no panic, one-line
@@ -39,6 +41,7 @@ mod determinism;
 mod failon;
 mod files;
 mod fixes;
+mod fleet;
 mod fuzz;
 mod hardening;
 mod help;

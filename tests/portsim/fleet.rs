@@ -1,0 +1,318 @@
+//! Fleets (`[[hosts]]`): the same engine figures as one `[host]` where a
+//! fleet is one host, exact counts where every host and NAT is exhausted
+//! in a known way, Little's law over many hosts, the `hosts` report and
+//! the loader's refusals.
+
+use crate::util::{portsim, run, text, write};
+
+/// One Linux host at 300/s with a 2,000-port range and Poisson arrivals,
+/// either as `[host]` or as one `[[hosts]]` group of one host; `nat` adds
+/// a NAT on its path.
+fn one_host(as_group: bool, nat: bool) -> String {
+    let via = if nat { "via = \"node\"" } else { "" };
+    let (host_via, group) = if as_group {
+        (
+            String::new(),
+            format!("[[hosts]]\nname = \"one\"\ncount = 1\n{via}\n"),
+        )
+    } else {
+        (via.to_string(), String::new())
+    };
+    let nat = if nat {
+        "[[nat]]\nname = \"node\"\ntype = \"linux\"\nport_range = \"20000-21499\"\n"
+    } else {
+        ""
+    };
+    format!(
+        r#"
+name = "one"
+seed = 9
+duration = "60s"
+[host]
+os = "linux"
+port_range = "40000-41999"
+time_wait = "10s"
+{host_via}
+[[destinations]]
+address = "10.1.0.1:443"
+[traffic]
+arrivals = "poisson"
+rate = 300
+hold = {{ dist = "exponential", mean = "1s" }}
+{group}
+{nat}
+"#
+    )
+}
+
+/// A fleet of one host is that host: the same streams (host 0's) drive it,
+/// so every engine figure is the same, with or without a NAT.
+#[test]
+fn a_fleet_of_one_host_is_the_host() {
+    for nat in [false, true] {
+        let single = run(&one_host(false, nat));
+        let fleet = run(&one_host(true, nat));
+        assert!(single.failures > 0, "the case must reach exhaustion");
+        assert_eq!(single.attempts, fleet.attempts, "nat {nat}");
+        assert_eq!(single.failures, fleet.failures, "nat {nat}");
+        assert_eq!(
+            single.first_failure.as_ref().map(|f| f.attempt),
+            fleet.first_failure.as_ref().map(|f| f.attempt)
+        );
+        assert_eq!(single.ports.peak_in_use, fleet.ports.peak_in_use);
+        assert_eq!(single.ports.mean_in_use, fleet.ports.mean_in_use);
+        assert_eq!(single.ports.distinct_used, fleet.ports.distinct_used);
+        assert_eq!(single.bursts.worst_10s, fleet.bursts.worst_10s);
+        assert_eq!(single.bins, fleet.bins);
+        assert_eq!(single.nats.len(), fleet.nats.len());
+        for (a, b) in single.nats.iter().zip(&fleet.nats) {
+            assert_eq!(a.failures, b.failures);
+            assert_eq!(a.peak_mappings, b.peak_mappings);
+            assert_eq!(a.ports_preserved, b.ports_preserved);
+        }
+        // The hosts report: one group, every failure where it happened.
+        let g = &fleet.hosts[0];
+        assert_eq!((g.name.as_str(), g.count), ("one", 1));
+        assert_eq!(g.attempts, fleet.attempts);
+        assert_eq!(g.failures, fleet.failures);
+        let at_nat = fleet.nats.first().map_or(0, |n| n.failures);
+        assert_eq!(g.failures_at["one"], fleet.failures - at_nat);
+        let h = &single.hosts[0];
+        assert_eq!(
+            (h.name.as_str(), h.count, h.failures),
+            ("host", 1, single.failures)
+        );
+    }
+}
+
+/// `count` hosts of `ports` ports each, constant arrivals at `rate` per host
+/// and a hold longer than the run: each host establishes exactly `ports`
+/// connections and every later attempt fails on that host.
+fn never_closing(count: u32, ports: u32, rate: f64, extra: &str) -> String {
+    format!(
+        r#"
+name = "full"
+seed = 4
+duration = "10s"
+[host]
+os = "generic"
+allocator = "sequential"
+port_range = "50000-{hi}"
+[[destinations]]
+address = "10.2.0.1:80"
+[traffic]
+arrivals = "constant"
+rate = {rate}
+hold = "1h"
+[[hosts]]
+name = "web"
+count = {count}
+{extra}
+"#,
+        hi = 50000 + ports - 1
+    )
+}
+
+#[test]
+fn each_host_runs_out_of_its_own_ports() {
+    // 12 hosts × 20/s × 10 s: 200 attempts each, 50 ports each.
+    let r = run(&never_closing(12, 50, 20.0, ""));
+    assert_eq!(r.attempts, 12 * 200);
+    assert_eq!(r.established, 12 * 50);
+    assert_eq!(r.failures, 12 * 150);
+    assert_eq!(r.hosts[0].failures_at["web"], 12 * 150);
+    assert_eq!(r.hosts[0].peak_in_use_per_host, 50);
+    assert_eq!(r.ports.peak_in_use, 12 * 50);
+}
+
+/// Ten hosts of 100 ports each behind one NAT of 500 ports toward one
+/// destination: 60 connections per host fit on every host, but the NAT
+/// serves 500 at once, so exactly 100 fail, all at the NAT.
+#[test]
+fn a_shared_nat_runs_out_before_its_hosts() {
+    let nat =
+        "via = \"gw\"\n[[nat]]\nname = \"gw\"\ntype = \"linux\"\nport_range = \"30000-30499\"";
+    let r = run(&never_closing(10, 100, 6.0, nat));
+    assert_eq!(r.attempts, 600);
+    assert_eq!(r.established, 500);
+    assert_eq!(r.failures, 100);
+    let g = &r.hosts[0];
+    assert_eq!(g.failures_at["gw"], 100);
+    assert_eq!(g.failures_at["web"], 0);
+    assert_eq!(r.nats[0].failures_by_cause.no_port, 100);
+    assert_eq!(r.nats[0].peak_mappings, 500);
+    // The summary names the NAT and clears the hosts.
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "f.toml", &never_closing(10, 100, 6.0, nat));
+    let out = portsim()
+        .args(["run", "--no-fixes"])
+        .arg(&path)
+        .assert()
+        .success();
+    let s = text(&out.get_output().stdout);
+    assert!(s.contains("at the NAT gw (no port left)"), "{s}");
+    assert!(s.contains("The web themselves never ran out."), "{s}");
+    assert!(
+        s.contains("hosts           web: 10 hosts, 600 attempts, 100 failed (100 at gw)"),
+        "{s}"
+    );
+}
+
+/// Two groups with the same narrow range behind a NAT that keeps source
+/// ports where it can, with the same range: their port numbers collide at
+/// the NAT, which has 100 reply tuples toward the one destination, so
+/// exactly 100 of the 160 connections are established; every port number
+/// is kept at most once.
+#[test]
+fn colliding_host_ranges_share_the_nats_ports() {
+    let text = r#"
+name = "collide"
+seed = 2
+duration = "10s"
+[host]
+os = "linux"
+port_range = "40000-40099"
+via = "gw"
+[[destinations]]
+address = "10.3.0.1:443"
+[traffic]
+arrivals = "constant"
+rate = 8
+hold = "1h"
+[[hosts]]
+name = "a"
+[[hosts]]
+name = "b"
+addresses = ["10.0.9.1"]
+[[nat]]
+name = "gw"
+type = "linux"
+port_range = "40000-40099"
+"#;
+    let r = run(text);
+    assert_eq!(r.attempts, 160);
+    assert_eq!(r.established, 100);
+    assert_eq!(r.failures, 60);
+    assert_eq!(r.nats[0].failures, 60);
+    assert!(r.nats[0].ports_preserved <= 100);
+    assert_eq!(r.hosts.len(), 2);
+    assert_eq!(r.hosts[0].attempts + r.hosts[1].attempts, 160);
+    assert_eq!(r.hosts[0].failures_at["a"] + r.hosts[1].failures_at["b"], 0);
+}
+
+/// Little's law over a fleet: 20 hosts × 10/s with a constant 1 s hold and
+/// 60 s TIME_WAIT hold λ·W ports, λ = 200/s, W = 61 s; averaged over a run
+/// of H = 600 s from empty, E[mean] = λW(1 − W/(2H)) = 11,579.8. The time
+/// average of a Poisson count over H with window W has a standard
+/// deviation of about sqrt(λW · W/H) ≈ 35 (0.3 %); 2 % is six of them.
+#[test]
+fn littles_law_over_a_fleet() {
+    let text = r#"
+name = "little"
+seed = 11
+duration = "600s"
+[host]
+os = "linux"
+time_wait = "60s"
+[[destinations]]
+address = "10.4.0.1:443"
+[traffic]
+arrivals = "poisson"
+rate = 10
+hold = "1s"
+[[hosts]]
+name = "api"
+count = 20
+"#;
+    let r = run(text);
+    assert_eq!(r.failures, 0);
+    let (lambda, w, h) = (200.0, 61.0, 600.0);
+    let expected = lambda * w * (1.0 - w / (2.0 * h));
+    let rel = (r.ports.mean_in_use - expected).abs() / expected;
+    assert!(rel < 0.02, "mean {} vs {expected}", r.ports.mean_in_use);
+    // Attempts: a Poisson count of mean 120,000 (sd 346): within 6 sd.
+    assert!(
+        (r.attempts as f64 - 120_000.0).abs() < 6.0 * 346.0,
+        "{}",
+        r.attempts
+    );
+}
+
+#[test]
+fn a_fleet_is_deterministic_and_seeded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "f.toml", &never_closing(5, 30, 7.0, ""));
+    let json = |seed: &str| {
+        let out = portsim()
+            .args(["run", "--json", "--no-fixes", "--seed", seed])
+            .arg(&path)
+            .assert()
+            .success();
+        out.get_output().stdout.clone()
+    };
+    assert_eq!(json("3"), json("3"));
+    let poisson = one_host(true, true).replace("count = 1", "count = 4");
+    let a = run(&poisson);
+    let b = run(&poisson.replace("seed = 9", "seed = 10"));
+    assert_ne!(a.attempts, b.attempts);
+}
+
+#[test]
+fn the_loader_refuses_bad_groups() {
+    let base = never_closing(2, 10, 1.0, "");
+    let cases: Vec<(String, &str)> = vec![
+        (
+            base.replace("count = 2", "count = 0"),
+            "hosts[0].count: found 0; expected 1 to 1000000 hosts",
+        ),
+        (
+            format!("{base}[[hosts]]\nname = \"web\"\n"),
+            "hosts[1].name: found \"web\", the name of hosts[0] too",
+        ),
+        (
+            base.replace("count = 2", "count = 2\nportrange = \"1-2\""),
+            "hosts[0].portrange: unknown key",
+        ),
+        (
+            base.replace("count = 2", "count = 2\nvia = \"nope\""),
+            "hosts[0].via: found \"nope\", but the file has no [[nat]] table",
+        ),
+        (
+            format!("{base}[[hosts]]\nname = \"x\"\ntraffic = {{ rate = -1 }}\n"),
+            "hosts[1].traffic.rate: found -1",
+        ),
+        (
+            base.replace("count = 2", "count = 600000")
+                .replace("name = \"full\"", "name = \"full\"\n")
+                + "[[hosts]]\nname = \"more\"\ncount = 500000\n",
+            "hosts[1].count: brings the hosts to 1100000 in all; at most 1000000 are allowed",
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for (i, (text, want)) in cases.iter().enumerate() {
+        let path = write(dir.path(), &format!("bad{i}.toml"), text);
+        let out = portsim().arg("check").arg(&path).assert().code(2);
+        let err = crate::util::text(&out.get_output().stderr);
+        assert!(err.contains(want), "case {i}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "case {i}: {err}");
+    }
+    // A group's own port range refused at the group's key and line.
+    let text = base.replace("count = 2", "count = 2\nport_range = \"9-3\"");
+    let path = write(dir.path(), "line.toml", &text);
+    let out = portsim().arg("check").arg(&path).assert().code(2);
+    let err = crate::util::text(&out.get_output().stderr);
+    let line = text.lines().position(|l| l.contains("9-3")).unwrap() + 1;
+    assert!(
+        err.contains(&format!("line.toml:{line}: hosts[0].port_range")),
+        "{err}"
+    );
+    // A NAT no group reaches.
+    let text = format!("{base}[[nat]]\nname = \"lost\"\ntype = \"linux\"\n");
+    let path = write(dir.path(), "lost.toml", &text);
+    let out = portsim().arg("check").arg(&path).assert().code(2);
+    let err = crate::util::text(&out.get_output().stderr);
+    assert!(
+        err.contains("host.via: missing; the file has [[nat]] tables"),
+        "{err}"
+    );
+}
