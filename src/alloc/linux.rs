@@ -28,6 +28,8 @@
 //! `ip_local_port_step_width`, SO_REUSEADDR's half-range scan for bind(0) and
 //! `ip_autobind_reuse`.
 
+use crate::ports::fastmap::FastMap;
+use rand::Rng;
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 
@@ -54,13 +56,48 @@ struct Linux {
     secret: u64,
     /// Where the run starts inside a 10-second bucket.
     phase_ns: u64,
-    table: Vec<u32>,
+    table: Perturb,
+}
+
+/// `table_perturb`: [`TABLE_SIZE`] random words, of which a host touches
+/// one per (flow, 10 s bucket). Each is made when first read, as the word
+/// of the host's allocator stream at its place, so the table is what it
+/// would be drawn whole, without its 256 KiB per host.
+struct Perturb {
+    /// The stream, positioned anywhere; `base` is the word of entry 0.
+    words: ChaCha8Rng,
+    base: u128,
+    entries: FastMap<u32, u32>,
+}
+
+impl Perturb {
+    #[inline]
+    fn get(&mut self, idx: u32) -> u32 {
+        let (words, base) = (&mut self.words, self.base);
+        *self.entries.entry(idx).or_insert_with(|| {
+            words.set_word_pos(base + u128::from(idx));
+            words.next_u32()
+        })
+    }
+
+    #[inline]
+    fn set(&mut self, idx: u32, v: u32) {
+        self.entries.insert(idx, v);
+    }
 }
 
 fn build(mut s: Setup<'_>) -> Box<dyn Allocator> {
     let secret = s.rng.random();
     let phase_ns = s.rng.random_range(0..SHUFFLE_NS);
-    let table = (0..TABLE_SIZE).map(|_| s.rng.random()).collect();
+    // The table's words follow, one per entry; the allocator's own draws
+    // come after them.
+    let base = s.rng.get_word_pos();
+    let table = Perturb {
+        words: s.rng.clone(),
+        base,
+        entries: FastMap::default(),
+    };
+    s.rng.set_word_pos(base + TABLE_SIZE as u128);
     Box::new(Linux {
         rng: s.rng,
         secret,
@@ -152,13 +189,14 @@ impl Linux {
         let remaining = even_remaining(c.range());
         let bucket = (req.now_ns + self.phase_ns) / SHUFFLE_NS;
         let h = mix64(req.flow_key ^ self.secret ^ mix64(bucket));
-        let idx = (h as usize) & (TABLE_SIZE - 1);
-        let mut offset = self.table[idx].wrapping_add((h >> 32) as u32) % remaining;
+        let idx = (h as usize & (TABLE_SIZE - 1)) as u32;
+        let mut offset = self.table.get(idx).wrapping_add((h >> 32) as u32) % remaining;
         offset &= !1;
         loop {
             if let Some((port, i)) = pass(c, offset, remaining) {
                 let i = i.max(self.rng.random_range(0..8u32) * 2);
-                self.table[idx] = self.table[idx].wrapping_add(i + 2);
+                let v = self.table.get(idx).wrapping_add(i + 2);
+                self.table.set(idx, v);
                 return Some(port);
             }
             offset += 1;

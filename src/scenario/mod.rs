@@ -375,13 +375,21 @@ impl Scenario {
     /// destinations and `via`, no other group.
     pub fn group_scenario(&self, g: usize) -> Scenario {
         let grp = &self.groups[g];
+        // Field by field: cloning `self` would copy every group.
         Scenario {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            seed: self.seed,
+            duration_ns: self.duration_ns,
+            max_connections: self.max_connections,
             host: grp.host.clone(),
-            traffic: grp.traffic.clone(),
             destinations: grp.destinations.clone(),
+            traffic: grp.traffic.clone(),
+            bin_ns: self.bin_ns,
+            sweep: self.sweep.clone(),
+            nats: self.nats.clone(),
             via: grp.via,
             groups: Vec::new(),
-            ..self.clone()
         }
     }
 

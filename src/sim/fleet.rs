@@ -269,9 +269,7 @@ impl<O: Observer, P: Ports> Fleet<'_, O, P> {
     fn schedule_arrival(&mut self, h: u32) {
         let host = &mut self.hosts[h as usize];
         if let Some(t) = host.clock.next_arrival() {
-            let phase = *host
-                .phase_ns
-                .get_or_insert((host.phase * t as f64) as u64);
+            let phase = *host.phase_ns.get_or_insert((host.phase * t as f64) as u64);
             // Earlier by the phase: the k-th arrival at k intervals less
             // the phase, so a run of H at rate r still has r·H of them.
             self.arrivals.push(Reverse((t.saturating_sub(phase), h)));

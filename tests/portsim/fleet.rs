@@ -266,6 +266,10 @@ fn the_loader_refuses_bad_groups() {
             "hosts[0].count: found 0; expected 1 to 1000000 hosts",
         ),
         (
+            base.replace("count = 2", "count = 100000\naddresses = 4096"),
+            "hosts[0].count: brings the hosts' source addresses to 409600000 in all",
+        ),
+        (
             format!("{base}[[hosts]]\nname = \"web\"\n"),
             "hosts[1].name: found \"web\", the name of hosts[0] too",
         ),
@@ -304,6 +308,16 @@ fn the_loader_refuses_bad_groups() {
     let line = text.lines().position(|l| l.contains("9-3")).unwrap() + 1;
     assert!(
         err.contains(&format!("line.toml:{line}: hosts[0].port_range")),
+        "{err}"
+    );
+    // A group named as a NAT: `failures_at` could not tell them apart.
+    let text = base.replace("count = 2", "count = 2\nvia = \"web\"")
+        + "[[nat]]\nname = \"web\"\ntype = \"linux\"\n";
+    let path = write(dir.path(), "same.toml", &text);
+    let out = portsim().arg("check").arg(&path).assert().code(2);
+    let err = crate::util::text(&out.get_output().stderr);
+    assert!(
+        err.contains("hosts[0].name: found \"web\", the name of nat[0] too"),
         "{err}"
     );
     // A NAT no group reaches.

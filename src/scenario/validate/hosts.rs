@@ -17,6 +17,13 @@ use crate::scenario::nat::Nat;
 /// The most `[[hosts]]` groups a scenario may have.
 pub const MAX_GROUPS: usize = 4096;
 
+/// The most source addresses over all hosts (each host's are its own).
+pub const MAX_FLEET_ADDRESSES: u64 = 1 << 26;
+
+/// The most destinations the groups may list of their own, over all of
+/// them (each group's list is also at most what `[[destinations]]` allows).
+pub const MAX_GROUP_DESTINATIONS: usize = 1_000_000;
+
 /// Move an error from `from` (`host.`) to `to` (`hosts[1].`) when the key
 /// after `from` is one the group set itself.
 fn rekey(mut e: KeyError, from: &str, to: &str, own: &[&str]) -> KeyError {
@@ -42,6 +49,8 @@ pub(super) fn groups(raw: &RawScenario) -> R<(Vec<HostGroup>, Vec<Nat>)> {
     }
     let mut seen: HashMap<&str, usize> = HashMap::new();
     let mut total: u64 = 0;
+    let mut addresses: u64 = 0;
+    let mut own_dests: usize = 0;
     let mut out = Vec::with_capacity(raw.hosts.len());
     // The file's destinations, needed only by groups without their own.
     let mut top_dests: Option<R<Vec<Destination>>> = None;
@@ -74,6 +83,16 @@ pub(super) fn groups(raw: &RawScenario) -> R<(Vec<HostGroup>, Vec<Nat>)> {
         }
         let (rh, own) = g.host_over(&raw.host);
         let host = host(&rh).map_err(|e| rekey(e, "host.", &format!("{key}."), &own))?;
+        addresses += host.addresses.len() as u64 * count as u64;
+        if addresses > MAX_FLEET_ADDRESSES {
+            return err(
+                &format!("{key}.count"),
+                format!(
+                    "brings the hosts' source addresses to {addresses} in all ({count} hosts × {} addresses); at most {MAX_FLEET_ADDRESSES} are allowed",
+                    host.addresses.len()
+                ),
+            );
+        }
         // Every host of the group gets addresses of its own, the next ones
         // after the previous host's: all of them must exist.
         if let Some(first) = host.addresses.first() {
@@ -104,6 +123,19 @@ pub(super) fn groups(raw: &RawScenario) -> R<(Vec<HostGroup>, Vec<Nat>)> {
             traffic(&rt).map_err(|e| rekey(e, "traffic.", &format!("{key}.traffic."), &own_t))?;
         if host.addresses.len() == 1 {
             traffic.source = Pick::RoundRobin;
+        }
+        if let Some(d) = &g.destinations {
+            // Counted before any is expanded.
+            let n: usize = d.iter().map(|x| x.count.unwrap_or(1) as usize).sum();
+            own_dests += n;
+            if own_dests > MAX_GROUP_DESTINATIONS {
+                return err(
+                    &format!("{key}.destinations"),
+                    format!(
+                        "brings the groups' own destinations to {own_dests} in all; at most {MAX_GROUP_DESTINATIONS} are allowed"
+                    ),
+                );
+            }
         }
         let destinations = match &g.destinations {
             Some(d) => destinations(d).map_err(|mut e| {
@@ -141,6 +173,18 @@ pub(super) fn groups(raw: &RawScenario) -> R<(Vec<HostGroup>, Vec<Nat>)> {
         })
         .collect();
     let (nats, firsts) = nats_from(&raw.nat, &starts)?;
+    // `hosts[].failures_at` names layers: a group and a NAT cannot share one.
+    for (i, g) in raw.hosts.iter().enumerate() {
+        if let Some(j) = nats.iter().position(|n| n.name == g.name) {
+            return err(
+                &format!("hosts[{i}].name"),
+                format!(
+                    "found {}, the name of nat[{j}] too; a [[hosts]] group and a [[nat]] need names of their own",
+                    quote(&g.name)
+                ),
+            );
+        }
+    }
     for (g, first) in out.iter_mut().zip(firsts) {
         g.via = first;
     }
