@@ -158,7 +158,7 @@ pub fn estimate(sc: &Scenario, charts: bool) -> Cost {
         .min(h.max_tw_buckets as f64);
     memory_parts.push(Part {
         amount: open * 32.0 + tw * 48.0,
-        what: "connections and TIME_WAIT entries in flight (traffic.rate × (traffic.hold + host.time_wait))".into(),
+        what: format!("{IN_FLIGHT} (traffic.rate × (traffic.hold + host.time_wait))"),
     });
     if !sc.exclusive_ports() && dests > 1.0 {
         // Flows (address, destination) with a port taken keep three bitsets
@@ -190,11 +190,16 @@ pub fn estimate(sc: &Scenario, charts: bool) -> Cost {
     }
 }
 
-/// What a host of a fleet keeps beyond its ports' bitsets: when each port
-/// was last freed (8 bytes a port, for the reuse intervals), its
-/// allocator's tables, its queues (bytes; measured: 1,000 Linux hosts of
-/// 16,384 ports take 418 MB).
-const FLEET_HOST_BYTES_PER_PORT: f64 = 26.0;
+/// The memory part of connections and TIME_WAIT entries in flight, and
+/// the margin for bursts in it (1,000 of each, at 32 and 48 bytes).
+const IN_FLIGHT: &str = "connections and TIME_WAIT entries in flight";
+const IN_FLIGHT_MARGIN: f64 = 1000.0 * (32.0 + 48.0);
+
+/// What a host of a fleet keeps per port beyond what one host's estimate
+/// counts: the rest of its port state and allocator (bytes; measured:
+/// 1,000 Linux hosts of 16,384 ports take 159 MB, which this and the
+/// single-host parts overestimate by about half).
+const FLEET_HOST_BYTES_PER_PORT: f64 = 10.0;
 
 /// A fleet: each group's hosts, `count` times one host of the group.
 fn fleet_estimate(sc: &Scenario, charts: bool) -> Cost {
@@ -226,7 +231,20 @@ fn fleet_estimate(sc: &Scenario, charts: bool) -> Cost {
                 num(k)
             ),
         });
-        let memory = k * ((one.memory - 4e6).max(0.0) + ports * FLEET_HOST_BYTES_PER_PORT);
+        // Each part of one host's state k times, but the margin for bursts
+        // of the connections in flight once for the group.
+        let parts: f64 = one
+            .memory_parts
+            .iter()
+            .map(|p| {
+                if p.what.starts_with(IN_FLIGHT) {
+                    k * (p.amount - IN_FLIGHT_MARGIN).max(0.0) + IN_FLIGHT_MARGIN
+                } else {
+                    k * p.amount
+                }
+            })
+            .sum();
+        let memory = parts + k * ports * FLEET_HOST_BYTES_PER_PORT;
         cost.memory += memory;
         cost.memory_parts.push(Part {
             amount: memory,

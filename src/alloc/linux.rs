@@ -68,21 +68,35 @@ struct Perturb {
     words: ChaCha8Rng,
     base: u128,
     entries: FastMap<u32, u32>,
+    /// The entry read last and its value (a flow keeps one entry for 10 s).
+    last: Option<(u32, u32)>,
 }
 
 impl Perturb {
     #[inline]
     fn get(&mut self, idx: u32) -> u32 {
+        if let Some((i, v)) = self.last {
+            if i == idx {
+                return v;
+            }
+        }
+        if let Some((i, v)) = self.last {
+            self.entries.insert(i, v);
+        }
         let (words, base) = (&mut self.words, self.base);
-        *self.entries.entry(idx).or_insert_with(|| {
+        let v = self.entries.remove(&idx).unwrap_or_else(|| {
             words.set_word_pos(base + u128::from(idx));
             words.next_u32()
-        })
+        });
+        self.last = Some((idx, v));
+        v
     }
 
+    /// Set entry `idx`, the one [`Perturb::get`] read last.
     #[inline]
     fn set(&mut self, idx: u32, v: u32) {
-        self.entries.insert(idx, v);
+        debug_assert_eq!(self.last.map(|l| l.0), Some(idx));
+        self.last = Some((idx, v));
     }
 }
 
@@ -96,6 +110,7 @@ fn build(mut s: Setup<'_>) -> Box<dyn Allocator> {
         words: s.rng.clone(),
         base,
         entries: FastMap::default(),
+        last: None,
     };
     s.rng.set_word_pos(base + TABLE_SIZE as u128);
     Box::new(Linux {

@@ -96,10 +96,20 @@ fn keep_alive(cx: &Context) -> Option<Plan> {
     } else {
         2.0 * n
     };
+    // A connection must close well within the run, or the run cannot tell
+    // whether its TIME_WAIT would fit: at most half the run long.
+    let limit = match sc.duration_ns {
+        Some(d) => (0.5 * d as f64 / sc.traffic.hold.mean_ns().max(1.0)).floor(),
+        None => MAX_REQUESTS_PER_CONNECTION,
+    }
+    .min(MAX_REQUESTS_PER_CONNECTION);
+    if limit <= n {
+        return None;
+    }
     Some(Plan::Search(Search {
         from: n,
         guess,
-        limit: MAX_REQUESTS_PER_CONNECTION,
+        limit,
         grid: Grid::Integer,
         changes: Box::new(|v| {
             vec![Change::new(
@@ -248,6 +258,12 @@ fn failing_nat<'a>(cx: &'a Context) -> Option<FailingNat<'a>> {
 /// has the NAT's whole port range toward each destination.
 fn nat_addresses(cx: &Context) -> Option<Plan> {
     let (i, nat, table, factor) = failing_nat(cx)?;
+    // The address is a hash of the source and destination addresses: one
+    // source sends all its connections to a destination from one address,
+    // so more addresses only help a NAT with several sources.
+    if upstream_sources(cx.sc, i) < 2 {
+        return None;
+    }
     let have = nat.addresses.clone();
     let len = have.len() as f64;
     let last: IpAddr = have.last()?.parse().ok()?;
@@ -265,6 +281,29 @@ fn nat_addresses(cx: &Context) -> Option<Plan> {
             vec![Change::new(&key, addresses_value(&have, last, n, as_count))]
         }),
     }))
+}
+
+/// Source addresses that reach NAT `i`: the hosts' (each host's addresses
+/// in use) whose path starts there, and the outside addresses of the NATs
+/// whose `via` it is.
+fn upstream_sources(sc: &crate::scenario::Scenario, i: usize) -> u64 {
+    let hosts: u64 = if sc.is_fleet() {
+        (0..sc.groups.len())
+            .filter(|&g| sc.groups[g].via == Some(i))
+            .map(|g| u64::from(sc.groups[g].count) * sc.group_scenario(g).source_addresses())
+            .sum()
+    } else if sc.via == Some(i) {
+        sc.source_addresses()
+    } else {
+        0
+    };
+    let nats: u64 = sc
+        .nats
+        .iter()
+        .filter(|n| n.via == Some(i))
+        .map(|n| n.addresses.len() as u64)
+        .sum();
+    hosts + nats
 }
 
 /// A wider port range on the NAT that ran out: up to 65535, then down to

@@ -520,6 +520,16 @@ fn fix(lever: &'static str, changes: &[Change], r: &Report, meets_target: bool) 
         Some(n) if lever.starts_with("nat_") => {
             (n.peak_ports_per_address, u64::from(n.ports_per_address))
         }
+        // A fleet's peak is over all its hosts: judge the busiest host
+        // against one host's ports.
+        _ if r.is_fleet() => (
+            r.hosts
+                .iter()
+                .map(|g| g.peak_in_use_per_host)
+                .max()
+                .unwrap_or(0),
+            crate::report::summary::pool_size(r),
+        ),
         _ => (r.ports.peak_in_use, crate::report::summary::pool_size(r)),
     };
     Fix {

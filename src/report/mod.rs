@@ -363,6 +363,13 @@ pub struct Fix {
     pub meets_target: bool,
 }
 
+impl Report {
+    /// Whether the run was a fleet (`[[hosts]]`), not one `[host]`.
+    pub fn is_fleet(&self) -> bool {
+        !(self.hosts.len() == 1 && self.hosts[0].count == 1 && self.hosts[0].name == "host")
+    }
+}
+
 /// One `[[hosts]]` group: what its hosts did together.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct HostGroupReport {

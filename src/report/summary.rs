@@ -105,7 +105,8 @@ fn pool_share(p: &PoolReport) -> f64 {
 /// The `pools` line: the busiest pool against its size and its headroom,
 /// and how many pools there are (only when there are several).
 pub fn pools_line(r: &Report) -> Option<String> {
-    if r.pools_total <= 1 {
+    // A fleet's pools are its hosts': the `hosts` lines speak of them.
+    if r.pools_total <= 1 || r.is_fleet() {
         return None;
     }
     let count = format!(
@@ -166,7 +167,7 @@ fn nat_first(r: &Report, t: f64) -> (String, String) {
 /// One line per `[[hosts]]` group of a fleet: its hosts, what they tried,
 /// where their failures happened. Nothing for a single host.
 fn host_lines(r: &Report) -> Vec<String> {
-    if r.hosts.len() == 1 && r.hosts[0].count == 1 && r.hosts[0].name == "host" {
+    if !r.is_fleet() {
         return Vec::new();
     }
     r.hosts

@@ -26,7 +26,10 @@
 //! indices into the fleet's list of distinct destination addresses, so a
 //! NAT shared by two groups sees one destination where both name it.
 //!
-//! Constant arrivals are shifted earlier by a random phase within one
+//! Poisson arrivals of a group of several hosts are drawn as one process
+//! of the group's summed intensity, each arrival going to a host drawn
+//! uniformly ([`Merged`]): the same process in law as one clock per host,
+//! without a heap entry per host. Constant arrivals are shifted earlier by a random phase within one
 //! interval, drawn from each host's stream: a thousand hosts do not connect
 //! in lockstep, and each still has exactly rate × duration arrivals.
 
@@ -76,8 +79,21 @@ struct Host<P: Ports> {
     peak: u32,
 }
 
+/// The Poisson arrivals of a whole group: the superposition of `count`
+/// independent Poisson processes of intensity λ(t) is one of intensity
+/// count·λ(t) whose arrivals belong to a host drawn uniformly, so a group
+/// needs one clock, not one per host in the heap.
+struct Merged {
+    clock: ArrivalClock,
+    pick: rand_chacha::ChaCha8Rng,
+    first: u32,
+    count: u32,
+}
+
 struct Group {
     sc: Scenario,
+    /// The group's arrivals when they are merged (Poisson, several hosts).
+    merged: Option<Merged>,
     closes: Closes,
     /// The group's destination `i` as an index into the fleet's.
     dest_map: Vec<u32>,
@@ -104,7 +120,8 @@ struct Fleet<'a, O: Observer, P: Ports> {
     /// Each NAT's conntrack hold after a close, per group.
     nat_hold: Vec<Vec<u64>>,
     arrivals: BinaryHeap<Reverse<(u64, u32)>>,
-    timers: BinaryHeap<Reverse<(Due, u32)>>,
+    /// Host timers as packed keys ([`key`]), earliest first.
+    timers: BinaryHeap<Reverse<u128>>,
     conns: Vec<Conn>,
     free_conns: Vec<u32>,
     /// (time, host, the group's destination, tries so far).
@@ -118,6 +135,12 @@ struct Fleet<'a, O: Observer, P: Ports> {
     abandoned: u64,
     per_dest: Vec<DestStats>,
     now: u64,
+}
+
+/// A host timer as one number that orders as (time, phase, host) does.
+#[inline]
+fn key(d: Due, h: u32) -> u128 {
+    (u128::from(d.t) << 64) | ((d.phase as u128) << 32) | u128::from(h)
 }
 
 /// Run a fleet scenario (one with `[[hosts]]`) to its end.
@@ -201,7 +224,27 @@ fn run<O: Observer, P: Ports>(
             });
             addr_base += grp.host.addresses.len() as u32;
         }
+        let merged = (grp.traffic.arrivals == Arrivals::Poisson && grp.count > 1).then(|| {
+            let mut rate = grp.traffic.rate.clone();
+            for seg in &mut rate.segments {
+                seg.from *= f64::from(grp.count);
+                seg.slope *= f64::from(grp.count);
+            }
+            Merged {
+                clock: ArrivalClock::at(
+                    sc.seed,
+                    first_site,
+                    grp.traffic.arrivals,
+                    rate,
+                    grp.traffic.requests_per_connection,
+                ),
+                pick: rng(sc.seed, Stream::at(first_site, stream::HOST)),
+                first: first_site.host,
+                count: grp.count,
+            }
+        });
         groups.push(Group {
+            merged,
             closes: Closes::at(&gs, first_site),
             sc: gs,
             dest_map,
@@ -260,13 +303,35 @@ fn run<O: Observer, P: Ports>(
         now: 0,
     };
     for h in 0..f.hosts.len() {
-        f.schedule_arrival(h as u32);
+        let g = f.hosts[h].group as usize;
+        if f.groups[g].merged.is_none() {
+            f.schedule_arrival(h as u32);
+        }
+    }
+    let hosts = f.hosts.len() as u32;
+    for g in 0..f.groups.len() {
+        if f.groups[g].merged.is_some() {
+            f.schedule_arrival(hosts + g as u32);
+        }
     }
     f.run()
 }
 
 impl<O: Observer, P: Ports> Fleet<'_, O, P> {
-    fn schedule_arrival(&mut self, h: u32) {
+    /// Schedule the next arrival of `id`: a host, or (from the number of
+    /// hosts on) a group whose arrivals are merged.
+    fn schedule_arrival(&mut self, id: u32) {
+        let h = id;
+        if let Some(g) = (id as usize).checked_sub(self.hosts.len()) {
+            if let Some(t) = self.groups[g]
+                .merged
+                .as_mut()
+                .and_then(|m| m.clock.next_arrival())
+            {
+                self.arrivals.push(Reverse((t, id)));
+            }
+            return;
+        }
         let host = &mut self.hosts[h as usize];
         if let Some(t) = host.clock.next_arrival() {
             let phase = *host.phase_ns.get_or_insert((host.phase * t as f64) as u64);
@@ -284,7 +349,7 @@ impl<O: Observer, P: Ports> Fleet<'_, O, P> {
         if d != host.due {
             host.due = d;
             if d != Due::NEVER {
-                self.timers.push(Reverse((d, h)));
+                self.timers.push(Reverse(key(d, h)));
             }
         }
     }
@@ -292,8 +357,10 @@ impl<O: Observer, P: Ports> Fleet<'_, O, P> {
     /// The earliest host timer: its key and host (stale keys dropped).
     #[inline]
     fn host_due(&mut self) -> (Due, u32) {
-        while let Some(&Reverse((d, h))) = self.timers.peek() {
-            if self.hosts[h as usize].due == d {
+        while let Some(&Reverse(k)) = self.timers.peek() {
+            let h = k as u32;
+            let d = self.hosts[h as usize].due;
+            if key(d, h) == k {
                 return (d, h);
             }
             self.timers.pop();
@@ -324,8 +391,15 @@ impl<O: Observer, P: Ports> Fleet<'_, O, P> {
                 self.attempt(t, h, dest, tries);
             } else {
                 self.arrivals.pop();
-                let dest = self.hosts[h_arrival as usize].dests.pick();
-                self.attempt(t, h_arrival, dest, 0);
+                let h = match (h_arrival as usize).checked_sub(self.hosts.len()) {
+                    Some(g) => {
+                        let m = self.groups[g].merged.as_mut().expect("a merged group");
+                        m.first + m.pick.random_range(0..m.count)
+                    }
+                    None => h_arrival,
+                };
+                let dest = self.hosts[h as usize].dests.pick();
+                self.attempt(t, h, dest, 0);
                 self.schedule_arrival(h_arrival);
             }
             if self.attempts >= max_attempts {

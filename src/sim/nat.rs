@@ -233,9 +233,13 @@ impl LinuxNat {
         }
     }
 
-    /// The outside address for a source and destination: a fixed hash,
-    /// of the source alone when `persistent`.
-    fn address_for(&self, source: u64, dest: u32) -> u32 {
+    /// The outside address for a source address and destination: a fixed
+    /// hash of the addresses, never the ports (`find_best_ips_proto` hashes
+    /// the source and, unless `persistent`, the destination address), so
+    /// every connection of one client to one destination leaves from one
+    /// outside address.
+    fn address_for(&self, source_addr: u32, dest: u32) -> u32 {
+        let source = u64::from(source_addr);
         let d = if self.persistent {
             0
         } else {
@@ -297,7 +301,7 @@ impl LinuxNat {
                 }
             }
         }
-        let addr = self.address_for(source, path.dest);
+        let addr = self.address_for(path.addr, path.dest);
         let number = self.upstream_lo + path.port;
         if !random && number >= self.port_lo && number < self.port_lo + self.range {
             let port = number - self.port_lo;

@@ -27,6 +27,8 @@ pub mod stream {
     pub const DESTINATION: u64 = 3;
     pub const SOURCE: u64 = 4;
     pub const ALLOCATOR: u64 = 5;
+    /// Which host of a fleet group a merged arrival belongs to.
+    pub const HOST: u64 = 6;
 }
 
 /// One random stream of the scenario seed: the purpose (one of [`stream`])

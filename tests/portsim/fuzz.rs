@@ -1383,11 +1383,25 @@ fn check_report(sc: &Scenario, r: &Report, out: &mut Vec<Finding>) {
     // Ports are (source address, port) pairs; connections and TIME_WAIT
     // entries are 4-tuples, of which each pair has one per destination
     // unless ports are exclusive.
-    let pairs = u64::from(p.usable) * sc.source_addresses();
-    let tuples = if sc.exclusive_ports() {
-        pairs
+    // A fleet's figures are over all its hosts: each group's hosts add
+    // theirs.
+    let per_group = |s: &portsim::Scenario| {
+        let pairs = u64::from(s.host.usable_ports()) * s.source_addresses();
+        let tuples = if s.exclusive_ports() {
+            pairs
+        } else {
+            pairs * s.destinations.len() as u64
+        };
+        (pairs, tuples)
+    };
+    let (pairs, tuples) = if sc.is_fleet() {
+        (0..sc.groups.len()).fold((0, 0), |(a, b), g| {
+            let (p, t) = per_group(&sc.group_scenario(g));
+            let k = u64::from(sc.groups[g].count);
+            (a + k * p, b + k * t)
+        })
     } else {
-        pairs * sc.destinations.len() as u64
+        per_group(sc)
     };
     inv(
         u64::from(p.peak_in_use) <= pairs && u64::from(p.distinct_used) <= pairs,
