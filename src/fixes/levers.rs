@@ -238,8 +238,10 @@ fn failing_nat<'a>(cx: &'a Context) -> Option<FailingNat<'a>> {
         .report
         .nats
         .iter()
-        .filter(|n| n.failures_by_cause.no_port > 0)
-        .max_by_key(|n| n.failures_by_cause.no_port)?;
+        .filter(|n| {
+            n.failures_by_cause.no_port > 0 || n.syns_dropped > n.failures_by_cause.table_full
+        })
+        .max_by_key(|n| n.syns_dropped.max(n.failures_by_cause.no_port))?;
     let i = cx.sc.nats.iter().position(|n| n.name == worst.name)?;
     if cx.is_overridden(&format!("nat.{i}")) {
         return None;
@@ -249,8 +251,11 @@ fn failing_nat<'a>(cx: &'a Context) -> Option<FailingNat<'a>> {
         .get("nat")
         .and_then(|t| t.as_array())
         .and_then(|a| a.get(i));
+    // Connects it was asked for over those it let through at once; a SYN
+    // it dropped and later let through counts as asked again.
     let served = (worst.attempts - worst.failures).max(1) as f64;
-    let factor = worst.attempts as f64 / served / AIM;
+    let asked = (worst.attempts + worst.syns_dropped - worst.failures) as f64;
+    let factor = asked / served / AIM;
     Some((i, &cx.sc.nats[i], table, factor))
 }
 

@@ -303,11 +303,12 @@ pub fn applicable(src: &Source, sc: &Scenario, report: &Report) -> Vec<&'static 
     plans(src, sc, report).into_iter().map(|(n, _)| n).collect()
 }
 
-/// Whether a run meets the goal: the target holds, or nothing failed.
+/// Whether a run meets the goal: the target holds, or nothing failed, no
+/// connect was left retrying and none waited for a dropped SYN.
 fn meets(target: Option<Target>, r: &Report) -> bool {
     match target {
         Some(t) => t.holds(&r.figures()),
-        None => r.failures == 0,
+        None => r.failures == 0 && r.connecting_at_end == 0 && r.connect_delay_s.waited == 0,
     }
 }
 
@@ -396,7 +397,7 @@ impl Prober<'_> {
         };
         self.spent.runs += 1;
         self.spent.attempts += outcome.attempts;
-        if outcome.failures > 0 && until_failure {
+        if (outcome.failures > 0 || outcome.connecting_at_end > 0) && until_failure {
             return Probe::Fail(None);
         }
         let report = Box::new(Report::new(&sc, outcome));

@@ -89,6 +89,11 @@ pub struct Report {
     #[schemars(range(min = 0.0, max = 1.0))]
     pub failure_ratio: f64,
     pub first_failure: Option<FirstFailure>,
+    /// How long established connects waited for a SYN to get through.
+    pub connect_delay_s: ConnectDelay,
+    /// Connects still in SYN_SENT at the end (a NAT dropped their SYN and
+    /// they had not given up): neither established nor failed.
+    pub connecting_at_end: u64,
     /// When the rate changes over time: the highest `traffic.rate` reached
     /// before the first failure (over the whole run when nothing failed).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -174,6 +179,9 @@ pub struct NatReport {
     pub failures_by_cause: NatFailures,
     /// When it first dropped one; `null` if it never did.
     pub first_failure_s: Option<f64>,
+    /// SYNs it dropped, first SYNs and retransmissions (`failures` counts
+    /// connects, at their last SYN).
+    pub syns_dropped: u64,
     /// Most conntrack entries at once (open, and held after close).
     pub peak_mappings: u64,
     pub mean_mappings: f64,
@@ -300,6 +308,20 @@ pub struct FirstFailure {
     /// `traffic.rate` at that moment, when the rate changes over time.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate: Option<f64>,
+    /// Where it failed: `host` (a fleet's group name) when the host had no
+    /// port, else the name of the NAT that dropped its last SYN.
+    pub at: String,
+}
+
+/// How long established connects waited for a SYN to get through a NAT
+/// that dropped the first (0 for those that did not wait).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ConnectDelay {
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+    /// Established connects that waited at all.
+    pub waited: u64,
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -389,15 +411,16 @@ pub struct HostGroupReport {
 /// The `hosts` figures: the engine's per group, or the one host's.
 fn host_groups(sc: &Scenario, o: &Outcome) -> Vec<HostGroupReport> {
     if !sc.is_fleet() {
-        let at_nats: u64 = o
-            .nats
-            .iter()
-            .map(|f| f.failures_no_port + f.failures_table_full)
-            .sum();
         let mut failures_at = std::collections::BTreeMap::new();
-        failures_at.insert("host".to_string(), o.failures - at_nats.min(o.failures));
-        for (f, n) in o.nats.iter().zip(sc.nat_path()) {
-            failures_at.insert(n.name.clone(), f.failures_no_port + f.failures_table_full);
+        failures_at.insert(
+            "host".to_string(),
+            o.failures_at.first().copied().unwrap_or(0),
+        );
+        for (i, n) in sc.nat_path().into_iter().enumerate() {
+            failures_at.insert(
+                n.name.clone(),
+                o.failures_at.get(i + 1).copied().unwrap_or(0),
+            );
         }
         return vec![HostGroupReport {
             name: "host".into(),
@@ -425,7 +448,7 @@ fn host_groups(sc: &Scenario, o: &Outcome) -> Vec<HostGroupReport> {
                 name: g.name.clone(),
                 count: g.count,
                 attempts: f.attempts,
-                established: f.attempts - f.failures,
+                established: f.attempts - f.failures - f.connecting_at_end,
                 failures: f.failures,
                 failures_at,
                 peak_in_use_per_host: f.peak_in_use_per_host,
@@ -590,7 +613,15 @@ impl Report {
                 time_s: secs(t),
                 attempt: a,
                 rate: (!sc.traffic.rate.is_constant()).then(|| sc.traffic.rate.at(secs(t))),
+                at: o.first_failure_at.clone().unwrap_or_default(),
             }),
+            connect_delay_s: ConnectDelay {
+                p50: secs(o.delays.quantile(0.5)),
+                p99: secs(o.delays.quantile(0.99)),
+                max: secs(o.delays.max()),
+                waited: o.delays.waited.len(),
+            },
+            connecting_at_end: o.connecting_at_end,
             highest_rate_before_failure: (!sc.traffic.rate.is_constant()).then(|| {
                 let until = o.first_failure.map_or(o.simulated_ns, |(t, _)| t);
                 sc.traffic.rate.max_over(secs(until))
@@ -653,6 +684,7 @@ impl Report {
                         table_full: f.failures_table_full,
                     },
                     first_failure_s: f.first_failure_ns.map(secs),
+                    syns_dropped: f.syns_dropped,
                     peak_mappings: f.peak_mappings,
                     mean_mappings: f.mean_mappings,
                     peak_ports_per_address: f.peak_ports_per_address,

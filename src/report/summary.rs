@@ -145,8 +145,8 @@ pub fn pools_line(r: &Report) -> Option<String> {
 
 /// Where the first failure happened when a NAT is on the path (", at the
 /// NAT node (no port left)"), and whether the host itself ever ran out.
-fn nat_first(r: &Report, t: f64) -> (String, String) {
-    let Some(n) = r.nats.iter().find(|n| n.first_failure_s == Some(t)) else {
+fn nat_first(r: &Report, at: &str) -> (String, String) {
+    let Some(n) = r.nats.iter().find(|n| n.name == at) else {
         return (String::new(), String::new());
     };
     let cause = if n.failures_by_cause.no_port > 0 {
@@ -197,19 +197,43 @@ fn host_lines(r: &Report) -> Vec<String> {
         .collect()
 }
 
+/// Connects that waited for a SYN to get through a NAT, and those still
+/// waiting at the end; nothing when none did.
+fn connect_line(r: &Report) -> Option<String> {
+    let d = &r.connect_delay_s;
+    if d.waited == 0 && r.connecting_at_end == 0 {
+        return None;
+    }
+    let mut line = format!(
+        "{} waited for a SYN retransmission to get through; delay p50 {}, p99 {}, max {}",
+        thousands(d.waited),
+        human_s(d.p50),
+        human_s(d.p99),
+        human_s(d.max)
+    );
+    if r.connecting_at_end > 0 {
+        line.push_str(&format!(
+            "; {} still in SYN_SENT at the end",
+            thousands(r.connecting_at_end)
+        ));
+    }
+    Some(line)
+}
+
 /// One line per NAT: its pool, what it held at most, what it dropped.
 fn nat_lines(r: &Report) -> Vec<String> {
     r.nats
         .iter()
         .map(|n| {
             format!(
-                "{}: {} address{} × {} ports; peak {} mappings, {} ports of one address; {} dropped (no port {}, table full {}); {} ports preserved; {} closed entries taken over",
+                "{}: {} address{} × {} ports; peak {} mappings, {} ports of one address; {} SYNs dropped, {} connects failed here (no port {}, table full {}); {} ports preserved; {} closed entries taken over",
                 n.name,
                 n.addresses,
                 if n.addresses == 1 { "" } else { "es" },
                 thousands(u64::from(n.ports_per_address)),
                 thousands(n.peak_mappings),
                 thousands(u64::from(n.peak_ports_per_address)),
+                thousands(n.syns_dropped),
                 thousands(n.failures),
                 thousands(n.failures_by_cause.no_port),
                 thousands(n.failures_by_cause.table_full),
@@ -236,7 +260,19 @@ pub fn headline(r: &Report) -> String {
         })
         .unwrap_or_default();
     let answer = headline_only(r);
-    format!("{answer}{full_nat}")
+    // Connects that waited: the "one extra second".
+    let d = &r.connect_delay_s;
+    let waited = if d.waited > 0 {
+        format!(
+            " {} connects waited for a SYN retransmission (p99 {}, max {}).",
+            thousands(d.waited),
+            human_s(d.p99),
+            human_s(d.max)
+        )
+    } else {
+        String::new()
+    };
+    format!("{answer}{full_nat}{waited}")
 }
 
 fn headline_only(r: &Report) -> String {
@@ -253,12 +289,35 @@ fn headline_only(r: &Report) -> String {
                 .rate
                 .map(|x| format!(" (rate {}/s)", amount(x)))
                 .unwrap_or_default();
-            let (at, host) = nat_first(r, f.time_s);
+            let (at, host) = nat_first(r, &f.at);
             format!(
                 "First failure at {}{rate}, attempt {}{at}; {} of attempts failed{burst}.{host}",
                 measured_s(f.time_s),
                 thousands(f.attempt),
                 percent(r.failure_ratio)
+            )
+        }
+        // Nothing failed, but a NAT dropped SYNs: connects waited or still
+        // wait, which is the answer.
+        None if r.nats.iter().any(|n| n.syns_dropped > 0) => {
+            let n = r
+                .nats
+                .iter()
+                .max_by_key(|n| n.syns_dropped)
+                .expect("a NAT dropped SYNs");
+            let still = if r.connecting_at_end > 0 {
+                format!(
+                    ": {} connects were still retrying at the end",
+                    thousands(r.connecting_at_end)
+                )
+            } else {
+                String::new()
+            };
+            format!(
+                "No connect failed in {}, but the NAT {} ran out and dropped {} SYNs{still}.",
+                human_s(r.simulated_s),
+                n.name,
+                thousands(n.syns_dropped)
             )
         }
         // Several pools: the one nearest to running out is the answer.
@@ -319,6 +378,20 @@ pub fn change_text(change: &[String]) -> String {
 
 /// What a fix gives, against the run: "nothing fails (was 8.7 %); peak
 /// 9,261 of 16,384 (56.5 %)".
+/// What the run a fix is measured against had: its failure ratio, or the
+/// connects that waited for a dropped SYN when none failed.
+fn was(r: &Report) -> String {
+    let waiting = r.connect_delay_s.waited + r.connecting_at_end;
+    if r.failures == 0 && waiting > 0 {
+        format!(
+            "0 % but {} connects waiting on dropped SYNs",
+            thousands(waiting)
+        )
+    } else {
+        percent(r.failure_ratio)
+    }
+}
+
 pub fn fix_effect(r: &Report, f: &Fix) -> String {
     let peak = format!(
         "peak {} of {} ({})",
@@ -330,7 +403,7 @@ pub fn fix_effect(r: &Report, f: &Fix) -> String {
         format!(
             "meets the target with {} failing (was {}); {peak}",
             percent(f.failure_ratio),
-            percent(r.failure_ratio)
+            was(r)
         )
     } else if f.failures == 0 {
         // The smallest change that passes on this seed is at the edge by
@@ -340,15 +413,12 @@ pub fn fix_effect(r: &Report, f: &Fix) -> String {
         } else {
             ""
         };
-        format!(
-            "nothing fails (was {}); {peak}{edge}",
-            percent(r.failure_ratio)
-        )
+        format!("nothing fails (was {}); {peak}{edge}", was(r))
     } else {
         format!(
             "{} fail (was {}){}; {peak}",
             percent(f.failure_ratio),
-            percent(r.failure_ratio),
+            was(r),
             f.first_failure
                 .as_ref()
                 .map(|ff| format!(", the first at {}", measured_s(ff.time_s)))
@@ -361,7 +431,8 @@ pub fn fix_effect(r: &Report, f: &Fix) -> String {
 /// finding them cost. Nothing when nothing failed.
 pub fn fix_lines(r: &Report) -> Vec<String> {
     let Some(cost) = &r.fixes_cost else {
-        return if r.failures > 0 {
+        let waited = r.connecting_at_end > 0 || r.connect_delay_s.waited > 0;
+        return if r.failures > 0 || waited {
             vec!["fixes not computed (--no-fixes)".into()]
         } else {
             Vec::new()
@@ -492,6 +563,9 @@ pub fn render(r: &Report) -> String {
     }
     for line in host_lines(r) {
         let _ = writeln!(s, "  hosts           {line}");
+    }
+    if let Some(line) = connect_line(r) {
+        let _ = writeln!(s, "  connects        {line}");
     }
     for line in nat_lines(r) {
         let _ = writeln!(s, "  nat             {line}");

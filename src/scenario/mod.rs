@@ -114,6 +114,11 @@ pub struct Host {
     pub rfc6056_2_tries: Option<u32>,
     /// `N` of `rfc6056-5` (random increments in 1..=N).
     pub rfc6056_5_increment: u32,
+    /// SYN retransmissions before connect() gives up (`tcp_syn_retries`).
+    pub syn_retries: u32,
+    /// Retransmissions at the initial RTO before it doubles
+    /// (`tcp_syn_linear_timeouts`); they add to `syn_retries`.
+    pub syn_linear_timeouts: u32,
 }
 
 impl Host {
@@ -323,6 +328,10 @@ pub struct Traffic {
     pub source: Pick,
     pub retry: Option<Retry>,
     pub requests_per_connection: u32,
+    /// The application gives up a connect after this long (`None`: when
+    /// the kernel does, after its SYN retransmissions; 0: as soon as a SYN
+    /// is dropped).
+    pub connect_timeout_ns: Option<u64>,
 }
 
 impl Scenario {

@@ -61,6 +61,8 @@ pub struct RawGroup {
     pub rfc6056_2_tries: Option<u32>,
     pub rfc6056_5_increment: Option<u32>,
     pub via: Option<String>,
+    pub syn_retries: Option<i64>,
+    pub syn_linear_timeouts: Option<i64>,
 }
 
 impl RawGroup {
@@ -94,7 +96,9 @@ impl RawGroup {
             share_across_destinations,
             rfc6056_2_tries,
             rfc6056_5_increment,
-            via
+            via,
+            syn_retries,
+            syn_linear_timeouts
         );
         (h, own)
     }
@@ -130,7 +134,8 @@ impl RawTraffic {
             pick,
             source,
             retry,
-            requests_per_connection
+            requests_per_connection,
+            connect_timeout
         );
         if self.rate.is_some() || self.schedule.is_some() || self.ramp.is_some() {
             t.rate = self.rate;
@@ -163,6 +168,10 @@ pub struct RawHost {
     pub rfc6056_5_increment: Option<u32>,
     /// Name of the first `[[nat]]` the host's connections cross.
     pub via: Option<String>,
+    /// `tcp_syn_retries` and `tcp_syn_linear_timeouts`; signed, so a
+    /// negative count gets the message of a count out of range.
+    pub syn_retries: Option<i64>,
+    pub syn_linear_timeouts: Option<i64>,
 }
 
 /// One `[[nat]]` table. `name` and `type` are required; the other keys
@@ -233,6 +242,8 @@ pub struct RawTraffic {
     pub source: Option<String>,
     pub retry: Option<RawRetry>,
     pub requests_per_connection: Option<u32>,
+    /// The application's connect timeout (a duration).
+    pub connect_timeout: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

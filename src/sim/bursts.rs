@@ -48,7 +48,10 @@ impl Window {
         let (a, f) = (attempts - self.attempts0, failures - self.failures0);
         if f > 0 {
             self.with_failures += 1;
-            let r = f as f64 / a as f64;
+            // A connect that gave up after its SYN retransmissions fails in
+            // a later window than its attempt: a window's ratio is capped
+            // at 1 (every attempt failed).
+            let r = (f as f64 / a.max(1) as f64).min(1.0);
             if r > self.worst {
                 self.worst = r;
             }

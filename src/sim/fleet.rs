@@ -40,7 +40,7 @@ use rand::RngExt;
 
 use super::closes::Closes;
 use super::host::{port_rules, HostConn, HostLayer};
-use super::layer::{Ctx, Due, Path, PortLayer, Refused, Site};
+use super::layer::{Cause, Ctx, Due, Path, PortLayer, Refused, Site, Syn};
 use super::nat::{LinuxNat, Mapping, MAX_CHAIN};
 use super::record::{Recorder, IN_USE, OPEN, TIME_WAIT};
 use super::traffic::{rng, stream, ArrivalClock, Chooser, Stream};
@@ -60,6 +60,8 @@ pub struct GroupFigures {
     /// Most ports any one host of the group held at once (open connections
     /// and TIME_WAIT).
     pub peak_in_use_per_host: u32,
+    /// Connects still in SYN_SENT at the end.
+    pub connecting_at_end: u64,
 }
 
 struct Host<P: Ports> {
@@ -92,6 +94,11 @@ struct Merged {
 
 struct Group {
     sc: Scenario,
+    /// The group's name (its `[[hosts]]` name).
+    name: String,
+    /// The SYN schedule of its connects, and those in SYN_SENT.
+    steps: Vec<super::syn::Step>,
+    syns: super::syn::Pending<Waiting>,
     /// The group's arrivals when they are merged (Poisson, several hosts).
     merged: Option<Merged>,
     closes: Closes,
@@ -99,6 +106,19 @@ struct Group {
     dest_map: Vec<u32>,
     port_lo: u32,
     figures: GroupFigures,
+}
+
+/// A connect in SYN_SENT: its host and local port, the path it presents
+/// to the first NAT, and who dropped its last SYN.
+#[derive(Clone, Copy)]
+struct Waiting {
+    host: u32,
+    hc: HostConn,
+    path: Path,
+    /// The destination as the group numbers it.
+    dest: u32,
+    tries: u32,
+    refused: Refused,
 }
 
 #[derive(Clone, Copy)]
@@ -133,6 +153,9 @@ struct Fleet<'a, O: Observer, P: Ports> {
     first_failure: Option<(u64, u64)>,
     retried: u64,
     abandoned: u64,
+    /// Where the first failure happened: a group's name or a NAT's.
+    first_failure_at: Option<String>,
+    delays: super::syn::Delays,
     per_dest: Vec<DestStats>,
     now: u64,
 }
@@ -244,6 +267,9 @@ fn run<O: Observer, P: Ports>(
             }
         });
         groups.push(Group {
+            name: grp.name.clone(),
+            steps: super::syn::schedule_of(&gs),
+            syns: super::syn::Pending::new(super::syn::schedule_of(&gs)),
             merged,
             closes: Closes::at(&gs, first_site),
             sc: gs,
@@ -299,6 +325,8 @@ fn run<O: Observer, P: Ports>(
         first_failure: None,
         retried: 0,
         abandoned: 0,
+        first_failure_at: None,
+        delays: super::syn::Delays::default(),
         per_dest: vec![DestStats::default(); if n_dest <= MAX_DEST_STATS { n_dest } else { 0 }],
         now: 0,
     };
@@ -376,7 +404,9 @@ impl<O: Observer, P: Ports> Fleet<'_, O, P> {
         loop {
             let t_retry = self.retries.front().map_or(u64::MAX, |r| r.0);
             let (t_arrival, h_arrival) = self.arrivals.peek().map_or((u64::MAX, u32::MAX), |r| r.0);
-            let t = t_retry.min(t_arrival);
+            let syn = self.next_syn();
+            let t_syn = syn.map_or(u64::MAX, |s| s.0);
+            let t = t_retry.min(t_arrival).min(t_syn);
             if t == u64::MAX && horizon == u64::MAX {
                 break;
             }
@@ -385,7 +415,9 @@ impl<O: Observer, P: Ports> Fleet<'_, O, P> {
                 break;
             }
             self.now = t;
-            if t_retry == t {
+            if let Some((_, g, step)) = syn.filter(|s| s.0 == t) {
+                self.syn_step(t, g, step);
+            } else if t_retry == t {
                 let (_, h, dest, tries) = self.retries.pop_front().expect("peeked");
                 self.retried += 1;
                 self.attempt(t, h, dest, tries);
@@ -405,9 +437,27 @@ impl<O: Observer, P: Ports> Fleet<'_, O, P> {
             if self.attempts >= max_attempts {
                 break;
             }
-            if O::STOP_AT_FAILURE && self.failures > 0 {
+            // A search for runs where nothing fails also stops at the first
+            // connect left waiting for a dropped SYN.
+            if O::STOP_AT_FAILURE
+                && (self.failures > 0 || self.groups.iter().any(|g| !g.syns.is_empty()))
+            {
                 stopped = true;
                 break;
+            }
+        }
+        // The last attempt made: its connects in SYN_SENT still resolve.
+        if !stopped && self.attempts >= max_attempts {
+            while let Some((t, g, step)) = self.next_syn() {
+                if t > horizon {
+                    break;
+                }
+                self.drain(t);
+                self.now = t;
+                self.syn_step(t, g, step);
+                if O::STOP_AT_FAILURE && self.failures > 0 {
+                    break;
+                }
             }
         }
         let now = self.now;
@@ -501,6 +551,7 @@ impl<O: Observer, P: Ports> Fleet<'_, O, P> {
             addr: 0,
             port: 0,
             dest,
+            syn: Syn::ONLY,
         };
         let (hc, mut path) = match host.layer.open(t, path, &mut cx) {
             Ok(opened) => opened,
@@ -513,10 +564,44 @@ impl<O: Observer, P: Ports> Fleet<'_, O, P> {
         path.addr += host.addr_base;
         path.port += self.groups[g].port_lo;
         path.dest = global;
+        path.syn = Syn {
+            first: true,
+            passed: false,
+            last: self.groups[g].steps[0].give_up,
+            reached: 0,
+        };
+        self.touch(h);
+        let w = Waiting {
+            host: h,
+            hc,
+            path,
+            dest,
+            tries,
+            refused: Refused {
+                site: Site::HOST0,
+                cause: Cause::NoPort,
+            },
+        };
+        match self.cross(t, g, path) {
+            Ok(maps) => self.established(t, w, maps, 0),
+            // Dropped: the socket waits in SYN_SENT, holding its port.
+            Err(refused) => self.groups[g].syns.push(0, t, Waiting { refused, ..w }),
+        }
+    }
+
+    /// The NATs of group `g`'s path, in turn, for a SYN of `path`: the
+    /// mappings, or the refusal (those before it keep unreplied entries).
+    fn cross(&mut self, t: u64, g: usize, mut path: Path) -> Result<[Mapping; MAX_CHAIN], Refused> {
+        let mut cx = Ctx {
+            obs: &mut *self.obs,
+            rec: &mut self.rec,
+        };
         let mut maps = [Mapping::NONE; MAX_CHAIN];
         let mut at = self.groups[g].sc.via;
         let mut i = 0;
+        let syn = path.syn;
         while let Some(n) = at {
+            path.syn = syn.at(i);
             match self.nats[n].open(t, path, &mut cx) {
                 Ok((m, p)) => {
                     maps[i] = m;
@@ -524,26 +609,88 @@ impl<O: Observer, P: Ports> Fleet<'_, O, P> {
                         addr: p.addr + self.nat_addr_base[n],
                         port: p.port + self.nat_port_lo[n],
                         dest: p.dest,
+                        syn: p.syn,
                     };
                     i += 1;
                     at = self.sc.nats[n].via;
                 }
                 Err(r) => {
-                    // Those before it keep their unreplied entries.
                     let mut k = self.groups[g].sc.via;
                     for m in maps.iter().take(i) {
                         let nk = k.expect("on the path");
                         self.nats[nk].abort(t, *m, &mut cx);
                         k = self.sc.nats[nk].via;
                     }
-                    let host = &mut self.hosts[h as usize];
-                    host.layer.abort(t, hc, &mut cx);
-                    self.touch(h);
-                    return self.fail(t, h, dest, tries, r);
+                    return Err(r);
                 }
             }
         }
-        let conn = Conn { host: h, hc, maps };
+        Ok(maps)
+    }
+
+    /// The earliest SYN step over the groups: when, which group, which step.
+    #[inline]
+    fn next_syn(&self) -> Option<(u64, usize, usize)> {
+        let mut best: Option<(u64, usize, usize)> = None;
+        for (g, grp) in self.groups.iter().enumerate() {
+            if let Some((t, step)) = grp.syns.peek() {
+                if best.is_none_or(|b| t < b.0) {
+                    best = Some((t, g, step));
+                }
+            }
+        }
+        best
+    }
+
+    /// A SYN step of group `g`: a retransmission, or giving up.
+    fn syn_step(&mut self, t: u64, g: usize, step: usize) {
+        let (t0, mut w, give_up) = self.groups[g].syns.pop(step);
+        if give_up {
+            let mut cx = Ctx {
+                obs: &mut *self.obs,
+                rec: &mut self.rec,
+            };
+            self.hosts[w.host as usize].layer.abort(t, w.hc, &mut cx);
+            self.touch(w.host);
+            self.bursts.attempt(t, self.attempts, self.failures);
+            return self.fail(t, w.host, w.dest, w.tries, w.refused);
+        }
+        // How many NATs of the group's path the previous SYN reached: up
+        // to and including the one that dropped it.
+        let dropped_at = usize::from(w.refused.site.layer).saturating_sub(1);
+        let mut reached = 0u8;
+        let mut at = self.groups[g].sc.via;
+        while let Some(n) = at {
+            reached += 1;
+            if n == dropped_at {
+                break;
+            }
+            at = self.sc.nats[n].via;
+        }
+        w.path.syn = Syn {
+            first: false,
+            passed: false,
+            last: self.groups[g].steps[step + 1].give_up,
+            reached,
+        };
+        match self.cross(t, g, w.path) {
+            Ok(maps) => self.established(t, w, maps, t - t0),
+            Err(refused) => self.groups[g]
+                .syns
+                .push(step + 1, t0, Waiting { refused, ..w }),
+        }
+    }
+
+    /// The connect `w` completed at `t` after waiting `delay` ns.
+    fn established(&mut self, t: u64, w: Waiting, maps: [Mapping; MAX_CHAIN], delay: u64) {
+        let g = self.hosts[w.host as usize].group as usize;
+        self.delays.record(delay);
+        self.rec.bin(t).established += 1;
+        let conn = Conn {
+            host: w.host,
+            hc: w.hc,
+            maps,
+        };
         let slot = match self.free_conns.pop() {
             Some(s) => {
                 self.conns[s as usize] = conn;
@@ -557,9 +704,8 @@ impl<O: Observer, P: Ports> Fleet<'_, O, P> {
         self.groups[g].closes.open(t, slot);
         self.bursts.success(t);
         self.rec.up(OPEN, t);
-        let port = self.hosts[h as usize].layer.port_number(hc.port);
-        self.obs.on_connect(t, port, global);
-        self.touch(h);
+        let port = self.hosts[w.host as usize].layer.port_number(w.hc.port);
+        self.obs.on_connect(t, port, w.path.dest);
     }
 
     fn fail(&mut self, t: u64, h: u32, dest: u32, tries: u32, refused: Refused) {
@@ -579,6 +725,10 @@ impl<O: Observer, P: Ports> Fleet<'_, O, P> {
         }
         if self.first_failure.is_none() {
             self.first_failure = Some((t, self.attempts));
+            self.first_failure_at = Some(match refused.site.layer {
+                0 => self.groups[g].name.clone(),
+                n => self.sc.nats[usize::from(n) - 1].name.clone(),
+            });
         }
         self.obs.on_fail_at(refused.site, t, global);
         match self.groups[g].sc.traffic.retry {
@@ -617,8 +767,25 @@ impl<O: Observer, P: Ports> Fleet<'_, O, P> {
 
     fn finish(mut self, end: u64) -> Outcome {
         self.obs.on_end(end);
-        for d in &mut self.per_dest {
-            d.established = d.attempts - d.failures;
+        // Every attempt established, failed, or is still connecting.
+        let mut connecting_to = vec![0u64; self.per_dest.len()];
+        let mut connecting_at_end = 0u64;
+        for g in 0..self.groups.len() {
+            let grp = &mut self.groups[g];
+            grp.figures.connecting_at_end = grp.syns.len() as u64;
+            connecting_at_end += grp.syns.len() as u64;
+            for (sent_last, w) in grp.syns.items() {
+                if let Some(c) = connecting_to.get_mut(w.path.dest as usize) {
+                    *c += 1;
+                }
+                if sent_last && w.refused.site.layer > 0 {
+                    let n = usize::from(w.refused.site.layer) - 1;
+                    self.nats[n].still_connecting(w.refused.cause);
+                }
+            }
+        }
+        for (d, c) in self.per_dest.iter_mut().zip(connecting_to) {
+            d.established = d.attempts - d.failures - c;
         }
         let span = end.max(1) as f64;
         let open_at_end = (self.conns.len() - self.free_conns.len()) as u32;
@@ -651,7 +818,11 @@ impl<O: Observer, P: Ports> Fleet<'_, O, P> {
             bursts: self.bursts.finish(end, self.attempts, self.failures),
             simulated_ns: end,
             attempts: self.attempts,
-            established: self.attempts - self.failures,
+            established: self.attempts - self.failures - connecting_at_end,
+            connecting_at_end,
+            delays: self.delays,
+            failures_at: Vec::new(),
+            first_failure_at: self.first_failure_at,
             failures: self.failures,
             first_failure: self.first_failure,
             retries: self.retried,

@@ -368,7 +368,10 @@ impl<P: Ports> PortLayer for HostLayer<P> {
         };
         let Some(port) = picked else {
             self.pools.refuse(pool);
-            return Err(Refused { site: self.site });
+            return Err(Refused {
+                site: self.site,
+                cause: super::layer::Cause::NoPort,
+            });
         };
         let flow = match slot {
             Some(f) if self.use_reuse && self.ports.is_reusable_tw(f, port) => {
@@ -409,7 +412,15 @@ impl<P: Ports> PortLayer for HostLayer<P> {
         if let Some(s) = &mut self.server_tw {
             s.open(t, &conn);
         }
-        Ok((conn, Path { addr, port, dest }))
+        Ok((
+            conn,
+            Path {
+                addr,
+                port,
+                dest,
+                syn: super::layer::Syn::ONLY,
+            },
+        ))
     }
 
     /// A client close holds the 4-tuple in TIME_WAIT, unless

@@ -53,6 +53,46 @@ pub struct Path {
     pub addr: u32,
     pub port: u32,
     pub dest: u32,
+    /// Which SYN of the connect this is.
+    pub syn: Syn,
+}
+
+/// Which SYN of a connect crosses the layers: a NAT counts a connect once
+/// (at its first SYN) and a failure once (at its last), and every SYN it
+/// drops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Syn {
+    /// The first SYN of the connect to reach this layer (set by whoever
+    /// walks the path, from `reached`).
+    pub first: bool,
+    /// An earlier SYN of the connect got through this layer (a later one
+    /// dropped it), so the layer let this connect through already.
+    pub passed: bool,
+    /// No SYN follows if this one is dropped.
+    pub last: bool,
+    /// How many NATs along the path the connect's previous SYN reached (0
+    /// for its first SYN): NATs beyond see the connect for the first time.
+    pub reached: u8,
+}
+
+impl Syn {
+    /// A connect's only SYN.
+    pub const ONLY: Syn = Syn {
+        first: true,
+        passed: false,
+        last: true,
+        reached: 0,
+    };
+
+    /// This SYN at the NAT at `position` (0-based) along the path.
+    #[inline]
+    pub fn at(self, position: usize) -> Syn {
+        Syn {
+            first: position >= usize::from(self.reached),
+            passed: position + 1 < usize::from(self.reached),
+            ..self
+        }
+    }
 }
 
 /// A layer refused an attempt: no port (or mapping) was left for it.
@@ -60,6 +100,16 @@ pub struct Path {
 pub struct Refused {
     /// The layer that refused, so the failure is charged to it.
     pub site: Site,
+    pub cause: Cause,
+}
+
+/// Why a layer refused a connect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// No free port (or outside port toward this destination).
+    NoPort,
+    /// A NAT's conntrack table was full.
+    TableFull,
 }
 
 /// At one instant, which timers go first. A layer's own timers are
@@ -147,6 +197,15 @@ pub trait PortLayer {
     /// Process, earliest first, every timer whose key is before `until`.
     fn run_due<O: Observer>(&mut self, until: Due, cx: &mut Ctx<'_, O>);
 
+    /// A connect whose last SYN the layer at `site` refused for `cause` was
+    /// still waiting to give up when the run ended: not a failure yet.
+    fn still_connecting(&mut self, _site: Site, _cause: Cause) {}
+
+    /// How many NATs this layer holds (each a layer of the path).
+    fn nat_count(&self) -> usize {
+        0
+    }
+
     /// What each NAT of this layer measured, up to `end` (none for a layer
     /// that is not a NAT).
     fn nat_figures(&mut self, _end: u64) -> Vec<NatFigures> {
@@ -170,8 +229,10 @@ pub struct NatFigures {
     pub ports_preserved: u64,
     /// Distinct (address, port) pairs ever used.
     pub distinct_ports: u64,
-    /// When this NAT first dropped a connection.
+    /// When this NAT first dropped a SYN.
     pub first_failure_ns: Option<u64>,
+    /// SYNs it dropped: first SYNs and retransmissions.
+    pub syns_dropped: u64,
     /// Closed entries a new SYN evicted to take their tuple.
     pub evicted: u64,
 }
@@ -244,6 +305,7 @@ mod tests {
             addr: 3,
             port: 41,
             dest: 9,
+            syn: Syn::ONLY,
         };
         assert_eq!(Direct.open(10, p, &mut cx), Ok(((), p)));
         assert_eq!(Direct.next_due(), Due::NEVER);

@@ -37,6 +37,7 @@ pub mod nat;
 pub mod pools;
 pub mod queue;
 pub mod record;
+pub mod syn;
 pub mod traffic;
 
 use std::collections::VecDeque;
@@ -46,7 +47,7 @@ use crate::ports::{PortSpace, Ports};
 use crate::scenario::Scenario;
 use closes::Closes;
 use host::{port_rules, HostConn, HostLayer};
-use layer::{Ctx, Direct, Due, Path, Phase, PortLayer, Refused, Site};
+use layer::{Ctx, Direct, Due, Path, Phase, PortLayer, Refused, Site, Syn};
 use record::{Bin, Recorder, IN_USE, OPEN, TIME_WAIT};
 use traffic::{stream, ArrivalClock, Chooser, Stream};
 
@@ -252,6 +253,17 @@ pub struct Outcome {
     pub pools_total: u64,
     /// Per `[[hosts]]` group, in file order (empty for a single host).
     pub groups: Vec<fleet::GroupFigures>,
+    /// Connects still in SYN_SENT (a NAT dropped their SYN) at the end:
+    /// neither established nor failed.
+    pub connecting_at_end: u64,
+    /// How long established connects waited for a SYN to get through.
+    pub delays: syn::Delays,
+    /// Failures by the layer that refused (`Site::layer`: 0 the host, `i`
+    /// the `i`-th NAT along the path); a fleet's are per group.
+    pub failures_at: Vec<u64>,
+    /// Where the first failure happened: `host` (or, in a fleet, the
+    /// group's name) or the NAT's name.
+    pub first_failure_at: Option<String>,
 }
 
 /// An open connection: what each layer keeps for it.
@@ -286,6 +298,11 @@ struct Engine<'a, O: Observer, P: Ports, N: PortLayer> {
     conns: Vec<Conn<N::Held>>,
     free_conns: Vec<u32>,
     retries: VecDeque<(u64, u32, u32)>,
+    /// The SYN schedule of a connect a NAT dropped, and the connects in
+    /// SYN_SENT.
+    steps: Vec<syn::Step>,
+    syns: syn::Pending<Waiting>,
+    delays: syn::Delays,
     rec: Recorder,
     bursts: bursts::Bursts,
     out: Counters,
@@ -294,10 +311,22 @@ struct Engine<'a, O: Observer, P: Ports, N: PortLayer> {
     now: u64,
 }
 
+/// A connect in SYN_SENT: its local port, the path it presents beyond the
+/// host, and who dropped its last SYN.
+#[derive(Clone, Copy)]
+pub(crate) struct Waiting {
+    host: HostConn,
+    path: Path,
+    tries: u32,
+    refused: Refused,
+}
+
 #[derive(Default)]
 struct Counters {
     attempts: u64,
     failures: u64,
+    failures_at: [u64; 1 + nat::MAX_CHAIN],
+    first_failure_layer: Option<u16>,
     first_failure: Option<(u64, u64)>,
     retries: u64,
     abandoned: u64,
@@ -358,6 +387,9 @@ fn run_with<O: Observer, P: Ports, N: PortLayer>(
         conns: Vec::new(),
         free_conns: Vec::new(),
         retries: VecDeque::new(),
+        steps: syn::schedule_of(sc),
+        syns: syn::Pending::new(syn::schedule_of(sc)),
+        delays: syn::Delays::default(),
         rec: Recorder::new(bin_ns, sc.bin_ns.is_none()),
         bursts: bursts::Bursts::until(sc.duration_ns.unwrap_or(u64::MAX)),
         out: Counters::default(),
@@ -391,10 +423,11 @@ impl<O: Observer, P: Ports, N: PortLayer> Engine<'_, O, P, N> {
         let mut stopped = false;
         loop {
             let t_retry = self.retries.front().map_or(u64::MAX, |r| r.0);
-            let t = t_retry.min(next_arrival);
+            let t_syn = self.syns.peek().map_or(u64::MAX, |s| s.0);
+            let t = t_retry.min(next_arrival).min(t_syn);
             if t == u64::MAX && horizon == u64::MAX {
-                // Arrivals stopped and no retry is pending, in a run bounded
-                // only by `max_connections`: it ends with its last attempt.
+                // Arrivals stopped and nothing is pending, in a run bounded
+                // only by `max_connections`: it ends with its last event.
                 break;
             }
             self.drain(t.min(horizon));
@@ -402,8 +435,11 @@ impl<O: Observer, P: Ports, N: PortLayer> Engine<'_, O, P, N> {
                 break;
             }
             self.now = t;
-            // At one instant a retry goes before a new arrival.
-            if t_retry == t {
+            // At one instant a SYN step goes first, then a retry, then a
+            // new arrival.
+            if t_syn == t {
+                self.syn_step(t);
+            } else if t_retry == t {
                 let (_, dest, tries) = self.retries.pop_front().expect("peeked");
                 self.out.retries += 1;
                 self.attempt(t, dest, tries);
@@ -415,9 +451,26 @@ impl<O: Observer, P: Ports, N: PortLayer> Engine<'_, O, P, N> {
             if self.out.attempts >= max_attempts {
                 break;
             }
-            if O::STOP_AT_FAILURE && self.out.failures > 0 {
+            // A search for runs where nothing fails also stops at the first
+            // connect left waiting for a dropped SYN.
+            if O::STOP_AT_FAILURE && (self.out.failures > 0 || !self.syns.is_empty()) {
                 stopped = true;
                 break;
+            }
+        }
+        // The last attempt made: its connects in SYN_SENT still resolve.
+        if !stopped && self.out.attempts >= max_attempts {
+            while let Some((t, _)) = self.syns.peek() {
+                if t > horizon {
+                    break;
+                }
+                self.drain(t);
+                self.now = t;
+                self.syn_step(t);
+                if O::STOP_AT_FAILURE && self.out.failures > 0 {
+                    stopped = true;
+                    break;
+                }
             }
         }
         let now = self.now;
@@ -494,18 +547,67 @@ impl<O: Observer, P: Ports, N: PortLayer> Engine<'_, O, P, N> {
             addr: 0,
             port: 0,
             dest,
+            syn: Syn::ONLY,
         };
-        let (host, path) = match self.host.open(t, path, &mut cx) {
+        let (host, mut path) = match self.host.open(t, path, &mut cx) {
             Ok(opened) => opened,
             Err(r) => return self.fail(t, dest, tries, r),
         };
-        let beyond = match self.beyond.open(t, path, &mut cx) {
-            Ok((held, _)) => held,
-            Err(r) => {
-                self.host.abort(t, host, &mut cx);
-                return self.fail(t, dest, tries, r);
-            }
+        path.syn = Syn {
+            first: true,
+            passed: false,
+            last: self.steps[0].give_up,
+            reached: 0,
         };
+        match self.beyond.open(t, path, &mut cx) {
+            Ok((held, _)) => self.established(t, host, held, 0),
+            // Dropped: the socket waits in SYN_SENT, holding its port.
+            Err(refused) => self.syns.push(
+                0,
+                t,
+                Waiting {
+                    host,
+                    path,
+                    tries,
+                    refused,
+                },
+            ),
+        }
+    }
+
+    /// The next SYN step: a retransmission, or giving up.
+    fn syn_step(&mut self, t: u64) {
+        let (_, step) = self.syns.peek().expect("a SYN step is due");
+        let (t0, mut w, give_up) = self.syns.pop(step);
+        let mut cx = Ctx {
+            obs: &mut *self.obs,
+            rec: &mut self.rec,
+        };
+        if give_up {
+            self.host.abort(t, w.host, &mut cx);
+            self.bursts.attempt(t, self.out.attempts, self.out.failures);
+            return self.fail(t, w.path.dest, w.tries, w.refused);
+        }
+        // The NAT that dropped the previous SYN is the `layer`-th along
+        // the path: that many saw this connect already.
+        w.path.syn = Syn {
+            first: false,
+            passed: false,
+            last: self.steps[step + 1].give_up,
+            reached: u8::try_from(w.refused.site.layer).unwrap_or(u8::MAX),
+        };
+        match self.beyond.open(t, w.path, &mut cx) {
+            Ok((held, _)) => self.established(t, w.host, held, t - t0),
+            Err(refused) => self.syns.push(step + 1, t0, Waiting { refused, ..w }),
+        }
+    }
+
+    /// The connect of `host` completed at `t`, after waiting `delay` ns
+    /// for a SYN to get through.
+    fn established(&mut self, t: u64, host: HostConn, beyond: N::Held, delay: u64) {
+        let dest = host.dest;
+        self.delays.record(delay);
+        self.rec.bin(t).established += 1;
         let conn = Conn { host, beyond };
         let slot = match self.free_conns.pop() {
             Some(s) => {
@@ -535,6 +637,14 @@ impl<O: Observer, P: Ports, N: PortLayer> Engine<'_, O, P, N> {
         }
         if self.out.first_failure.is_none() {
             self.out.first_failure = Some((t, self.out.attempts));
+            self.out.first_failure_layer = Some(refused.site.layer);
+        }
+        if let Some(c) = self
+            .out
+            .failures_at
+            .get_mut(usize::from(refused.site.layer))
+        {
+            *c += 1;
         }
         self.obs.on_fail_at(refused.site, t, dest);
         match self.sc.traffic.retry {
@@ -564,10 +674,21 @@ impl<O: Observer, P: Ports, N: PortLayer> Engine<'_, O, P, N> {
 
     fn finish(mut self, end: u64) -> Outcome {
         self.obs.on_end(end);
-        // Every attempt either established or failed.
-        for d in &mut self.per_dest {
-            d.established = d.attempts - d.failures;
+        // Every attempt established, failed, or is still connecting.
+        let mut connecting_to = vec![0u64; self.per_dest.len()];
+        for (sent_last, w) in self.syns.items() {
+            if let Some(c) = connecting_to.get_mut(w.path.dest as usize) {
+                *c += 1;
+            }
+            if sent_last {
+                self.beyond
+                    .still_connecting(w.refused.site, w.refused.cause);
+            }
         }
+        for (d, c) in self.per_dest.iter_mut().zip(connecting_to) {
+            d.established = d.attempts - d.failures - c;
+        }
+        let connecting_at_end = self.syns.len() as u64;
         let span = end.max(1) as f64;
         let open_at_end = (self.conns.len() - self.free_conns.len()) as u32;
         let time_wait_at_end = self.rec.level(TIME_WAIT);
@@ -592,9 +713,28 @@ impl<O: Observer, P: Ports, N: PortLayer> Engine<'_, O, P, N> {
                 .finish(end, self.out.attempts, self.out.failures),
             simulated_ns: end,
             attempts: self.out.attempts,
-            established: self.out.attempts - self.out.failures,
+            established: self.out.attempts - self.out.failures - connecting_at_end,
             failures: self.out.failures,
             first_failure: self.out.first_failure,
+            connecting_at_end,
+            delays: self.delays,
+            failures_at: {
+                let used = self
+                    .out
+                    .failures_at
+                    .iter()
+                    .rposition(|c| *c > 0)
+                    .unwrap_or(0);
+                self.out.failures_at[..=used.max(self.beyond.nat_count())].to_vec()
+            },
+            first_failure_at: self.out.first_failure_layer.map(|l| match l {
+                0 => "host".to_string(),
+                n => self
+                    .sc
+                    .nat_path()
+                    .get(usize::from(n) - 1)
+                    .map_or_else(|| format!("layer {n}"), |nat| nat.name.clone()),
+            }),
             retries: self.out.retries,
             abandoned: self.out.abandoned,
             tw_reused,
@@ -796,7 +936,10 @@ mod tests {
             _: layer::Path,
             _: &mut Ctx<'_, O>,
         ) -> Result<((), layer::Path), Refused> {
-            Err(Refused { site: self.0 })
+            Err(Refused {
+                site: self.0,
+                cause: layer::Cause::NoPort,
+            })
         }
         fn close<O: Observer>(&mut self, _: u64, _: (), _: &mut Ctx<'_, O>) {
             unreachable!("nothing got through")
@@ -828,13 +971,14 @@ mod tests {
     }
 
     /// A refusal beyond the host is charged to the layer that refused, and
-    /// the host lets go of the port it took, with no TIME_WAIT.
+    /// the host lets go of the port it took when the connect gives up (here
+    /// after a 1 ms connect timeout), with no TIME_WAIT.
     #[test]
     fn a_refusal_beyond_the_host_is_charged_there_and_frees_the_port() {
         let sc = load(
-            "name = 't'\nduration = '10s'\n[host]\nport_range = '40000-40099'\n\
+            "name = 't'\nduration = '9990ms'\n[host]\nport_range = '40000-40099'\n\
              time_wait = '60s'\n[[destinations]]\naddress = '10.0.0.1:80'\n\
-             [traffic]\nrate = 20\nhold = '1s'\n",
+             [traffic]\narrivals = 'constant'\nrate = 20\nhold = '1s'\nconnect_timeout = '1ms'\n",
         );
         let nat = Site { layer: 1, host: 0 };
         let mut obs = Charges::default();
@@ -849,8 +993,9 @@ mod tests {
         assert_eq!(o.established, 0);
         assert_eq!(o.failures, o.attempts);
         assert_eq!(obs.failed_at, vec![nat; o.attempts as usize]);
-        // Each attempt took a port and gave it back at once.
+        // Each attempt took a port and gave it back 1 ms later.
         assert_eq!((obs.busy, obs.free), (o.attempts as u32, o.attempts as u32));
+        assert_eq!(o.connecting_at_end, 0);
         assert_eq!(o.peak_in_use, 1);
         assert_eq!((o.peak_time_wait, o.time_wait_at_end), (0, 0));
         // Through Direct the host itself runs out (20/s × 61 s is far more
@@ -863,13 +1008,15 @@ mod tests {
     }
 
     /// A refusal beyond the host counts as a failure of the host pool the
-    /// attempt took its port from, and the port goes back to that pool.
+    /// attempt took its port from, and the port goes back to that pool when
+    /// the connect gives up (a 1 ms connect timeout).
     #[test]
     fn a_refusal_beyond_the_host_fails_in_its_pool() {
         let sc = load(
             "name = 't'\nduration = '9990ms'\n[host]\nport_range = '40000-40099'\n\
              [[destinations]]\naddress = '10.0.0.1:80'\ncount = 2\n\
-             [traffic]\npick = 'round-robin'\narrivals = 'constant'\nrate = 20\nhold = '1s'\n",
+             [traffic]\npick = 'round-robin'\narrivals = 'constant'\nrate = 20\nhold = '1s'\n\
+             connect_timeout = '1ms'\n",
         );
         let ports = PortSpace::new(100, 1, []);
         let host = HostLayer::new(&sc, Site::HOST0, ports);
@@ -881,10 +1028,14 @@ mod tests {
             .iter()
             .map(|p| (p.dest, p.attempts, p.failures, p.peak_in_use, p.mean_in_use))
             .collect();
-        // Each port is held for no time at all.
+        // Each port is held 1 ms: 100 and 99 ms over the 9.99 s run.
+        let mean = |ms: f64| ms / 9990.0;
         assert_eq!(
             counts,
-            vec![(Some(0), 100, 100, 1, 0.0), (Some(1), 99, 99, 1, 0.0)]
+            vec![
+                (Some(0), 100, 100, 1, mean(100.0)),
+                (Some(1), 99, 99, 1, mean(99.0))
+            ]
         );
     }
 

@@ -30,7 +30,7 @@ use std::collections::VecDeque;
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 
-use super::layer::{Ctx, Due, Path, Phase, PortLayer, Refused, Site};
+use super::layer::{Cause, Ctx, Due, Path, Phase, PortLayer, Refused, Site};
 use super::traffic::{rng, stream, Stream};
 use super::Observer;
 use crate::ports::fastmap::FastMap;
@@ -41,15 +41,6 @@ use crate::scenario::{Close, Scenario};
 const MAX_ATTEMPTS: u32 = 128;
 /// A round with fewer candidates than this is the last.
 const MIN_ROUND: u32 = 16;
-
-/// Why a NAT dropped a new connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cause {
-    /// No free outside port for this destination was found.
-    NoPort,
-    /// The conntrack table was full.
-    TableFull,
-}
 
 pub use super::layer::NatFigures;
 
@@ -393,6 +384,59 @@ impl LinuxNat {
         self.held[queue].push_back((t.saturating_add(ns), m));
     }
 
+    /// A SYN of `path` was dropped for `cause`: every drop is counted, the
+    /// connect's failure only at its last SYN.
+    fn dropped(&mut self, t: u64, path: Path, cause: Cause) {
+        self.figures.syns_dropped += 1;
+        self.figures.first_failure_ns.get_or_insert(t);
+        if path.syn.last {
+            match cause {
+                Cause::NoPort => self.figures.failures_no_port += 1,
+                Cause::TableFull => self.figures.failures_table_full += 1,
+            }
+        }
+    }
+
+    /// A retransmitted SYN whose first SYN this NAT let through (a NAT
+    /// further on dropped it): conntrack still holds that entry, unreplied,
+    /// and the SYN takes it again with the same mapping.
+    fn retransmitted(&mut self, t: u64, path: Path) -> Option<(Mapping, Path)> {
+        let source = source_key(path.addr, path.port);
+        let reply = *self.by_orig.get(&(source, path.dest))?;
+        let e = self.used[&reply];
+        if e.state != State::SynSent {
+            return None;
+        }
+        let (addr, port) = (((reply >> 16) & 0xffff) as u32, (reply & 0xffff) as u32);
+        self.release(
+            t,
+            Mapping {
+                reply,
+                source,
+                stamp: e.stamp,
+            },
+        );
+        let m = self.take(t, addr, port, path);
+        Some((
+            m,
+            Path {
+                addr,
+                port,
+                dest: path.dest,
+                syn: path.syn,
+            },
+        ))
+    }
+
+    /// A connect whose last SYN this NAT dropped for `cause` was still
+    /// waiting to give up when the run ended: it is not a failure yet.
+    pub fn still_connecting(&mut self, cause: Cause) {
+        match cause {
+            Cause::NoPort => self.figures.failures_no_port -= 1,
+            Cause::TableFull => self.figures.failures_table_full -= 1,
+        }
+    }
+
     /// The NAT's figures, up to `end`.
     pub fn figures(&mut self, end: u64) -> NatFigures {
         self.advance(end);
@@ -411,19 +455,25 @@ impl PortLayer for LinuxNat {
         path: Path,
         _cx: &mut Ctx<'_, O>,
     ) -> Result<(Mapping, Path), Refused> {
-        self.figures.attempts += 1;
-        let refused = Refused { site: self.site };
+        if path.syn.first {
+            self.figures.attempts += 1;
+        } else if let Some(reopened) = self.retransmitted(t, path) {
+            // The retransmission matches the entry its first SYN made.
+            return Ok(reopened);
+        }
+        let site = self.site;
+        let refused = |cause| Refused { site, cause };
         if self.entries >= self.max_entries {
-            self.figures.failures_table_full += 1;
-            self.figures.first_failure_ns.get_or_insert(t);
-            return Err(refused);
+            self.dropped(t, path, Cause::TableFull);
+            return Err(refused(Cause::TableFull));
         }
         let Some((addr, port, preserved)) = self.choose(t, path) else {
-            self.figures.failures_no_port += 1;
-            self.figures.first_failure_ns.get_or_insert(t);
-            return Err(refused);
+            self.dropped(t, path, Cause::NoPort);
+            return Err(refused(Cause::NoPort));
         };
-        if preserved {
+        // Counted once per connect: not again for a retransmission it let
+        // through before (whose entry expired meanwhile).
+        if preserved && !path.syn.passed {
             self.figures.ports_preserved += 1;
         }
         let m = self.take(t, addr, port, path);
@@ -433,6 +483,7 @@ impl PortLayer for LinuxNat {
                 addr,
                 port,
                 dest: path.dest,
+                syn: path.syn,
             },
         ))
     }
@@ -517,7 +568,9 @@ impl PortLayer for NatChain {
         cx: &mut Ctx<'_, O>,
     ) -> Result<(Self::Held, Path), Refused> {
         let mut held = [NO_MAPPING; MAX_CHAIN];
+        let syn = path.syn;
         for i in 0..self.nats.len() {
+            path.syn = syn.at(i);
             match self.nats[i].open(t, path, cx) {
                 Ok((m, p)) => {
                     held[i] = m;
@@ -548,6 +601,16 @@ impl PortLayer for NatChain {
 
     fn nat_figures(&mut self, end: u64) -> Vec<NatFigures> {
         self.figures(end)
+    }
+
+    fn nat_count(&self) -> usize {
+        self.nats.len()
+    }
+
+    fn still_connecting(&mut self, site: Site, cause: Cause) {
+        if let Some(n) = self.nats.iter_mut().find(|n| n.site == site) {
+            n.still_connecting(cause);
+        }
     }
 
     fn next_due(&self) -> Due {

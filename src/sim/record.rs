@@ -55,8 +55,10 @@ pub struct Tally {
     off: [i128; 3],
     pub in_use_peak: u32,
     pub attempts: u64,
-    /// Established attempts are the others: worked out in `finish`.
     pub failures: u64,
+    /// Connects that completed in the bin (most in the bin of their
+    /// attempt; a connect whose SYN was dropped, when one got through).
+    pub established: u64,
 }
 
 impl Tally {
@@ -70,6 +72,7 @@ impl Tally {
         self.in_use_peak = self.in_use_peak.max(b.in_use_peak);
         self.attempts += b.attempts;
         self.failures += b.failures;
+        self.established += b.established;
     }
 }
 
@@ -239,8 +242,7 @@ impl Recorder {
                 in_use_peak: t.in_use_peak,
                 attempts: t.attempts,
                 failures: t.failures,
-                // An attempt and its failure fall in the same bin.
-                established: t.attempts - t.failures,
+                established: t.established,
             });
         }
         Recorded {

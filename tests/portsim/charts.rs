@@ -163,7 +163,11 @@ fn read_text(p: &Path) -> String {
 fn headline(summary: &str) -> String {
     summary
         .lines()
-        .find(|l| l.starts_with("  First failure") || l.starts_with("  No port ran out"))
+        .find(|l| {
+            l.starts_with("  First failure")
+                || l.starts_with("  No port ran out")
+                || l.starts_with("  No connect failed")
+        })
         .unwrap_or_else(|| panic!("no headline in the summary:\n{summary}"))
         .trim()
         .to_string()

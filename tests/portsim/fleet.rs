@@ -104,6 +104,7 @@ address = "10.2.0.1:80"
 arrivals = "constant"
 rate = {rate}
 hold = "1h"
+connect_timeout = "0s"
 [[hosts]]
 name = "web"
 count = {count}
@@ -179,6 +180,7 @@ address = "10.3.0.1:443"
 arrivals = "constant"
 rate = 8
 hold = "1h"
+connect_timeout = "0s"
 [[hosts]]
 name = "a"
 [[hosts]]

@@ -234,8 +234,15 @@ fn preservation(lab: &mut Lab) -> Result<(), String> {
 
 /// The same NAT in portsim: a host on `OUTSIDE` behind one outside address
 /// with `nat_range`, `per_dest` connections held to each of `dests`
-/// (round-robin), as the kernel case opens them.
-fn portsim_nat(nat_range: (u16, u16), dests: &[SocketAddrV4], per_dest: usize) -> portsim::Report {
+/// (round-robin), as the kernel case opens them, each given `timeout` to
+/// connect (the driver's), with the kernel's `tcp_syn_linear_timeouts`.
+fn portsim_nat(
+    nat_range: (u16, u16),
+    dests: &[SocketAddrV4],
+    per_dest: usize,
+    timeout: Duration,
+    linear: u32,
+) -> portsim::Report {
     let mut text = format!(
         r#"name = "kernel-nat"
 seed = 1
@@ -244,11 +251,13 @@ max_connections = {}
 os = "linux"
 port_range = "{}-{}"
 via = "router"
+syn_linear_timeouts = {linear}
 [traffic]
 arrivals = "constant"
 rate = 100
 hold = "1000h"
 pick = "round-robin"
+connect_timeout = "{}ms"
 [[nat]]
 name = "router"
 type = "linux"
@@ -258,6 +267,7 @@ port_range = "{}-{}"
         per_dest * dests.len(),
         OUTSIDE.0,
         OUTSIDE.1,
+        timeout.as_millis(),
         nat_range.0,
         nat_range.1
     );
@@ -346,16 +356,31 @@ fn exhaustion(lab: &mut Lab) -> Result<(), String> {
         )
     })?;
     ensure(entries == 16, || format!("conntrack entries: {entries}"))?;
-    // portsim, the same 20 connects: the same counts.
-    let m = portsim_nat((40000, 40015), &[dest], 20);
+    // portsim, the same 20 connects with the same 2.5 s timeout and linear
+    // timeouts: the same counts, and the same SYNs (every dropped SYN but a
+    // failed connect's last is followed by a retransmission).
+    let linear_n = linear.as_deref().and_then(|l| l.parse().ok()).unwrap_or(0);
+    let m = portsim_nat((40000, 40015), &[dest], 20, timeout, linear_n);
     let n = &m.nats[0];
+    let model_syns = n.attempts + n.syns_dropped - n.failures;
     lab.fact(format!(
-        "portsim: {} of 20 established, {} dropped by the NAT (no port), {} distinct NAT ports, {} conntrack entries",
-        m.established, n.failures_by_cause.no_port, n.distinct_ports, n.peak_mappings
+        "portsim: {} of 20 established, {} dropped by the NAT (no port), {} distinct NAT ports, {} conntrack entries, {} SYNs dropped, {model_syns} SYNs in all",
+        m.established, n.failures_by_cause.no_port, n.distinct_ports, n.peak_mappings, n.syns_dropped
     ));
     ensure(
-        (m.established, n.failures, n.distinct_ports, n.peak_mappings)
-            == (held.len() as u64, failed.len() as u64, 16, entries as u64),
+        (
+            m.established,
+            n.failures,
+            n.distinct_ports,
+            n.peak_mappings,
+            model_syns,
+        ) == (
+            held.len() as u64,
+            failed.len() as u64,
+            16,
+            entries as u64,
+            syns,
+        ),
         || format!("portsim differs from the kernel: {n:?}"),
     )
 }
@@ -405,7 +430,7 @@ fn two_destinations(lab: &mut Lab) -> Result<(), String> {
     })?;
     ensure(extra.iter().all(|c| !c.ok()), || format!("{extra:?}"))?;
     // portsim, 17 connects to each destination: 16 each, the 17th dropped.
-    let m = portsim_nat((40000, 40015), &dests, 17);
+    let m = portsim_nat((40000, 40015), &dests, 17, QUICK, 4);
     let n = &m.nats[0];
     lab.fact(format!(
         "portsim: {} established, {} dropped, {} distinct NAT ports, peak {} ports of the address",

@@ -28,6 +28,8 @@
 //!   (exact counts for deterministic traffic, Little's law, Erlang B);
 //! - `fleet`: `[[hosts]]` groups: a fleet of one host is the host, exact
 //!   counts per host and at a shared NAT, Little's law, the loader;
+//! - `syn`: SYN retransmissions after a NAT drops a SYN: the schedule,
+//!   exact counts, delays, upstream mappings kept, connects left retrying;
 //! - `fixes`: computed fixes: which levers apply, searched values derived by
 //!   hand, and each fix rerunning to its own figures;
 //! - `fuzz`: generated and mutated scenario files: no panic, one-line
@@ -56,5 +58,6 @@ mod schema;
 mod series_and_hints;
 mod sweep;
 mod sweep_hardening;
+mod syn;
 mod theory;
 mod util;

@@ -2,7 +2,9 @@
 //!
 //! Each case is a host with a wide range behind a NAT with a narrow one,
 //! constant arrivals, and the `sequential` allocator, so which ports the host
-//! offers is known. Uniqueness is per reply tuple (outside address, port,
+//! offers is known; `connect_timeout = "0s"` makes a dropped SYN fail its
+//! connect at once (the SYN retransmissions have tests of their own, in
+//! `syn`). Uniqueness is per reply tuple (outside address, port,
 //! destination): a NAT with P ports serves P connections per destination at
 //! once, however many destinations share them.
 
@@ -32,6 +34,7 @@ rate = {rate}
 hold = "{hold}"
 close = "{close}"
 pick = "round-robin"
+connect_timeout = "0s"
 {extra}
 "#
     ))
@@ -205,6 +208,7 @@ arrivals = "constant"
 rate = 10
 hold = "1000h"
 close = "client"
+connect_timeout = "0s"
 [[nat]]
 name = "node"
 type = "linux"

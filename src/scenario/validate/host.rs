@@ -26,6 +26,13 @@ pub(super) fn port_range(key: &str, text: &str) -> R<(u16, u16)> {
     }
 }
 
+/// `tcp_syn_retries` is at most 127 in the kernel (`MAX_TCP_SYNCNT`).
+const MAX_SYN_RETRIES: i64 = 127;
+/// Linux's defaults (Documentation/networking/ip-sysctl.rst:
+/// `tcp_syn_retries` 6, `tcp_syn_linear_timeouts` 4 since Linux 6.5).
+pub const DEFAULT_SYN_RETRIES: u32 = 6;
+pub const DEFAULT_SYN_LINEAR_TIMEOUTS: u32 = 4;
+
 pub(super) fn host(h: &RawHost) -> R<Host> {
     let os = match h.os.as_deref() {
         None => Os::Generic,
@@ -123,7 +130,22 @@ pub(super) fn host(h: &RawHost) -> R<Host> {
         None => NS_PER_S,
     };
     let addresses = addresses("host.addresses", "192.0.2.1", h.addresses.as_ref())?;
+    let count = |key: &str, v: Option<i64>, default: u32| -> R<u32> {
+        match v {
+            None => Ok(default),
+            Some(n) if (0..=MAX_SYN_RETRIES).contains(&n) => Ok(n as u32),
+            Some(n) => err(key, format!("found {n}; expected 0 to {MAX_SYN_RETRIES}")),
+        }
+    };
+    let syn_retries = count("host.syn_retries", h.syn_retries, DEFAULT_SYN_RETRIES)?;
+    let syn_linear_timeouts = count(
+        "host.syn_linear_timeouts",
+        h.syn_linear_timeouts,
+        DEFAULT_SYN_LINEAR_TIMEOUTS,
+    )?;
     let host = Host {
+        syn_retries,
+        syn_linear_timeouts,
         os,
         allocator,
         port_lo,

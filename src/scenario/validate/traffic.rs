@@ -76,7 +76,14 @@ pub(super) fn traffic(t: &RawTraffic) -> R<Traffic> {
             "found 0; expected at least 1",
         );
     }
+    // 0: the connect fails as soon as a SYN is dropped.
+    let connect_timeout_ns = t
+        .connect_timeout
+        .as_deref()
+        .map(|d| duration("traffic.connect_timeout", d))
+        .transpose()?;
     Ok(Traffic {
+        connect_timeout_ns,
         arrivals,
         rate,
         hold,
