@@ -15,8 +15,11 @@
 //! pasted into a document can be traced back to its run.
 
 pub mod destinations;
+pub mod host_map;
 pub mod html;
+pub mod layers;
 pub mod occupancy;
+pub mod per_layer;
 pub mod port_map;
 pub mod reuse;
 pub mod sweep;
@@ -90,6 +93,8 @@ pub const CHARTS: &[&dyn Chart] = &[
     &reuse::ReuseHistogram,
     &port_map::PortMap,
     &destinations::Destinations,
+    &per_layer::PerLayer,
+    &host_map::HostMap,
 ];
 
 /// Which files `--charts` asks for.

@@ -10,8 +10,13 @@
 //! `ROW_BLOCKS × 2` rows × `MAX_COLS` columns: when time passes the last
 //! column, neighbouring columns merge and the column width doubles, so a run
 //! of any length fits.
+//!
+//! It also carries the per-layer and per-host data of [`LayerUsage`], so a
+//! run records everything the charts draw through one observer.
 
+use super::layers::LayerUsage;
 use crate::scenario::Scenario;
+use crate::sim::layer::Site;
 use crate::sim::Observer;
 
 /// Port blocks along the port axis; each is drawn as an even and an odd row.
@@ -34,6 +39,8 @@ pub struct PortUsage {
     uses: Vec<u32>,
     /// Columns in use so far (the grid's right edge).
     cols: usize,
+    /// Occupancy per layer and per host.
+    layers: LayerUsage,
 }
 
 const FREE: u64 = u64::MAX;
@@ -58,6 +65,7 @@ impl PortUsage {
             since: vec![FREE; range as usize * h.addresses.len().max(1)],
             uses: vec![0; range as usize],
             cols: 0,
+            layers: LayerUsage::new(sc),
         }
     }
 
@@ -168,6 +176,11 @@ impl PortUsage {
         &self.uses
     }
 
+    /// Occupancy per layer (hosts, each NAT) and per host.
+    pub fn layers(&self) -> &LayerUsage {
+        &self.layers
+    }
+
     /// Total held port·ns over the run (for checks against the report).
     pub fn held_area_ns(&self) -> u128 {
         self.cells.iter().map(|&c| u128::from(c)).sum()
@@ -188,6 +201,25 @@ impl Observer for PortUsage {
     }
     fn on_end(&mut self, t: u64) {
         self.finish(t);
+        self.layers.on_end(t);
+    }
+    fn on_fail_at(&mut self, site: Site, t: u64, dest: u32) {
+        self.layers.on_fail_at(site, t, dest);
+    }
+    fn on_port_busy_at(&mut self, site: Site, t: u64, addr: u32, idx: u32) {
+        if site == Site::HOST0 {
+            self.on_port_busy(t, addr, idx);
+        }
+        self.layers.on_port_busy_at(site, t, addr, idx);
+    }
+    fn on_port_free_at(&mut self, site: Site, t: u64, addr: u32, idx: u32) {
+        if site == Site::HOST0 {
+            self.on_port_free(t, addr, idx);
+        }
+        self.layers.on_port_free_at(site, t, addr, idx);
+    }
+    fn on_nat_entries(&mut self, site: Site, t: u64, entries: u64) {
+        self.layers.on_nat_entries(site, t, entries);
     }
 }
 

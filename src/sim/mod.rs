@@ -97,6 +97,11 @@ pub trait Observer {
             self.on_port_free(t_ns, addr, idx);
         }
     }
+    /// The NAT at `site` holds `entries` conntrack entries from `t_ns` on.
+    /// Called when the count has changed: after an attempt the NAT saw (its
+    /// net change: the entry it made, and any a new SYN deleted or evicted
+    /// on the way) and after each entry freed at close or by its timer.
+    fn on_nat_entries(&mut self, _site: Site, _t_ns: u64, _entries: u64) {}
 }
 
 /// Two observers side by side, e.g. a trace and the charts' port usage.
@@ -146,6 +151,10 @@ impl<A: Observer, B: Observer> Observer for (A, B) {
         self.0.on_port_free_at(site, t, addr, idx);
         self.1.on_port_free_at(site, t, addr, idx);
     }
+    fn on_nat_entries(&mut self, site: Site, t: u64, entries: u64) {
+        self.0.on_nat_entries(site, t, entries);
+        self.1.on_nat_entries(site, t, entries);
+    }
 }
 
 /// An observer that may be absent (e.g. no `--trace`).
@@ -187,6 +196,10 @@ impl<T: Observer> Observer for Option<T> {
     fn on_port_free_at(&mut self, site: Site, t: u64, addr: u32, idx: u32) {
         self.iter_mut()
             .for_each(|o| o.on_port_free_at(site, t, addr, idx));
+    }
+    fn on_nat_entries(&mut self, site: Site, t: u64, entries: u64) {
+        self.iter_mut()
+            .for_each(|o| o.on_nat_entries(site, t, entries));
     }
 }
 

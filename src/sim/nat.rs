@@ -175,9 +175,11 @@ impl LinuxNat {
 
     /// The connection of `m` closed at `t`: conntrack keeps the entry for
     /// `ns` (its `time_wait` after a FIN, `close` after a reset).
-    pub fn close_after(&mut self, t: u64, m: Mapping, ns: u64) {
+    pub fn close_after<O: Observer>(&mut self, t: u64, m: Mapping, ns: u64, cx: &mut Ctx<'_, O>) {
         if ns == 0 {
+            let before = self.entries;
             self.release(t, m);
+            self.report(t, before, cx);
         } else {
             self.hold(t, m, CLOSED, ns, State::Closed);
         }
@@ -437,6 +439,18 @@ impl LinuxNat {
         }
     }
 
+    /// Tell the observer the entry count at `t` if it is no longer
+    /// `before`. The entry count changes only in `take` and `release`,
+    /// which have no observer; each caller that has one compares around
+    /// them instead, so with an observer that ignores the hook all of this
+    /// compiles to nothing.
+    #[inline(always)]
+    fn report<O: Observer>(&self, t: u64, before: u64, cx: &mut Ctx<'_, O>) {
+        if self.entries != before {
+            cx.obs.on_nat_entries(self.site, t, self.entries);
+        }
+    }
+
     /// The NAT's figures, up to `end`.
     pub fn figures(&mut self, end: u64) -> NatFigures {
         self.advance(end);
@@ -453,12 +467,14 @@ impl PortLayer for LinuxNat {
         &mut self,
         t: u64,
         path: Path,
-        _cx: &mut Ctx<'_, O>,
+        cx: &mut Ctx<'_, O>,
     ) -> Result<(Mapping, Path), Refused> {
+        let before = self.entries;
         if path.syn.first {
             self.figures.attempts += 1;
         } else if let Some(reopened) = self.retransmitted(t, path) {
             // The retransmission matches the entry its first SYN made.
+            self.report(t, before, cx);
             return Ok(reopened);
         }
         let site = self.site;
@@ -469,6 +485,7 @@ impl PortLayer for LinuxNat {
         }
         let Some((addr, port, preserved)) = self.choose(t, path) else {
             self.dropped(t, path, Cause::NoPort);
+            self.report(t, before, cx);
             return Err(refused(Cause::NoPort));
         };
         // Counted once per connect: not again for a retransmission it let
@@ -477,6 +494,7 @@ impl PortLayer for LinuxNat {
             self.figures.ports_preserved += 1;
         }
         let m = self.take(t, addr, port, path);
+        self.report(t, before, cx);
         Ok((
             m,
             Path {
@@ -488,8 +506,8 @@ impl PortLayer for LinuxNat {
         ))
     }
 
-    fn close<O: Observer>(&mut self, t: u64, m: Mapping, _cx: &mut Ctx<'_, O>) {
-        self.close_after(t, m, self.hold_close_ns);
+    fn close<O: Observer>(&mut self, t: u64, m: Mapping, cx: &mut Ctx<'_, O>) {
+        self.close_after(t, m, self.hold_close_ns, cx);
     }
 
     fn abort<O: Observer>(&mut self, t: u64, m: Mapping, _cx: &mut Ctx<'_, O>) {
@@ -513,7 +531,7 @@ impl PortLayer for LinuxNat {
         }
     }
 
-    fn run_due<O: Observer>(&mut self, until: Due, _cx: &mut Ctx<'_, O>) {
+    fn run_due<O: Observer>(&mut self, until: Due, cx: &mut Ctx<'_, O>) {
         loop {
             let next = self.next_due();
             if next >= until || next == Due::NEVER {
@@ -523,7 +541,9 @@ impl PortLayer for LinuxNat {
                 .find(|&i| self.held[i].front().is_some_and(|e| e.0 == next.t))
                 .expect("a queue holds the earliest timer");
             let (t, m) = self.held[q].pop_front().expect("peeked");
+            let before = self.entries;
             self.release(t, m);
+            self.report(t, before, cx);
         }
     }
 }

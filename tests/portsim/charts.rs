@@ -36,24 +36,63 @@ hold = "1s"
 /// Files written besides the charts, always.
 const DATA: [&str; 2] = ["report.json", "timeseries.csv"];
 
-/// Whether chart `name` applies to a run with `destinations` destinations,
-/// from the rules stated for each chart: the per-destination view needs
-/// several destinations; the others always apply (the port usage map because
+/// What decides which charts a run gets.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    destinations: usize,
+    nats: usize,
+    hosts: u64,
+}
+
+impl Shape {
+    /// One host, no NAT, `destinations` destinations.
+    fn single(destinations: usize) -> Shape {
+        Shape {
+            destinations,
+            nats: 0,
+            hosts: 1,
+        }
+    }
+
+    /// From a report.json.
+    fn of(report: &Value) -> Result<Shape, String> {
+        let list = |key: &str| {
+            report[key]
+                .as_array()
+                .ok_or(format!("report.json has no {key}"))
+        };
+        Ok(Shape {
+            destinations: list("destinations")?.len(),
+            nats: list("nats")?.len(),
+            hosts: list("hosts")?
+                .iter()
+                .map(|h| h["count"].as_u64().unwrap_or(0))
+                .sum(),
+        })
+    }
+}
+
+/// Whether chart `name` applies to a run of this shape, from the rules
+/// stated for each chart: the per-destination view needs several
+/// destinations, the per-layer view a NAT, the per-host map a fleet of two
+/// hosts or more; the others always apply (the port usage map because
 /// `--out` records port usage).
-fn applies(name: &str, destinations: usize) -> bool {
+fn applies(name: &str, shape: Shape) -> bool {
     match name {
         "occupancy" | "reuse" | "port-map" => true,
-        "destinations" => destinations > 1,
+        "destinations" => shape.destinations > 1,
+        "layers" => shape.nats > 0,
+        "hosts" => shape.hosts >= 2,
         other => panic!("chart `{other}` is new: state here when it applies"),
     }
 }
 
-/// The charts expected for a run with `destinations` destinations.
-fn applicable(destinations: usize) -> Vec<&'static dyn Chart> {
+/// The charts expected for a run of this shape.
+fn applicable(shape: Shape) -> Vec<&'static dyn Chart> {
     CHARTS
         .iter()
         .copied()
-        .filter(|c| applies(c.name(), destinations))
+        .filter(|c| applies(c.name(), shape))
         .collect()
 }
 
@@ -71,6 +110,14 @@ fn expected_text(name: &str, scenario: &str) -> Vec<String> {
             &["time since start", "local port", "uses per port"],
         ),
         "destinations" => ("Attempts per destination", &["connection attempts"]),
+        "layers" => (
+            "Occupancy per layer",
+            &["time since start", "ports held", "mappings", "pool of"],
+        ),
+        "hosts" => (
+            "Ports held per host over time",
+            &["time since start", "host", "peak ports held", "ports held"],
+        ),
         other => panic!("chart `{other}` is new: state here what it must say"),
     };
     std::iter::once(format!("{title} — {scenario}"))
@@ -210,11 +257,7 @@ fn check_run(out: &Path, headline: &str) -> Result<(), String> {
         .as_str()
         .ok_or("report.json has no scenario.name")?;
     let seed = report["seed"].as_u64().ok_or("report.json has no seed")?;
-    let destinations = report["destinations"]
-        .as_array()
-        .ok_or("report.json has no destinations")?
-        .len();
-    let charts = applicable(destinations);
+    let charts = applicable(Shape::of(&report)?);
     let expected = expected_files(&charts, Formats::ALL);
     let found = listing(out);
     if found != expected {
@@ -317,7 +360,7 @@ fn a_blank_image_is_caught() {
         report: &report,
         usage: Some(&usage),
     };
-    for c in applicable(report.destinations.len()) {
+    for c in applicable(Shape::single(report.destinations.len())) {
         let png = portsim::chart::render_png(c, &input).unwrap();
         let img = decode(&png);
         assert_eq!(img.dimensions(), c.size(), "{}", c.name());
@@ -334,7 +377,7 @@ fn chart_flags_choose_the_files() {
     // an unknown format, `--charts`/`--no-charts` without `--out`, or both
     // together are usage errors (exit code 2) that write nothing.
     let sc = write(dir.path(), "small.toml", SMALL);
-    let charts = applicable(1);
+    let charts = applicable(Shape::single(1));
     let only = |png, svg, html| Formats { png, svg, html };
     let cases: [(&str, &[&str], Formats); 3] = [
         ("png", &["--charts", "png"], only(true, false, false)),
@@ -387,7 +430,10 @@ fn charts_and_page_are_byte_identical_across_runs() {
     });
     let files = listing(&outs[0]);
     assert_eq!(files, listing(&outs[1]));
-    assert_eq!(files, expected_files(&applicable(2), Formats::ALL));
+    assert_eq!(
+        files,
+        expected_files(&applicable(Shape::single(2)), Formats::ALL)
+    );
     for f in &files {
         let (a, b) = (read(&outs[0].join(f)), read(&outs[1].join(f)));
         assert!(a == b, "{f} differs between two runs of one scenario");
@@ -466,4 +512,346 @@ fn port_map_shows_linux_even_first() {
         "rfc6056-1: even ports {even:.1}, odd ports {odd:.1}, {:.1} % apart",
         gap * 100.0
     );
+}
+
+/// Two groups of hosts (6 at 10/s, 3 at 25/s, each connection held 20 s)
+/// behind a node NAT of 2,000 ports, then an edge NAT of 2 × 600 ports:
+/// 135/s × 20 s = 2,700 connections open at once, more than either NAT has
+/// ports (the edge uses one outside address, as the node presents one
+/// source address), so both refuse attempts, while no host runs out
+/// (25/s × 50 s = 1,250 of its 5,000 ports). The edge lets a mapping go at
+/// close, with no timer.
+const FLEET_NAT: &str = r#"
+name = "fleet-nat"
+seed = 5
+duration = "2m"
+[host]
+port_range = "40000-44999"
+time_wait = "30s"
+[[destinations]]
+address = "10.0.0.5:443"
+[traffic]
+hold = "20s"
+connect_timeout = "3s"
+[[hosts]]
+name = "web"
+count = 6
+addresses = ["10.1.0.1"]
+traffic = { rate = 10 }
+via = "node"
+[[hosts]]
+name = "batch"
+count = 3
+addresses = ["10.2.0.1"]
+traffic = { rate = 25 }
+via = "node"
+[[nat]]
+name = "node"
+type = "linux"
+port_range = "20000-21999"
+timeouts = { time_wait = "20s" }
+via = "edge"
+[[nat]]
+name = "edge"
+type = "linux"
+addresses = 2
+port_range = "30000-30599"
+timeouts = { time_wait = "0" }
+"#;
+
+/// One host through two stacked NATs (the engine's NAT chain, not the
+/// fleet's graph): 40/s held 10 s on average at a first NAT of 300 ports
+/// (400 open at once), so it runs out; the second keeps mappings 0 s after
+/// close (they go at once).
+const CHAIN: &str = r#"
+name = "chain"
+seed = 9
+duration = "90s"
+[host]
+port_range = "40000-44999"
+time_wait = "20s"
+via = "pod"
+[[destinations]]
+address = "10.0.0.5:443"
+[traffic]
+arrivals = "poisson"
+rate = 40
+hold = { dist = "exponential", mean = "10s" }
+connect_timeout = "3s"
+[[nat]]
+name = "pod"
+type = "linux"
+port_range = "50000-50299"
+mode = "random-fully"
+timeouts = { time_wait = "10s" }
+via = "out"
+[[nat]]
+name = "out"
+type = "linux"
+timeouts = { time_wait = "0" }
+"#;
+
+/// The largest of `f` over every column.
+fn max_over(cols: usize, f: impl Fn(usize) -> u64) -> u64 {
+    (0..cols).map(f).max().unwrap_or(0)
+}
+
+/// Close to within float rounding of an integral divided by a duration.
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1e-300)
+}
+
+/// Every figure of the layer data that the report also has, against it:
+/// each NAT's peak entries (exactly), mean entries, refusals and first
+/// refusal; all hosts' ports (peak exactly, mean).
+fn check_layers_against_report(sc: &portsim::Scenario) -> (PortUsage, portsim::Report) {
+    let mut usage = PortUsage::new(sc);
+    let report = portsim::run_with(sc, &mut usage);
+    let l = usage.layers();
+    let (_, cols) = l.columns();
+    let end = report.simulated_ns as f64;
+    assert_eq!(l.nats(), report.nats.len());
+    for (n, nat) in report.nats.iter().enumerate() {
+        let peak = max_over(cols, |c| l.nat_entries(n, c).1);
+        assert_eq!(peak, nat.peak_mappings, "NAT {} peak", nat.name);
+        let mean = l.area_ns(Some(n)) as f64 / end;
+        assert!(
+            close(mean, nat.mean_mappings),
+            "NAT {}: mean {mean} vs {}",
+            nat.name,
+            nat.mean_mappings
+        );
+        // Connects failed there (when they gave up), which is at or after
+        // the NAT's first dropped SYN.
+        let (first, refused) = l.failures_at(1 + n);
+        assert_eq!(refused, nat.failures, "NAT {} refusals", nat.name);
+        assert_eq!(first.is_some(), nat.failures > 0, "NAT {}", nat.name);
+        if let (Some(t), Some(drop)) = (first, nat.first_failure_s) {
+            assert!(
+                t as f64 / 1e9 >= drop,
+                "NAT {}: {t} before {drop}",
+                nat.name
+            );
+        }
+    }
+    let peak = max_over(cols, |c| l.hosts_total(c).1);
+    assert_eq!(peak, u64::from(report.ports.peak_in_use), "hosts' peak");
+    let mean = l.area_ns(None) as f64 / end;
+    assert!(
+        close(mean, report.ports.mean_in_use),
+        "hosts' mean {mean} vs {}",
+        report.ports.mean_in_use
+    );
+    // Every column's mean lies between 0 and its peak.
+    for c in 0..cols {
+        let (m, p) = l.hosts_total(c);
+        assert!(m >= 0.0 && m <= p as f64 + 1e-9, "column {c}: {m} > {p}");
+    }
+    (usage, report)
+}
+
+#[test]
+fn layer_data_matches_the_report_for_a_fleet() {
+    // Rule: the per-layer data integrates the same changes the engine
+    // counts, so its peaks are the report's exactly and its means agree to
+    // float rounding; per host (one host a row: the bins are fine enough),
+    // the busiest host of each group is the group's peak_in_use_per_host.
+    let sc = util::scenario(FLEET_NAT);
+    let (usage, report) = check_layers_against_report(&sc);
+    assert!(
+        report.nats.iter().all(|n| n.failures > 0),
+        "both NATs should refuse: {:?}",
+        report.nats
+    );
+    let l = usage.layers();
+    let (_, cols) = l.columns();
+    assert_eq!(l.hosts(), 9);
+    assert_eq!(l.host_rows(), (1, 9));
+    for (g, span) in report.hosts.iter().zip(l.groups()) {
+        assert_eq!((span.name.as_str(), span.count), (g.name.as_str(), g.count));
+        let rows = span.first as usize..(span.first + span.count) as usize;
+        let peaks: Vec<u64> = rows
+            .map(|row| max_over(cols, |c| l.host_cell(row, c).1))
+            .collect();
+        assert!(peaks
+            .iter()
+            .all(|&p| p <= u64::from(g.peak_in_use_per_host)));
+        assert_eq!(
+            peaks.iter().max().copied(),
+            Some(u64::from(g.peak_in_use_per_host)),
+            "group {}",
+            g.name
+        );
+    }
+    // The hosts refused nothing themselves.
+    assert_eq!(l.failures_at(0), (None, 0));
+}
+
+#[test]
+fn layer_data_matches_the_report_through_a_nat_chain() {
+    // The same rule for one host behind stacked NATs (the single-host
+    // engine), with a NAT that lets mappings go at close (no timer): each
+    // of those releases is reported too, or the mean would be too high.
+    let sc = util::scenario(CHAIN);
+    let (usage, report) = check_layers_against_report(&sc);
+    assert!(report.nats[0].failures > 0, "{:?}", report.nats[0]);
+    assert_eq!(usage.layers().hosts(), 1);
+    assert!(report.nats[1].mean_mappings < report.nats[0].mean_mappings);
+}
+
+#[test]
+fn a_large_fleet_is_drawn_in_rows_of_several_hosts() {
+    // Rule: at most 200 host rows; 450 hosts give rows of 3, whose peak is
+    // the busiest host's (so the largest is still the group's peak), and
+    // the chart says a row holds 3 hosts.
+    let sc = util::scenario(
+        r#"
+        name = "big-fleet"
+        seed = 2
+        duration = "30s"
+        [host]
+        port_range = "40000-40999"
+        time_wait = "10s"
+        [[destinations]]
+        address = "10.0.0.5:443"
+        [traffic]
+        hold = { dist = "exponential", mean = "1s" }
+        [[hosts]]
+        name = "workers"
+        count = 450
+        traffic = { rate = 2 }
+        "#,
+    );
+    let mut usage = PortUsage::new(&sc);
+    let report = portsim::run_with(&sc, &mut usage);
+    let l = usage.layers();
+    let (_, cols) = l.columns();
+    assert_eq!(l.host_rows(), (3, 150));
+    assert_eq!(l.row_hosts(149), 3);
+    let peak = (0..150)
+        .map(|row| max_over(cols, |c| l.host_cell(row, c).1))
+        .max();
+    assert_eq!(peak, Some(u64::from(report.hosts[0].peak_in_use_per_host)));
+    let input = Input {
+        report: &report,
+        usage: Some(&usage),
+    };
+    let hosts = CHARTS.iter().find(|c| c.name() == "hosts").unwrap();
+    assert!(hosts.applies(&input));
+    let layers = CHARTS.iter().find(|c| c.name() == "layers").unwrap();
+    assert!(!layers.applies(&input), "no NAT, no per-layer chart");
+    let svg = unescape(&portsim::chart::render_svg(*hosts, &input).unwrap());
+    assert!(svg.contains("host (rows of 3)"), "the rows are not named");
+    let png = decode(&portsim::chart::render_png(*hosts, &input).unwrap());
+    has_content(&png).unwrap();
+}
+
+#[test]
+fn layer_and_host_charts_are_written_where_they_apply() {
+    // Rule: `layers` only with a NAT, `hosts` only for a fleet of two hosts
+    // or more; both in every format `--charts` asks for, and on the page.
+    let dir = tempfile::tempdir().unwrap();
+    let fleet_no_nat = FLEET_NAT
+        .replace("via = \"node\"\n", "")
+        .split("[[nat]]")
+        .next()
+        .unwrap()
+        .to_string();
+    let one_host_fleet = SMALL.replace("[traffic]", "[[hosts]]\nname = \"one\"\n[traffic]");
+    let cases: [(&str, &str, Shape); 5] = [
+        (
+            "fleet-nat",
+            FLEET_NAT,
+            Shape {
+                destinations: 1,
+                nats: 2,
+                hosts: 9,
+            },
+        ),
+        (
+            "chain",
+            CHAIN,
+            Shape {
+                destinations: 1,
+                nats: 2,
+                hosts: 1,
+            },
+        ),
+        (
+            "fleet",
+            &fleet_no_nat,
+            Shape {
+                destinations: 1,
+                nats: 0,
+                hosts: 9,
+            },
+        ),
+        ("one-host-fleet", &one_host_fleet, Shape::single(1)),
+        ("single", SMALL, Shape::single(1)),
+    ];
+    for (tag, body, shape) in cases {
+        let sc = write(dir.path(), &format!("{tag}.toml"), body);
+        let out = dir.path().join(tag);
+        let summary = text(&run_out(&sc, &out, &["--no-fixes"]).get_output().stdout);
+        let report: Value = serde_json::from_slice(&read(&out.join("report.json"))).unwrap();
+        let found = Shape::of(&report).unwrap();
+        assert_eq!(
+            (found.destinations, found.nats, found.hosts),
+            (shape.destinations, shape.nats, shape.hosts),
+            "{tag}"
+        );
+        let charts = applicable(shape);
+        let names: Vec<_> = charts.iter().map(|c| c.name()).collect();
+        assert_eq!(
+            (names.contains(&"layers"), names.contains(&"hosts")),
+            (shape.nats > 0, shape.hosts >= 2),
+            "{tag}"
+        );
+        assert_eq!(
+            listing(&out),
+            expected_files(&charts, Formats::ALL),
+            "{tag}"
+        );
+        let page = unescape(&read_text(&out.join("report.html")));
+        for (name, heading) in [
+            ("layers", "Occupancy per layer"),
+            ("hosts", "Ports held per host over time"),
+        ] {
+            assert_eq!(
+                page.contains(heading),
+                names.contains(&name),
+                "{tag}: report.html and {name}"
+            );
+        }
+        check_run(&out, &headline(&summary)).unwrap_or_else(|e| panic!("{tag}: {e}"));
+    }
+    // `--files` reaches them by name.
+    let sc = dir.path().join("fleet-nat.toml");
+    let out = dir.path().join("picked");
+    run_out(
+        &sc,
+        &out,
+        &["--no-fixes", "--files", "layers.svg,hosts.png"],
+    );
+    assert_eq!(
+        listing(&out),
+        ["hosts.png", "layers.svg"].map(String::from).into()
+    );
+}
+
+#[test]
+fn layer_and_host_charts_are_byte_identical_across_runs() {
+    // Rule: the same scenario and seed give the same bytes, for the charts
+    // that read the per-layer data too.
+    let dir = tempfile::tempdir().unwrap();
+    let sc = write(dir.path(), "fleet-nat.toml", FLEET_NAT);
+    let outs = ["a", "b"].map(|tag| {
+        let out = dir.path().join(tag);
+        run_out(&sc, &out, &["--no-fixes"]);
+        out
+    });
+    for f in ["layers.png", "layers.svg", "hosts.png", "hosts.svg"] {
+        let (a, b) = (read(&outs[0].join(f)), read(&outs[1].join(f)));
+        assert!(!a.is_empty() && a == b, "{f} differs between two runs");
+    }
 }
