@@ -287,6 +287,11 @@ pub fn nat_search_max(range: u32) -> u32 {
 /// figure is an upper bound rather than a forecast.
 fn nat_probes(sc: &Scenario, peak_rate: f64, attempts: f64) -> Vec<Part> {
     let hold_ns = sc.traffic.hold.mean_ns() * f64::from(sc.traffic.requests_per_connection);
+    // A connect the NAT drops tries again with each SYN retransmission.
+    let syns = 1 + crate::sim::syn::schedule_of(sc)
+        .iter()
+        .filter(|s| !s.give_up)
+        .count();
     let mut parts = Vec::new();
     for (i, nat) in sc.nats.iter().enumerate() {
         let (timer_ns, timer_key) = nat_hold_after_close(sc, nat);
@@ -296,9 +301,9 @@ fn nat_probes(sc: &Scenario, peak_rate: f64, attempts: f64) -> Vec<Part> {
         let extra = crate::alloc::walk_probes(range, range, erlangs, full).min(full - 1.0);
         if extra > 0.0 {
             parts.push(Part {
-                amount: attempts * extra,
+                amount: attempts * extra * syns as f64,
                 what: format!(
-                    "the port search of the NAT {} near exhaustion (up to {} candidates per attempt: traffic.rate × (traffic.hold + nat[{i}].timeouts.{timer_key}) offered to nat[{i}].port_range)",
+                    "the port search of the NAT {} near exhaustion (up to {} candidates per SYN, up to {syns} SYNs per connect (host.syn_retries + host.syn_linear_timeouts retransmissions, or fewer within traffic.connect_timeout): traffic.rate × (traffic.hold + nat[{i}].timeouts.{timer_key}) offered to nat[{i}].port_range)",
                     crate::error::quote(&nat.name),
                     num(full)
                 ),
@@ -651,12 +656,18 @@ mod tests {
         // busy ports follow P(0) : P(1) : P(2) = 1 : 1 : 1/2. Both free:
         // no extra probe; one free: 2/1 = 2 probes, one extra; none free:
         // the whole search of 2, one extra. (0 + 1 + 0.5) / 2.5 = 0.6 extra
-        // probes per attempt, × 600 attempts.
-        let text = "name = \"n\"\nduration = \"10m\"\n[host]\nvia = \"node\"\n[[destinations]]\naddress = \"10.0.0.1:443\"\n[traffic]\narrivals = \"constant\"\nrate = 1\nhold = \"1s\"\n[[nat]]\nname = \"node\"\ntype = \"linux\"\nport_range = \"1024-1025\"\ntimeouts = { time_wait = \"0\" }\n";
+        // probes per attempt, × 600 attempts, × 1 SYN (a connect timeout
+        // of 0: no retransmission).
+        let text = "name = \"n\"\nduration = \"10m\"\n[host]\nvia = \"node\"\n[[destinations]]\naddress = \"10.0.0.1:443\"\n[traffic]\narrivals = \"constant\"\nrate = 1\nhold = \"1s\"\nconnect_timeout = \"0s\"\n[[nat]]\nname = \"node\"\ntype = \"linux\"\nport_range = \"1024-1025\"\ntimeouts = { time_wait = \"0\" }\n";
         let sc = crate::scenario::load_str(text, std::path::Path::new("n.toml"), &[]).unwrap();
         let cost = estimate(&sc, false);
         let got = event_part(&cost, search).expect("a search part");
         assert!((got - 360.0).abs() < 1e-9, "{got}");
+        // With Linux's 10 retransmissions, 11 SYNs per connect at worst.
+        let retrying = text.replace("connect_timeout = \"0s\"\n", "");
+        let sc = crate::scenario::load_str(&retrying, std::path::Path::new("n.toml"), &[]).unwrap();
+        let got11 = event_part(&estimate(&sc, false), search).unwrap();
+        assert!((got11 - 11.0 * 360.0).abs() < 1e-6, "{got11}");
         let part = cost
             .event_parts
             .iter()
@@ -664,14 +675,15 @@ mod tests {
             .unwrap();
         assert_eq!(
             part.what,
-            "the port search of the NAT \"node\" near exhaustion (up to 2 candidates per attempt: traffic.rate × (traffic.hold + nat[0].timeouts.time_wait) offered to nat[0].port_range)"
+            "the port search of the NAT \"node\" near exhaustion (up to 2 candidates per SYN, up to 1 SYNs per connect (host.syn_retries + host.syn_linear_timeouts retransmissions, or fewer within traffic.connect_timeout): traffic.rate × (traffic.hold + nat[0].timeouts.time_wait) offered to nat[0].port_range)"
         );
         // 1,000 ports offered 100/s × (1 s + 120 s) = 12,100 erlangs: no
-        // port free, the whole search of 248 each time, 247 extra, × 60,000.
+        // port free, the whole search of 248 each time, 247 extra, × 60,000
+        // attempts × 11 SYNs each.
         let sc = behind_nat(1, "client", "port_range = \"1024-2023\"");
         assert_eq!(
             event_part(&estimate(&sc, false), search),
-            Some(247.0 * 60000.0)
+            Some(247.0 * 60000.0 * 11.0)
         );
         // After a reset the close timer counts: 100 × (1 + 0) = 100 erlangs
         // on 64,512 ports, about 100 busy: 64,512 / 64,412 probes, so
@@ -682,7 +694,10 @@ mod tests {
             "timeouts = { close = \"0\", time_wait = \"1h\" }",
         );
         let idle = event_part(&estimate(&sc, false), search).expect("a search part");
-        assert!((idle - 60000.0 * 100.0 / 64412.0).abs() < 0.01, "{idle}");
+        assert!(
+            (idle - 11.0 * 60000.0 * 100.0 / 64412.0).abs() < 0.11,
+            "{idle}"
+        );
         // Each NAT of a path has its part, named by its index.
         let sc = behind_nat(
             1,
@@ -690,11 +705,12 @@ mod tests {
             "port_range = \"1024-2023\"\nvia = \"cloud\"\n[[nat]]\nname = \"cloud\"\ntype = \"linux\"\nport_range = \"5000-5009\"",
         );
         let cost = estimate(&sc, false);
-        assert_eq!(event_part(&cost, search), Some(247.0 * 60000.0));
-        let cloud = "the port search of the NAT \"cloud\" near exhaustion (up to 10 candidates per attempt: traffic.rate × (traffic.hold + nat[1].timeouts.time_wait)";
+        assert_eq!(event_part(&cost, search), Some(247.0 * 60000.0 * 11.0));
+        let cloud =
+            "the port search of the NAT \"cloud\" near exhaustion (up to 10 candidates per SYN";
         // 10 ports, 12,100 erlangs: all busy but for a share of about
         // 10 × 9 / 12,100² with two free (5 probes, not 10).
-        let got = event_part(&cost, cloud).expect("a search part");
+        let got = event_part(&cost, cloud).expect("a search part") / 11.0;
         assert!(got < 9.0 * 60000.0 && got > 9.0 * 60000.0 - 0.5, "{got}");
     }
 
