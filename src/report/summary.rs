@@ -147,7 +147,16 @@ pub fn pools_line(r: &Report) -> Option<String> {
 /// NAT node (no port left)"), and whether the host itself ever ran out.
 fn nat_first(r: &Report, at: &str) -> (String, String) {
     let Some(n) = r.nats.iter().find(|n| n.name == at) else {
-        return (String::new(), String::new());
+        // Behind a NAT, say that the host itself ran out (its ports may be
+        // held by connects retrying SYNs a NAT dropped).
+        let host = if r.nats.is_empty() || at.is_empty() {
+            String::new()
+        } else if r.is_fleet() {
+            format!(", on the hosts ({at})")
+        } else {
+            ", on the host itself".to_string()
+        };
+        return (host, String::new());
     };
     let cause = if n.failures_by_cause.no_port > 0 {
         "no port left"
@@ -197,6 +206,15 @@ fn host_lines(r: &Report) -> Vec<String> {
         .collect()
 }
 
+/// A connect delay: whole seconds as retransmissions make them, 0 as "0 s".
+fn delay_s(s: f64) -> String {
+    if s == 0.0 {
+        "0 s".to_string()
+    } else {
+        human_s(s)
+    }
+}
+
 /// Connects that waited for a SYN to get through a NAT, and those still
 /// waiting at the end; nothing when none did.
 fn connect_line(r: &Report) -> Option<String> {
@@ -207,9 +225,9 @@ fn connect_line(r: &Report) -> Option<String> {
     let mut line = format!(
         "{} waited for a SYN retransmission to get through; delay p50 {}, p99 {}, max {}",
         thousands(d.waited),
-        human_s(d.p50),
-        human_s(d.p99),
-        human_s(d.max)
+        delay_s(d.p50),
+        delay_s(d.p99),
+        delay_s(d.max)
     );
     if r.connecting_at_end > 0 {
         line.push_str(&format!(
@@ -249,7 +267,12 @@ pub fn headline(r: &Report) -> String {
     let full_nat = r
         .nats
         .iter()
-        .find(|n| n.failures == 0 && n.peak_ports_per_address >= n.ports_per_address && n.evicted > 0)
+        .find(|n| {
+            n.failures == 0
+                && n.syns_dropped == 0
+                && n.peak_ports_per_address >= n.ports_per_address
+                && n.evicted > 0
+        })
         .map(|n| {
             format!(
                 " The NAT {} used all {} of its ports; new connections took over {} closed (TIME_WAIT, CLOSE) entries.",
@@ -266,8 +289,8 @@ pub fn headline(r: &Report) -> String {
         format!(
             " {} connects waited for a SYN retransmission (p99 {}, max {}).",
             thousands(d.waited),
-            human_s(d.p99),
-            human_s(d.max)
+            delay_s(d.p99),
+            delay_s(d.max)
         )
     } else {
         String::new()
