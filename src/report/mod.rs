@@ -94,6 +94,10 @@ pub struct Report {
     /// Connects still in SYN_SENT at the end (a NAT dropped their SYN and
     /// they had not given up): neither established nor failed.
     pub connecting_at_end: u64,
+    /// Connects whose tuple, as the destination sees it, the destination
+    /// may still hold in TIME_WAIT (it closed the last one first): the
+    /// host's own (`reuse_within_server_time_wait`) plus each NAT's.
+    pub stale_reuse: u64,
     /// When the rate changes over time: the highest `traffic.rate` reached
     /// before the first failure (over the whole run when nothing failed).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -182,6 +186,9 @@ pub struct NatReport {
     /// SYNs it dropped, first SYNs and retransmissions (`failures` counts
     /// connects, at their last SYN).
     pub syns_dropped: u64,
+    /// Connects it gave an outside tuple whose last connection the server
+    /// closed first less than the server's TIME_WAIT before.
+    pub stale_reuse: u64,
     /// Most conntrack entries at once (open, and held after close).
     pub peak_mappings: u64,
     pub mean_mappings: f64,
@@ -622,6 +629,12 @@ impl Report {
                 waited: o.delays.waited.len(),
             },
             connecting_at_end: o.connecting_at_end,
+            stale_reuse: o.nats.iter().map(|n| n.stale_reuse).sum::<u64>()
+                + if sc.via.is_none() && !sc.is_fleet() {
+                    o.server_time_wait_reuses.unwrap_or(0)
+                } else {
+                    0
+                },
             highest_rate_before_failure: (!sc.traffic.rate.is_constant()).then(|| {
                 let until = o.first_failure.map_or(o.simulated_ns, |(t, _)| t);
                 sc.traffic.rate.max_over(secs(until))
@@ -685,6 +698,7 @@ impl Report {
                     },
                     first_failure_s: f.first_failure_ns.map(secs),
                     syns_dropped: f.syns_dropped,
+                    stale_reuse: f.stale_reuse,
                     peak_mappings: f.peak_mappings,
                     mean_mappings: f.mean_mappings,
                     peak_ports_per_address: f.peak_ports_per_address,

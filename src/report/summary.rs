@@ -257,7 +257,14 @@ fn nat_lines(r: &Report) -> Vec<String> {
                 thousands(n.failures_by_cause.table_full),
                 thousands(n.ports_preserved),
                 thousands(n.evicted)
-            )
+            ) + &if n.stale_reuse > 0 {
+                format!(
+                    "; {} reused a tuple within the server's TIME_WAIT",
+                    thousands(n.stale_reuse)
+                )
+            } else {
+                String::new()
+            }
         })
         .collect()
 }

@@ -166,6 +166,9 @@ pub struct Destination {
     /// "ip:port" as written (expanded for `count`).
     pub address: String,
     pub weight: f64,
+    /// The server's TIME_WAIT after it closes first (`None`: the host's
+    /// `time_wait`).
+    pub time_wait_ns: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -222,6 +222,8 @@ pub struct RawDestination {
     pub address: String,
     pub weight: Option<f64>,
     pub count: Option<u32>,
+    /// The server's TIME_WAIT (a duration).
+    pub time_wait: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -758,7 +758,8 @@ impl<O: Observer, P: Ports> Fleet<'_, O, P> {
         let mut at = self.groups[g].sc.via;
         let mut i = 0;
         while let Some(n) = at {
-            self.nats[n].close_after(t, c.maps[i], self.nat_hold[n][g], &mut cx);
+            let server = self.groups[g].sc.traffic.close == crate::scenario::Close::Server;
+            self.nats[n].close_after(t, c.maps[i], self.nat_hold[n][g], server, &mut cx);
             i += 1;
             at = self.sc.nats[n].via;
         }

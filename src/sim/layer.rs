@@ -233,6 +233,9 @@ pub struct NatFigures {
     pub first_failure_ns: Option<u64>,
     /// SYNs it dropped: first SYNs and retransmissions.
     pub syns_dropped: u64,
+    /// Connects given an outside tuple whose last connection the server
+    /// closed less than its TIME_WAIT before.
+    pub stale_reuse: u64,
     /// Closed entries a new SYN evicted to take their tuple.
     pub evicted: u64,
 }

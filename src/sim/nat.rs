@@ -135,6 +135,13 @@ pub struct LinuxNat {
     area: u128,
     last_t: u64,
     figures: NatFigures,
+    /// Per destination (as the path numbers them), the server's TIME_WAIT
+    /// after it closes first.
+    server_tw_ns: Vec<u64>,
+    /// Whether the scenario's server closes first (a fleet says per close).
+    server_closes: bool,
+    /// Reply tuples whose last connection the server closed, and when.
+    server_closed: FastMap<u64, u64>,
 }
 
 impl LinuxNat {
@@ -170,12 +177,29 @@ impl LinuxNat {
             area: 0,
             last_t: 0,
             figures: NatFigures::default(),
+            server_tw_ns: sc
+                .all_destinations()
+                .iter()
+                .map(|d| d.time_wait_ns.unwrap_or(sc.host.time_wait_ns))
+                .collect(),
+            server_closes: sc.traffic.close == Close::Server,
+            server_closed: FastMap::default(),
         }
     }
 
     /// The connection of `m` closed at `t`: conntrack keeps the entry for
     /// `ns` (its `time_wait` after a FIN, `close` after a reset).
-    pub fn close_after<O: Observer>(&mut self, t: u64, m: Mapping, ns: u64, cx: &mut Ctx<'_, O>) {
+    pub fn close_after<O: Observer>(
+        &mut self,
+        t: u64,
+        m: Mapping,
+        ns: u64,
+        server_closed: bool,
+        cx: &mut Ctx<'_, O>,
+    ) {
+        if server_closed {
+            self.server_closed.insert(m.reply, t);
+        }
         if ns == 0 {
             let before = self.entries;
             self.release(t, m);
@@ -309,6 +333,18 @@ impl LinuxNat {
     fn take(&mut self, t: u64, addr: u32, port: u32, path: Path) -> Mapping {
         self.advance(t);
         let reply = reply_key(addr, port, path.dest);
+        // The destination sees this outside tuple again while it may still
+        // hold the last connection on it in TIME_WAIT (it closed first).
+        if let Some(&closed) = self.server_closed.get(&reply) {
+            let tw = self
+                .server_tw_ns
+                .get(path.dest as usize)
+                .copied()
+                .unwrap_or(0);
+            if t.saturating_sub(closed) < tw && !path.syn.passed {
+                self.figures.stale_reuse += 1;
+            }
+        }
         let source = source_key(path.addr, path.port);
         let stamp = self.next_stamp;
         self.next_stamp += 1;
@@ -507,7 +543,7 @@ impl PortLayer for LinuxNat {
     }
 
     fn close<O: Observer>(&mut self, t: u64, m: Mapping, cx: &mut Ctx<'_, O>) {
-        self.close_after(t, m, self.hold_close_ns, cx);
+        self.close_after(t, m, self.hold_close_ns, self.server_closes, cx);
     }
 
     fn abort<O: Observer>(&mut self, t: u64, m: Mapping, _cx: &mut Ctx<'_, O>) {

@@ -296,3 +296,53 @@ port_range = "61000-61099"
         "{tried:?}"
     );
 }
+
+/// With the server closing first, the destination keeps each connection's
+/// tuple in TIME_WAIT. A NAT whose conntrack lets the tuple go after 1 s
+/// (`timeouts.time_wait`) hands it out again while the server (TIME_WAIT of
+/// an hour here) still holds it: every connect but the first on each outside
+/// port reuses a stale tuple, so `stale_reuse` = attempts − distinct ports.
+/// A server TIME_WAIT of 1 s is always over by then: the tuple is held 1 s
+/// after close, and with at most 6 of 100 ports taken no search reaches the
+/// last 32 candidates, where a closed entry could be evicted early. With
+/// the client closing there is no TIME_WAIT at the server.
+#[test]
+fn stale_reuse_counts_tuples_the_server_may_still_hold() {
+    let text = |close: &str, server_tw: &str| {
+        format!(
+            r#"
+name = "stale"
+seed = 8
+duration = "60s"
+[host]
+os = "linux"
+port_range = "50000-50999"
+via = "gw"
+[[destinations]]
+address = "10.9.0.1:443"
+time_wait = "{server_tw}"
+[traffic]
+arrivals = "constant"
+rate = 2
+hold = "1s"
+close = "{close}"
+[[nat]]
+name = "gw"
+type = "linux"
+port_range = "40000-40099"
+timeouts = {{ time_wait = "1s" }}
+"#
+        )
+    };
+    let r = crate::util::run(&text("server", "1h"));
+    let n = &r.nats[0];
+    assert_eq!(r.failures, 0);
+    assert!(n.distinct_ports <= 100 && n.distinct_ports > 0);
+    assert_eq!(n.stale_reuse, n.attempts - n.distinct_ports);
+    assert_eq!(r.stale_reuse, n.stale_reuse);
+    assert!(n.stale_reuse >= 20, "{}", n.stale_reuse);
+    let r = crate::util::run(&text("server", "1s"));
+    assert_eq!(r.nats[0].stale_reuse, 0);
+    let r = crate::util::run(&text("client", "1h"));
+    assert_eq!(r.nats[0].stale_reuse, 0);
+}

@@ -36,6 +36,11 @@ pub(super) fn destinations(raw: &[RawDestination]) -> R<Vec<Destination>> {
                 ),
             );
         }
+        let time_wait_ns = d
+            .time_wait
+            .as_deref()
+            .map(|t| duration(&format!("{key}.time_wait"), t))
+            .transpose()?;
         let count = d.count.unwrap_or(1);
         if count == 0 || count > 1_000_000 {
             return err(
@@ -58,6 +63,7 @@ pub(super) fn destinations(raw: &[RawDestination]) -> R<Vec<Destination>> {
             out.push(Destination {
                 address: SocketAddr::new(ip, sa.port()).to_string(),
                 weight,
+                time_wait_ns,
             });
         }
     }
