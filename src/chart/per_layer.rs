@@ -41,7 +41,7 @@ impl Chart for PerLayer {
         "Occupancy per layer"
     }
     fn caption(&self) -> &'static str {
-        "One panel per layer a connection crosses: the ports held by all client hosts together, then each NAT's conntrack entries (mappings), time-averaged per column with the peak within each column as a thin line, against the layer's pool (red line: for a NAT, addresses × ports per address). A red vertical line marks where that layer first refused an attempt."
+        "One panel per layer a connection crosses: the ports held by all client hosts together, then each NAT's conntrack entries (mappings), time-averaged per column with the peak within each column as a thin line, against the layer's pool (red line: for a NAT, addresses × ports per address). A red vertical line marks where the hosts first refused an attempt, or a NAT first dropped a SYN."
     }
     fn applies(&self, input: &Input) -> bool {
         input.usage.is_some() && !input.report.nats.is_empty()
@@ -62,6 +62,8 @@ struct Panel {
     what: &'static str,
     cells: Vec<(f64, u64)>,
     first_failure_s: Option<f64>,
+    /// What the red line marks: a refusal (hosts) or a dropped SYN (NAT).
+    nat: bool,
     refused: u64,
 }
 
@@ -93,6 +95,7 @@ fn panels(input: &Input, l: &LayerUsage) -> Vec<Panel> {
         what: "ports",
         cells: (0..cols).map(|c| l.hosts_total(c)).collect(),
         first_failure_s: first.map(|t| t as f64 / 1e9),
+        nat: false,
         refused,
     }];
     for (n, nat) in r.nats.iter().enumerate().take(MAX_NATS.min(l.nats())) {
@@ -111,6 +114,7 @@ fn panels(input: &Input, l: &LayerUsage) -> Vec<Panel> {
             what: "outside ports",
             cells: (0..cols).map(|c| l.nat_entries(n, c)).collect(),
             first_failure_s: nat.first_failure_s,
+            nat: true,
             refused,
         });
     }
@@ -257,11 +261,19 @@ where
                 FAILURE.stroke_width(2),
             )))?;
             let right = fx < x_end * 0.55;
-            let label = format!(
-                "first refused at {} ({} refused here)",
-                human_s(s),
-                thousands(p.refused)
-            );
+            let label = if p.nat {
+                format!(
+                    "first SYN dropped at {} ({} connects failed here)",
+                    human_s(s),
+                    thousands(p.refused)
+                )
+            } else {
+                format!(
+                    "first refused at {} ({} refused here)",
+                    human_s(s),
+                    thousands(p.refused)
+                )
+            };
             chart.draw_series(std::iter::once(Text::new(
                 label,
                 (fx + x_end * if right { 0.008 } else { -0.008 }, y_top * 0.8),
