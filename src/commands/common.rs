@@ -22,7 +22,7 @@ use crate::sweep::{FailOn, Figures};
 /// The grammar of `--fail-on`, in the help of every command that takes it.
 macro_rules! fail_on_help {
     () => {
-        "EXPR is FIGURE<=X (also <, >=, >) with FIGURE one of failure_ratio, failures, attempts, first_failure_s (infinite when nothing failed: first_failure_s<3600 is then false), peak_in_use, worst_1s, worst_10s, worst_60s, seconds_with_failures, longest_blocked_s (as in report.json); seconds may be written as durations (1h). The outputs are written as usual; stderr says which expression is true and the figure."
+        "EXPR is FIGURE<=X (also <, >=, >) with FIGURE one of failure_ratio, failures, attempts, first_failure_s (infinite when nothing failed: first_failure_s<3600 is then false), peak_in_use, worst_1s, worst_10s, worst_60s, seconds_with_failures, longest_blocked_s, connect_delay_p99 (connect_delay_s.p99), connecting_at_end, stale_reuse (as in report.json); seconds may be written as durations (1h). The outputs are written as usual; stderr says which expression is true and the figure."
     };
 }
 pub(crate) use fail_on_help;

@@ -415,6 +415,17 @@ pub struct HostGroupReport {
     pub peak_in_use_per_host: u32,
 }
 
+/// Connects whose tuple, as the destination sees it, it may still hold in
+/// TIME_WAIT: the NATs' counts, or without a NAT the host's own.
+pub fn stale_reuse(sc: &Scenario, o: &Outcome) -> u64 {
+    let nats: u64 = o.nats.iter().map(|n| n.stale_reuse).sum();
+    if sc.via.is_none() && !sc.is_fleet() {
+        nats + o.server_time_wait_reuses.unwrap_or(0)
+    } else {
+        nats
+    }
+}
+
 /// The `hosts` figures: the engine's per group, or the one host's.
 fn host_groups(sc: &Scenario, o: &Outcome) -> Vec<HostGroupReport> {
     if !sc.is_fleet() {
@@ -629,12 +640,7 @@ impl Report {
                 waited: o.delays.waited.len(),
             },
             connecting_at_end: o.connecting_at_end,
-            stale_reuse: o.nats.iter().map(|n| n.stale_reuse).sum::<u64>()
-                + if sc.via.is_none() && !sc.is_fleet() {
-                    o.server_time_wait_reuses.unwrap_or(0)
-                } else {
-                    0
-                },
+            stale_reuse: stale_reuse(sc, &o),
             highest_rate_before_failure: (!sc.traffic.rate.is_constant()).then(|| {
                 let until = o.first_failure.map_or(o.simulated_ns, |(t, _)| t);
                 sc.traffic.rate.max_over(secs(until))
@@ -758,6 +764,9 @@ impl Report {
             worst_60s: self.bursts.worst_60s,
             seconds_with_failures: self.bursts.seconds_with_failures,
             longest_blocked_s: self.bursts.longest_blocked_s,
+            connect_delay_p99: self.connect_delay_s.p99,
+            connecting_at_end: self.connecting_at_end,
+            stale_reuse: self.stale_reuse,
         }
     }
 

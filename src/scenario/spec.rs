@@ -216,6 +216,12 @@ pub enum Metric {
     SecondsWithFailures,
     #[serde(rename = "longest_blocked_s")]
     LongestBlockedS,
+    #[serde(rename = "connect_delay_p99")]
+    ConnectDelayP99,
+    #[serde(rename = "connecting_at_end")]
+    ConnectingAtEnd,
+    #[serde(rename = "stale_reuse")]
+    StaleReuse,
 }
 
 /// What a figure measures, which decides the bounds it may be given.
@@ -231,7 +237,7 @@ enum Unit {
 
 impl Metric {
     /// Every figure, in the order messages list them.
-    pub const ALL: [Metric; 10] = [
+    pub const ALL: [Metric; 13] = [
         Metric::FailureRatio,
         Metric::Failures,
         Metric::Attempts,
@@ -242,6 +248,9 @@ impl Metric {
         Metric::Worst60s,
         Metric::SecondsWithFailures,
         Metric::LongestBlockedS,
+        Metric::ConnectDelayP99,
+        Metric::ConnectingAtEnd,
+        Metric::StaleReuse,
     ];
 
     /// The name an expression writes.
@@ -257,6 +266,9 @@ impl Metric {
             Metric::Worst60s => "worst_60s",
             Metric::SecondsWithFailures => "seconds_with_failures",
             Metric::LongestBlockedS => "longest_blocked_s",
+            Metric::ConnectDelayP99 => "connect_delay_p99",
+            Metric::ConnectingAtEnd => "connecting_at_end",
+            Metric::StaleReuse => "stale_reuse",
         }
     }
 
@@ -268,8 +280,12 @@ impl Metric {
             Metric::Failures
             | Metric::Attempts
             | Metric::PeakInUse
-            | Metric::SecondsWithFailures => Unit::Count,
-            Metric::FirstFailureS | Metric::LongestBlockedS => Unit::Seconds,
+            | Metric::SecondsWithFailures
+            | Metric::ConnectingAtEnd
+            | Metric::StaleReuse => Unit::Count,
+            Metric::FirstFailureS | Metric::LongestBlockedS | Metric::ConnectDelayP99 => {
+                Unit::Seconds
+            }
         }
     }
 
@@ -294,6 +310,9 @@ impl Metric {
             Metric::Worst60s => f.worst_60s,
             Metric::SecondsWithFailures => f.seconds_with_failures as f64,
             Metric::LongestBlockedS => f.longest_blocked_s,
+            Metric::ConnectDelayP99 => f.connect_delay_p99,
+            Metric::ConnectingAtEnd => f.connecting_at_end as f64,
+            Metric::StaleReuse => f.stale_reuse as f64,
         }
     }
 
@@ -339,6 +358,10 @@ pub struct Figures {
     pub worst_60s: f64,
     pub seconds_with_failures: u64,
     pub longest_blocked_s: f64,
+    /// `connect_delay_s.p99`: seconds established connects waited for a SYN.
+    pub connect_delay_p99: f64,
+    pub connecting_at_end: u64,
+    pub stale_reuse: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -573,6 +596,9 @@ mod tests {
             worst_60s: 0.25,
             seconds_with_failures: 9,
             longest_blocked_s: 0.75,
+            connect_delay_p99: 3.0,
+            connecting_at_end: 4,
+            stale_reuse: 2,
         }
     }
 
@@ -580,7 +606,7 @@ mod tests {
     fn every_figure_parses_and_reads_its_value() {
         let f = figures();
         let want = [
-            0.087, 87.0, 1000.0, 12.625, 100.0, 1.0, 0.57, 0.25, 9.0, 0.75,
+            0.087, 87.0, 1000.0, 12.625, 100.0, 1.0, 0.57, 0.25, 9.0, 0.75, 3.0, 4.0, 2.0,
         ];
         for (m, want) in Metric::ALL.into_iter().zip(want) {
             let t: Target = format!("{}>=0", m.name()).parse().unwrap();

@@ -124,6 +124,16 @@ pub struct Run {
     pub seconds_with_failures: u64,
     /// Longest time in which every attempt failed.
     pub longest_blocked_ns: u64,
+    /// The 99th percentile of connect delays, connects still retrying at
+    /// the end, and connects on a tuple the destination may still hold
+    /// (as report.json's `connect_delay_s.p99`, `connecting_at_end`,
+    /// `stale_reuse`); 0 in files written before they were kept.
+    #[serde(default)]
+    pub connect_delay_p99_ns: u64,
+    #[serde(default)]
+    pub connecting_at_end: u64,
+    #[serde(default)]
+    pub stale_reuse: u64,
 }
 
 impl Run {
@@ -140,6 +150,9 @@ impl Run {
             worst_60s: self.worst_60s,
             seconds_with_failures: self.seconds_with_failures,
             longest_blocked_s: secs(self.longest_blocked_ns),
+            connect_delay_p99: secs(self.connect_delay_p99_ns),
+            connecting_at_end: self.connecting_at_end,
+            stale_reuse: self.stale_reuse,
         }
     }
 }
@@ -327,6 +340,9 @@ pub fn run_once(sc: &Scenario, seed: u64) -> Run {
         worst_60s: o.bursts.worst[2],
         seconds_with_failures: o.bursts.seconds_with_failures,
         longest_blocked_ns: o.bursts.longest_blocked_ns,
+        connect_delay_p99_ns: o.delays.quantile(0.99),
+        connecting_at_end: o.connecting_at_end,
+        stale_reuse: crate::report::stale_reuse(&sc, &o),
     }
 }
 

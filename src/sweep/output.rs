@@ -243,6 +243,9 @@ mod described {
         pub worst_60s: f64,
         pub seconds_with_failures: u64,
         pub longest_blocked_ns: u64,
+        pub connect_delay_p99_ns: u64,
+        pub connecting_at_end: u64,
+        pub stale_reuse: u64,
     }
 
     /// Which share of the points this file holds: `K/N`, 1 ≤ K ≤ N.

@@ -129,3 +129,46 @@ fn connects_still_retrying_at_the_end_are_neither() {
         "{summary}"
     );
 }
+
+/// `--fail-on` and `--target` read the connect delays: of the two connects
+/// above, one waited 3 s, so the 99th percentile is 3 s (rank ⌈0.99·2⌉ =
+/// 2), in `run` and in `sweep` alike.
+#[test]
+fn expressions_read_the_connect_delays() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = case(1, 2, "2.5s", "", r#"timeouts = { time_wait = "100ms" }"#);
+    let path = crate::util::write(dir.path(), "d.toml", &text);
+    let run = |expr: &str| {
+        crate::util::portsim()
+            .args(["run", "--no-fixes", "--fail-on", expr])
+            .arg(&path)
+            .assert()
+            .get_output()
+            .status
+            .code()
+    };
+    assert_eq!(run("connect_delay_p99>=1"), Some(1));
+    assert_eq!(run("connect_delay_p99>=4"), Some(0));
+    assert_eq!(run("connecting_at_end>0"), Some(0));
+    assert_eq!(run("stale_reuse>0"), Some(0));
+    let out = crate::util::portsim()
+        .args([
+            "sweep",
+            "--vary",
+            "traffic.rate=10,20",
+            "--seeds",
+            "1",
+            "--fail-on",
+            "connect_delay_p99>=1",
+        ])
+        .arg(&path)
+        .arg("--json")
+        .assert()
+        .code(1);
+    let json: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    // The delays' histogram keeps 3 significant digits.
+    let p99 = json["points"][0]["runs"][0]["connect_delay_p99_ns"]
+        .as_u64()
+        .unwrap();
+    assert!((2_997_000_000..=3_003_000_000).contains(&p99), "{p99}");
+}
