@@ -60,3 +60,14 @@ pub fn count_text(v: f64) -> String {
         format!("more than {:e}", f64::MAX)
     }
 }
+
+/// `ip` + `i`, if that stays in the address space.
+pub fn ip_plus(ip: std::net::IpAddr, i: u32) -> Option<std::net::IpAddr> {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => u32::from(v4).checked_add(i).map(|n| IpAddr::V4(n.into())),
+        IpAddr::V6(v6) => u128::from(v6)
+            .checked_add(u128::from(i))
+            .map(|n| IpAddr::V6(n.into())),
+    }
+}

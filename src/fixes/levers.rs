@@ -215,7 +215,7 @@ fn addresses_value(have: &[String], last: IpAddr, n: usize, as_count: bool) -> S
     let list: Vec<String> = have
         .iter()
         .cloned()
-        .chain((1..).map_while(|i| next_ip(last, i).map(|a| a.to_string())))
+        .chain((1..).map_while(|i| crate::util::ip_plus(last, i).map(|a| a.to_string())))
         .take(n)
         .map(|a| format!("\"{a}\""))
         .collect();
@@ -329,16 +329,6 @@ fn nat_port_range(cx: &Context) -> Option<Plan> {
         grid: Grid::Sig3,
         changes: Box::new(move |v| vec![Change::new(&key, widened(lo, hi, v))]),
     }))
-}
-
-/// `ip` + `i`, if that stays in the address space.
-fn next_ip(ip: IpAddr, i: u32) -> Option<IpAddr> {
-    match ip {
-        IpAddr::V4(v4) => u32::from(v4).checked_add(i).map(|n| IpAddr::V4(n.into())),
-        IpAddr::V6(v6) => u128::from(v6)
-            .checked_add(u128::from(i))
-            .map(|n| IpAddr::V6(n.into())),
-    }
 }
 
 /// `IP_BIND_ADDRESS_NO_PORT`: a socket bound to an address still shares

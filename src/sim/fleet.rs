@@ -96,8 +96,7 @@ struct Group {
     sc: Scenario,
     /// The group's name (its `[[hosts]]` name).
     name: String,
-    /// The SYN schedule of its connects, and those in SYN_SENT.
-    steps: Vec<super::syn::Step>,
+    /// Its connects in SYN_SENT, with the schedule they follow.
     syns: super::syn::Pending<Waiting>,
     /// The group's arrivals when they are merged (Poisson, several hosts).
     merged: Option<Merged>,
@@ -268,7 +267,6 @@ fn run<O: Observer, P: Ports>(
         });
         groups.push(Group {
             name: grp.name.clone(),
-            steps: super::syn::schedule_of(&gs),
             syns: super::syn::Pending::new(super::syn::schedule_of(&gs)),
             merged,
             closes: Closes::at(&gs, first_site),
@@ -567,7 +565,7 @@ impl<O: Observer, P: Ports> Fleet<'_, O, P> {
         path.syn = Syn {
             first: true,
             passed: false,
-            last: self.groups[g].steps[0].give_up,
+            last: self.groups[g].syns.gives_up_at(0),
             reached: 0,
         };
         self.touch(h);
@@ -670,7 +668,7 @@ impl<O: Observer, P: Ports> Fleet<'_, O, P> {
         w.path.syn = Syn {
             first: false,
             passed: false,
-            last: self.groups[g].steps[step + 1].give_up,
+            last: self.groups[g].syns.gives_up_at(step + 1),
             reached,
         };
         match self.cross(t, g, w.path) {

@@ -311,9 +311,7 @@ struct Engine<'a, O: Observer, P: Ports, N: PortLayer> {
     conns: Vec<Conn<N::Held>>,
     free_conns: Vec<u32>,
     retries: VecDeque<(u64, u32, u32)>,
-    /// The SYN schedule of a connect a NAT dropped, and the connects in
-    /// SYN_SENT.
-    steps: Vec<syn::Step>,
+    /// The connects in SYN_SENT, with the schedule they follow.
     syns: syn::Pending<Waiting>,
     delays: syn::Delays,
     rec: Recorder,
@@ -400,7 +398,6 @@ fn run_with<O: Observer, P: Ports, N: PortLayer>(
         conns: Vec::new(),
         free_conns: Vec::new(),
         retries: VecDeque::new(),
-        steps: syn::schedule_of(sc),
         syns: syn::Pending::new(syn::schedule_of(sc)),
         delays: syn::Delays::default(),
         rec: Recorder::new(bin_ns, sc.bin_ns.is_none()),
@@ -569,7 +566,7 @@ impl<O: Observer, P: Ports, N: PortLayer> Engine<'_, O, P, N> {
         path.syn = Syn {
             first: true,
             passed: false,
-            last: self.steps[0].give_up,
+            last: self.syns.gives_up_at(0),
             reached: 0,
         };
         match self.beyond.open(t, path, &mut cx) {
@@ -606,7 +603,7 @@ impl<O: Observer, P: Ports, N: PortLayer> Engine<'_, O, P, N> {
         w.path.syn = Syn {
             first: false,
             passed: false,
-            last: self.steps[step + 1].give_up,
+            last: self.syns.gives_up_at(step + 1),
             reached: u8::try_from(w.refused.site.layer).unwrap_or(u8::MAX),
         };
         match self.beyond.open(t, w.path, &mut cx) {

@@ -81,12 +81,11 @@ impl<T: Copy> Pending<T> {
         }
     }
 
-    /// Whether a dropped SYN waits at all (a schedule of one step that
-    /// gives up at once does not).
-    pub fn retransmits(&self) -> bool {
-        self.steps
-            .first()
-            .is_some_and(|s| !s.give_up || s.after_ns > 0)
+    /// Whether the connect gives up at step `step` (so the SYN sent just
+    /// before it is its last).
+    #[inline]
+    pub fn gives_up_at(&self, step: usize) -> bool {
+        self.steps[step].give_up
     }
 
     /// `item`, whose first SYN was at `t0`, waits for step `step`.

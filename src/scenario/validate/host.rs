@@ -222,25 +222,10 @@ pub(super) fn addresses(key: &str, base: &str, v: Option<&toml::Value>) -> R<Vec
     }
 }
 
-/// `ip` + `i`, if that stays in the address space.
-pub(super) fn nth_ip(ip: IpAddr, i: u32) -> Option<IpAddr> {
-    match ip {
-        IpAddr::V4(v4) => u32::from(v4).checked_add(i).map(|n| IpAddr::V4(n.into())),
-        IpAddr::V6(v6) => u128::from(v6)
-            .checked_add(u128::from(i))
-            .map(|n| IpAddr::V6(n.into())),
-    }
-}
-
 pub(super) fn expand_ip(key: &str, ip: IpAddr, count: u32) -> R<Vec<IpAddr>> {
     let mut out = Vec::with_capacity(count as usize);
     for i in 0..count {
-        let next = match ip {
-            IpAddr::V4(v4) => u32::from(v4).checked_add(i).map(|n| IpAddr::V4(n.into())),
-            IpAddr::V6(v6) => u128::from(v6)
-                .checked_add(u128::from(i))
-                .map(|n| IpAddr::V6(n.into())),
-        };
+        let next = crate::util::ip_plus(ip, i);
         match next {
             Some(a) => out.push(a),
             None => {

@@ -105,7 +105,7 @@ pub(super) fn groups(raw: &RawScenario) -> R<(Vec<HostGroup>, Vec<Nat>)> {
                     format!("{key}.count")
                 };
                 let last = u32::try_from(all - 1).unwrap_or(u32::MAX);
-                if super::host::nth_ip(ip, last).is_none() {
+                if crate::util::ip_plus(ip, last).is_none() {
                     return err(
                         &at,
                         format!(
