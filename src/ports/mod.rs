@@ -32,6 +32,8 @@ pub use candidates::Candidates;
 use candidates::Mask;
 pub use space::PortSpace;
 
+use std::sync::Arc;
+
 use bitset::{words_for, Bitset};
 
 /// Sentinel for "never freed".
@@ -44,23 +46,36 @@ pub(super) struct Pool {
     /// Words of `busy` with a port neither busy nor reserved.
     open: Bitset,
     /// When each port was last freed (`NEVER` if it has not been); with
-    /// `busy`, also which ports were ever handed out.
+    /// `busy`, also which ports were ever handed out. Empty when the pool
+    /// is not timed ([`Range`]): then `ever` says which ports were used.
     freed_at: Vec<u64>,
+    ever: Bitset,
 }
 
 impl Pool {
-    /// An empty pool of `n` ports whose words with an unreserved port are `unreserved`.
-    pub(super) fn new(n: u32, unreserved: &Bitset) -> Self {
+    /// An empty pool of `range`'s ports; `timed`: it keeps when each port
+    /// was freed, to tell reuse intervals.
+    pub(super) fn new(range: &Range, timed: bool) -> Self {
+        let n = range.n;
         Pool {
             busy: Bitset::new(n),
             busy_count: 0,
-            open: unreserved.clone(),
-            freed_at: vec![NEVER; n as usize],
+            open: Bitset::clone(&range.unreserved),
+            freed_at: if timed {
+                vec![NEVER; n as usize]
+            } else {
+                Vec::new()
+            },
+            ever: if timed {
+                Bitset::default()
+            } else {
+                Bitset::new(n)
+            },
         }
     }
 
     /// `port` (free) becomes busy at `now`; returns how long it had been
-    /// free, if it had been used before.
+    /// free, if it had been used before and the pool is timed.
     #[inline]
     pub(super) fn take(&mut self, port: u32, blocked: &Bitset, now: u64) -> Option<u64> {
         let w = (port >> 6) as usize;
@@ -68,6 +83,10 @@ impl Pool {
         self.busy.set(port);
         self.busy_count += 1;
         note_taken(&mut self.open, self.busy.words()[w], blocked.words()[w], w);
+        if self.freed_at.is_empty() {
+            self.ever.set(port);
+            return None;
+        }
         let freed = self.freed_at[p];
         (freed != NEVER).then(|| now - freed)
     }
@@ -78,7 +97,9 @@ impl Pool {
         self.busy.clear(port);
         self.busy_count -= 1;
         self.open.set(port >> 6);
-        self.freed_at[port as usize] = now;
+        if let Some(f) = self.freed_at.get_mut(port as usize) {
+            *f = now;
+        }
     }
 
     pub(super) fn busy_count(&self) -> u32 {
@@ -87,6 +108,9 @@ impl Pool {
 
     /// Ports handed out at least once: held now, or freed once.
     pub(super) fn distinct_used(&self) -> u32 {
+        if self.freed_at.is_empty() {
+            return self.ever.count_ones();
+        }
         self.freed_at
             .iter()
             .enumerate()
@@ -211,28 +235,49 @@ pub trait Ports {
     fn distinct_used(&self) -> u32;
 }
 
-/// The ports no socket may take (reserved, and the padding past the range
-/// in the last word) and the words that hold at least one other port.
-pub(super) fn blocked_and_unreserved(
+/// A host's port range: its size, the ports no socket may take (reserved,
+/// and the padding past the range in the last word, so scans need no range
+/// mask) and the words that hold at least one other port. Worked out once
+/// and shared by every host with the same range: a fleet's hosts read one
+/// copy, which stays in cache.
+#[derive(Debug, Clone)]
+pub struct Range {
     n: u32,
-    reserved: impl IntoIterator<Item = u32>,
-) -> (Bitset, u32, Bitset) {
-    let mut r = Bitset::new(n);
-    for i in reserved {
-        r.set(i);
-    }
-    let reserved_count = r.count_ones();
-    let words = words_for(n);
-    for i in n..words as u32 * 64 {
-        r.set(i); // padding: reads as taken
-    }
-    let mut unreserved = Bitset::new(words as u32);
-    for w in 0..words {
-        if r.words()[w] != !0 {
-            unreserved.set(w as u32);
+    blocked: Arc<Bitset>,
+    reserved_count: u32,
+    unreserved: Arc<Bitset>,
+}
+
+impl Range {
+    /// `n` ports (indices `0..n`) of which `reserved` are reserved.
+    pub fn new(n: u32, reserved: impl IntoIterator<Item = u32>) -> Range {
+        let mut r = Bitset::new(n);
+        for i in reserved {
+            r.set(i);
+        }
+        let reserved_count = r.count_ones();
+        let words = words_for(n);
+        for i in n..words as u32 * 64 {
+            r.set(i); // padding: reads as taken
+        }
+        let mut unreserved = Bitset::new(words as u32);
+        for w in 0..words {
+            if r.words()[w] != !0 {
+                unreserved.set(w as u32);
+            }
+        }
+        Range {
+            n,
+            blocked: Arc::new(r),
+            reserved_count,
+            unreserved: Arc::new(unreserved),
         }
     }
-    (r, reserved_count, unreserved)
+
+    /// Ports in the range that are not reserved.
+    pub fn usable(&self) -> u32 {
+        self.n - self.reserved_count
+    }
 }
 
 #[cfg(test)]

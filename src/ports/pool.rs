@@ -9,14 +9,16 @@
 //! (a test runs both and compares every figure); this one does less work per
 //! connection, and most scenarios have this shape.
 
+use std::sync::Arc;
+
 use super::bitset::Bitset;
-use super::{blocked_and_unreserved, Candidates, Occupied, Pool, Ports, Release, Sharing, Take};
+use super::{Candidates, Occupied, Pool, Ports, Range, Release, Sharing, Take};
 
 pub struct AddressPools {
     n: u32,
     /// Ports in the range that are not reserved.
     free: u32,
-    blocked: Bitset,
+    blocked: Arc<Bitset>,
     /// One pool per local address.
     pools: Vec<Pool>,
 }
@@ -29,12 +31,18 @@ impl AddressPools {
 
     /// `n` ports (indices `0..n`) on each of `addresses` addresses, `reserved` indices.
     pub fn new(n: u32, addresses: u32, reserved: impl IntoIterator<Item = u32>) -> Self {
-        let (blocked, reserved_count, unreserved) = blocked_and_unreserved(n, reserved);
+        Self::on(&Range::new(n, reserved), addresses, true)
+    }
+
+    /// `addresses` addresses of `range`'s ports; `timed`: reuse intervals are
+    /// told (else [`Occupied::interval`] is always `None`, and the pools keep
+    /// one bit per port, not eight bytes).
+    pub fn on(range: &Range, addresses: u32, timed: bool) -> Self {
         AddressPools {
-            n,
-            free: n - reserved_count,
-            pools: (0..addresses).map(|_| Pool::new(n, &unreserved)).collect(),
-            blocked,
+            n: range.n,
+            free: range.usable(),
+            pools: (0..addresses).map(|_| Pool::new(range, timed)).collect(),
+            blocked: Arc::clone(&range.blocked),
         }
     }
 }

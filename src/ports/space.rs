@@ -3,6 +3,7 @@
 //! bind() owners, for every scenario (see the module above for the rules).
 
 use std::cell::Cell;
+use std::sync::Arc;
 
 use super::bitset::{words_for, Bitset};
 use super::fastmap::FastMap;
@@ -23,7 +24,7 @@ pub struct PortSpace {
     n: u32,
     /// Ports no socket may take: the reserved ones, and the bits past the
     /// range in the last word (so scans need no range mask).
-    blocked: Bitset,
+    blocked: Arc<Bitset>,
     reserved_count: u32,
     bind_count: Vec<u32>,
     /// Sockets holding a port through bind(), over all ports.
@@ -39,7 +40,7 @@ pub struct PortSpace {
     free_flows: Vec<u32>,
     zero: Vec<u64>,
     /// Words with a port that is not reserved.
-    unreserved: Bitset,
+    unreserved: Arc<Bitset>,
 }
 
 impl Ports for PortSpace {
@@ -221,14 +222,21 @@ impl Ports for PortSpace {
 impl PortSpace {
     /// `n` ports (indices `0..n`), `addresses` local addresses, `reserved` indices.
     pub fn new(n: u32, addresses: u32, reserved: impl IntoIterator<Item = u32>) -> Self {
-        let (r, reserved_count, unreserved) = blocked_and_unreserved(n, reserved);
+        Self::on(&Range::new(n, reserved), addresses, true)
+    }
+
+    /// `addresses` addresses of `range`'s ports; `timed`: reuse intervals are
+    /// told (see [`super::pool::AddressPools::on`]).
+    pub fn on(range: &Range, addresses: u32, timed: bool) -> Self {
+        let n = range.n;
+        let reserved_count = range.reserved_count;
         let words = words_for(n);
-        let addrs = (0..addresses).map(|_| Pool::new(n, &unreserved)).collect();
+        let addrs = (0..addresses).map(|_| Pool::new(range, timed)).collect();
         let holders = (0..addresses).map(|_| vec![0; n as usize]).collect();
         PortSpace {
             n,
             reserved_count,
-            blocked: r,
+            blocked: Arc::clone(&range.blocked),
             bind_total: 0,
             bind_count: vec![0; n as usize],
             bind_bits: Bitset::new(n),
@@ -239,7 +247,7 @@ impl PortSpace {
             flows: Vec::new(),
             free_flows: Vec::new(),
             zero: vec![0; words],
-            unreserved,
+            unreserved: Arc::clone(&range.unreserved),
         }
     }
 
@@ -260,7 +268,7 @@ impl PortSpace {
             Some(s) => {
                 let f = &mut self.flows[s as usize];
                 f.key = key;
-                f.open = self.unreserved.clone();
+                f.open = Bitset::clone(&self.unreserved);
                 s
             }
             None => {
@@ -268,7 +276,7 @@ impl PortSpace {
                     key,
                     occ: Bitset::new(self.n),
                     reusable: Bitset::new(self.n),
-                    open: self.unreserved.clone(),
+                    open: Bitset::clone(&self.unreserved),
                     count: 0,
                     reusable_count: 0,
                 });

@@ -355,6 +355,10 @@ pub struct Ports {
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ReuseInterval {
     pub count: u64,
+    /// Hosts whose intervals are counted: every host, except in a fleet,
+    /// where the first 16 hosts of each group are (a group's hosts are
+    /// alike, so their intervals follow one law).
+    pub hosts: u64,
     pub min: Option<f64>,
     pub p50: Option<f64>,
     pub p90: Option<f64>,
@@ -553,6 +557,7 @@ impl Report {
         let q = |p: f64| (!hist.is_empty()).then(|| secs(hist.value_at_quantile(p)));
         let reuse = ReuseInterval {
             count: hist.len(),
+            hosts: o.reuse_hosts,
             min: (!hist.is_empty()).then(|| secs(hist.min())),
             p50: q(0.5),
             p90: q(0.9),

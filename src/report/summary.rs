@@ -632,14 +632,19 @@ pub fn render(r: &Report) -> String {
     if let (Some(p50), Some(p99), Some(min)) = (ri.p50, ri.p99, ri.min) {
         let _ = writeln!(
             s,
-            "  port reuse      a freed port was taken again after p50 {}, p99 {}, min {} (n = {})",
+            "  port reuse      a freed port was taken again after p50 {}, p99 {}, min {} (n = {}{})",
             measured_s(p50),
             measured_s(p99),
             measured_s(min),
-            thousands(ri.count)
+            thousands(ri.count),
+            reuse_hosts(r)
         );
     } else {
-        let _ = writeln!(s, "  port reuse      no freed port was taken again (n = 0)");
+        let _ = writeln!(
+            s,
+            "  port reuse      no freed port was taken again (n = 0{})",
+            reuse_hosts(r)
+        );
     }
     let a = &r.analytic;
     let _ = writeln!(
@@ -711,6 +716,21 @@ fn server_time_wait(r: &Report) -> Option<String> {
         thousands(reuse.count),
         percent(reuse.share)
     ))
+}
+
+/// ", over 16 of 1,000 hosts" when a fleet's reuse intervals are those of
+/// some of its hosts; nothing when they are every host's.
+fn reuse_hosts(r: &Report) -> String {
+    let total: u64 = r.hosts.iter().map(|h| u64::from(h.count)).sum();
+    if r.reuse_interval_s.hosts < total {
+        format!(
+            ", over {} of {} hosts",
+            thousands(r.reuse_interval_s.hosts),
+            thousands(total)
+        )
+    } else {
+        String::new()
+    }
 }
 
 #[cfg(test)]

@@ -46,7 +46,7 @@ use super::record::{Recorder, IN_USE, OPEN, TIME_WAIT};
 use super::traffic::{rng, stream, ArrivalClock, Chooser, Stream};
 use super::{bursts, default_bin_ns, DestStats, Observer, Outcome, MAX_DEST_STATS};
 use crate::ports::pool::AddressPools;
-use crate::ports::{PortSpace, Ports};
+use crate::ports::{PortSpace, Ports, Range};
 use crate::scenario::{Arrivals, Scenario};
 
 /// What one group's hosts did together.
@@ -173,16 +173,22 @@ pub fn simulate_fleet<O: Observer>(sc: &Scenario, obs: &mut O) -> Outcome {
         AddressPools::fits(gs.destinations.len(), sharing, use_reuse)
     });
     if fits {
-        run::<O, AddressPools>(sc, obs, AddressPools::new)
+        run::<O, AddressPools>(sc, obs, AddressPools::on)
     } else {
-        run::<O, PortSpace>(sc, obs, PortSpace::new)
+        run::<O, PortSpace>(sc, obs, PortSpace::on)
     }
 }
+
+/// Hosts of a group (its first ones) whose reuse intervals are told. A
+/// group's hosts are alike, so their intervals follow one law; counting a
+/// few keeps eight bytes per port off every other host, which then holds
+/// memory in proportion to the ports it uses, and keeps the run in cache.
+pub const REUSE_HOSTS: u32 = 16;
 
 fn run<O: Observer, P: Ports>(
     sc: &Scenario,
     obs: &mut O,
-    ports: impl Fn(u32, u32, Vec<u32>) -> P,
+    ports: impl Fn(&Range, u32, bool) -> P,
 ) -> Outcome {
     // The fleet's destinations: each distinct address once.
     let dest_index: HashMap<&str, u32> = sc
@@ -206,17 +212,13 @@ fn run<O: Observer, P: Ports>(
             host: hosts.len() as u32,
         };
         let weights: Vec<f64> = grp.destinations.iter().map(|d| d.weight).collect();
-        let reserved: Vec<u32> = grp.host.reserved_indices().collect();
-        for _ in 0..grp.count {
+        let range = Range::new(grp.host.range_size(), grp.host.reserved_indices());
+        for i in 0..grp.count {
             let site = Site {
                 layer: Site::HOST_LAYER,
                 host: hosts.len() as u32,
             };
-            let p = ports(
-                grp.host.range_size(),
-                grp.host.addresses.len() as u32,
-                reserved.clone(),
-            );
+            let p = ports(&range, grp.host.addresses.len() as u32, i < REUSE_HOSTS);
             let phase = if grp.traffic.arrivals == Arrivals::Constant {
                 rng(sc.seed, Stream::at(site, stream::ARRIVALS)).random()
             } else {
@@ -360,7 +362,11 @@ impl<O: Observer, P: Ports> Fleet<'_, O, P> {
         }
         let host = &mut self.hosts[h as usize];
         if let Some(t) = host.clock.next_arrival() {
-            let phase = *host.phase_ns.get_or_insert((host.phase * t as f64) as u64);
+            // The phase is a share of the interval at the first arrival (no
+            // more than the time to it): a schedule that starts late still
+            // starts within one interval of its start.
+            let interval = host.clock.interval_at(t).min(t as f64);
+            let phase = *host.phase_ns.get_or_insert((host.phase * interval) as u64);
             // Earlier by the phase: the k-th arrival at k intervals less
             // the phase, so a run of H at rate r still has r·H of them.
             self.arrivals.push(Reverse((t.saturating_sub(phase), h)));
@@ -840,6 +846,12 @@ impl<O: Observer, P: Ports> Fleet<'_, O, P> {
             bin_ns: r.bin_ns,
             bins: r.bins,
             reuse: r.reuse,
+            reuse_hosts: self
+                .sc
+                .groups
+                .iter()
+                .map(|g| u64::from(g.count.min(REUSE_HOSTS)))
+                .sum(),
             nats,
             per_destination: self.per_dest,
             pools: Vec::new(),

@@ -151,6 +151,8 @@ pub struct HostLayer<P: Ports> {
     tw_reused: u64,
     /// Closes that skipped TIME_WAIT because `max_tw_buckets` was reached.
     tw_skipped: u64,
+    /// This host's TIME_WAIT entries now (`max_tw_buckets` is per host).
+    tw_live: u64,
     /// With `close = "server"`: what the server's TIME_WAIT would meet.
     server_tw: Option<ServerTimeWait>,
     /// Per-pool occupancy, attempts and failures.
@@ -198,6 +200,7 @@ impl<P: Ports> HostLayer<P> {
             tw_index: FastMap::default(),
             tw_reused: 0,
             tw_skipped: 0,
+            tw_live: 0,
             server_tw: (sc.traffic.close == Close::Server).then(|| ServerTimeWait::new(sc)),
             pools: PoolTallies::new(
                 sc.source_addresses(),
@@ -287,6 +290,7 @@ impl<P: Ports> HostLayer<P> {
             self.tw[(id - self.tw_base) as usize].conn.dead = true;
         }
         cx.rec.down(TIME_WAIT, t);
+        self.tw_live -= 1;
         self.tw_reused += 1;
     }
 
@@ -320,6 +324,7 @@ impl<P: Ports> HostLayer<P> {
             self.tw_index.remove(&tw_key(c.flow, c.port));
         }
         cx.rec.down(TIME_WAIT, t);
+        self.tw_live -= 1;
         self.release(t, c, cx);
         let port = self.port_number(c.port);
         cx.obs.on_time_wait_end_at(self.site, t, port, c.dest);
@@ -431,12 +436,13 @@ impl<P: Ports> PortLayer for HostLayer<P> {
             s.close(t, &c);
         }
         if self.tw_ns > 0 {
-            if u64::from(cx.rec.level(TIME_WAIT)) < self.max_tw_buckets {
+            if self.tw_live < self.max_tw_buckets {
                 if self.use_reuse {
                     let id = self.tw_base + self.tw.len() as u64;
                     self.tw_index.insert(tw_key(c.flow, c.port), id);
                 }
                 self.tw.push_back(TwEntry { at: t, conn: c });
+                self.tw_live += 1;
                 cx.rec.up(TIME_WAIT, t);
                 return;
             }

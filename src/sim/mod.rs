@@ -254,6 +254,9 @@ pub struct Outcome {
     pub open_at_end: u32,
     pub time_wait_at_end: u32,
     pub reuse: hdrhistogram::Histogram<u64>,
+    /// Hosts whose reuse intervals `reuse` holds (a fleet counts the first
+    /// [`fleet::REUSE_HOSTS`] of each group).
+    pub reuse_hosts: u64,
     pub bins: Vec<Bin>,
     pub bin_ns: u64,
     pub per_destination: Vec<DestStats>,
@@ -761,6 +764,7 @@ impl<O: Observer, P: Ports, N: PortLayer> Engine<'_, O, P, N> {
             bin_ns: r.bin_ns,
             bins: r.bins,
             reuse: r.reuse,
+            reuse_hosts: 1,
             nats,
             per_destination: self.per_dest,
             pools,

@@ -127,6 +127,13 @@ impl ArrivalClock {
         }
     }
 
+    /// The time between connections at `t_ns` at the rate then, in ns
+    /// (infinite where the rate is 0).
+    pub fn interval_at(&self, t_ns: u64) -> f64 {
+        let rate = self.profile.at(t_ns as f64 / NS_PER_S as f64);
+        self.per_connection / rate * NS_PER_S as f64
+    }
+
     /// Time of the next connection attempt in ns, or `None` if the rate stays 0.
     pub fn next_arrival(&mut self) -> Option<u64> {
         if self.kind == Arrivals::Constant {

@@ -332,3 +332,107 @@ fn the_loader_refuses_bad_groups() {
         "{err}"
     );
 }
+
+/// `max_tw_buckets` bounds each host's TIME_WAIT entries, not the fleet's:
+/// three hosts of 40 buckets each, 10 connects a second each closing after
+/// 100 ms, hold 3 × 40 entries at the peak and skip TIME_WAIT only for
+/// the closes past each host's 40th.
+#[test]
+fn max_tw_buckets_is_each_hosts_own() {
+    let text = r#"
+name = "buckets"
+seed = 3
+duration = "10s"
+[host]
+os = "linux"
+time_wait = "60s"
+max_tw_buckets = 40
+[[destinations]]
+address = "10.4.0.1:443"
+[traffic]
+arrivals = "constant"
+rate = 10
+hold = "100ms"
+[[hosts]]
+name = "api"
+count = 3
+"#;
+    let r = run(text);
+    // Constant arrivals: exactly 10/s × 10 s per host.
+    assert_eq!(r.attempts, 300);
+    assert_eq!(r.failures, 0);
+    let closed = r.established - u64::from(r.ports.open_at_end);
+    assert_eq!(r.ports.peak_time_wait, 3 * 40);
+    assert_eq!(r.time_wait_skipped, closed - 3 * 40);
+}
+
+/// A group whose schedule starts late starts then: the random phase that
+/// keeps hosts out of lockstep moves each host's arrivals earlier by less
+/// than one interval (0.1 s at 10/s), never by the time before the start.
+#[test]
+fn a_late_schedule_starts_within_one_interval_of_its_start() {
+    let text = r#"
+name = "late"
+seed = 5
+duration = "200s"
+[host]
+os = "linux"
+[[destinations]]
+address = "10.4.0.1:443"
+[traffic]
+arrivals = "constant"
+hold = "1s"
+schedule = [{ at = "0s", rate = 0 }, { at = "100s", rate = 10 }]
+[output]
+bin = "100ms"
+[[hosts]]
+name = "api"
+count = 8
+"#;
+    let r = run(text);
+    assert_eq!(r.attempts, 8 * 1000);
+    let early: u64 = r
+        .series()
+        .iter()
+        .filter(|row| row.start_ns < 99_900_000_000)
+        .map(|row| row.attempts)
+        .sum();
+    assert_eq!(early, 0, "no host connects before 99.9 s");
+}
+
+/// A fleet counts the reuse intervals of the first hosts of each group
+/// only ([`portsim::sim::fleet::REUSE_HOSTS`]), and says so; every host
+/// still counts its distinct ports. 40 hosts of 64 ports with a sequential
+/// allocator, 20 connects a second for 20 s closing at once, no TIME_WAIT:
+/// each host cycles through its 64 ports, so it uses all 64, and each
+/// connect after its 64th reuses a port: (400 − 64) intervals per host.
+#[test]
+fn a_fleet_counts_reuse_intervals_of_its_first_hosts() {
+    let text = r#"
+name = "reuse"
+seed = 8
+duration = "20s"
+[host]
+os = "generic"
+allocator = "sequential"
+port_range = "50000-50063"
+time_wait = "0s"
+[[destinations]]
+address = "10.4.0.1:443"
+[traffic]
+arrivals = "constant"
+rate = 20
+hold = "10ms"
+[[hosts]]
+name = "api"
+count = 40
+"#;
+    let r = run(text);
+    assert_eq!(r.attempts, 40 * 400);
+    assert_eq!(r.ports.distinct_used, 40 * 64);
+    let counted = u64::from(portsim::sim::fleet::REUSE_HOSTS);
+    assert_eq!(r.reuse_interval_s.hosts, counted);
+    assert_eq!(r.reuse_interval_s.count, counted * (400 - 64));
+    let summary = portsim::report::summary::render(&r);
+    assert!(summary.contains(", over 16 of 40 hosts)"), "{summary}");
+}
