@@ -32,6 +32,7 @@ pub mod bursts;
 mod closes;
 pub mod fleet;
 pub mod host;
+pub mod jhash;
 pub mod layer;
 pub mod nat;
 pub mod pools;

@@ -6,8 +6,10 @@
 //! 1. unless `random`/`random-fully`, reuse the mapping of a live entry with
 //!    the same original source (`find_appropriate_src`) if its reply tuple
 //!    is free for this destination;
-//! 2. pick the outside address by a fixed hash of the source (and of the
-//!    destination unless `persistent`), as `find_best_ips_proto` does;
+//! 2. pick the outside address as `find_best_ips_proto` does: the kernel's
+//!    `jhash2` of the source's IPv4 address, seeded by the destination's
+//!    (by 0 when `persistent`), scaled onto the addresses
+//!    ([`super::jhash`]);
 //! 3. unless random, keep the source port when it is in the NAT's range and
 //!    its reply tuple is free;
 //! 4. else `nf_nat_l4proto_unique_tuple`: a random 16-bit offset, up to
@@ -20,12 +22,15 @@
 //! lives in the conntrack table until its timer after close ends:
 //! `time_wait` after a FIN close (whichever side sent it first), `close`
 //! after a reset, `syn_sent` for a SYN a later NAT dropped. A full table
-//! (`max_entries`) drops new connections. The hash of step 2 is a fixed
-//! function of the source and destination, as in the kernel, but not the
-//! kernel's jhash: which address a flow gets differs from a real box, how
-//! the flows spread does not.
+//! (`max_entries`) drops new connections. Step 2 needs the addresses, not
+//! the indices the engine passes around, so each NAT with several outside
+//! addresses keeps the IPv4 address behind each index ([`Ips`]): with both
+//! a flow gets the very address a real box gives it (the kernel suite
+//! checks it); where either is IPv6, a fixed hash of the indices stands in
+//! (the flows spread alike, over other addresses).
 
 use std::collections::VecDeque;
+use std::net::Ipv4Addr;
 
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
@@ -100,6 +105,127 @@ fn source_key(addr: u32, port: u32) -> u64 {
     (u64::from(addr) << 32) | u64::from(port)
 }
 
+/// The IPv4 addresses behind the address indices a NAT receives, and the
+/// destinations', for the address hash. Kept as blocks (a host group, a
+/// NAT's outside addresses) rather than one entry per index, so a fleet of
+/// a million hosts costs a few words per group.
+#[derive(Debug, Default)]
+struct Ips {
+    /// By first index, ascending.
+    blocks: Vec<Block>,
+    dests: Vec<Option<Ipv4Addr>>,
+}
+
+/// `count` hosts (or one NAT) of `per` addresses each, from index `start`.
+#[derive(Debug)]
+struct Block {
+    start: u32,
+    /// Indices in the block: `count` hosts × `per`.
+    len: u32,
+    per: u32,
+    /// The first host's addresses as listed, unless they run consecutively
+    /// from `first` (then index `i` of the block is `first + i`).
+    listed: Option<Vec<Option<Ipv4Addr>>>,
+    first: Option<Ipv4Addr>,
+    /// The last listed address: host `j` ≥ 1's addresses follow host
+    /// `j − 1`'s (the scenario's rule for `[[hosts]]` groups).
+    last: Option<Ipv4Addr>,
+}
+
+impl Block {
+    fn new(start: u32, addresses: &[String], count: u32) -> Block {
+        let ips: Vec<Option<Ipv4Addr>> = addresses.iter().map(|a| a.parse().ok()).collect();
+        let first = ips.first().copied().flatten();
+        let consecutive = first.is_some_and(|f| {
+            ips.iter()
+                .enumerate()
+                .all(|(i, a)| *a == ip_plus(f, i as u64))
+        });
+        Block {
+            start,
+            len: (ips.len() as u32).saturating_mul(count),
+            per: ips.len().max(1) as u32,
+            first,
+            last: ips.last().copied().flatten(),
+            listed: (!consecutive).then_some(ips),
+        }
+    }
+
+    fn get(&self, offset: u32) -> Option<Ipv4Addr> {
+        if offset >= self.len {
+            return None;
+        }
+        match &self.listed {
+            None => ip_plus(self.first?, u64::from(offset)),
+            Some(list) if offset < self.per => list[offset as usize],
+            Some(_) => {
+                let (j, k) = (offset / self.per, offset % self.per);
+                ip_plus(
+                    self.last?,
+                    u64::from(j - 1) * u64::from(self.per) + u64::from(k) + 1,
+                )
+            }
+        }
+    }
+}
+
+/// `a + i`, if that stays an IPv4 address.
+fn ip_plus(a: Ipv4Addr, i: u64) -> Option<Ipv4Addr> {
+    u32::try_from(u64::from(u32::from(a)) + i)
+        .ok()
+        .map(Ipv4Addr::from)
+}
+
+impl Ips {
+    /// What the NAT at path position `layer - 1` of `sc` receives. A
+    /// fleet's NATs see global indices, numbered as the fleet numbers them
+    /// (`super::fleet`): each host of each group in file order, then each
+    /// NAT's outside addresses in file order. A single host's chain hands
+    /// each NAT the indices of the layer before: the host's addresses, or
+    /// the outside addresses of the NAT before.
+    fn new(sc: &Scenario, layer: u16) -> Ips {
+        let mut blocks = Vec::new();
+        if sc.is_fleet() {
+            let mut start = 0u32;
+            for g in &sc.groups {
+                let b = Block::new(start, &g.host.addresses, g.count);
+                start = start.saturating_add(b.len);
+                blocks.push(b);
+            }
+            for n in &sc.nats {
+                blocks.push(Block::new(start, &n.addresses, 1));
+                start = start.saturating_add(n.addresses.len() as u32);
+            }
+        } else {
+            let path = sc.nat_path();
+            let upstream = match usize::from(layer) {
+                0 | 1 => &sc.host.addresses,
+                i => path.get(i - 2).map_or(&sc.host.addresses, |n| &n.addresses),
+            };
+            blocks.push(Block::new(0, upstream, 1));
+        }
+        let dests = sc
+            .all_destinations()
+            .iter()
+            .map(|d| match d.address.parse::<std::net::SocketAddr>() {
+                Ok(std::net::SocketAddr::V4(a)) => Some(*a.ip()),
+                _ => None,
+            })
+            .collect();
+        Ips { blocks, dests }
+    }
+
+    fn source(&self, index: u32) -> Option<Ipv4Addr> {
+        let i = self.blocks.partition_point(|b| b.start <= index);
+        let b = self.blocks.get(i.checked_sub(1)?)?;
+        b.get(index - b.start)
+    }
+
+    fn dest(&self, index: u32) -> Option<Ipv4Addr> {
+        self.dests.get(index as usize).copied().flatten()
+    }
+}
+
 /// Linux netfilter NAT with nf_conntrack: one [`Nat`] table of a scenario.
 pub struct LinuxNat {
     site: Site,
@@ -135,6 +261,8 @@ pub struct LinuxNat {
     area: u128,
     last_t: u64,
     figures: NatFigures,
+    /// The IPv4 addresses the address hash reads.
+    ips: Ips,
     /// Per destination (as the path numbers them), the server's TIME_WAIT
     /// after it closes first.
     server_tw_ns: Vec<u64>,
@@ -177,6 +305,11 @@ impl LinuxNat {
             area: 0,
             last_t: 0,
             figures: NatFigures::default(),
+            ips: if addresses > 1 {
+                Ips::new(sc, site.layer)
+            } else {
+                Ips::default()
+            },
             server_tw_ns: sc
                 .all_destinations()
                 .iter()
@@ -250,12 +383,28 @@ impl LinuxNat {
         }
     }
 
-    /// The outside address for a source address and destination: a fixed
-    /// hash of the addresses, never the ports (`find_best_ips_proto` hashes
-    /// the source and, unless `persistent`, the destination address), so
-    /// every connection of one client to one destination leaves from one
-    /// outside address.
+    /// The outside address for a source address and destination, as
+    /// `find_best_ips_proto` picks it: never from the ports, so every
+    /// connection of one client to one destination leaves from one outside
+    /// address. With the IPv4 addresses of both, exactly the kernel's
+    /// `jhash2` of the source seeded by the destination (0 with
+    /// `persistent`), scaled onto the addresses ([`super::jhash`]). Where
+    /// the model has no IPv4 address for either (IPv6, or a host address
+    /// past the end of the address space), a fixed hash of the indices
+    /// and the seed instead: the flows spread alike, on other addresses.
     fn address_for(&self, source_addr: u32, dest: u32) -> u32 {
+        if self.addresses <= 1 {
+            return 0;
+        }
+        // `persistent` seeds the hash with 0: no destination needed.
+        let dst = if self.persistent {
+            Some(Ipv4Addr::UNSPECIFIED)
+        } else {
+            self.ips.dest(dest)
+        };
+        if let (Some(src), Some(dst)) = (self.ips.source(source_addr), dst) {
+            return super::jhash::nat_address_index(src, dst, self.addresses, self.persistent);
+        }
         let source = u64::from(source_addr);
         let d = if self.persistent {
             0
@@ -264,6 +413,13 @@ impl LinuxNat {
         };
         let h = crate::util::mix64(source ^ d.rotate_left(40) ^ self.seed.rotate_left(17));
         ((u64::from(h as u32) * u64::from(self.addresses)) >> 32) as u32
+    }
+
+    /// The outside address index a connection from upstream address index
+    /// `source` to destination index `dest` leaves from (indices as this
+    /// NAT receives them: a fleet's global ones, or the layer before's).
+    pub fn outside_address(&self, source: u32, dest: u32) -> u32 {
+        self.address_for(source, dest)
     }
 
     /// `nf_nat_l4proto_unique_tuple`: a free port index, or none.
@@ -690,6 +846,132 @@ impl PortLayer for NatChain {
                 .position(|n| n.next_due() == next)
                 .expect("a NAT holds the earliest timer");
             self.nats[i].run_due(next.just_after().min(until), cx);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::jhash::nat_address_index;
+
+    fn load(text: &str) -> Scenario {
+        let text = format!("name = \"t\"\nmax_connections = 1\n{text}");
+        crate::scenario::load_str(&text, std::path::Path::new("t.toml"), &[]).expect("loads")
+    }
+
+    fn ip(s: &str) -> Ipv4Addr {
+        s.parse().expect("an address")
+    }
+
+    /// A fleet's NAT reads the IPv4 address behind each global index: the
+    /// hosts of each group in turn (a list that is not consecutive: host 0
+    /// as listed, the next ones after its last), then the NATs' outside
+    /// addresses; and picks the outside address the kernel's hash picks.
+    #[test]
+    fn a_fleet_nat_hashes_each_hosts_real_address() {
+        let sc = load(
+            r#"
+[traffic]
+rate = 1
+hold = "1s"
+[[hosts]]
+name = "a"
+count = 3
+addresses = ["10.1.0.11"]
+via = "router"
+[[hosts]]
+name = "b"
+count = 2
+addresses = ["10.1.0.50", "10.1.0.60"]
+via = "router"
+[[destinations]]
+address = "10.2.0.2:5000"
+[[destinations]]
+address = "10.2.0.3:5000"
+[[destinations]]
+address = "[2001:db8::1]:5000"
+[[nat]]
+name = "router"
+type = "linux"
+addresses = 4
+"#,
+        );
+        let nat = LinuxNat::new(&sc, &sc.nats[0], Site { layer: 1, host: 0 }, 0);
+        let hosts = [
+            "10.1.0.11",
+            "10.1.0.12",
+            "10.1.0.13",
+            "10.1.0.50",
+            "10.1.0.60",
+            "10.1.0.61",
+            "10.1.0.62",
+        ];
+        for (i, h) in hosts.iter().enumerate() {
+            assert_eq!(nat.ips.source(i as u32), Some(ip(h)), "index {i}");
+            for (d, dst) in ["10.2.0.2", "10.2.0.3"].iter().enumerate() {
+                assert_eq!(
+                    nat.outside_address(i as u32, d as u32),
+                    nat_address_index(ip(h), ip(dst), 4, false),
+                    "{h} to {dst}"
+                );
+            }
+        }
+        // Then the NAT's own outside addresses.
+        assert_eq!(nat.ips.source(7), Some(ip("203.0.113.1")));
+        assert_eq!(nat.ips.source(10), Some(ip("203.0.113.4")));
+        assert_eq!(nat.ips.source(11), None);
+        // An IPv6 destination: the fallback, still fixed and in range.
+        let a = nat.outside_address(0, 2);
+        assert!(a < 4);
+        assert_eq!(a, nat.outside_address(0, 2));
+        assert_eq!(nat.ips.dest(2), None);
+    }
+
+    /// In a single host's chain, each NAT hashes the addresses of the
+    /// layer before it; `persistent` ignores the destination.
+    #[test]
+    fn a_chain_hashes_the_layer_before() {
+        let sc = load(
+            r#"
+[host]
+addresses = ["10.1.0.11", "10.1.0.40"]
+via = "pod"
+[traffic]
+bind = "bind"
+rate = 1
+hold = "1s"
+[[destinations]]
+address = "10.2.0.2:5000"
+[[destinations]]
+address = "10.2.0.3:5000"
+[[nat]]
+name = "pod"
+type = "linux"
+addresses = ["10.5.0.1", "10.5.0.9", "10.5.0.3"]
+via = "node"
+[[nat]]
+name = "node"
+type = "linux"
+addresses = 2
+persistent = true
+"#,
+        );
+        let chain = NatChain::new(&sc);
+        let (pod, node) = (&chain.nats[0], &chain.nats[1]);
+        for (i, h) in ["10.1.0.11", "10.1.0.40"].iter().enumerate() {
+            for (d, dst) in ["10.2.0.2", "10.2.0.3"].iter().enumerate() {
+                assert_eq!(
+                    pod.outside_address(i as u32, d as u32),
+                    nat_address_index(ip(h), ip(dst), 3, false)
+                );
+            }
+        }
+        assert_eq!(pod.ips.source(2), None);
+        for (i, a) in ["10.5.0.1", "10.5.0.9", "10.5.0.3"].iter().enumerate() {
+            let want = nat_address_index(ip(a), Ipv4Addr::UNSPECIFIED, 2, true);
+            assert_eq!(node.outside_address(i as u32, 0), want);
+            assert_eq!(node.outside_address(i as u32, 1), want);
         }
     }
 }

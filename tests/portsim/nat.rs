@@ -244,8 +244,31 @@ port_range = "61000-61099"
     assert!(fixes.list.iter().all(|f| f.lever != "nat_addresses"));
     // Four hosts of 60 connections each behind it: two on one address
     // would need 120 of its 100 ports; with enough addresses the hash gives
-    // each one of its own, and nothing fails.
-    let fleet = text.replace("via = \"node\"\n", "")
+    // each one of its own, and nothing fails. The hash is the kernel's
+    // jhash of the source seeded by the destination: toward 10.9.0.1 it
+    // puts the hosts 192.0.2.1 and 192.0.2.3 on one address for every
+    // count from 2 to 17 (their key words differ in one byte), toward
+    // 10.9.0.5 the four hosts have four addresses from 4 addresses on.
+    let spread = |dst: [u8; 4], n: u32| {
+        let mut a: Vec<u32> = (1..=4)
+            .map(|h| {
+                portsim::sim::jhash::nat_address_index(
+                    std::net::Ipv4Addr::new(192, 0, 2, h),
+                    dst.into(),
+                    n,
+                    false,
+                )
+            })
+            .collect();
+        a.sort_unstable();
+        a.dedup();
+        a.len()
+    };
+    assert!((2..=17).all(|n| spread([10, 9, 0, 1], n) < 4));
+    assert!((4..=64).all(|n| spread([10, 9, 0, 5], n) == 4));
+    let fleet = text
+        .replace("via = \"node\"\n", "")
+        .replace("10.9.0.1:443", "10.9.0.5:443")
         + "[[hosts]]\nname = \"web\"\ncount = 4\nvia = \"node\"\ntraffic = { rate = 1 }\n";
     let fsc = scenario(&fleet);
     let freport = portsim::run(&fsc);
