@@ -13,11 +13,16 @@
 //! The event loop is the single-host engine's, with three merges in place
 //! of single values: the next arrival over the hosts (a heap of each host's
 //! next arrival), the next close over the groups (a scan: groups are few),
-//! and the next timer over hosts and NATs. A host's timers (TIME_WAIT
-//! expiries, reuse eligibility) are one FIFO per host; the heap keeps one
-//! key per host and is corrected lazily: a key that no longer matches its
-//! host's next timer is dropped when it surfaces. At one instant a host's
-//! timers go before a NAT's, and hosts go in index order, as in
+//! and the next timer over hosts and NATs. Without `tcp_tw_reuse` a
+//! TIME_WAIT entry is only ever waited out, and every entry of a group
+//! lasts as long, so the group keeps its hosts' entries in one queue in
+//! close order, which is their expiry order: memory is walked as one
+//! stream, not one per host, and no host needs a timer key. With
+//! `tcp_tw_reuse` each host keeps its own FIFO (a connect may take an entry
+//! over); a heap keeps one key per such host and is corrected lazily: a key
+//! that no longer matches its host's next timer is dropped when it
+//! surfaces. At one instant hosts' timers go before a NAT's, and (but for
+//! a group's queue, in close order) hosts go in index order, as in
 //! [`super::Engine`].
 //!
 //! Inside the NAT graph, addresses and ports are global: each host's
@@ -40,7 +45,7 @@ use rand::RngExt;
 
 use super::closes::Closes;
 use super::host::{port_rules, HostConn, HostLayer};
-use super::layer::{Cause, Ctx, Due, Path, PortLayer, Refused, Site, Syn};
+use super::layer::{Cause, Ctx, Due, Path, Phase, PortLayer, Refused, Site, Syn};
 use super::nat::{LinuxNat, Mapping, MAX_CHAIN};
 use super::record::{Recorder, IN_USE, OPEN, TIME_WAIT};
 use super::traffic::{rng, stream, ArrivalClock, Chooser, Stream};
@@ -101,6 +106,11 @@ struct Group {
     /// The group's arrivals when they are merged (Poisson, several hosts).
     merged: Option<Merged>,
     closes: Closes,
+    /// The TIME_WAIT entries of the group's hosts, in close order, when
+    /// the group keeps them ([`HostLayer::close_keeping_time_wait`]), and
+    /// how long they last.
+    time_wait: Option<VecDeque<Kept>>,
+    time_wait_ns: u64,
     /// The group's destination `i` as an index into the fleet's.
     dest_map: Vec<u32>,
     port_lo: u32,
@@ -120,11 +130,18 @@ struct Waiting {
     refused: Refused,
 }
 
+/// A TIME_WAIT entry a group keeps for host `host`: it closed at `at`.
+#[derive(Clone, Copy)]
+struct Kept {
+    at: u64,
+    host: u32,
+    hc: HostConn,
+}
+
 #[derive(Clone, Copy)]
 struct Conn {
     host: u32,
     hc: HostConn,
-    maps: [Mapping; MAX_CHAIN],
 }
 
 struct Fleet<'a, O: Observer, P: Ports> {
@@ -142,6 +159,10 @@ struct Fleet<'a, O: Observer, P: Ports> {
     /// Host timers as packed keys ([`key`]), earliest first.
     timers: BinaryHeap<Reverse<u128>>,
     conns: Vec<Conn>,
+    /// The NAT mappings of the connection in the same slot of `conns`,
+    /// kept only when some group goes through a NAT: a fleet without one
+    /// keeps its open connections in a quarter of the memory.
+    conn_maps: Vec<[Mapping; MAX_CHAIN]>,
     free_conns: Vec<u32>,
     /// (time, host, the group's destination, tries so far).
     retries: VecDeque<(u64, u32, u32, u32)>,
@@ -267,7 +288,11 @@ fn run<O: Observer, P: Ports>(
                 count: grp.count,
             }
         });
+        let first = &hosts[first_site.host as usize].layer;
+        let (keep, time_wait_ns) = (first.time_wait_may_be_kept_outside(), first.time_wait_ns());
         groups.push(Group {
+            time_wait: (keep && time_wait_ns > 0).then(VecDeque::new),
+            time_wait_ns,
             name: grp.name.clone(),
             syns: super::syn::Pending::new(super::syn::schedule_of(&gs)),
             merged,
@@ -316,6 +341,7 @@ fn run<O: Observer, P: Ports>(
         arrivals: BinaryHeap::new(),
         timers: BinaryHeap::new(),
         conns: Vec::new(),
+        conn_maps: Vec::new(),
         free_conns: Vec::new(),
         retries: VecDeque::new(),
         rec: Recorder::new(bin_ns, sc.bin_ns.is_none()),
@@ -492,9 +518,9 @@ impl<O: Observer, P: Ports> Fleet<'_, O, P> {
             let (t_close, g) = self.next_close();
             let close_due = t_close <= limit && t_close != u64::MAX;
             let until = if close_due {
-                Due::new(t_close, super::layer::Phase::Close)
+                Due::new(t_close, Phase::Close)
             } else {
-                Due::new(limit, super::layer::Phase::End)
+                Due::new(limit, Phase::End)
             };
             self.run_timers(until);
             if !close_due {
@@ -509,7 +535,17 @@ impl<O: Observer, P: Ports> Fleet<'_, O, P> {
     /// hosts go first.
     fn run_timers(&mut self, until: Due) {
         loop {
-            let (hd, h) = self.host_due();
+            let (mut hd, mut h) = self.host_due();
+            // The groups' TIME_WAIT queues: each head against the hosts'.
+            let mut kept = usize::MAX;
+            for (g, grp) in self.groups.iter().enumerate() {
+                if let Some(e) = grp.time_wait.as_ref().and_then(|q| q.front()) {
+                    let d = Due::new(e.at.saturating_add(grp.time_wait_ns), Phase::Release);
+                    if key(d, e.host) < key(hd, h) {
+                        (hd, h, kept) = (d, e.host, g);
+                    }
+                }
+            }
             let (nd, n) = self
                 .nats
                 .iter()
@@ -525,7 +561,16 @@ impl<O: Observer, P: Ports> Fleet<'_, O, P> {
                 obs: &mut *self.obs,
                 rec: &mut self.rec,
             };
-            if hd <= nd {
+            if hd <= nd && kept != usize::MAX {
+                let e = self.groups[kept]
+                    .time_wait
+                    .as_mut()
+                    .and_then(VecDeque::pop_front)
+                    .expect("peeked");
+                self.hosts[h as usize]
+                    .layer
+                    .end_time_wait(hd.t, e.hc, &mut cx);
+            } else if hd <= nd {
                 self.hosts[h as usize]
                     .layer
                     .run_due(hd.just_after().min(until), &mut cx);
@@ -693,7 +738,6 @@ impl<O: Observer, P: Ports> Fleet<'_, O, P> {
         let conn = Conn {
             host: w.host,
             hc: w.hc,
-            maps,
         };
         let slot = match self.free_conns.pop() {
             Some(s) => {
@@ -705,6 +749,13 @@ impl<O: Observer, P: Ports> Fleet<'_, O, P> {
                 (self.conns.len() - 1) as u32
             }
         };
+        if self.groups[g].sc.via.is_some() {
+            let s = slot as usize;
+            if self.conn_maps.len() <= s {
+                self.conn_maps.resize(s + 1, [Mapping::NONE; MAX_CHAIN]);
+            }
+            self.conn_maps[s] = maps;
+        }
         self.groups[g].closes.open(t, slot);
         self.bursts.success(t);
         self.rec.up(OPEN, t);
@@ -758,12 +809,24 @@ impl<O: Observer, P: Ports> Fleet<'_, O, P> {
             rec: &mut self.rec,
         };
         let host = &mut self.hosts[h as usize];
-        host.layer.close(t, c.hc, &mut cx);
+        match &mut self.groups[g].time_wait {
+            Some(q) => {
+                if host.layer.close_keeping_time_wait(t, c.hc, &mut cx) {
+                    q.push_back(Kept {
+                        at: t,
+                        host: h,
+                        hc: c.hc,
+                    });
+                }
+            }
+            None => host.layer.close(t, c.hc, &mut cx),
+        }
         let mut at = self.groups[g].sc.via;
         let mut i = 0;
         while let Some(n) = at {
             let server = self.groups[g].sc.traffic.close == crate::scenario::Close::Server;
-            self.nats[n].close_after(t, c.maps[i], self.nat_hold[n][g], server, &mut cx);
+            let m = self.conn_maps[slot as usize][i];
+            self.nats[n].close_after(t, m, self.nat_hold[n][g], server, &mut cx);
             i += 1;
             at = self.sc.nats[n].via;
         }

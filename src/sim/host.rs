@@ -323,11 +323,67 @@ impl<P: Ports> HostLayer<P> {
         if self.use_reuse {
             self.tw_index.remove(&tw_key(c.flow, c.port));
         }
+        self.end_time_wait(t, c, cx);
+    }
+
+    /// The TIME_WAIT entry of `c` ends at `t`: its port is let go.
+    #[inline(always)]
+    pub fn end_time_wait<O: Observer>(&mut self, t: u64, c: HostConn, cx: &mut Ctx<'_, O>) {
         cx.rec.down(TIME_WAIT, t);
         self.tw_live -= 1;
         self.release(t, c, cx);
         let port = self.port_number(c.port);
         cx.obs.on_time_wait_end_at(self.site, t, port, c.dest);
+    }
+
+    /// Whether the caller may keep this host's TIME_WAIT entries
+    /// ([`Self::close_keeping_time_wait`]): without `tcp_tw_reuse` an entry
+    /// is only ever waited out, so where it is kept does not matter.
+    pub fn time_wait_may_be_kept_outside(&self) -> bool {
+        !self.use_reuse
+    }
+
+    /// How long a TIME_WAIT entry lasts (0: closes never enter it).
+    pub fn time_wait_ns(&self) -> u64 {
+        self.tw_ns
+    }
+
+    /// A close whose TIME_WAIT entry, if it gets one, the caller keeps and
+    /// ends with [`Self::end_time_wait`] after [`Self::time_wait_ns`]:
+    /// whether it got one. Only where
+    /// [`Self::time_wait_may_be_kept_outside`]. A fleet keeps the entries of
+    /// all of a group's hosts in one queue, in close order, which is also
+    /// their expiry order: one stream through memory instead of one per
+    /// host.
+    #[inline(always)]
+    pub fn close_keeping_time_wait<O: Observer>(
+        &mut self,
+        t: u64,
+        c: HostConn,
+        cx: &mut Ctx<'_, O>,
+    ) -> bool {
+        debug_assert!(!self.use_reuse);
+        self.enter_time_wait(t, c, cx)
+    }
+
+    /// A client close holds the 4-tuple in TIME_WAIT, unless
+    /// `max_tw_buckets` entries already are; any other close frees it.
+    /// Whether it entered TIME_WAIT (the entry is the caller's to keep).
+    #[inline(always)]
+    fn enter_time_wait<O: Observer>(&mut self, t: u64, c: HostConn, cx: &mut Ctx<'_, O>) -> bool {
+        if let Some(s) = &mut self.server_tw {
+            s.close(t, &c);
+        }
+        if self.tw_ns > 0 {
+            if self.tw_live < self.max_tw_buckets {
+                self.tw_live += 1;
+                cx.rec.up(TIME_WAIT, t);
+                return true;
+            }
+            self.tw_skipped += 1;
+        }
+        self.release(t, c, cx);
+        false
     }
 
     #[inline]
@@ -428,27 +484,17 @@ impl<P: Ports> PortLayer for HostLayer<P> {
         ))
     }
 
-    /// A client close holds the 4-tuple in TIME_WAIT, unless
-    /// `max_tw_buckets` entries already are; any other close frees it.
+    /// A client close holds the 4-tuple in TIME_WAIT, in this host's FIFO
+    /// ([`Self::enter_time_wait`]).
     #[inline(always)]
     fn close<O: Observer>(&mut self, t: u64, c: HostConn, cx: &mut Ctx<'_, O>) {
-        if let Some(s) = &mut self.server_tw {
-            s.close(t, &c);
-        }
-        if self.tw_ns > 0 {
-            if self.tw_live < self.max_tw_buckets {
-                if self.use_reuse {
-                    let id = self.tw_base + self.tw.len() as u64;
-                    self.tw_index.insert(tw_key(c.flow, c.port), id);
-                }
-                self.tw.push_back(TwEntry { at: t, conn: c });
-                self.tw_live += 1;
-                cx.rec.up(TIME_WAIT, t);
-                return;
+        if self.enter_time_wait(t, c, cx) {
+            if self.use_reuse {
+                let id = self.tw_base + self.tw.len() as u64;
+                self.tw_index.insert(tw_key(c.flow, c.port), id);
             }
-            self.tw_skipped += 1;
+            self.tw.push_back(TwEntry { at: t, conn: c });
         }
-        self.release(t, c, cx);
     }
 
     /// The connection never got through: its socket goes without TIME_WAIT,
