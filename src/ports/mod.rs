@@ -44,7 +44,7 @@ pub(super) struct Pool {
     busy: Bitset,
     busy_count: u32,
     /// Words of `busy` with a port neither busy nor reserved.
-    open: Bitset,
+    open: Summary,
     /// When each port was last freed (`NEVER` if it has not been); with
     /// `busy`, also which ports were ever handed out. Empty when the pool
     /// is not timed ([`Range`]): then `ever` says which ports were used.
@@ -60,7 +60,7 @@ impl Pool {
         Pool {
             busy: Bitset::new(n),
             busy_count: 0,
-            open: Bitset::clone(&range.unreserved),
+            open: Summary::of(&range.unreserved),
             freed_at: if timed {
                 vec![NEVER; n as usize]
             } else {
@@ -82,7 +82,9 @@ impl Pool {
         let p = port as usize;
         self.busy.set(port);
         self.busy_count += 1;
-        note_taken(&mut self.open, self.busy.words()[w], blocked.words()[w], w);
+        if self.busy.words()[w] | blocked.words()[w] == !0 {
+            self.open.clear(w as u32);
+        }
         if self.freed_at.is_empty() {
             self.ever.set(port);
             return None;
@@ -135,6 +137,39 @@ impl Pool {
             open: self.open.words(),
             usable: Some(free - self.busy_count),
         }
+    }
+}
+
+/// The one-bit-per-word summary of a pool's `busy` bitset, kept in the
+/// pool itself rather than on the heap: a range has at most 65,536 ports,
+/// so 1,024 words, so 16 summary words, and the summary is read with the
+/// pool's other fields instead of from a line of its own.
+#[derive(Clone)]
+struct Summary {
+    words: [u64; 16],
+    len: u8,
+}
+
+impl Summary {
+    fn of(b: &Bitset) -> Summary {
+        let mut words = [0; 16];
+        words[..b.words().len()].copy_from_slice(b.words());
+        Summary {
+            words,
+            len: b.words().len() as u8,
+        }
+    }
+    #[inline]
+    fn set(&mut self, i: u32) {
+        self.words[(i >> 6) as usize] |= 1 << (i & 63);
+    }
+    #[inline]
+    fn clear(&mut self, i: u32) {
+        self.words[(i >> 6) as usize] &= !(1 << (i & 63));
+    }
+    #[inline]
+    fn words(&self) -> &[u64] {
+        &self.words[..usize::from(self.len)]
     }
 }
 
@@ -251,6 +286,7 @@ pub struct Range {
 impl Range {
     /// `n` ports (indices `0..n`) of which `reserved` are reserved.
     pub fn new(n: u32, reserved: impl IntoIterator<Item = u32>) -> Range {
+        assert!(n <= 1 << 16, "a port range has at most 65,536 ports");
         let mut r = Bitset::new(n);
         for i in reserved {
             r.set(i);

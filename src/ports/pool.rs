@@ -19,8 +19,11 @@ pub struct AddressPools {
     /// Ports in the range that are not reserved.
     free: u32,
     blocked: Arc<Bitset>,
-    /// One pool per local address.
-    pools: Vec<Pool>,
+    /// The first local address's pool, kept inline (most hosts have one
+    /// address, and a fleet's hosts are read from a vector: one pointer
+    /// fewer to follow), then the others'.
+    first: Pool,
+    more: Vec<Pool>,
 }
 
 impl AddressPools {
@@ -41,8 +44,27 @@ impl AddressPools {
         AddressPools {
             n: range.n,
             free: range.usable(),
-            pools: (0..addresses).map(|_| Pool::new(range, timed)).collect(),
+            first: Pool::new(range, timed),
+            more: (1..addresses).map(|_| Pool::new(range, timed)).collect(),
             blocked: Arc::clone(&range.blocked),
+        }
+    }
+}
+
+impl AddressPools {
+    #[inline(always)]
+    fn pool(&self, addr: u32) -> &Pool {
+        match addr {
+            0 => &self.first,
+            a => &self.more[a as usize - 1],
+        }
+    }
+
+    #[inline(always)]
+    fn pool_mut(&mut self, addr: u32) -> &mut Pool {
+        match addr {
+            0 => &mut self.first,
+            a => &mut self.more[a as usize - 1],
         }
     }
 }
@@ -56,7 +78,7 @@ impl Ports for AddressPools {
 
     #[inline]
     fn candidates(&self, addr: u32, _: Option<u32>, _: Sharing) -> Candidates<'_> {
-        self.pools[addr as usize].candidates(self.n, self.free, &self.blocked)
+        self.pool(addr).candidates(self.n, self.free, &self.blocked)
     }
 
     /// A usable port is a free one, so it always becomes busy.
@@ -65,14 +87,20 @@ impl Ports for AddressPools {
         Occupied {
             flow: 0,
             newly_busy: true,
-            interval: self.pools[take.addr as usize].take(take.port, &self.blocked, take.now),
+            interval: {
+                let pool = match take.addr {
+                    0 => &mut self.first,
+                    a => &mut self.more[a as usize - 1],
+                };
+                pool.take(take.port, &self.blocked, take.now)
+            },
         }
     }
 
     /// The only holder lets go, so the port is free.
     #[inline]
     fn release(&mut self, release: Release) -> bool {
-        self.pools[release.addr as usize].free(release.port, release.now);
+        self.pool_mut(release.addr).free(release.port, release.now);
         true
     }
 
@@ -84,6 +112,6 @@ impl Ports for AddressPools {
     fn take_over(&mut self, _: u32, _: u32) {}
 
     fn distinct_used(&self) -> u32 {
-        self.pools.iter().map(Pool::distinct_used).sum()
+        self.first.distinct_used() + self.more.iter().map(Pool::distinct_used).sum::<u32>()
     }
 }

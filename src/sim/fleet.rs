@@ -69,21 +69,29 @@ pub struct GroupFigures {
     pub connecting_at_end: u64,
 }
 
+/// What a host reads on every connect and timer; its arrivals and
+/// destination choice ([`HostTraffic`]) are kept apart, so the fleet's hot
+/// state is dense.
 struct Host<P: Ports> {
     layer: HostLayer<P>,
     group: u32,
-    clock: ArrivalClock,
-    /// Constant arrivals: this host's phase, as a share of its first
-    /// interval, and that in ns once the first arrival is known.
-    phase: f64,
-    phase_ns: Option<u64>,
-    dests: Chooser,
     /// The first of this host's global address indices.
     addr_base: u32,
     /// The key this host has in the timer heap ([`Due::NEVER`]: none).
     due: Due,
     /// Most ports held at once.
     peak: u32,
+}
+
+/// A host's own arrivals (none when its group's are merged) and
+/// destination choice (none with one destination).
+struct HostTraffic {
+    clock: Option<ArrivalClock>,
+    /// Constant arrivals: this host's phase, as a share of its first
+    /// interval, and that in ns once the first arrival is known.
+    phase: f64,
+    phase_ns: Option<u64>,
+    dests: Option<Chooser>,
 }
 
 /// The Poisson arrivals of a whole group: the superposition of `count`
@@ -148,6 +156,7 @@ struct Fleet<'a, O: Observer, P: Ports> {
     sc: &'a Scenario,
     obs: &'a mut O,
     hosts: Vec<Host<P>>,
+    traffic: Vec<HostTraffic>,
     groups: Vec<Group>,
     nats: Vec<LinuxNat>,
     /// Each NAT's first global address index and first port.
@@ -220,6 +229,7 @@ fn run<O: Observer, P: Ports>(
         .collect();
     let mut groups = Vec::with_capacity(sc.groups.len());
     let mut hosts = Vec::new();
+    let mut traffic = Vec::new();
     let mut addr_base = 0u32;
     for (g, grp) in sc.groups.iter().enumerate() {
         let gs = sc.group_scenario(g);
@@ -234,6 +244,7 @@ fn run<O: Observer, P: Ports>(
         };
         let weights: Vec<f64> = grp.destinations.iter().map(|d| d.weight).collect();
         let range = Range::new(grp.host.range_size(), grp.host.reserved_indices());
+        let merge = grp.traffic.arrivals == Arrivals::Poisson && grp.count > 1;
         for i in 0..grp.count {
             let site = Site {
                 layer: Site::HOST_LAYER,
@@ -245,31 +256,37 @@ fn run<O: Observer, P: Ports>(
             } else {
                 0.0
             };
+            traffic.push(HostTraffic {
+                clock: (!merge).then(|| {
+                    ArrivalClock::at(
+                        sc.seed,
+                        site,
+                        grp.traffic.arrivals,
+                        grp.traffic.rate.clone(),
+                        grp.traffic.requests_per_connection,
+                    )
+                }),
+                phase,
+                phase_ns: None,
+                dests: (weights.len() > 1).then(|| {
+                    Chooser::new(
+                        sc.seed,
+                        Stream::at(site, stream::DESTINATION),
+                        &weights,
+                        grp.traffic.pick,
+                    )
+                }),
+            });
             hosts.push(Host {
                 layer: HostLayer::new(&gs, site, p),
                 group: g as u32,
-                clock: ArrivalClock::at(
-                    sc.seed,
-                    site,
-                    grp.traffic.arrivals,
-                    grp.traffic.rate.clone(),
-                    grp.traffic.requests_per_connection,
-                ),
-                phase,
-                phase_ns: None,
-                dests: Chooser::new(
-                    sc.seed,
-                    Stream::at(site, stream::DESTINATION),
-                    &weights,
-                    grp.traffic.pick,
-                ),
                 addr_base,
                 due: Due::NEVER,
                 peak: 0,
             });
             addr_base += grp.host.addresses.len() as u32;
         }
-        let merged = (grp.traffic.arrivals == Arrivals::Poisson && grp.count > 1).then(|| {
+        let merged = merge.then(|| {
             let mut rate = grp.traffic.rate.clone();
             for seg in &mut rate.segments {
                 seg.from *= f64::from(grp.count);
@@ -333,6 +350,7 @@ fn run<O: Observer, P: Ports>(
         sc,
         obs,
         hosts,
+        traffic,
         groups,
         nats,
         nat_addr_base,
@@ -386,12 +404,15 @@ impl<O: Observer, P: Ports> Fleet<'_, O, P> {
             }
             return;
         }
-        let host = &mut self.hosts[h as usize];
-        if let Some(t) = host.clock.next_arrival() {
+        let host = &mut self.traffic[h as usize];
+        let Some(clock) = host.clock.as_mut() else {
+            return;
+        };
+        if let Some(t) = clock.next_arrival() {
             // The phase is a share of the interval at the first arrival (no
             // more than the time to it): a schedule that starts late still
             // starts within one interval of its start.
-            let interval = host.clock.interval_at(t).min(t as f64);
+            let interval = clock.interval_at(t).min(t as f64);
             let phase = *host.phase_ns.get_or_insert((host.phase * interval) as u64);
             // Earlier by the phase: the k-th arrival at k intervals less
             // the phase, so a run of H at rate r still has r·H of them.
@@ -460,7 +481,10 @@ impl<O: Observer, P: Ports> Fleet<'_, O, P> {
                     }
                     None => h_arrival,
                 };
-                let dest = self.hosts[h as usize].dests.pick();
+                let dest = self.traffic[h as usize]
+                    .dests
+                    .as_mut()
+                    .map_or(0, Chooser::pick);
                 self.attempt(t, h, dest, 0);
                 self.schedule_arrival(h_arrival);
             }
