@@ -2,9 +2,10 @@
 //! new socket may use.
 //!
 //! Socket semantics live here, once, so every allocator gets them for free:
-//! - per local address, a count of holders per port (connections, TIME_WAIT
-//!   entries, bind() owners) and a `busy` bitset, for exclusive allocation
-//!   (bind(0), or an OS whose connect() never shares a port);
+//! - per local address, a `busy` bitset of ports some socket (connection,
+//!   TIME_WAIT entry, bind() owner) holds, for exclusive allocation (bind(0),
+//!   or an OS whose connect() never shares a port), and a count of the
+//!   further holders of the ports several sockets hold;
 //! - per flow (local address, destination), an `occ` bitset of ports whose
 //!   4-tuple is taken by a connection or TIME_WAIT entry, and a `reusable`
 //!   bitset of TIME_WAIT entries old enough for `tcp_tw_reuse`; flows are

@@ -1,5 +1,5 @@
-//! [`PortSpace`], the general port state of a host: holders per port and
-//! address, per-flow 4-tuple bitsets with their `tcp_tw_reuse` marks, and
+//! [`PortSpace`], the general port state of a host: which ports each
+//! address holds and how many sockets share them, per-flow 4-tuple bitsets with their `tcp_tw_reuse` marks, and
 //! bind() owners, for every scenario (see the module above for the rules).
 
 use std::cell::Cell;
@@ -26,13 +26,17 @@ pub struct PortSpace {
     /// range in the last word (so scans need no range mask).
     blocked: Arc<Bitset>,
     reserved_count: u32,
+    /// bind() owners per port; allocated at the first bind().
     bind_count: Vec<u32>,
     /// Sockets holding a port through bind(), over all ports.
     bind_total: u64,
     bind_bits: Bitset,
     addrs: Vec<Pool>,
-    /// Sockets holding each port, per address.
-    holders: Vec<Vec<u32>>,
+    /// Per address, the ports more than one socket holds (a port one
+    /// socket holds is just busy in its pool), and how many more, by
+    /// [`shared_key`]: memory follows the ports shared, not the range.
+    shared_bits: Vec<Bitset>,
+    shared: FastMap<u64, u32>,
     flow_slot: FastMap<u64, u32>,
     /// The last flow looked up, and its slot: most runs talk to few flows.
     last_flow: Cell<Option<(u64, u32)>>,
@@ -41,6 +45,11 @@ pub struct PortSpace {
     zero: Vec<u64>,
     /// Words with a port that is not reserved.
     unreserved: Arc<Bitset>,
+}
+
+/// The key of (address, port) in [`PortSpace::shared`].
+fn shared_key(addr: u32, port: u32) -> u64 {
+    (u64::from(addr) << 32) | u64::from(port)
 }
 
 impl Ports for PortSpace {
@@ -107,15 +116,19 @@ impl Ports for PortSpace {
         let w = (port >> 6) as usize;
         let blocked = self.blocked.words()[w];
         let p = port as usize;
-        let holders = &mut self.holders[addr as usize][p];
-        let newly_busy = *holders == 0;
-        *holders += 1;
+        let pool = &mut self.addrs[addr as usize];
+        let newly_busy = !pool.busy.get(port);
         let interval = if newly_busy {
-            self.addrs[addr as usize].take(port, &self.blocked, now)
+            pool.take(port, &self.blocked, now)
         } else {
+            self.shared_bits[addr as usize].set(port);
+            *self.shared.entry(shared_key(addr, port)).or_insert(0) += 1;
             None
         };
         if bind {
+            if self.bind_count.is_empty() {
+                self.bind_count = vec![0; self.n as usize];
+            }
             self.bind_total += 1;
             self.bind_count[p] += 1;
             self.bind_bits.set(port);
@@ -151,9 +164,16 @@ impl Ports for PortSpace {
             now,
         } = release;
         let p = port as usize;
-        let holders = &mut self.holders[addr as usize][p];
-        *holders -= 1;
-        let freed = *holders == 0;
+        let freed = !self.shared_bits[addr as usize].get(port) || {
+            let k = shared_key(addr, port);
+            let more = self.shared.get_mut(&k).expect("a shared port is counted");
+            *more -= 1;
+            if *more == 0 {
+                self.shared.remove(&k);
+                self.shared_bits[addr as usize].clear(port);
+            }
+            false
+        };
         if freed {
             self.addrs[addr as usize].free(port, now);
         }
@@ -232,16 +252,17 @@ impl PortSpace {
         let reserved_count = range.reserved_count;
         let words = words_for(n);
         let addrs = (0..addresses).map(|_| Pool::new(range, timed)).collect();
-        let holders = (0..addresses).map(|_| vec![0; n as usize]).collect();
+        let shared_bits = (0..addresses).map(|_| Bitset::new(n)).collect();
         PortSpace {
             n,
             reserved_count,
             blocked: Arc::clone(&range.blocked),
             bind_total: 0,
-            bind_count: vec![0; n as usize],
+            bind_count: Vec::new(),
             bind_bits: Bitset::new(n),
             addrs,
-            holders,
+            shared_bits,
+            shared: FastMap::default(),
             flow_slot: FastMap::default(),
             last_flow: Cell::new(None),
             flows: Vec::new(),
