@@ -129,7 +129,7 @@ pub fn estimate(sc: &Scenario, charts: bool) -> Cost {
     memory_parts.push(Part {
         amount: addresses * n * per_port,
         what: format!(
-            "port state: {} source addresses (host.addresses) × {} ports (host.port_range)",
+            "{PORT_STATE}: {} source addresses (host.addresses) × {} ports (host.port_range)",
             num(addresses),
             num(n)
         ),
@@ -147,15 +147,9 @@ pub fn estimate(sc: &Scenario, charts: bool) -> Cost {
             ),
         });
     }
-    // Connections and TIME_WAIT entries in flight, by Little's law at the
-    // peak rate with a margin for bursts, but no more than attempts.
     let hold_s = sc.traffic.hold.mean_ns() * rpc / NS_PER_S as f64;
-    let tw_s = sc.effective_time_wait_ns() as f64 / NS_PER_S as f64;
     let rate = load.peak_rate;
-    let open = (2.0 * rate * hold_s + 1000.0).min(attempts);
-    let tw = (2.0 * rate * tw_s + 1000.0)
-        .min(attempts)
-        .min(h.max_tw_buckets as f64);
+    let (open, tw) = in_flight(sc, rate, attempts, 1000.0);
     memory_parts.push(Part {
         amount: open * 32.0 + tw * 48.0,
         what: format!("{IN_FLIGHT} (traffic.rate × (traffic.hold + host.time_wait))"),
@@ -195,11 +189,32 @@ pub fn estimate(sc: &Scenario, charts: bool) -> Cost {
 const IN_FLIGHT: &str = "connections and TIME_WAIT entries in flight";
 const IN_FLIGHT_MARGIN: f64 = 1000.0 * (32.0 + 48.0);
 
-/// What a host of a fleet keeps per port beyond what one host's estimate
-/// counts: the rest of its port state and allocator (bytes; measured:
-/// 1,000 Linux hosts of 16,384 ports take 159 MB, which this and the
-/// single-host parts overestimate by about half).
-const FLEET_HOST_BYTES_PER_PORT: f64 = 10.0;
+/// Connections and TIME_WAIT entries one host holds in flight: by Little's
+/// law at the peak `rate` with twice the mean and `margin` more for bursts,
+/// but no more than its `attempts`.
+fn in_flight(sc: &Scenario, rate: f64, attempts: f64, margin: f64) -> (f64, f64) {
+    let rpc = f64::from(sc.traffic.requests_per_connection);
+    let hold_s = sc.traffic.hold.mean_ns() * rpc / NS_PER_S as f64;
+    let tw_s = sc.effective_time_wait_ns() as f64 / NS_PER_S as f64;
+    let open = (2.0 * rate * hold_s + margin).min(attempts);
+    let tw = (2.0 * rate * tw_s + margin)
+        .min(attempts)
+        .min(sc.host.max_tw_buckets as f64);
+    (open, tw)
+}
+
+/// How a memory part of a host's port state starts.
+const PORT_STATE: &str = "port state";
+
+/// A fleet host whose reuse intervals are not told (all but the first
+/// [`crate::sim::fleet::REUSE_HOSTS`] of a group) keeps a few bits per port
+/// (busy and used with one bitset per address, [`crate::ports::pool`];
+/// three more with the general port space) and its allocator and other
+/// state. Measured: 20,000 idle Linux hosts take 6.8 KB each with 16,384
+/// ports and 18.9 KB with 64,512, so 0.25 bytes a port and 2.7 KB a host.
+const UNTIMED_BYTES_PER_PORT: f64 = 0.3;
+const UNTIMED_BYTES_PER_PORT_GENERAL: f64 = 0.7;
+const UNTIMED_BYTES_PER_HOST: f64 = 4000.0;
 
 /// A fleet: each group's hosts, `count` times one host of the group.
 fn fleet_estimate(sc: &Scenario, charts: bool) -> Cost {
@@ -232,19 +247,32 @@ fn fleet_estimate(sc: &Scenario, charts: bool) -> Cost {
             ),
         });
         // Each part of one host's state k times, but the margin for bursts
-        // of the connections in flight once for the group.
+        // of the connections in flight once for the group, and the port
+        // state in full only for the hosts whose reuse intervals are told.
+        let timed = k.min(f64::from(crate::sim::fleet::REUSE_HOSTS));
+        let gs = sc.group_scenario(g);
+        let (sharing, use_reuse) = crate::sim::host::port_rules(&gs);
+        let per_port =
+            if crate::ports::pool::AddressPools::fits(gs.destinations.len(), sharing, use_reuse) {
+                UNTIMED_BYTES_PER_PORT
+            } else {
+                UNTIMED_BYTES_PER_PORT_GENERAL
+            };
         let parts: f64 = one
             .memory_parts
             .iter()
             .map(|p| {
                 if p.what.starts_with(IN_FLIGHT) {
-                    k * (p.amount - IN_FLIGHT_MARGIN).max(0.0) + IN_FLIGHT_MARGIN
+                    let (open, tw) = in_flight(&gs, pool_load(&gs).peak_rate, one.attempts, 0.0);
+                    k * (open * 32.0 + tw * 48.0) + IN_FLIGHT_MARGIN
+                } else if p.what.starts_with(PORT_STATE) {
+                    timed * p.amount + (k - timed) * (ports * per_port + UNTIMED_BYTES_PER_HOST)
                 } else {
                     k * p.amount
                 }
             })
             .sum();
-        let memory = parts + k * ports * FLEET_HOST_BYTES_PER_PORT;
+        let memory = parts;
         cost.memory += memory;
         cost.memory_parts.push(Part {
             amount: memory,

@@ -436,3 +436,50 @@ count = 40
     let summary = portsim::report::summary::render(&r);
     assert!(summary.contains(", over 16 of 40 hosts)"), "{summary}");
 }
+
+/// The memory a fleet is expected to need grows with the ports its hosts
+/// hold, beyond a few bits per port of the range: 100,000 hosts of 16,384
+/// ports at 0.1/s are estimated under 0.75 bytes per port of the range in
+/// all (a timestamp per port alone would be 8), within the default limit;
+/// and ten times the rate adds exactly the connections and TIME_WAIT
+/// entries ten times the rate holds (Little's law at twice the mean, no
+/// more than the attempts: 32 and 48 bytes each).
+#[test]
+fn a_fleets_memory_follows_the_ports_it_holds() {
+    let fleet = |rate: f64| {
+        crate::util::scenario(&format!(
+            r#"
+name = "big"
+seed = 1
+duration = "10s"
+[host]
+os = "linux"
+[[destinations]]
+address = "10.4.0.1:443"
+[traffic]
+rate = {rate}
+hold = "1s"
+[[hosts]]
+name = "api"
+count = 100000
+"#
+        ))
+    };
+    let slow = portsim::limits::estimate(&fleet(0.1), false).memory;
+    let fast = portsim::limits::estimate(&fleet(1.0), false).memory;
+    let ports = 100_000.0 * 16_384.0;
+    assert!(slow < 0.75 * ports, "{slow} bytes");
+    assert!(slow < portsim::DEFAULT_MAX_MEMORY as f64, "{slow} bytes");
+    // Per host: open 2 × rate × 1 s and TIME_WAIT 2 × rate × 60 s, each
+    // no more than the 10 s × rate attempts.
+    let held = |rate: f64| {
+        100_000.0 * (2.0 * rate * 1.0).min(10.0 * rate) * 32.0
+            + 100_000.0 * (2.0 * rate * 60.0).min(10.0 * rate) * 48.0
+    };
+    let grown = fast - slow;
+    let expected = held(1.0) - held(0.1);
+    assert!(
+        (grown - expected).abs() < 0.01 * expected,
+        "grown {grown}, expected {expected}"
+    );
+}
