@@ -469,7 +469,7 @@ count = 100000
     let fast = portsim::limits::estimate(&fleet(1.0), false).memory;
     let ports = 100_000.0 * 16_384.0;
     assert!(slow < 0.75 * ports, "{slow} bytes");
-    assert!(slow < portsim::DEFAULT_MAX_MEMORY as f64, "{slow} bytes");
+    assert!(slow < portsim::DEFAULT_MAX_MEMORY, "{slow} bytes");
     // Per host: open 2 × rate × 1 s and TIME_WAIT 2 × rate × 60 s, each
     // no more than the 10 s × rate attempts.
     let held = |rate: f64| {
