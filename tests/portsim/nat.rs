@@ -470,4 +470,29 @@ traffic = { rate = 1 }
             assert!(fixes.cost.attempts <= 2 * report.attempts);
         }
     }
+
+    // Toward an IPv6 destination the engine's stand-in hash spreads the
+    // hosts, which the lever cannot follow: it searches the count as a
+    // number, and still finds one that passes.
+    let v6 = text.replace("10.9.0.1:443", "[2001:db8::1]:443");
+    let sc = scenario(&v6);
+    let report = portsim::run(&sc);
+    assert!(report.nats[0].failures > 0);
+    let fixes = portsim::fixes::compute(
+        &portsim::fixes::Source {
+            text: &v6,
+            ..src(true)
+        },
+        &sc,
+        &report,
+    );
+    let more = fixes
+        .list
+        .iter()
+        .find(|f| f.lever == "nat_addresses")
+        .expect("more NAT addresses toward an IPv6 destination");
+    assert_eq!(more.failures, 0);
+    let set = portsim::scenario::Override::parse_as(&more.change[0], "--set").expect("a flag");
+    let sc = portsim::scenario::load_str(&v6, std::path::Path::new("t.toml"), &[set]).unwrap();
+    assert_eq!(portsim::run(&sc).failures, 0, "{:?}", more.change);
 }
