@@ -4,12 +4,16 @@
 //! to save, ports shared by 4-tuple, an allocator that gives up early, ...)
 //! and writes its change as `--set` pairs. Numeric levers carry a first
 //! guess from the busiest pool's load factor ρ (offered load at the highest
-//! rate over the pool's ports): the value that brings ρ to 95 %. A new lever
-//! is one function here and one line in [`LEVERS`].
+//! rate over the pool's ports): the value that brings ρ to 95 %. The NAT
+//! address lever is the exception: the kernel's address hash makes its
+//! failures jump about with the count, so it follows the hash for every
+//! pair that reaches the NAT and offers only the counts that spread the
+//! load better than all smaller ones ([`hash_records`]). A new lever is one
+//! function here and one line in [`LEVERS`].
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
-use super::{Change, Context, Grid, Lever, Plan, Search};
+use super::{Among, Change, Context, Grid, Lever, Plan, Search};
 use crate::scenario::{BindMode, Close};
 
 /// The load factor a first guess aims at.
@@ -261,11 +265,22 @@ fn failing_nat<'a>(cx: &'a Context) -> Option<FailingNat<'a>> {
 
 /// More outside addresses on the NAT that ran out of ports: each address
 /// has the NAT's whole port range toward each destination.
+///
+/// The address of a connection is the kernel's hash of its source and
+/// destination addresses scaled onto the count, so each (source,
+/// destination) pair leaves from one address, and which one jumps about as
+/// the count changes: with few pairs, failures do not fall steadily as
+/// addresses are added (two sources may share an address at every count
+/// up to 17 and again at 19). Where the hash can be followed (IPv4
+/// addresses, at most [`MAX_PAIRS`] pairs), the counts worth a run are
+/// known before any: those whose busiest (address, destination) carries
+/// less of the load than at every smaller count ([`hash_records`]), and the
+/// search runs over them ([`Plan::Among`]). Elsewhere the hash spreads many
+/// pairs nearly evenly, and the counts are searched as numbers.
 fn nat_addresses(cx: &Context) -> Option<Plan> {
     let (i, nat, table, factor) = failing_nat(cx)?;
-    // The address is a hash of the source and destination addresses: one
-    // source sends all its connections to a destination from one address,
-    // so more addresses only help a NAT with several sources.
+    // One source sends all its connections to a destination from one
+    // address, so more addresses only help a NAT with several sources.
     if upstream_sources(cx.sc, i) < 2 {
         return None;
     }
@@ -276,16 +291,330 @@ fn nat_addresses(cx: &Context) -> Option<Plan> {
         .and_then(|t| t.get("addresses"))
         .is_none_or(|a| a.is_integer());
     let key = format!("nat.{i}.addresses");
-    Some(Plan::Search(Search {
-        from: len,
-        guess: len * factor,
-        limit: MAX_ADDRESSES,
-        grid: Grid::Integer,
-        changes: Box::new(move |v| {
-            let n = v.round() as usize;
-            vec![Change::new(&key, addresses_value(&have, last, n, as_count))]
-        }),
+    let changes: Box<dyn Fn(f64) -> Vec<Change> + Send + Sync> = Box::new(move |v| {
+        let n = v.round() as usize;
+        vec![Change::new(&key, addresses_value(&have, last, n, as_count))]
+    });
+    let spread = flows_into(cx.sc, i).and_then(|flows| {
+        hash_records(
+            &flows,
+            nat.persistent,
+            have_count(nat),
+            MAX_ADDRESSES as u32,
+        )
+    });
+    let Some((now, records)) = spread else {
+        return Some(Plan::Search(Search {
+            from: len,
+            guess: len * factor,
+            limit: MAX_ADDRESSES,
+            grid: Grid::Integer,
+            changes,
+        }));
+    };
+    if records.is_empty() {
+        // No count spreads the load better than now: more addresses
+        // cannot help.
+        return None;
+    }
+    // First the count whose busiest address carries what the NAT could
+    // serve: the share now over how many more connections it was asked
+    // for than it let through. Connections, not SYNs: a SYN dropped and
+    // sent again asks for the same port, and a probe that passes is a
+    // complete run, so a guess too high costs more than one too low.
+    let asked = cx
+        .report
+        .nats
+        .iter()
+        .find(|n| n.name == nat.name)
+        .map_or(factor, |n| {
+            n.attempts as f64 / n.attempts.saturating_sub(n.failures).max(1) as f64 / AIM
+        });
+    let aim = now / asked.max(1.0);
+    let guess = records
+        .iter()
+        .position(|&(_, share)| share <= aim)
+        .unwrap_or(records.len() - 1);
+    Some(Plan::Among(Among {
+        values: records.iter().map(|&(n, _)| f64::from(n)).collect(),
+        guess,
+        changes,
     }))
+}
+
+/// A NAT's outside addresses, as a count.
+fn have_count(nat: &crate::scenario::nat::Nat) -> u32 {
+    u32::try_from(nat.addresses.len()).unwrap_or(u32::MAX)
+}
+
+/// Most (source address, destination) pairs whose addresses the NAT
+/// address lever follows through the hash. Every count up to
+/// `MAX_ADDRESSES` (4096) is scanned for each pair, so the bound keeps the scan
+/// to some 16 million steps; with more pairs the hash spreads the load
+/// nearly evenly, and a plain search does as well.
+pub const MAX_PAIRS: usize = 4096;
+
+/// The connections of one (source address, destination) pair as they
+/// reach a NAT: the source's IPv4 address, the destination (its index among
+/// the scenario's destinations, and its IPv4 address if it has one), and
+/// the pair's load.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Flow {
+    pub src: Ipv4Addr,
+    pub dest: usize,
+    pub dst: Option<Ipv4Addr>,
+    /// The pair's share of its host's offered load, in erlangs: the peak
+    /// rate of connections × how long each holds the NAT's mapping (the
+    /// mean hold and the NAT's conntrack hold after close, at most the
+    /// run), × the destination's share of the host's connections, over the
+    /// host's addresses in use.
+    pub weight: f64,
+}
+
+/// The pairs that reach NAT `i` of `sc` and their loads: the addresses of
+/// the hosts whose path starts there (in a fleet, host `j` of a group has
+/// the addresses after host `j - 1`'s, as the engine numbers them), and
+/// the outside addresses of the NATs whose `via` it is, each carrying the
+/// pairs that NAT's hash sends there. `None` where the hash cannot be
+/// followed: an address that is not IPv4 where the hash reads it, more
+/// than [`MAX_PAIRS`] pairs, or a chain deeper than the loader allows.
+pub fn flows_into(sc: &crate::scenario::Scenario, i: usize) -> Option<Vec<Flow>> {
+    let dests: std::collections::HashMap<&str, usize> = sc
+        .all_destinations()
+        .iter()
+        .enumerate()
+        .map(|(k, d)| (d.address.as_str(), k))
+        .collect();
+    flows_at(sc, i, sc.nats.get(i)?, &dests, 0)
+}
+
+/// [`flows_into`] for NAT `i`, `depth` NATs before `nat` (the one asked
+/// about, whose conntrack hold the loads count), with each destination's
+/// index.
+fn flows_at(
+    sc: &crate::scenario::Scenario,
+    i: usize,
+    nat: &crate::scenario::nat::Nat,
+    dests: &std::collections::HashMap<&str, usize>,
+    depth: usize,
+) -> Option<Vec<Flow>> {
+    if depth > crate::scenario::nat::MAX_CHAIN {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut groups = Vec::new();
+    if sc.is_fleet() {
+        for g in &sc.groups {
+            if g.via == Some(i) {
+                groups.push((&g.host, &g.traffic, &g.destinations[..], g.count));
+            }
+        }
+    } else if sc.via == Some(i) {
+        groups.push((&sc.host, &sc.traffic, &sc.destinations[..], 1));
+    }
+    for (host, traffic, destinations, count) in groups {
+        let in_use = match traffic.bind {
+            crate::scenario::BindMode::Connect => 1,
+            _ => host.addresses.len(),
+        };
+        let pairs = (count as usize)
+            .saturating_mul(in_use)
+            .saturating_mul(destinations.len());
+        if out.len().saturating_add(pairs) > MAX_PAIRS {
+            return None;
+        }
+        let load = host_load(sc, nat, traffic) / in_use.max(1) as f64;
+        let shares = destination_shares(destinations, traffic.pick);
+        let first: Vec<Ipv4Addr> = host
+            .addresses
+            .iter()
+            .map(|a| a.parse().ok())
+            .collect::<Option<_>>()?;
+        let last = *first.last()?;
+        let per = first.len() as u64;
+        for j in 0..u64::from(count) {
+            for (k, &listed) in first.iter().enumerate().take(in_use) {
+                let src = if j == 0 {
+                    listed
+                } else {
+                    let at = u64::from(u32::from(last)) + (j - 1) * per + k as u64 + 1;
+                    Ipv4Addr::from(u32::try_from(at).ok()?)
+                };
+                for (d, share) in destinations.iter().zip(&shares) {
+                    let dest = *dests.get(d.address.as_str())?;
+                    out.push(Flow {
+                        src,
+                        dest,
+                        dst: ipv4_of(&d.address),
+                        weight: load * share,
+                    });
+                }
+            }
+        }
+    }
+    for (k, up) in sc.nats.iter().enumerate() {
+        if up.via != Some(i) || k == i {
+            continue;
+        }
+        let outside: Vec<Ipv4Addr> = up
+            .addresses
+            .iter()
+            .map(|a| a.parse().ok())
+            .collect::<Option<_>>()?;
+        let n = have_count(up);
+        let mut merged = std::collections::BTreeMap::new();
+        for f in flows_at(sc, k, nat, dests, depth + 1)? {
+            let a = if n <= 1 {
+                0
+            } else {
+                let dst = if up.persistent {
+                    Ipv4Addr::UNSPECIFIED
+                } else {
+                    f.dst?
+                };
+                crate::sim::jhash::nat_address_index(f.src, dst, n, up.persistent)
+            };
+            let src = *outside.get(a as usize)?;
+            let e = merged
+                .entry((u32::from(src), f.dest))
+                .or_insert((f.dst, 0.0));
+            e.1 += f.weight;
+        }
+        if out.len().saturating_add(merged.len()) > MAX_PAIRS {
+            return None;
+        }
+        out.extend(merged.into_iter().map(|((src, dest), (dst, weight))| Flow {
+            src: Ipv4Addr::from(src),
+            dest,
+            dst,
+            weight,
+        }));
+    }
+    Some(out)
+}
+
+/// One host's offered load through `nat`, in erlangs (see [`Flow`]).
+fn host_load(
+    sc: &crate::scenario::Scenario,
+    nat: &crate::scenario::nat::Nat,
+    traffic: &crate::scenario::Traffic,
+) -> f64 {
+    let ns = crate::scenario::NS_PER_S as f64;
+    let run_s = sc.duration_ns.map(|d| d as f64 / ns);
+    let last_start = traffic.rate.segments.last().map_or(0.0, |s| s.start_s);
+    let rate = traffic.rate.max_over(run_s.unwrap_or(last_start));
+    let held = traffic.hold.mean_ns() / ns
+        + crate::sim::nat::LinuxNat::hold_after(nat, traffic.close) as f64 / ns;
+    let held = run_s.map_or(held, |r| held.min(r));
+    rate / f64::from(traffic.requests_per_connection.max(1)) * held
+}
+
+/// Each destination's share of a host's connections: by weight, or even
+/// when they are taken in turn.
+fn destination_shares(
+    dests: &[crate::scenario::Destination],
+    pick: crate::scenario::Pick,
+) -> Vec<f64> {
+    let total: f64 = dests.iter().map(|d| d.weight).sum();
+    dests
+        .iter()
+        .map(|d| match pick {
+            crate::scenario::Pick::Weighted if total > 0.0 => d.weight / total,
+            _ => 1.0 / dests.len() as f64,
+        })
+        .collect()
+}
+
+/// The IPv4 address of an `ip:port` destination, if it is one.
+fn ipv4_of(address: &str) -> Option<Ipv4Addr> {
+    match address.parse::<std::net::SocketAddr>() {
+        Ok(std::net::SocketAddr::V4(a)) => Some(*a.ip()),
+        _ => None,
+    }
+}
+
+/// Each pair's destination, hash and load, sorted by destination and hash:
+/// scaling is monotone, so at every count the pairs on one (address,
+/// destination) are neighbours. `None` when a hash needs a destination's
+/// IPv4 address that it lacks.
+fn hashed(flows: &[Flow], persistent: bool) -> Option<Vec<(usize, u32, f64)>> {
+    let mut out = flows
+        .iter()
+        .map(|f| {
+            let dst = if persistent {
+                Ipv4Addr::UNSPECIFIED
+            } else {
+                f.dst?
+            };
+            Some((
+                f.dest,
+                crate::sim::jhash::nat_address_hash(f.src, dst, persistent),
+                f.weight,
+            ))
+        })
+        .collect::<Option<Vec<_>>>()?;
+    out.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)).then(a.2.total_cmp(&b.2)));
+    Some(out)
+}
+
+/// The largest share of the load that lands on one (outside address,
+/// destination) among `n` addresses, for pairs sorted by destination and hash:
+/// ports are unique per outside address and destination, so that is the
+/// pool that runs out first.
+pub fn largest_share(sorted: &[(usize, u32, f64)], n: u32) -> f64 {
+    let total: f64 = sorted.iter().map(|p| p.2).sum();
+    if total <= 0.0 {
+        return 0.0;
+    }
+    let mut best = 0.0f64;
+    let mut run = 0.0;
+    let mut at = None;
+    for &(dest, h, w) in sorted {
+        let key = (dest, crate::sim::jhash::reciprocal_scale(h, n.max(1)));
+        if at != Some(key) {
+            run = 0.0;
+            at = Some(key);
+        }
+        run += w;
+        best = best.max(run);
+    }
+    best / total
+}
+
+/// The NAT address counts past `from` (up to `limit`) whose largest share
+/// ([`largest_share`]) is below that of every count from `from` on, each
+/// with its share, and the share at `from`: only such a count can pass
+/// where every smaller one failed. The scan ends at `limit`, or where one
+/// (address, destination) carries no more than its heaviest pair, which no
+/// count can split. `None` when the hash needs an address the pairs lack.
+pub fn hash_records(
+    flows: &[Flow],
+    persistent: bool,
+    from: u32,
+    limit: u32,
+) -> Option<(f64, Vec<(u32, f64)>)> {
+    let sorted = hashed(flows, persistent)?;
+    let total: f64 = sorted.iter().map(|p| p.2).sum();
+    let now = largest_share(&sorted, from);
+    if total <= 0.0 {
+        return Some((now, Vec::new()));
+    }
+    // Sums of the same loads in another order may differ in the last bits.
+    let below = |a: f64, b: f64| a < b * (1.0 - 1e-9);
+    let floor = sorted.iter().map(|p| p.2).fold(0.0, f64::max) / total;
+    let mut best = now;
+    let mut records = Vec::new();
+    for n in from.saturating_add(1)..=limit {
+        if !below(floor, best) {
+            break;
+        }
+        let share = largest_share(&sorted, n);
+        if below(share, best) {
+            records.push((n, share));
+            best = share;
+        }
+    }
+    Some((now, records))
 }
 
 /// Source addresses that reach NAT `i`: the hosts' (each host's addresses
@@ -409,4 +738,231 @@ fn rate(cx: &Context) -> Option<Plan> {
         grid: Grid::Sig3,
         changes: Box::new(|v| vec![Change::new("traffic.rate", Grid::Sig3.write(v))]),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::jhash::{nat_address_hash, nat_address_index, reciprocal_scale};
+
+    fn ip(s: &str) -> Ipv4Addr {
+        s.parse().expect("an address")
+    }
+
+    fn load(text: &str) -> crate::scenario::Scenario {
+        crate::scenario::load_str(text, std::path::Path::new("t.toml"), &[]).expect("loads")
+    }
+
+    /// One hash per pair answers every count.
+    #[test]
+    fn the_hash_scaled_is_the_index() {
+        for (src, dst) in [("192.0.2.3", "10.9.0.1"), ("10.1.0.11", "10.2.0.2")] {
+            for persistent in [false, true] {
+                let h = nat_address_hash(ip(src), ip(dst), persistent);
+                for n in 2..64 {
+                    assert_eq!(
+                        reciprocal_scale(h, n),
+                        nat_address_index(ip(src), ip(dst), n, persistent),
+                        "{src} to {dst}, {n} addresses"
+                    );
+                }
+            }
+        }
+        // The kernel's value (the jhash module's first case).
+        assert_eq!(
+            nat_address_hash(ip("10.1.0.11"), ip("10.2.0.2"), false),
+            0x5730_73f9
+        );
+    }
+
+    /// Ports are unique per outside address and destination: pairs toward
+    /// two destinations on one address do not add up.
+    #[test]
+    fn the_largest_share_is_per_address_and_destination() {
+        let q = 1u32 << 30;
+        // Among 2 addresses a hash below 2^31 is address 0; among 4, its
+        // top two bits.
+        let sorted = [(0, 0, 1.0), (0, q, 1.0), (0, 3 * q, 2.0), (1, 0, 1.0)];
+        assert_eq!(largest_share(&sorted, 1), 4.0 / 5.0);
+        assert_eq!(largest_share(&sorted, 2), 2.0 / 5.0);
+        assert_eq!(largest_share(&sorted, 4), 2.0 / 5.0);
+        // 0 and 2^30 share the lower half of 2, not a quarter of 4.
+        assert_eq!(largest_share(&sorted[..2], 2), 1.0);
+        assert_eq!(largest_share(&sorted[..2], 4), 1.0 / 2.0);
+        assert_eq!(largest_share(&[], 4), 0.0);
+    }
+
+    /// Four hosts toward 10.9.0.1: the records are the counts whose
+    /// busiest address holds fewer hosts than at every smaller count, as
+    /// the kernel's hash places them one count at a time; the last is the
+    /// first count with each host on its own address, 18, and nothing
+    /// after it can do better.
+    #[test]
+    fn records_are_the_counts_that_spread_better_than_all_below() {
+        let hosts: Vec<Ipv4Addr> = (1..=4).map(|h| Ipv4Addr::new(192, 0, 2, h)).collect();
+        let dst = ip("10.9.0.1");
+        let flows: Vec<Flow> = hosts
+            .iter()
+            .map(|&src| Flow {
+                src,
+                dest: 0,
+                dst: Some(dst),
+                weight: 60.0,
+            })
+            .collect();
+        let most_on_one = |n: u32| {
+            let mut on = vec![0u32; n as usize];
+            for &h in &hosts {
+                on[nat_address_index(h, dst, n, false) as usize] += 1;
+            }
+            f64::from(*on.iter().max().unwrap()) / 4.0
+        };
+        let mut want = Vec::new();
+        let mut best = most_on_one(1);
+        for n in 2..=64 {
+            if most_on_one(n) < best {
+                best = most_on_one(n);
+                want.push((n, best));
+            }
+        }
+        let (now, got) = hash_records(&flows, false, 1, 64).expect("IPv4 throughout");
+        assert_eq!(now, 1.0);
+        assert_eq!(got, want);
+        assert_eq!(got.last(), Some(&(18, 0.25)));
+        assert!((2..=17).all(|n| most_on_one(n) >= 0.5));
+        // From 18 on nothing is left to split.
+        assert_eq!(hash_records(&flows, false, 18, 64), Some((0.25, vec![])));
+        // Without the destination's IPv4 address the hash cannot be
+        // followed, unless `persistent` leaves it out.
+        let v6: Vec<Flow> = flows.iter().map(|f| Flow { dst: None, ..*f }).collect();
+        assert_eq!(hash_records(&v6, false, 1, 64), None);
+        let (_, persistent) = hash_records(&v6, true, 1, 64).expect("no destination needed");
+        assert_eq!(persistent.last().map(|r| r.1), Some(0.25));
+    }
+
+    /// A fleet's hosts reach the NAT with the addresses the engine numbers
+    /// them by (each host's after the one before's), each with its load.
+    #[test]
+    fn flows_of_a_fleet_are_its_hosts_addresses() {
+        let sc = load(
+            r#"
+name = "t"
+duration = "60s"
+[[destinations]]
+address = "10.9.0.1:443"
+weight = 3
+[[destinations]]
+address = "10.9.0.2:443"
+[traffic]
+rate = 2
+hold = "10s"
+[[nat]]
+name = "node"
+type = "linux"
+timeouts = { time_wait = "20s" }
+[[hosts]]
+name = "a"
+count = 2
+addresses = ["10.1.0.5", "10.1.0.9"]
+via = "node"
+traffic = { bind = "bind-no-port" }
+[[hosts]]
+name = "b"
+count = 3
+"#,
+        );
+        let flows = flows_into(&sc, 0).expect("IPv4 throughout");
+        let src: Vec<Ipv4Addr> = flows.iter().step_by(2).map(|f| f.src).collect();
+        assert_eq!(
+            src,
+            [
+                ip("10.1.0.5"),
+                ip("10.1.0.9"),
+                ip("10.1.0.10"),
+                ip("10.1.0.11")
+            ]
+        );
+        // 2/s × (10 s + 20 s) = 60 erlangs a host, over its two addresses,
+        // 3 : 1 between the destinations.
+        let w: Vec<(usize, f64)> = flows[..2].iter().map(|f| (f.dest, f.weight)).collect();
+        assert_eq!(w, [(0, 22.5), (1, 7.5)]);
+        assert_eq!(flows.len(), 8);
+    }
+
+    /// A NAT behind another sees the other's outside addresses, each with
+    /// the load that NAT's hash sends it.
+    #[test]
+    fn flows_through_a_chain_carry_the_load_the_nat_before_sent() {
+        let sc = load(
+            r#"
+name = "t"
+duration = "60s"
+[host]
+addresses = ["10.1.0.11", "10.1.0.40", "10.1.0.41"]
+via = "pod"
+[traffic]
+bind = "bind"
+rate = 3
+hold = "1s"
+close = "reset"
+[[destinations]]
+address = "10.2.0.2:5000"
+[[nat]]
+name = "pod"
+type = "linux"
+addresses = ["10.5.0.1", "10.5.0.9"]
+via = "node"
+timeouts = { close = "9s" }
+[[nat]]
+name = "node"
+type = "linux"
+timeouts = { close = "1s" }
+"#,
+        );
+        let flows = flows_into(&sc, 1).expect("IPv4 throughout");
+        let mut want = std::collections::BTreeMap::new();
+        for h in ["10.1.0.11", "10.1.0.40", "10.1.0.41"] {
+            let a = nat_address_index(ip(h), ip("10.2.0.2"), 2, false);
+            // 3/s × (1 s + the node's 1 s) over three addresses.
+            *want
+                .entry(["10.5.0.1", "10.5.0.9"][a as usize])
+                .or_insert(0.0) += 2.0;
+        }
+        let got: std::collections::BTreeMap<&str, f64> = flows
+            .iter()
+            .map(|f| {
+                let a = if f.src == ip("10.5.0.1") {
+                    "10.5.0.1"
+                } else {
+                    "10.5.0.9"
+                };
+                (a, f.weight)
+            })
+            .collect();
+        assert_eq!(got, want);
+        assert!(flows.iter().all(|f| f.dst == Some(ip("10.2.0.2"))));
+        // An IPv6 host address: not followed.
+        let v6 = load(&sc_text_v6());
+        assert_eq!(flows_into(&v6, 0), None);
+    }
+
+    fn sc_text_v6() -> String {
+        r#"
+name = "t"
+duration = "60s"
+[host]
+addresses = ["2001:db8::1", "2001:db8::2"]
+via = "node"
+[traffic]
+bind = "bind"
+rate = 3
+hold = "1s"
+[[destinations]]
+address = "[2001:db8::9]:5000"
+[[nat]]
+name = "node"
+type = "linux"
+"#
+        .to_string()
+    }
 }

@@ -16,7 +16,11 @@
 //! bisection between the last failing and the first passing value. A probe
 //! that fails stops at its first failure ([`crate::sim::UntilFailure`]), so
 //! a search costs little more than its passing runs; a passing probe is a
-//! complete run, and its figures are the ones reported.
+//! complete run, and its figures are the ones reported. Where a lever knows
+//! that only a few values can pass where the values below them failed (the
+//! NAT address counts at which the address hash spreads the load better
+//! than at any smaller count), the same search runs over those candidates
+//! alone ([`Among`]): the failures need not fall steadily between them.
 //!
 //! Fixes must cost little next to the run, and a lever's answer takes at
 //! least one complete run, so by default the levers share one budget of
@@ -153,6 +157,25 @@ pub enum Plan {
     FirstOf(Vec<Vec<Change>>),
     /// The smallest value of a numeric knob that leaves nothing failing.
     Search(Search),
+    /// The smallest of a few candidate values that leaves nothing failing,
+    /// where the values between them cannot do better than the candidate
+    /// below.
+    Among(Among),
+}
+
+/// A numeric lever whose values can only pass at a few known candidates:
+/// each candidate is more likely to pass than every value below it, and the
+/// values between two candidates no more likely than the lower one (the NAT
+/// address counts at which the hash spreads the load better than at every
+/// smaller count). The smallest candidate that passes is searched among the
+/// candidates alone.
+pub struct Among {
+    /// The candidates, ascending, all past the value now (which fails).
+    pub values: Vec<f64>,
+    /// The index of the candidate probed first.
+    pub guess: usize,
+    /// The changes that set the lever to a value.
+    pub changes: Box<dyn Fn(f64) -> Vec<Change> + Send + Sync>,
 }
 
 /// What a lever sees: the scenario as run, its report, and the file.
@@ -428,6 +451,7 @@ impl Prober<'_> {
                 best
             }
             Plan::Search(s) => self.search(name, s),
+            Plan::Among(a) => self.among(name, a),
         }
     }
 
@@ -501,6 +525,46 @@ impl Prober<'_> {
             }
         }
         Some(fix(name, &(s.changes)(g), &report, true))
+    }
+
+    /// The smallest candidate that passes, as [`Prober::search`] finds a
+    /// value, over the candidates' indices: the first guess, then steps
+    /// doubling up the list until one passes, then bisection down to the
+    /// candidate just above the last that failed.
+    fn among(&mut self, name: &'static str, a: &Among) -> Option<Fix> {
+        let last = a.values.len().checked_sub(1)?;
+        let value = |i: usize| (a.changes)(a.values[i]);
+        // The highest candidate known to fail (`None`: only the value now).
+        let mut bad: Option<usize> = None;
+        let mut i = a.guess.min(last);
+        let mut step = 1;
+        let (mut good, mut report) = loop {
+            match self.probe(&value(i), false) {
+                Probe::Pass(r) => break (i, r),
+                Probe::Fail(_) if i < last => {
+                    bad = Some(i);
+                    i = (i + step).min(last);
+                    step *= 2;
+                }
+                Probe::Fail(_) | Probe::Out => return None,
+            }
+        };
+        loop {
+            let lo = bad.map_or(0, |b| b + 1);
+            if lo >= good {
+                break;
+            }
+            let mid = lo + (good - lo) / 2;
+            match self.probe(&value(mid), false) {
+                Probe::Pass(r) => {
+                    good = mid;
+                    report = r;
+                }
+                Probe::Fail(_) => bad = Some(mid),
+                Probe::Out => break,
+            }
+        }
+        Some(fix(name, &value(good), &report, true))
     }
 }
 

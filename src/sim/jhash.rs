@@ -98,6 +98,15 @@ pub fn nat_address_index(src: Ipv4Addr, dst: Ipv4Addr, n: u32, persistent: bool)
     reciprocal_scale(jhash2(&[word(src), 0, 0, 0], seed), n)
 }
 
+/// The hash [`nat_address_index`] scales onto the addresses, before the
+/// scaling: `reciprocal_scale(nat_address_hash(src, dst, p), n)` is the
+/// index among `n ≥ 2` addresses. The hash does not depend on `n`, so the
+/// addresses of a pair for many counts cost one hash.
+pub fn nat_address_hash(src: Ipv4Addr, dst: Ipv4Addr, persistent: bool) -> u32 {
+    let seed = if persistent { 0 } else { word(dst) };
+    jhash2(&[word(src), 0, 0, 0], seed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

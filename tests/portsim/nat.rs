@@ -369,3 +369,130 @@ timeouts = {{ time_wait = "1s" }}
     let r = crate::util::run(&text("client", "1h"));
     assert_eq!(r.nats[0].stale_reuse, 0);
 }
+
+/// Four hosts of 60 connections each toward 10.9.0.1 behind a NAT of 100
+/// ports: two on one address need 120 of its 100 ports. The address is
+/// the kernel's hash of source and destination scaled onto the count, so
+/// failures do not fall steadily with the count: 2 to 17 addresses fail,
+/// 18 passes, 19 fails again. Doubling then bisecting the count missed
+/// 18 within its budget; the lever follows the hash instead and probes
+/// only the counts that spread the hosts better than every smaller one.
+#[test]
+fn nat_addresses_follows_the_hash_where_failures_are_not_monotone() {
+    let text = r#"
+name = "nat-fix"
+seed = 5
+duration = "60s"
+[host]
+os = "generic"
+allocator = "sequential"
+port_range = "60000-60999"
+[[destinations]]
+address = "10.9.0.1:443"
+[traffic]
+arrivals = "constant"
+rate = 10
+hold = "1000h"
+close = "client"
+connect_timeout = "0s"
+[[nat]]
+name = "node"
+type = "linux"
+port_range = "61000-61099"
+[[hosts]]
+name = "web"
+count = 4
+via = "node"
+traffic = { rate = 1 }
+"#;
+    // The fewest addresses on which the hash gives each of the four hosts
+    // (192.0.2.1 to .4) an address of its own.
+    let apart = |n: u32| {
+        let mut a: Vec<u32> = (1..=4)
+            .map(|h| {
+                portsim::sim::jhash::nat_address_index(
+                    std::net::Ipv4Addr::new(192, 0, 2, h),
+                    std::net::Ipv4Addr::new(10, 9, 0, 1),
+                    n,
+                    false,
+                )
+            })
+            .collect();
+        a.sort_unstable();
+        a.dedup();
+        a.len() == 4
+    };
+    let fewest = (2..=4096).find(|&n| apart(n)).expect("some count");
+    assert_eq!(fewest, 18);
+    assert!(!apart(19));
+    let with = |n: u32| {
+        let set = portsim::scenario::Override::parse_as(&format!("nat.0.addresses={n}"), "--set")
+            .expect("a --set flag");
+        let sc = portsim::scenario::load_str(text, std::path::Path::new("t.toml"), &[set])
+            .expect("loads");
+        portsim::run(&sc)
+    };
+    assert_eq!(with(fewest).failures, 0);
+    assert!(with(fewest - 1).failures > 0);
+    assert!(with(fewest + 1).failures > 0);
+
+    let sc = scenario(text);
+    let report = portsim::run(&sc);
+    assert_eq!(report.attempts, 240);
+    assert_eq!(report.nats[0].failures, 140);
+    let src = |all| portsim::fixes::Source {
+        text,
+        path: std::path::Path::new("nat-fix.toml"),
+        overrides: &[],
+        seed: sc.seed,
+        max_events: portsim::DEFAULT_MAX_EVENTS,
+        max_memory: portsim::DEFAULT_MAX_MEMORY,
+        target: None,
+        all,
+    };
+    let want = vec![format!("nat.0.addresses={fewest}")];
+    for all in [true, false] {
+        let fixes = portsim::fixes::compute(&src(all), &sc, &report);
+        let more = fixes
+            .list
+            .iter()
+            .find(|f| f.lever == "nat_addresses")
+            .unwrap_or_else(|| panic!("all={all}: {:?}", fixes.cost.not_computed));
+        assert_eq!(more.change, want, "all={all}");
+        assert_eq!(more.failures, 0);
+        assert!(more.meets_target);
+        assert_eq!(more.attempts, 240);
+        assert!(!fixes.cost.not_computed.contains(&"nat_addresses"));
+        if !all {
+            // It is the first lever tried, and its passing run fits the
+            // shared budget of twice the run's attempts.
+            assert_eq!(fixes.cost.budget_runs, Some(2.0));
+            assert!(fixes.cost.attempts <= 2 * report.attempts);
+        }
+    }
+
+    // Toward an IPv6 destination the engine's stand-in hash spreads the
+    // hosts, which the lever cannot follow: it searches the count as a
+    // number, and still finds one that passes.
+    let v6 = text.replace("10.9.0.1:443", "[2001:db8::1]:443");
+    let sc = scenario(&v6);
+    let report = portsim::run(&sc);
+    assert!(report.nats[0].failures > 0);
+    let fixes = portsim::fixes::compute(
+        &portsim::fixes::Source {
+            text: &v6,
+            ..src(true)
+        },
+        &sc,
+        &report,
+    );
+    let more = fixes
+        .list
+        .iter()
+        .find(|f| f.lever == "nat_addresses")
+        .expect("more NAT addresses toward an IPv6 destination");
+    assert_eq!(more.failures, 0);
+    let set = portsim::scenario::Override::parse_as(&more.change[0], "--set").expect("a flag");
+    let sc = portsim::scenario::load_str(&v6, std::path::Path::new("t.toml"), &[set]).unwrap();
+    assert_eq!(portsim::run(&sc).failures, 0, "{:?}", more.change);
+}
