@@ -130,7 +130,9 @@ pub struct HostLayer<P: Ports> {
     site: Site,
     ports: P,
     alloc: Box<dyn Allocator>,
-    sources: Chooser,
+    /// The source address choice: read only with `bind`, so kept apart
+    /// from the fields every connect reads.
+    sources: Box<Chooser>,
     bind_mode: BindMode,
     sharing: Sharing,
     /// `tcp_tw_reuse` applies (on, and connect() shares ports by 4-tuple).
@@ -154,7 +156,7 @@ pub struct HostLayer<P: Ports> {
     /// This host's TIME_WAIT entries now (`max_tw_buckets` is per host).
     tw_live: u64,
     /// With `close = "server"`: what the server's TIME_WAIT would meet.
-    server_tw: Option<ServerTimeWait>,
+    server_tw: Option<Box<ServerTimeWait>>,
     /// Per-pool occupancy, attempts and failures.
     pools: PoolTallies,
     /// Ports held now (by a connection or a TIME_WAIT entry).
@@ -171,12 +173,12 @@ impl<P: Ports> HostLayer<P> {
             settings: &h.alloc_settings(),
             rng: traffic::rng(sc.seed, Stream::at(site, stream::ALLOCATOR)),
         });
-        let sources = Chooser::new(
+        let sources = Box::new(Chooser::new(
             sc.seed,
             Stream::at(site, stream::SOURCE),
             &vec![1.0; h.addresses.len()],
             sc.traffic.source,
-        );
+        ));
         let tw_ns = if sc.traffic.close == Close::Client {
             sc.effective_time_wait_ns()
         } else {
@@ -201,7 +203,8 @@ impl<P: Ports> HostLayer<P> {
             tw_reused: 0,
             tw_skipped: 0,
             tw_live: 0,
-            server_tw: (sc.traffic.close == Close::Server).then(|| ServerTimeWait::new(sc)),
+            server_tw: (sc.traffic.close == Close::Server)
+                .then(|| Box::new(ServerTimeWait::new(sc))),
             pools: PoolTallies::new(
                 sc.source_addresses(),
                 sc.destinations.len() as u64,
