@@ -159,9 +159,16 @@ fn destinations(cx: &Context) -> Option<Plan> {
         return None;
     }
     let k = sc.destinations.len() as f64;
+    // Each destination is a fresh set of 4-tuples on the host and of reply
+    // tuples on a NAT: aim at the layer that ran out (the host's load can be
+    // far above what a NAT let through).
+    let factor = match failing_nat(cx) {
+        Some((.., factor)) if !cx.host_ran_out() => factor,
+        _ => cx.load_factor() / AIM,
+    };
     Some(Plan::Search(Search {
         from: k,
-        guess: k * cx.load_factor() / AIM,
+        guess: k * factor,
         limit: MAX_DESTINATIONS,
         grid: Grid::Integer,
         changes: Box::new(|v| vec![Change::new("destinations.0.count", Grid::Integer.write(v))]),

@@ -496,3 +496,67 @@ traffic = { rate = 1 }
     let sc = portsim::scenario::load_str(&v6, std::path::Path::new("t.toml"), &[set]).unwrap();
     assert_eq!(portsim::run(&sc).failures, 0, "{:?}", more.change);
 }
+
+/// More destinations for a NAT that ran out, not for the host: 4 hosts
+/// hold 240 connections through a NAT of 100 ports per destination, so 3
+/// destinations carry them (2 do not). The search starts from the NAT's
+/// own shortfall (240 asked ÷ 100 let through ÷ 0.95), not from the hosts'
+/// load, which a hold of 1000 h makes enormous.
+#[test]
+fn the_destinations_fix_aims_at_the_nat_that_ran_out() {
+    let text = r#"
+name = "nat-dests"
+seed = 5
+duration = "60s"
+[host]
+os = "generic"
+allocator = "sequential"
+port_range = "60000-60999"
+[[destinations]]
+address = "10.9.0.1:443"
+[traffic]
+arrivals = "constant"
+rate = 1
+hold = "1000h"
+connect_timeout = "0s"
+[[nat]]
+name = "node"
+type = "linux"
+port_range = "61000-61099"
+[[hosts]]
+name = "web"
+count = 4
+via = "node"
+"#;
+    let with = |n: u32| {
+        let set =
+            portsim::scenario::Override::parse_as(&format!("destinations.0.count={n}"), "--set")
+                .expect("a --set flag");
+        let sc = portsim::scenario::load_str(text, std::path::Path::new("t.toml"), &[set])
+            .expect("loads");
+        portsim::run(&sc)
+    };
+    assert!(with(2).failures > 0);
+    assert_eq!(with(3).failures, 0);
+    let sc = scenario(text);
+    let report = portsim::run(&sc);
+    assert_eq!((report.attempts, report.nats[0].failures), (240, 140));
+    let src = portsim::fixes::Source {
+        text,
+        path: std::path::Path::new("nat-dests.toml"),
+        overrides: &[],
+        seed: sc.seed,
+        max_events: portsim::DEFAULT_MAX_EVENTS,
+        max_memory: portsim::DEFAULT_MAX_MEMORY,
+        target: None,
+        all: true,
+    };
+    let fixes = portsim::fixes::compute(&src, &sc, &report);
+    let dests = fixes
+        .list
+        .iter()
+        .find(|f| f.lever == "destinations")
+        .unwrap_or_else(|| panic!("{:?}", fixes.cost.not_computed));
+    assert_eq!(dests.change, vec!["destinations.0.count=3".to_string()]);
+    assert_eq!(dests.failures, 0);
+}
