@@ -156,7 +156,22 @@ fn nat_first(r: &Report, at: &str) -> (String, String) {
         } else {
             ", on the host itself".to_string()
         };
-        return (host, String::new());
+        // The first failure was the hosts', but most may be a NAT's.
+        let most = r
+            .nats
+            .iter()
+            .max_by_key(|n| n.failures)
+            .filter(|n| 2 * n.failures > r.failures)
+            .map(|n| {
+                format!(
+                    " Most failed at the NAT {} ({} of {}).",
+                    n.name,
+                    thousands(n.failures),
+                    thousands(r.failures)
+                )
+            })
+            .unwrap_or_default();
+        return (host, most);
     };
     let cause = if n.failures_by_cause.no_port > 0 {
         "no port left"

@@ -560,3 +560,24 @@ via = "node"
     assert_eq!(dests.change, vec!["destinations.0.count=3".to_string()]);
     assert_eq!(dests.failures, 0);
 }
+
+/// When the hosts fail first but a NAT fails most, the headline says both:
+/// in `nat-stacked` the pod runs out of its own ports first (connects
+/// retrying SYNs the egress NAT dropped hold them), and most failures are
+/// the egress NAT's.
+#[test]
+fn the_headline_names_the_nat_where_most_failed() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/nat-stacked.toml");
+    let sc = portsim::scenario::load_file(&path, &[]).expect("the shipped scenario loads");
+    let r = portsim::run(&sc);
+    let egress = r.nats.iter().find(|n| n.name == "egress").expect("egress");
+    assert!(2 * egress.failures > r.failures);
+    let h = portsim::report::summary::headline(&r);
+    assert!(h.contains("on the host itself"), "{h}");
+    let most = format!(
+        "Most failed at the NAT egress ({} of {}).",
+        portsim::util::thousands(egress.failures),
+        portsim::util::thousands(r.failures)
+    );
+    assert!(h.contains(&most), "{h}");
+}
