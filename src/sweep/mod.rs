@@ -134,6 +134,12 @@ pub struct Run {
     pub connecting_at_end: u64,
     #[serde(default)]
     pub stale_reuse: u64,
+    /// Most ports one host held at once: `peak_in_use` for one host, the
+    /// busiest host's for a fleet (`hosts[].peak_in_use_per_host`), which
+    /// the table compares with one host's ports; absent in files written
+    /// before it was kept (then `peak_in_use` stands in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_in_use_per_host: Option<u32>,
 }
 
 impl Run {
@@ -343,6 +349,13 @@ pub fn run_once(sc: &Scenario, seed: u64) -> Run {
         connect_delay_p99_ns: o.delays.quantile(0.99),
         connecting_at_end: o.connecting_at_end,
         stale_reuse: crate::report::stale_reuse(&sc, &o),
+        peak_in_use_per_host: Some(
+            o.groups
+                .iter()
+                .map(|g| g.peak_in_use_per_host)
+                .max()
+                .unwrap_or(o.peak_in_use),
+        ),
     }
 }
 

@@ -34,6 +34,9 @@ pub struct PointFigures {
     pub seeds_with_failure: usize,
     #[schemars(with = "described::Estimate")]
     pub peak_in_use: Estimate,
+    /// The busiest host's peak (`peak_in_use` for one host).
+    #[schemars(with = "described::Estimate")]
+    pub peak_in_use_per_host: Estimate,
 }
 
 impl PointFigures {
@@ -49,11 +52,17 @@ impl PointFigures {
             .filter_map(|r| r.first_failure_ns.map(|ns| ns as f64 / 1e9))
             .collect();
         let peaks: Vec<f64> = p.runs.iter().map(|r| f64::from(r.peak_in_use)).collect();
+        let per_host: Vec<f64> = p
+            .runs
+            .iter()
+            .map(|r| f64::from(r.peak_in_use_per_host.unwrap_or(r.peak_in_use)))
+            .collect();
         PointFigures {
             failure_ratio: Estimate::of(&ratios).expect("a point has runs"),
             first_failure_s: Estimate::of(&first),
             seeds_with_failure: first.len(),
             peak_in_use: Estimate::of(&peaks).expect("a point has runs"),
+            peak_in_use_per_host: Estimate::of(&per_host).expect("a point has runs"),
         }
     }
 }
@@ -157,7 +166,7 @@ impl SweepReport {
             });
             row.push(format!(
                 "{} of {}",
-                thousands(f.peak_in_use.mean.round() as u64),
+                thousands(f.peak_in_use_per_host.mean.round() as u64),
                 thousands(r.point.pool)
             ));
             rows.push(row);
@@ -246,6 +255,7 @@ mod described {
         pub connect_delay_p99_ns: u64,
         pub connecting_at_end: u64,
         pub stale_reuse: u64,
+        pub peak_in_use_per_host: Option<u32>,
     }
 
     /// Which share of the points this file holds: `K/N`, 1 ≤ K ≤ N.

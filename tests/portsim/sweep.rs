@@ -854,3 +854,53 @@ fn capacity_names_the_unit_of_what_it_searched() {
     );
     assert!(!first.contains("conn/s"), "{first}");
 }
+
+/// A fleet's "peak ports" is the busiest host's against one host's ports:
+/// 5 hosts of 1,000 ports at 40/s with 1 s holds and 60 s TIME_WAIT each
+/// fill their own 1,000 ports (the fleet's total is 5,000).
+#[test]
+fn a_fleets_sweep_compares_the_busiest_host_with_its_ports() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = r#"
+name = "sw"
+seed = 1
+duration = "60s"
+[host]
+os = "linux"
+port_range = "50000-50999"
+[[destinations]]
+address = "10.0.0.1:443"
+[traffic]
+rate = 40
+hold = "1s"
+[[hosts]]
+name = "web"
+count = 5
+"#;
+    let path = write(dir.path(), "sw.toml", text);
+    let out = portsim()
+        .current_dir(dir.path())
+        .args([
+            "sweep",
+            "--vary",
+            "traffic.rate=40",
+            "--seeds",
+            "1",
+            "--json",
+        ])
+        .arg(&path)
+        .assert()
+        .success();
+    let json: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let run = &json["points"][0]["runs"][0];
+    assert_eq!(run["peak_in_use"], 5000, "{run}");
+    assert_eq!(run["peak_in_use_per_host"], 1000, "{run}");
+    let table = portsim()
+        .current_dir(dir.path())
+        .args(["sweep", "--vary", "traffic.rate=40", "--seeds", "1"])
+        .arg(&path)
+        .assert()
+        .success();
+    let text = String::from_utf8_lossy(&table.get_output().stdout).to_string();
+    assert!(text.contains("1,000 of 1,000"), "{text}");
+}
