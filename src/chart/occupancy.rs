@@ -52,7 +52,21 @@ where
     let unit = TimeUnit::for_span(r.simulated_s);
     let x_end = unit.of(r.simulated_s).max(1e-9);
     let x = |ns: u64| unit.of(ns as f64 / 1e9);
-    let pool = pool_size(r) as f64;
+    // A fleet's data adds up its hosts, so its pool line does too.
+    let pool = if r.is_fleet() {
+        r.hosts
+            .iter()
+            .map(|g| u64::from(g.count) * g.ports_per_host)
+            .sum::<u64>() as f64
+    } else {
+        pool_size(r) as f64
+    };
+    let what = if r.is_fleet() {
+        let hosts: u64 = r.hosts.iter().map(|g| u64::from(g.count)).sum();
+        format!("usable ports over {} hosts", thousands(hosts))
+    } else {
+        "usable ports".to_string()
+    };
     let peak = f64::from(r.ports.peak_in_use);
     let stacked_max = rows
         .iter()
@@ -133,7 +147,7 @@ where
     if zoomed {
         chart.draw_series(std::iter::once(Text::new(
             format!(
-                "pool of {} usable ports is off the scale: the peak used {} of it",
+                "pool of {} {what} is off the scale: the peak used {} of it",
                 thousands(pool as u64),
                 crate::report::summary::percent(peak / pool)
             ),
@@ -146,7 +160,7 @@ where
                 [(0.0, pool), (x_end, pool)],
                 FAILURE.stroke_width(2),
             ))?
-            .label(format!("pool: {} usable ports", thousands(pool as u64)))
+            .label(format!("pool: {} {what}", thousands(pool as u64)))
             .legend(key_line(FAILURE.stroke_width(2)));
     }
     let steady = &r.steady_state;

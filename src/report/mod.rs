@@ -417,6 +417,9 @@ pub struct HostGroupReport {
     /// Most ports one host of the group held at once (connections and
     /// TIME_WAIT).
     pub peak_in_use_per_host: u32,
+    /// The ports one host of the group draws on: usable ports × the source
+    /// addresses its connections use.
+    pub ports_per_host: u64,
 }
 
 /// Connects whose tuple, as the destination sees it, it may still hold in
@@ -452,12 +455,14 @@ fn host_groups(sc: &Scenario, o: &Outcome) -> Vec<HostGroupReport> {
             failures: o.failures,
             failures_at,
             peak_in_use_per_host: o.peak_in_use,
+            ports_per_host: ports_per_host(sc),
         }];
     }
     sc.groups
         .iter()
         .zip(&o.groups)
-        .map(|(g, f)| {
+        .enumerate()
+        .map(|(i, (g, f))| {
             let mut failures_at = std::collections::BTreeMap::new();
             failures_at.insert(g.name.clone(), f.failures_at[0]);
             // Every NAT on the group's path, failures or not.
@@ -474,7 +479,47 @@ fn host_groups(sc: &Scenario, o: &Outcome) -> Vec<HostGroupReport> {
                 failures: f.failures,
                 failures_at,
                 peak_in_use_per_host: f.peak_in_use_per_host,
+                ports_per_host: ports_per_host(&sc.group_scenario(i)),
             }
+        })
+        .collect()
+}
+
+/// The ports one host of `sc` draws on: usable × source addresses used
+/// (connect() takes the first).
+fn ports_per_host(sc: &Scenario) -> u64 {
+    let used = if sc.traffic.bind == crate::scenario::BindMode::Connect {
+        1
+    } else {
+        sc.host.addresses.len() as u64
+    };
+    u64::from(sc.host.usable_ports()) * used
+}
+
+/// A fleet's rate × (hold + TIME_WAIT) over time: each group's curve times
+/// its hosts, added up where the groups' curves change at the same times
+/// (none otherwise: the sum of differently stepped curves is not drawn).
+fn fleet_steady_state(sc: &Scenario, horizon_s: f64) -> Vec<(f64, f64)> {
+    let curves: Vec<Vec<(f64, f64)>> = (0..sc.groups.len())
+        .map(|g| analytic::steady_state_curve(&sc.group_scenario(g), horizon_s))
+        .collect();
+    let first = &curves[0];
+    let same_times = curves
+        .iter()
+        .all(|c| c.len() == first.len() && c.iter().zip(first).all(|(a, b)| a.0 == b.0));
+    if !same_times {
+        return Vec::new();
+    }
+    first
+        .iter()
+        .enumerate()
+        .map(|(k, &(t, _))| {
+            let v = curves
+                .iter()
+                .zip(&sc.groups)
+                .map(|(c, g)| c[k].1 * f64::from(g.count))
+                .sum();
+            (t, v)
         })
         .collect()
 }
@@ -723,7 +768,11 @@ impl Report {
             bin_ns: o.bin_ns,
             bins: o.bins,
             reuse_histogram: o.reuse,
-            steady_state: analytic::steady_state_curve(sc, horizon),
+            steady_state: if sc.is_fleet() {
+                fleet_steady_state(sc, horizon)
+            } else {
+                analytic::steady_state_curve(sc, horizon)
+            },
             native_range_hint: {
                 let native = h.os.preset().native_range;
                 (!h.port_range_given && native != crate::os::DEFAULT_RANGE).then_some(native)

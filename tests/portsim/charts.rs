@@ -855,3 +855,27 @@ fn layer_and_host_charts_are_byte_identical_across_runs() {
         assert!(!a.is_empty() && a == b, "{f} differs between two runs");
     }
 }
+
+/// A fleet's occupancy chart adds up its hosts, so its pool and its
+/// rate × (hold + TIME_WAIT) line do too: 9 hosts of 5,000 ports are a
+/// pool of 45,000; 6 hosts × 10/s and 3 × 25/s, each held 20 s then 30 s
+/// in TIME_WAIT, hold 6 × 500 + 3 × 1,250 = 6,750.
+#[test]
+fn a_fleets_occupancy_chart_adds_up_its_hosts() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = crate::util::run(FLEET_NAT);
+    assert_eq!(
+        r.hosts.iter().map(|g| g.ports_per_host).collect::<Vec<_>>(),
+        [5000, 5000]
+    );
+    assert!(!r.steady_state.is_empty());
+    for &(_, v) in &r.steady_state {
+        assert!((v - 6750.0).abs() < 1e-6, "{:?}", r.steady_state);
+    }
+    let sc = write(dir.path(), "fleet-nat.toml", FLEET_NAT);
+    let out = dir.path().join("o");
+    run_out(&sc, &out, &["--no-fixes", "--files", "occupancy.svg"]);
+    let svg = read_text(&out.join("occupancy.svg"));
+    assert!(svg.contains("45,000 usable ports over 9 hosts"), "{svg}");
+    assert!(svg.contains("6,750"), "the steady-state label");
+}
