@@ -432,27 +432,23 @@ fn flows_at(
         }
         let load = host_load(sc, nat, traffic) / in_use.max(1) as f64;
         let shares = destination_shares(destinations, traffic.pick);
-        let first: Vec<Ipv4Addr> = host
+        let first: Vec<IpAddr> = host
             .addresses
             .iter()
             .map(|a| a.parse().ok())
             .collect::<Option<_>>()?;
-        let last = *first.last()?;
-        let per = first.len() as u64;
-        for j in 0..u64::from(count) {
-            for (k, &listed) in first.iter().enumerate().take(in_use) {
-                let src = if j == 0 {
-                    listed
-                } else {
-                    let at = u64::from(u32::from(last)) + (j - 1) * per + k as u64 + 1;
-                    Ipv4Addr::from(u32::try_from(at).ok()?)
+        for j in 0..count {
+            for k in 0..in_use.min(first.len()) {
+                let src = match crate::scenario::HostGroup::host_address(&first, j, k)? {
+                    IpAddr::V4(a) => a,
+                    IpAddr::V6(_) => return None,
                 };
                 for (d, share) in destinations.iter().zip(&shares) {
                     let dest = *dests.get(d.address.as_str())?;
                     out.push(Flow {
                         src,
                         dest,
-                        dst: ipv4_of(&d.address),
+                        dst: d.ipv4(),
                         weight: load * share,
                     });
                 }
@@ -530,14 +526,6 @@ fn destination_shares(
             _ => 1.0 / dests.len() as f64,
         })
         .collect()
-}
-
-/// The IPv4 address of an `ip:port` destination, if it is one.
-fn ipv4_of(address: &str) -> Option<Ipv4Addr> {
-    match address.parse::<std::net::SocketAddr>() {
-        Ok(std::net::SocketAddr::V4(a)) => Some(*a.ip()),
-        _ => None,
-    }
 }
 
 /// Each pair's destination, hash and load, sorted by destination and hash:

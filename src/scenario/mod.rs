@@ -76,6 +76,20 @@ pub struct HostGroup {
     pub via: Option<usize>,
 }
 
+impl HostGroup {
+    /// Address `k` of host `j` of a group whose first host has `first`:
+    /// host 0's as listed, host `j` ≥ 1's the next ones after host
+    /// `j − 1`'s. `None` past the end of the address space.
+    pub fn host_address(first: &[std::net::IpAddr], j: u32, k: usize) -> Option<std::net::IpAddr> {
+        if j == 0 {
+            return first.get(k).copied();
+        }
+        let per = u32::try_from(first.len()).ok()?;
+        let after = (j - 1).checked_mul(per)?.checked_add(k as u32 + 1)?;
+        crate::util::ip_plus(*first.last()?, after)
+    }
+}
+
 /// The most hosts a scenario may have, over all `[[hosts]]` groups.
 pub const MAX_HOSTS: u64 = 1_000_000;
 
@@ -169,6 +183,16 @@ pub struct Destination {
     /// The server's TIME_WAIT after it closes first (`None`: the host's
     /// `time_wait`).
     pub time_wait_ns: Option<u64>,
+}
+
+impl Destination {
+    /// Its IPv4 address, if it is an IPv4 `ip:port`.
+    pub fn ipv4(&self) -> Option<std::net::Ipv4Addr> {
+        match self.address.parse::<std::net::SocketAddr>() {
+            Ok(std::net::SocketAddr::V4(a)) => Some(*a.ip()),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -30,7 +30,7 @@
 //! (the flows spread alike, over other addresses).
 
 use std::collections::VecDeque;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
@@ -116,38 +116,26 @@ struct Ips {
     dests: Vec<Option<Ipv4Addr>>,
 }
 
-/// `count` hosts (or one NAT) of `per` addresses each, from index `start`.
+/// `count` hosts (or one NAT) of `per` addresses each, from index `start`:
+/// index `start + j·per + k` is address `k` of host `j`
+/// ([`crate::scenario::HostGroup::host_address`]).
 #[derive(Debug)]
 struct Block {
     start: u32,
     /// Indices in the block: `count` hosts × `per`.
     len: u32,
     per: u32,
-    /// The first host's addresses as listed, unless they run consecutively
-    /// from `first` (then index `i` of the block is `first + i`).
-    listed: Option<Vec<Option<Ipv4Addr>>>,
-    first: Option<Ipv4Addr>,
-    /// The last listed address: host `j` ≥ 1's addresses follow host
-    /// `j − 1`'s (the scenario's rule for `[[hosts]]` groups).
-    last: Option<Ipv4Addr>,
+    /// The first host's addresses.
+    first: Vec<IpAddr>,
 }
 
 impl Block {
     fn new(start: u32, addresses: &[String], count: u32) -> Block {
-        let ips: Vec<Option<Ipv4Addr>> = addresses.iter().map(|a| a.parse().ok()).collect();
-        let first = ips.first().copied().flatten();
-        let consecutive = first.is_some_and(|f| {
-            ips.iter()
-                .enumerate()
-                .all(|(i, a)| *a == ip_plus(f, i as u64))
-        });
         Block {
             start,
-            len: (ips.len() as u32).saturating_mul(count),
-            per: ips.len().max(1) as u32,
-            first,
-            last: ips.last().copied().flatten(),
-            listed: (!consecutive).then_some(ips),
+            len: (addresses.len() as u32).saturating_mul(count),
+            per: addresses.len().max(1) as u32,
+            first: addresses.iter().filter_map(|a| a.parse().ok()).collect(),
         }
     }
 
@@ -155,25 +143,12 @@ impl Block {
         if offset >= self.len {
             return None;
         }
-        match &self.listed {
-            None => ip_plus(self.first?, u64::from(offset)),
-            Some(list) if offset < self.per => list[offset as usize],
-            Some(_) => {
-                let (j, k) = (offset / self.per, offset % self.per);
-                ip_plus(
-                    self.last?,
-                    u64::from(j - 1) * u64::from(self.per) + u64::from(k) + 1,
-                )
-            }
+        let (j, k) = (offset / self.per, offset % self.per);
+        match crate::scenario::HostGroup::host_address(&self.first, j, k as usize)? {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => None,
         }
     }
-}
-
-/// `a + i`, if that stays an IPv4 address.
-fn ip_plus(a: Ipv4Addr, i: u64) -> Option<Ipv4Addr> {
-    u32::try_from(u64::from(u32::from(a)) + i)
-        .ok()
-        .map(Ipv4Addr::from)
 }
 
 impl Ips {
@@ -204,14 +179,7 @@ impl Ips {
             };
             blocks.push(Block::new(0, upstream, 1));
         }
-        let dests = sc
-            .all_destinations()
-            .iter()
-            .map(|d| match d.address.parse::<std::net::SocketAddr>() {
-                Ok(std::net::SocketAddr::V4(a)) => Some(*a.ip()),
-                _ => None,
-            })
-            .collect();
+        let dests = sc.all_destinations().iter().map(|d| d.ipv4()).collect();
         Ips { blocks, dests }
     }
 

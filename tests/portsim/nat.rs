@@ -217,16 +217,7 @@ port_range = "61000-61099"
     let sc = scenario(text);
     let report = portsim::run(&sc);
     assert_eq!(report.nats[0].failures, 500);
-    let src = portsim::fixes::Source {
-        text,
-        path: std::path::Path::new("nat-fix.toml"),
-        overrides: &[],
-        seed: sc.seed,
-        max_events: portsim::DEFAULT_MAX_EVENTS,
-        max_memory: portsim::DEFAULT_MAX_MEMORY,
-        target: None,
-        all: true,
-    };
+    let src = fix_source(text, sc.seed, true);
     let fixes = portsim::fixes::compute(&src, &sc, &report);
     let range = fixes
         .list
@@ -425,13 +416,7 @@ traffic = { rate = 1 }
     let fewest = (2..=4096).find(|&n| apart(n)).expect("some count");
     assert_eq!(fewest, 18);
     assert!(!apart(19));
-    let with = |n: u32| {
-        let set = portsim::scenario::Override::parse_as(&format!("nat.0.addresses={n}"), "--set")
-            .expect("a --set flag");
-        let sc = portsim::scenario::load_str(text, std::path::Path::new("t.toml"), &[set])
-            .expect("loads");
-        portsim::run(&sc)
-    };
+    let with = |n: u32| run_with(text, &format!("nat.0.addresses={n}"));
     assert_eq!(with(fewest).failures, 0);
     assert!(with(fewest - 1).failures > 0);
     assert!(with(fewest + 1).failures > 0);
@@ -440,16 +425,7 @@ traffic = { rate = 1 }
     let report = portsim::run(&sc);
     assert_eq!(report.attempts, 240);
     assert_eq!(report.nats[0].failures, 140);
-    let src = |all| portsim::fixes::Source {
-        text,
-        path: std::path::Path::new("nat-fix.toml"),
-        overrides: &[],
-        seed: sc.seed,
-        max_events: portsim::DEFAULT_MAX_EVENTS,
-        max_memory: portsim::DEFAULT_MAX_MEMORY,
-        target: None,
-        all,
-    };
+    let src = |all| fix_source(text, sc.seed, all);
     let want = vec![format!("nat.0.addresses={fewest}")];
     for all in [true, false] {
         let fixes = portsim::fixes::compute(&src(all), &sc, &report);
@@ -528,29 +504,13 @@ name = "web"
 count = 4
 via = "node"
 "#;
-    let with = |n: u32| {
-        let set =
-            portsim::scenario::Override::parse_as(&format!("destinations.0.count={n}"), "--set")
-                .expect("a --set flag");
-        let sc = portsim::scenario::load_str(text, std::path::Path::new("t.toml"), &[set])
-            .expect("loads");
-        portsim::run(&sc)
-    };
+    let with = |n: u32| run_with(text, &format!("destinations.0.count={n}"));
     assert!(with(2).failures > 0);
     assert_eq!(with(3).failures, 0);
     let sc = scenario(text);
     let report = portsim::run(&sc);
     assert_eq!((report.attempts, report.nats[0].failures), (240, 140));
-    let src = portsim::fixes::Source {
-        text,
-        path: std::path::Path::new("nat-dests.toml"),
-        overrides: &[],
-        seed: sc.seed,
-        max_events: portsim::DEFAULT_MAX_EVENTS,
-        max_memory: portsim::DEFAULT_MAX_MEMORY,
-        target: None,
-        all: true,
-    };
+    let src = fix_source(text, sc.seed, true);
     let fixes = portsim::fixes::compute(&src, &sc, &report);
     let dests = fixes
         .list
@@ -580,4 +540,27 @@ fn the_headline_names_the_nat_where_most_failed() {
         portsim::util::thousands(r.failures)
     );
     assert!(h.contains(&most), "{h}");
+}
+
+/// What the fixes see of `text` run with `seed`: every lever with `all`,
+/// else the shared budget; the default limits.
+fn fix_source(text: &str, seed: u64, all: bool) -> portsim::fixes::Source<'_> {
+    portsim::fixes::Source {
+        text,
+        path: std::path::Path::new("nat-fix.toml"),
+        overrides: &[],
+        seed,
+        max_events: portsim::DEFAULT_MAX_EVENTS,
+        max_memory: portsim::DEFAULT_MAX_MEMORY,
+        target: None,
+        all,
+    }
+}
+
+/// `text` run with one `--set KEY=VALUE`.
+fn run_with(text: &str, set: &str) -> portsim::Report {
+    let set = portsim::scenario::Override::parse_as(set, "--set").expect("a --set flag");
+    let sc =
+        portsim::scenario::load_str(text, std::path::Path::new("t.toml"), &[set]).expect("loads");
+    portsim::run(&sc)
 }
