@@ -74,6 +74,16 @@ pub struct HostGroup {
     pub destinations: Vec<Destination>,
     /// The first NAT its connections cross (an index into `nats`).
     pub via: Option<usize>,
+    /// `scale`: from each step's time on, the group has that many hosts
+    /// (in time order). `count` is the number at the start.
+    pub scale: Vec<ScaleStep>,
+}
+
+/// One step of `[[hosts]] scale`: at `at_ns` the group has `count` hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScaleStep {
+    pub at_ns: u64,
+    pub count: u32,
 }
 
 impl HostGroup {
@@ -359,6 +369,18 @@ pub struct Traffic {
     /// the kernel does, after its SYN retransmissions; 0: as soon as a SYN
     /// is dropped).
     pub connect_timeout_ns: Option<u64>,
+    /// `traffic.protocol`: TCP connections, or UDP request/response flows.
+    pub protocol: Protocol,
+}
+
+/// `traffic.protocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// TCP: a connection per request (or per `requests_per_connection`).
+    #[default]
+    Tcp,
+    /// UDP request/response flows (DNS and the like): no TIME_WAIT.
+    Udp,
 }
 
 impl Scenario {

@@ -161,6 +161,7 @@ pub(super) fn groups(raw: &RawScenario) -> R<(Vec<HostGroup>, Vec<Nat>)> {
             traffic,
             destinations,
             via: None,
+            scale: Vec::new(),
         });
     }
     let starts: Vec<(String, Option<&str>)> = raw

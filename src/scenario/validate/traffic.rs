@@ -93,6 +93,7 @@ pub(super) fn traffic(t: &RawTraffic) -> R<Traffic> {
         source,
         retry,
         requests_per_connection,
+        protocol: crate::scenario::Protocol::Tcp,
     })
 }
 
