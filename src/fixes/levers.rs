@@ -506,8 +506,8 @@ fn host_load(
     let run_s = sc.duration_ns.map(|d| d as f64 / ns);
     let last_start = traffic.rate.segments.last().map_or(0.0, |s| s.start_s);
     let rate = traffic.rate.max_over(run_s.unwrap_or(last_start));
-    let held = traffic.hold.mean_ns() / ns
-        + crate::sim::nat::LinuxNat::hold_after(nat, traffic.close) as f64 / ns;
+    let held =
+        traffic.hold.mean_ns() / ns + nat.hold_after(traffic.close, traffic.protocol) as f64 / ns;
     let held = run_s.map_or(held, |r| held.min(r));
     rate / f64::from(traffic.requests_per_connection.max(1)) * held
 }

@@ -201,6 +201,11 @@ pub struct NatReport {
     /// Closed entries (TIME_WAIT, CLOSE) a new connection evicted to take
     /// their tuple when no port was free.
     pub evicted: u64,
+    /// Hosts that were, at some time, behind this NAT with no block or
+    /// allocation of its ports (0 for NATs without per-host blocks).
+    pub hosts_without_ports: u32,
+    /// A cloud NAT's own figures (`null` for Linux).
+    pub cloud: Option<CloudReport>,
 }
 
 /// Why a NAT dropped connections.
@@ -210,6 +215,77 @@ pub struct NatFailures {
     pub no_port: u64,
     /// The conntrack table (`max_entries`) was full.
     pub table_full: u64,
+    /// The host had no block of the NAT's ports.
+    pub no_block: u64,
+    /// Every address held its cap of connections to the destination.
+    pub per_destination: u64,
+    /// Endpoint-independent mapping conflicts.
+    pub endpoint_independence_conflict: u64,
+    /// Dropped while the host's block was being doubled.
+    pub allocation_in_flight: u64,
+}
+
+/// What a cloud NAT measured, and what its vendor's formula says.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct CloudReport {
+    /// What the vendor's metric calls the failures.
+    pub failure_metric: &'static str,
+    /// Hosts behind the NAT (most at once).
+    pub hosts: u32,
+    /// Each host's block at the start (0: a shared pool), and the smallest
+    /// and largest any host had.
+    pub ports_per_host: u32,
+    pub min_ports_per_host: u32,
+    pub max_ports_per_host: u32,
+    /// Most ports one host used at once.
+    pub peak_ports_used_per_host: u32,
+    /// Most connections one (address, destination) pair held at once, and
+    /// the cap (`null`: none but the ports).
+    pub peak_per_destination: u32,
+    pub per_destination_limit: Option<u32>,
+    /// Flows dropped because a scale event took back their ports.
+    pub flows_dropped_by_scale: u64,
+    /// Blocks doubled (dynamic allocation), and doublings that found no
+    /// free ports.
+    pub blocks_grown: u64,
+    pub growth_failed: u64,
+    /// Hold after a FIN close, a reset, an unanswered SYN and a UDP flow,
+    /// and the idle timeout, in seconds.
+    pub hold_s: CloudHolds,
+    pub per_address: Vec<AddressReport>,
+    /// Behaviours the vendor does not document, as they were assumed.
+    pub assumed: Vec<String>,
+    /// The vendor's sizing rule for this scenario.
+    pub formula: FormulaReport,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct CloudHolds {
+    pub fin: f64,
+    pub rst: f64,
+    pub half_open: f64,
+    pub udp: f64,
+    pub idle: f64,
+}
+
+/// One outside address of a cloud NAT.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct AddressReport {
+    pub address: String,
+    /// Most of its ports in use at once.
+    pub peak_in_use: u32,
+    /// Hosts with a block on it at the end.
+    pub hosts: u32,
+}
+
+/// A vendor's sizing rule, worked out.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct FormulaReport {
+    pub rule: String,
+    pub source: &'static str,
+    pub hosts_served: Option<u64>,
+    pub per_destination: Option<u64>,
+    pub ports_per_host: Option<u32>,
 }
 
 /// Pools listed in `report.json`, busiest first.
@@ -741,16 +817,18 @@ impl Report {
                 })
                 .map(|(f, n)| NatReport {
                     name: n.name.clone(),
-                    kind: match n.kind {
-                        crate::scenario::nat::NatKind::Linux => "linux",
-                    },
+                    kind: n.kind.name(),
                     addresses: n.addresses.len() as u32,
                     ports_per_address: n.range_size(),
                     attempts: f.attempts,
-                    failures: f.failures_no_port + f.failures_table_full,
+                    failures: f.failures(),
                     failures_by_cause: NatFailures {
                         no_port: f.failures_no_port,
                         table_full: f.failures_table_full,
+                        no_block: f.failures_no_block,
+                        per_destination: f.failures_per_destination,
+                        endpoint_independence_conflict: f.failures_eim_conflict,
+                        allocation_in_flight: f.failures_growing,
                     },
                     first_failure_s: f.first_failure_ns.map(secs),
                     syns_dropped: f.syns_dropped,
@@ -761,6 +839,8 @@ impl Report {
                     ports_preserved: f.ports_preserved,
                     distinct_ports: f.distinct_ports,
                     evicted: f.evicted,
+                    hosts_without_ports: f.cloud.as_ref().map_or(0, |c| c.hosts_without_ports),
+                    cloud: cloud_report(n, f),
                 })
                 .collect(),
             destination_pool_peaks,
@@ -829,4 +909,52 @@ impl Report {
         s.push('\n');
         s
     }
+}
+
+/// A cloud NAT's part of its `nats[]` entry.
+fn cloud_report(
+    n: &crate::scenario::nat::Nat,
+    f: &crate::sim::layer::NatFigures,
+) -> Option<CloudReport> {
+    let (rules, c) = (n.cloud.as_ref()?, f.cloud.as_ref()?);
+    let formula = n.formula(u64::from(c.hosts))?;
+    let h = &rules.holds;
+    Some(CloudReport {
+        failure_metric: rules.preset.failure_metric,
+        hosts: c.hosts,
+        ports_per_host: c.ports_per_host_at_start,
+        min_ports_per_host: c.min_ports_per_host,
+        max_ports_per_host: c.max_ports_per_host,
+        peak_ports_used_per_host: c.peak_ports_used_per_host,
+        peak_per_destination: c.peak_per_destination,
+        per_destination_limit: rules.preset.per_destination,
+        flows_dropped_by_scale: c.flows_dropped_by_scale,
+        blocks_grown: c.blocks_grown,
+        growth_failed: c.growth_failed,
+        hold_s: CloudHolds {
+            fin: secs(h.fin),
+            rst: secs(h.rst),
+            half_open: secs(h.half_open),
+            udp: secs(h.udp),
+            idle: secs(h.idle),
+        },
+        per_address: n
+            .addresses
+            .iter()
+            .enumerate()
+            .map(|(i, a)| AddressReport {
+                address: a.clone(),
+                peak_in_use: c.address_peaks.get(i).copied().unwrap_or(0),
+                hosts: c.address_hosts.get(i).copied().unwrap_or(0),
+            })
+            .collect(),
+        assumed: rules.assumed.clone(),
+        formula: FormulaReport {
+            rule: formula.rule,
+            source: formula.source,
+            hosts_served: formula.hosts_served,
+            per_destination: formula.per_destination,
+            ports_per_host: formula.ports_per_host,
+        },
+    })
 }

@@ -173,11 +173,7 @@ fn nat_first(r: &Report, at: &str) -> (String, String) {
             .unwrap_or_default();
         return (host, most);
     };
-    let cause = if n.failures_by_cause.no_port > 0 {
-        "no port left"
-    } else {
-        "conntrack table full"
-    };
+    let cause = main_cause(n);
     let at_nats: u64 = r.nats.iter().map(|n| n.failures).sum();
     let host = match r.hosts.as_slice() {
         _ if at_nats != r.failures => String::new(),
@@ -253,12 +249,121 @@ fn connect_line(r: &Report) -> Option<String> {
     Some(line)
 }
 
+/// Why a NAT dropped most of what it dropped, in words.
+fn main_cause(n: &super::NatReport) -> &'static str {
+    let c = &n.failures_by_cause;
+    let blocks = n.cloud.as_ref().is_some_and(|c| c.ports_per_host > 0);
+    [
+        (
+            c.no_port,
+            if blocks {
+                "no port left in the host's block"
+            } else {
+                "no port left"
+            },
+        ),
+        (c.table_full, "conntrack table full"),
+        (c.no_block, "hosts without a block of its ports"),
+        (
+            c.per_destination,
+            "every address at its cap of connections to the destination",
+        ),
+        (
+            c.endpoint_independence_conflict,
+            "endpoint-independent mapping conflicts",
+        ),
+        (
+            c.allocation_in_flight,
+            "flows dropped while a block was doubling",
+        ),
+    ]
+    .into_iter()
+    .max_by_key(|&(n, _)| n)
+    .filter(|&(n, _)| n > 0)
+    .map_or("no port left", |(_, w)| w)
+}
+
+/// A cloud NAT's line: its pool and blocks, its peaks, its failures by
+/// cause under the vendor's name for them, hosts left without ports.
+fn cloud_line(n: &super::NatReport, c: &super::CloudReport) -> Vec<String> {
+    let c_ = &n.failures_by_cause;
+    let causes: Vec<String> = [
+        (c_.no_port, "no port"),
+        (c_.no_block, "no block"),
+        (c_.per_destination, "per-destination cap"),
+        (
+            c_.endpoint_independence_conflict,
+            "endpoint-independence conflict",
+        ),
+        (c_.allocation_in_flight, "while a block doubled"),
+    ]
+    .iter()
+    .filter(|(k, _)| *k > 0)
+    .map(|(k, w)| format!("{w} {}", thousands(*k)))
+    .collect();
+    let blocks = if c.ports_per_host == 0 {
+        "shared on demand".to_string()
+    } else if c.max_ports_per_host > c.ports_per_host {
+        format!(
+            "{} ports per host at first, up to {}",
+            thousands(u64::from(c.ports_per_host)),
+            thousands(u64::from(c.max_ports_per_host))
+        )
+    } else {
+        format!("{} ports per host", thousands(u64::from(c.ports_per_host)))
+    };
+    let cap = c
+        .per_destination_limit
+        .map(|l| format!(" of {} allowed", thousands(u64::from(l))))
+        .unwrap_or_default();
+    let mut lines = vec![format!(
+        "{} ({}): {} address{} × {} ports, {} hosts, {blocks}; peak {} mappings, {} on one address to one destination{cap}, {} ports used by one host; {} connects failed here{}{}",
+        n.name,
+        n.kind,
+        n.addresses,
+        if n.addresses == 1 { "" } else { "es" },
+        thousands(u64::from(n.ports_per_address)),
+        thousands(u64::from(c.hosts)),
+        thousands(n.peak_mappings),
+        thousands(u64::from(c.peak_per_destination)),
+        thousands(u64::from(c.peak_ports_used_per_host)),
+        thousands(n.failures),
+        if causes.is_empty() {
+            String::new()
+        } else {
+            format!(" ({}: {})", c.failure_metric, causes.join(", "))
+        },
+        if n.hosts_without_ports > 0 {
+            format!("; {} hosts got no ports", thousands(u64::from(n.hosts_without_ports)))
+        } else {
+            String::new()
+        }
+    )];
+    if c.flows_dropped_by_scale > 0 {
+        lines.push(format!(
+            "  a scale event took back ports from every host: {} open flows dropped",
+            thousands(c.flows_dropped_by_scale)
+        ));
+    }
+    lines.push(format!("  vendor rule: {}", c.formula.rule));
+    if !c.assumed.is_empty() {
+        lines.push(format!(
+            "  assumed (not documented): {}",
+            c.assumed.join("; ")
+        ));
+    }
+    lines
+}
+
 /// One line per NAT: its pool, what it held at most, what it dropped.
 fn nat_lines(r: &Report) -> Vec<String> {
     r.nats
         .iter()
-        .map(|n| {
-            format!(
+        .flat_map(|n| {
+            if let Some(c) = &n.cloud {
+                return cloud_line(n, c);
+            }
+            vec![format!(
                 "{}: {} address{} × {} ports; peak {} mappings, {} ports of one address; {} SYNs dropped, {} connects failed here (no port {}, table full {}); {} ports preserved; {} closed entries taken over",
                 n.name,
                 n.addresses,
@@ -279,7 +384,7 @@ fn nat_lines(r: &Report) -> Vec<String> {
                 )
             } else {
                 String::new()
-            }
+            }]
         })
         .collect()
 }
@@ -613,7 +718,12 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(s, "  connects        {line}");
     }
     for line in nat_lines(r) {
-        let _ = writeln!(s, "  nat             {line}");
+        match line.strip_prefix("  ") {
+            // A NAT's further lines sit under its first.
+            Some(more) => writeln!(s, "                  {more}"),
+            None => writeln!(s, "  nat             {line}"),
+        }
+        .ok();
     }
     if let Some(line) = server_time_wait(r) {
         let _ = writeln!(s, "  TIME_WAIT       {line}");

@@ -87,6 +87,15 @@ pub struct ScaleStep {
 }
 
 impl HostGroup {
+    /// The most hosts the group has at any time: the engine makes this
+    /// many, and numbers the next group's addresses after them.
+    pub fn max_count(&self) -> u32 {
+        self.scale
+            .iter()
+            .map(|s| s.count)
+            .fold(self.count, u32::max)
+    }
+
     /// Address `k` of host `j` of a group whose first host has `first`:
     /// host 0's as listed, host `j` ≥ 1's the next ones after host
     /// `j − 1`'s. `None` past the end of the address space.

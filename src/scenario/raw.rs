@@ -195,6 +195,16 @@ pub struct RawNat {
     pub max_entries: Option<i64>,
     /// Name of the next `[[nat]]` along the path.
     pub via: Option<String>,
+    /// Cloud NATs: each host's block (Azure LB), the least and most a
+    /// host's block holds (Cloud NAT). Signed, for the range message.
+    pub ports_per_host: Option<i64>,
+    pub min_ports_per_host: Option<i64>,
+    pub max_ports_per_host: Option<i64>,
+    /// Cloud NATs: durations.
+    pub hold_after_close: Option<String>,
+    pub idle_timeout: Option<String>,
+    pub allocation_lag: Option<String>,
+    pub endpoint_independent: Option<bool>,
 }
 
 /// `[[nat]].timeouts`: nf_conntrack's TCP timeouts, each a duration.
@@ -211,6 +221,9 @@ pub struct RawTimeouts {
     pub last_ack: Option<String>,
     pub time_wait: Option<String>,
     pub close: Option<String>,
+    pub udp: Option<String>,
+    /// Cloud NAT's TCP transitory idle timeout.
+    pub transitory: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -46,7 +46,8 @@ use rand::RngExt;
 use super::closes::Closes;
 use super::host::{port_rules, HostConn, HostLayer};
 use super::layer::{Cause, Ctx, Due, Path, Phase, PortLayer, Refused, Site, Syn};
-use super::nat::{LinuxNat, Mapping, MAX_CHAIN};
+use super::nat::Mapping;
+use super::nats::{AnyNat, MAX_CHAIN};
 use super::record::{Recorder, IN_USE, OPEN, TIME_WAIT};
 use super::traffic::{rng, stream, ArrivalClock, Chooser, Stream};
 use super::{bursts, default_bin_ns, DestStats, Observer, Outcome, MAX_DEST_STATS};
@@ -158,7 +159,7 @@ struct Fleet<'a, O: Observer, P: Ports> {
     hosts: Vec<Host<P>>,
     traffic: Vec<HostTraffic>,
     groups: Vec<Group>,
-    nats: Vec<LinuxNat>,
+    nats: Vec<AnyNat>,
     /// Each NAT's first global address index and first port.
     nat_addr_base: Vec<u32>,
     nat_port_lo: Vec<u32>,
@@ -333,14 +334,14 @@ fn run<O: Observer, P: Ports>(
             host: 0,
         };
         // Ports reach a NAT as numbers: its upstream range starts at 0.
-        nats.push(LinuxNat::new(sc, nat, site, 0));
+        nats.push(AnyNat::new(sc, nat, n, site, 0));
         nat_addr_base.push(addr_base);
         addr_base += nat.addresses.len() as u32;
         nat_port_lo.push(u32::from(nat.port_lo));
         nat_hold.push(
             sc.groups
                 .iter()
-                .map(|g| LinuxNat::hold_after(nat, g.traffic.close))
+                .map(|g| nat.hold_after(g.traffic.close, g.traffic.protocol))
                 .collect(),
         );
     }

@@ -110,6 +110,16 @@ pub enum Cause {
     NoPort,
     /// A NAT's conntrack table was full.
     TableFull,
+    /// The host has no block of the cloud NAT's ports.
+    NoBlock,
+    /// The address's cap of connections to one destination was reached
+    /// (AWS 55,000, Azure NAT gateway 50,000) on every address.
+    PerDestination,
+    /// Endpoint-independent mapping: the source's outside port is taken
+    /// toward this destination by another source.
+    EimConflict,
+    /// Dynamic allocation: the host's block is being doubled.
+    Growing,
 }
 
 /// At one instant, which timers go first. A layer's own timers are
@@ -238,6 +248,65 @@ pub struct NatFigures {
     pub stale_reuse: u64,
     /// Closed entries a new SYN evicted to take their tuple.
     pub evicted: u64,
+    /// Cloud NATs: failures by their own causes.
+    pub failures_no_block: u64,
+    pub failures_per_destination: u64,
+    pub failures_eim_conflict: u64,
+    pub failures_growing: u64,
+    /// What a cloud NAT measured besides.
+    pub cloud: Option<Box<CloudFigures>>,
+}
+
+impl NatFigures {
+    /// The failure count of `cause`.
+    pub fn failures_for(&mut self, cause: Cause) -> &mut u64 {
+        match cause {
+            Cause::NoPort => &mut self.failures_no_port,
+            Cause::TableFull => &mut self.failures_table_full,
+            Cause::NoBlock => &mut self.failures_no_block,
+            Cause::PerDestination => &mut self.failures_per_destination,
+            Cause::EimConflict => &mut self.failures_eim_conflict,
+            Cause::Growing => &mut self.failures_growing,
+        }
+    }
+
+    /// Failures over all causes.
+    pub fn failures(&self) -> u64 {
+        self.failures_no_port
+            + self.failures_table_full
+            + self.failures_no_block
+            + self.failures_per_destination
+            + self.failures_eim_conflict
+            + self.failures_growing
+    }
+}
+
+/// What a cloud NAT measured beyond what every NAT does.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CloudFigures {
+    /// Hosts that were, at some time, behind the NAT without a block.
+    pub hosts_without_ports: u32,
+    /// Hosts behind the NAT (at most at once).
+    pub hosts: u32,
+    /// The block of each host at the start, and the smallest and largest
+    /// any host had (0 with a shared pool).
+    pub ports_per_host_at_start: u32,
+    pub min_ports_per_host: u32,
+    pub max_ports_per_host: u32,
+    /// Most mappings one host held at once.
+    pub peak_ports_used_per_host: u32,
+    /// Most connections one (address, destination) pair held at once.
+    pub peak_per_destination: u32,
+    /// Flows dropped because a scale event reclaimed their ports.
+    pub flows_dropped_by_scale: u64,
+    /// Doublings of a block (dynamic allocation), and those that found no
+    /// ports.
+    pub blocks_grown: u64,
+    pub growth_failed: u64,
+    /// Per outside address: most ports in use at once, and hosts with a
+    /// block on it at the end.
+    pub address_peaks: Vec<u32>,
+    pub address_hosts: Vec<u32>,
 }
 
 /// The layer between host and destination when nothing translates: it takes

@@ -30,11 +30,13 @@
 
 pub mod bursts;
 mod closes;
+pub mod cloud;
 pub mod fleet;
 pub mod host;
 pub mod jhash;
 pub mod layer;
 pub mod nat;
+pub mod nats;
 pub mod pools;
 pub mod queue;
 pub mod record;
@@ -340,7 +342,7 @@ pub(crate) struct Waiting {
 struct Counters {
     attempts: u64,
     failures: u64,
-    failures_at: [u64; 1 + nat::MAX_CHAIN],
+    failures_at: [u64; 1 + nats::MAX_CHAIN],
     first_failure_layer: Option<u16>,
     first_failure: Option<(u64, u64)>,
     retries: u64,
@@ -373,14 +375,14 @@ pub fn simulate_with<O: Observer>(sc: &Scenario, obs: &mut O, model: PortModel) 
         let ports = AddressPools::new(h.range_size(), h.addresses.len() as u32, reserved);
         let host = HostLayer::new(sc, Site::HOST0, ports);
         return match sc.via {
-            Some(_) => run_with(sc, obs, host, nat::NatChain::new(sc)),
+            Some(_) => run_with(sc, obs, host, nats::NatChain::new(sc)),
             None => run_with(sc, obs, host, Direct),
         };
     }
     let ports = PortSpace::new(h.range_size(), h.addresses.len() as u32, reserved);
     let host = HostLayer::new(sc, Site::HOST0, ports);
     match sc.via {
-        Some(_) => run_with(sc, obs, host, nat::NatChain::new(sc)),
+        Some(_) => run_with(sc, obs, host, nats::NatChain::new(sc)),
         None => run_with(sc, obs, host, Direct),
     }
 }

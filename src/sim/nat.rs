@@ -53,11 +53,11 @@ pub use super::layer::NatFigures;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mapping {
     /// The reply tuple: outside address, outside port index, destination.
-    reply: u64,
+    pub(super) reply: u64,
     /// The original source: upstream address and port index.
-    source: u64,
+    pub(super) source: u64,
     /// Which entry of that reply tuple this is.
-    stamp: u64,
+    pub(super) stamp: u64,
 }
 
 impl Mapping {
@@ -163,7 +163,7 @@ impl Ips {
         if sc.is_fleet() {
             let mut start = 0u32;
             for g in &sc.groups {
-                let b = Block::new(start, &g.host.addresses, g.count);
+                let b = Block::new(start, &g.host.addresses, g.max_count());
                 start = start.saturating_add(b.len);
                 blocks.push(b);
             }
@@ -256,7 +256,7 @@ impl LinuxNat {
             mode: nat.mode,
             persistent: nat.persistent,
             max_entries: nat.max_entries,
-            hold_close_ns: LinuxNat::hold_after(nat, sc.traffic.close),
+            hold_close_ns: nat.hold_after(sc.traffic.close, sc.traffic.protocol),
             hold_syn_ns: t.syn_sent,
             upstream_lo: u32::from(upstream_lo),
             used: FastMap::default(),
@@ -307,14 +307,6 @@ impl LinuxNat {
             self.report(t, before, cx);
         } else {
             self.hold(t, m, CLOSED, ns, State::Closed);
-        }
-    }
-
-    /// How long conntrack keeps an entry after a close of kind `close`.
-    pub fn hold_after(nat: &Nat, close: Close) -> u64 {
-        match close {
-            Close::Reset => nat.timeouts.close,
-            Close::Client | Close::Server => nat.timeouts.time_wait,
         }
     }
 
@@ -381,6 +373,18 @@ impl LinuxNat {
         };
         let h = crate::util::mix64(source ^ d.rotate_left(40) ^ self.seed.rotate_left(17));
         ((u64::from(h as u32) * u64::from(self.addresses)) >> 32) as u32
+    }
+
+    /// The IPv4 address behind upstream address index `i`, as the hash
+    /// reads it.
+    #[cfg(test)]
+    pub(crate) fn source_ip(&self, i: u32) -> Option<Ipv4Addr> {
+        self.ips.source(i)
+    }
+
+    /// Where this NAT is.
+    pub fn site(&self) -> Site {
+        self.site
     }
 
     /// The outside address index a connection from upstream address index
@@ -552,10 +556,7 @@ impl LinuxNat {
         self.figures.syns_dropped += 1;
         self.figures.first_failure_ns.get_or_insert(t);
         if path.syn.last {
-            match cause {
-                Cause::NoPort => self.figures.failures_no_port += 1,
-                Cause::TableFull => self.figures.failures_table_full += 1,
-            }
+            *self.figures.failures_for(cause) += 1;
         }
     }
 
@@ -593,10 +594,7 @@ impl LinuxNat {
     /// A connect whose last SYN this NAT dropped for `cause` was still
     /// waiting to give up when the run ended: it is not a failure yet.
     pub fn still_connecting(&mut self, cause: Cause) {
-        match cause {
-            Cause::NoPort => self.figures.failures_no_port -= 1,
-            Cause::TableFull => self.figures.failures_table_full -= 1,
-        }
+        *self.figures.failures_for(cause) -= 1;
     }
 
     /// Tell the observer the entry count at `t` if it is no longer
@@ -708,116 +706,6 @@ impl PortLayer for LinuxNat {
     }
 }
 
-pub use crate::scenario::nat::MAX_CHAIN;
-
-/// The NATs a connection crosses, in order: each sees the path the one
-/// before it made.
-pub struct NatChain {
-    pub nats: Vec<LinuxNat>,
-}
-
-impl NatChain {
-    /// The chain from `sc.via`, following each NAT's `via`.
-    pub fn new(sc: &Scenario) -> NatChain {
-        let mut nats = Vec::new();
-        let mut upstream_lo = sc.host.port_lo;
-        for (i, nat) in sc.nat_path().into_iter().enumerate() {
-            let site = Site {
-                layer: (i + 1) as u16,
-                host: 0,
-            };
-            nats.push(LinuxNat::new(sc, nat, site, upstream_lo));
-            upstream_lo = nat.port_lo;
-        }
-        NatChain { nats }
-    }
-
-    /// Each NAT's figures, in path order.
-    pub fn figures(&mut self, end: u64) -> Vec<NatFigures> {
-        self.nats.iter_mut().map(|n| n.figures(end)).collect()
-    }
-}
-
-impl PortLayer for NatChain {
-    type Held = [Mapping; MAX_CHAIN];
-
-    fn open<O: Observer>(
-        &mut self,
-        t: u64,
-        mut path: Path,
-        cx: &mut Ctx<'_, O>,
-    ) -> Result<(Self::Held, Path), Refused> {
-        let mut held = [NO_MAPPING; MAX_CHAIN];
-        let syn = path.syn;
-        for i in 0..self.nats.len() {
-            path.syn = syn.at(i);
-            match self.nats[i].open(t, path, cx) {
-                Ok((m, p)) => {
-                    held[i] = m;
-                    path = p;
-                }
-                Err(r) => {
-                    for j in (0..i).rev() {
-                        self.nats[j].abort(t, held[j], cx);
-                    }
-                    return Err(r);
-                }
-            }
-        }
-        Ok((held, path))
-    }
-
-    fn close<O: Observer>(&mut self, t: u64, held: Self::Held, cx: &mut Ctx<'_, O>) {
-        for (nat, m) in self.nats.iter_mut().zip(held) {
-            nat.close(t, m, cx);
-        }
-    }
-
-    fn abort<O: Observer>(&mut self, t: u64, held: Self::Held, cx: &mut Ctx<'_, O>) {
-        for (nat, m) in self.nats.iter_mut().zip(held) {
-            nat.abort(t, m, cx);
-        }
-    }
-
-    fn nat_figures(&mut self, end: u64) -> Vec<NatFigures> {
-        self.figures(end)
-    }
-
-    fn nat_count(&self) -> usize {
-        self.nats.len()
-    }
-
-    fn still_connecting(&mut self, site: Site, cause: Cause) {
-        if let Some(n) = self.nats.iter_mut().find(|n| n.site == site) {
-            n.still_connecting(cause);
-        }
-    }
-
-    fn next_due(&self) -> Due {
-        self.nats
-            .iter()
-            .map(PortLayer::next_due)
-            .min()
-            .unwrap_or(Due::NEVER)
-    }
-
-    fn run_due<O: Observer>(&mut self, until: Due, cx: &mut Ctx<'_, O>) {
-        loop {
-            let next = self.next_due();
-            if next >= until || next == Due::NEVER {
-                return;
-            }
-            // Earliest first across the NATs; ties go to the first.
-            let i = self
-                .nats
-                .iter()
-                .position(|n| n.next_due() == next)
-                .expect("a NAT holds the earliest timer");
-            self.nats[i].run_due(next.just_after().min(until), cx);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -894,52 +782,5 @@ addresses = 4
         assert!(a < 4);
         assert_eq!(a, nat.outside_address(0, 2));
         assert_eq!(nat.ips.dest(2), None);
-    }
-
-    /// In a single host's chain, each NAT hashes the addresses of the
-    /// layer before it; `persistent` ignores the destination.
-    #[test]
-    fn a_chain_hashes_the_layer_before() {
-        let sc = load(
-            r#"
-[host]
-addresses = ["10.1.0.11", "10.1.0.40"]
-via = "pod"
-[traffic]
-bind = "bind"
-rate = 1
-hold = "1s"
-[[destinations]]
-address = "10.2.0.2:5000"
-[[destinations]]
-address = "10.2.0.3:5000"
-[[nat]]
-name = "pod"
-type = "linux"
-addresses = ["10.5.0.1", "10.5.0.9", "10.5.0.3"]
-via = "node"
-[[nat]]
-name = "node"
-type = "linux"
-addresses = 2
-persistent = true
-"#,
-        );
-        let chain = NatChain::new(&sc);
-        let (pod, node) = (&chain.nats[0], &chain.nats[1]);
-        for (i, h) in ["10.1.0.11", "10.1.0.40"].iter().enumerate() {
-            for (d, dst) in ["10.2.0.2", "10.2.0.3"].iter().enumerate() {
-                assert_eq!(
-                    pod.outside_address(i as u32, d as u32),
-                    nat_address_index(ip(h), ip(dst), 3, false)
-                );
-            }
-        }
-        assert_eq!(pod.ips.source(2), None);
-        for (i, a) in ["10.5.0.1", "10.5.0.9", "10.5.0.3"].iter().enumerate() {
-            let want = nat_address_index(ip(a), Ipv4Addr::UNSPECIFIED, 2, true);
-            assert_eq!(node.outside_address(i as u32, 0), want);
-            assert_eq!(node.outside_address(i as u32, 1), want);
-        }
     }
 }

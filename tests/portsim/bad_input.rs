@@ -557,7 +557,7 @@ fn bad_nat_keys_name_the_key_and_the_line() {
             "type = \"linux\"",
             "type = \"lnux\"",
             0,
-            "nat[0].type: found \"lnux\"; allowed: \"linux\" (did you mean \"linux\"?)",
+            "nat[0].type: found \"lnux\"; allowed: \"linux\", \"aws-nat-gateway\", \"azure-lb-outbound\", \"azure-nat-gateway\", \"gcp-cloud-nat\" (did you mean \"linux\"?)",
         ),
         (
             "addresses = 1",
@@ -605,7 +605,7 @@ fn bad_nat_keys_name_the_key_and_the_line() {
             "timeouts = { time_wait = \"120s\", close = \"10s\" }",
             "timeouts = { time_wiat = \"120s\" }",
             0,
-            "nat[0].timeouts.time_wiat: unknown key `time_wiat`; allowed here: syn_sent, established, fin_wait, close_wait, last_ack, time_wait, close (did you mean `time_wait`?)",
+            "nat[0].timeouts.time_wiat: unknown key `time_wiat`; allowed here: syn_sent, established, fin_wait, close_wait, last_ack, time_wait, close, udp, transitory (did you mean `time_wait`?)",
         ),
         (
             "timeouts = { time_wait = \"120s\", close = \"10s\" }",
@@ -683,7 +683,7 @@ fn bad_nat_keys_name_the_key_and_the_line() {
             "mode = \"preserve\"",
             "mod = \"preserve\"",
             0,
-            "nat[0].mod: unknown key `mod`; allowed here: name, type, addresses, port_range, mode, persistent, timeouts, max_entries, via (did you mean `mode`?)",
+            "nat[0].mod: unknown key `mod`; allowed here: name, type, addresses, port_range, mode, persistent, timeouts, max_entries, via, ports_per_host, min_ports_per_host, max_ports_per_host, hold_after_close, idle_timeout, allocation_lag, endpoint_independent (did you mean `mode`?)",
         ),
     ] {
         let (toml, line) = nat_with(old, new);

@@ -1300,6 +1300,11 @@ const NULLABLE: &[&str] = &[
     "ports.busiest_pool",
     "fixes[].first_failure",
     "nats[].first_failure_s",
+    "nats[].cloud",
+    "nats[].cloud.per_destination_limit",
+    "nats[].cloud.formula.hosts_served",
+    "nats[].cloud.formula.per_destination",
+    "nats[].cloud.formula.ports_per_host",
 ];
 
 /// serde_json writes a NaN or an infinity as `null`: any null outside the

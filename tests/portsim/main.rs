@@ -39,6 +39,7 @@ mod bad_input;
 mod browser;
 mod charts;
 mod cli;
+mod cloud_nat;
 mod determinism;
 mod failon;
 mod files;

@@ -52,6 +52,7 @@ fn nat(name: &str, lo: u16, hi: u16) -> Nat {
         timeouts: ConntrackTimeouts::default(),
         max_entries: DEFAULT_MAX_ENTRIES,
         via: None,
+        cloud: None,
     }
 }
 

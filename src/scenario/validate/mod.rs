@@ -12,6 +12,7 @@ use host::host;
 use nat::nats;
 use traffic::traffic;
 
+mod cloud_nat;
 mod destinations;
 mod host;
 mod hosts;

@@ -19,7 +19,9 @@ use std::collections::HashMap;
 use super::host::{addresses, port_range};
 use super::*;
 use crate::error::did_you_mean;
-use crate::scenario::nat::{ConntrackTimeouts, Nat, NatKind, NatMode, DEFAULT_MAX_ENTRIES};
+use crate::scenario::nat::{
+    ConntrackTimeouts, Nat, NatKind, NatMode, DEFAULT_MAX_ENTRIES, PRESETS,
+};
 
 /// The most `[[nat]]` tables a scenario may have.
 pub const MAX_NATS: usize = 4096;
@@ -246,12 +248,21 @@ pub(super) fn group_name(key: &str, name: &str, what: &str, example: &str) -> R<
 
 /// One table's keys, with the kernel's defaults; `via` is resolved later.
 fn table(key: &str, r: &RawNat, total_addresses: &mut usize) -> R<Nat> {
-    let kind = choice(
-        &format!("{key}.type"),
-        Some(r.kind.as_str()),
-        NatKind::Linux,
-        &[("linux", NatKind::Linux)],
-    )?;
+    let kind = match r.kind.as_str() {
+        "linux" => NatKind::Linux,
+        other => match crate::scenario::nat::preset(other) {
+            Some(p) => NatKind::Cloud(p),
+            None => {
+                let names: Vec<&str> = std::iter::once("linux")
+                    .chain(PRESETS.iter().map(|p| p.name))
+                    .collect();
+                return err(
+                    &format!("{key}.type"),
+                    format!("found {}; {}", quote(other), allowed_list(other, &names)),
+                );
+            }
+        },
+    };
 
     let k = format!("{key}.addresses");
     // Counted before a count is expanded.
@@ -270,6 +281,17 @@ fn table(key: &str, r: &RawNat, total_addresses: &mut usize) -> R<Nat> {
             ),
         );
     }
+    if let NatKind::Cloud(p) = kind {
+        if planned > p.max_addresses {
+            return err(
+                &k,
+                format!(
+                    "found {planned} addresses; {} takes at most {} ({})",
+                    p.name, p.max_addresses, p.title
+                ),
+            );
+        }
+    }
     let addresses = addresses(&k, FIRST_ADDRESS, r.addresses.as_ref())?;
     let mut seen: HashMap<std::net::IpAddr, usize> = HashMap::new();
     for (j, a) in addresses.iter().enumerate() {
@@ -286,11 +308,60 @@ fn table(key: &str, r: &RawNat, total_addresses: &mut usize) -> R<Nat> {
     }
     *total_addresses += addresses.len();
 
+    let default_range = match kind {
+        NatKind::Linux => DEFAULT_PORT_RANGE,
+        NatKind::Cloud(p) => p.ports,
+    };
     let (port_lo, port_hi) = match r.port_range.as_deref() {
-        None => DEFAULT_PORT_RANGE,
+        None => default_range,
         Some(text) => port_range(&format!("{key}.port_range"), text)?,
     };
-    let mode = choice(
+    let mut nat = Nat {
+        name: r.name.clone(),
+        kind,
+        addresses,
+        port_lo,
+        port_hi,
+        mode: NatMode::Preserve,
+        persistent: false,
+        timeouts: ConntrackTimeouts::default(),
+        max_entries: DEFAULT_MAX_ENTRIES,
+        via: None,
+        cloud: None,
+    };
+    match kind {
+        NatKind::Linux => linux(key, r, &mut nat)?,
+        NatKind::Cloud(p) => nat.cloud = Some(super::cloud_nat::rules(key, r, p, &nat)?),
+    }
+    Ok(nat)
+}
+
+/// The keys of a Linux table: none of a cloud NAT's.
+fn linux(key: &str, r: &RawNat, nat: &mut Nat) -> R<()> {
+    let cloud_keys = [
+        ("ports_per_host", r.ports_per_host.is_some()),
+        ("min_ports_per_host", r.min_ports_per_host.is_some()),
+        ("max_ports_per_host", r.max_ports_per_host.is_some()),
+        ("hold_after_close", r.hold_after_close.is_some()),
+        ("idle_timeout", r.idle_timeout.is_some()),
+        ("allocation_lag", r.allocation_lag.is_some()),
+        ("endpoint_independent", r.endpoint_independent.is_some()),
+    ];
+    if let Some((k, _)) = cloud_keys.iter().find(|(_, given)| *given) {
+        let takers: Vec<&str> = PRESETS
+            .iter()
+            .filter(|p| p.keys.contains(k))
+            .map(|p| p.name)
+            .collect();
+        return err(
+            &format!("{key}.{k}"),
+            format!(
+                "is a key of {}, not of type \"linux\" (a Linux NAT has no per-host blocks; its timers are timeouts = {{ ... }})",
+                takers.join(" and ")
+            ),
+        );
+    }
+    nat.mode = choice(
         &format!("{key}.mode"),
         r.mode.as_deref(),
         NatMode::Preserve,
@@ -300,8 +371,9 @@ fn table(key: &str, r: &RawNat, total_addresses: &mut usize) -> R<Nat> {
             ("random-fully", NatMode::RandomFully),
         ],
     )?;
-    let timeouts = timeouts(key, r.timeouts.as_ref())?;
-    let max_entries = match r.max_entries {
+    nat.persistent = r.persistent.unwrap_or(false);
+    nat.timeouts = timeouts(key, r.timeouts.as_ref())?;
+    nat.max_entries = match r.max_entries {
         None => DEFAULT_MAX_ENTRIES,
         Some(n) if (1..=MAX_ENTRIES_LIMIT as i64).contains(&n) => n as u64,
         Some(n) => {
@@ -313,18 +385,7 @@ fn table(key: &str, r: &RawNat, total_addresses: &mut usize) -> R<Nat> {
             )
         }
     };
-    Ok(Nat {
-        name: r.name.clone(),
-        kind,
-        addresses,
-        port_lo,
-        port_hi,
-        mode,
-        persistent: r.persistent.unwrap_or(false),
-        timeouts,
-        max_entries,
-        via: None,
-    })
+    Ok(())
 }
 
 /// `timeouts = { ... }`: each a duration, the kernel's default where
@@ -336,6 +397,12 @@ fn timeouts(key: &str, t: Option<&RawTimeouts>) -> R<ConntrackTimeouts> {
     let Some(t) = t else {
         return Ok(d);
     };
+    if t.transitory.is_some() {
+        return err(
+            &format!("{key}.timeouts.transitory"),
+            "is a Cloud NAT timeout (type = \"gcp-cloud-nat\"); a Linux NAT's are syn_sent, established, fin_wait, close_wait, last_ack, time_wait, close and udp",
+        );
+    }
     let get = |name: &str, v: Option<&String>, default: u64, positive: bool| -> R<u64> {
         let k = format!("{key}.timeouts.{name}");
         let Some(text) = v else {
@@ -362,6 +429,7 @@ fn timeouts(key: &str, t: Option<&RawTimeouts>) -> R<ConntrackTimeouts> {
         last_ack: get("last_ack", t.last_ack.as_ref(), d.last_ack, false)?,
         time_wait: get("time_wait", t.time_wait.as_ref(), d.time_wait, false)?,
         close: get("close", t.close.as_ref(), d.close, false)?,
+        udp: get("udp", t.udp.as_ref(), d.udp, false)?,
     })
 }
 
@@ -526,6 +594,7 @@ max_entries = 65536
                 last_ack: 4 * s,
                 time_wait: 30 * s,
                 close: 0,
+                udp: 30 * s,
             }
         );
         assert_eq!(n.max_entries, 65536);

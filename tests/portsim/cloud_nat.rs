@@ -1,0 +1,234 @@
+//! Cloud NATs (`aws-nat-gateway`, `azure-lb-outbound`, `azure-nat-gateway`,
+//! `gcp-cloud-nat`): the vendors' published formulas hold in the
+//! simulation at their boundary, exactly; hold timers to the nanosecond;
+//! per-host blocks never exceeded; runs deterministic.
+//!
+//! The fleets here open long-held connections at a constant rate with
+//! `connect_timeout = "0s"`, so every connect the NAT refuses fails at
+//! once and the counts are exact.
+
+use crate::util::run;
+use portsim::report::NatReport;
+
+/// `hosts` hosts each opening `per_host` connections (one a second, for
+/// `per_host` seconds, held 100 hours) to `dests` destinations in turn,
+/// through `nat`.
+fn fleet(hosts: u32, per_host: u32, dests: u32, nat: &str) -> String {
+    let mut d = String::new();
+    for i in 0..dests {
+        d.push_str(&format!(
+            "[[destinations]]\naddress = \"10.60.0.{}:443\"\n",
+            i + 5
+        ));
+    }
+    format!(
+        r#"
+name = "cloud"
+seed = 3
+duration = "{per_host}s"
+[host]
+os = "linux"
+port_range = "1024-65535"
+{d}
+[traffic]
+arrivals = "constant"
+hold = "100h"
+pick = "round-robin"
+connect_timeout = "0s"
+[[hosts]]
+name = "vms"
+count = {hosts}
+addresses = ["10.30.0.11"]
+traffic = {{ rate = 1 }}
+via = "nat"
+[[nat]]
+name = "nat"
+{nat}
+"#
+    )
+}
+
+fn nat(text: &str) -> NatReport {
+    let r = run(text);
+    r.nats.into_iter().next().expect("one NAT")
+}
+
+/// The connections each host opens: with the fleet's random phase, a
+/// host at 1/s for `n` s opens `n` (the k-th at k − phase seconds).
+fn per_host_attempts(n: &NatReport, hosts: u32, per_host: u32) {
+    assert_eq!(n.attempts, u64::from(hosts) * u64::from(per_host));
+}
+
+/// AKS: max nodes = 64,000 × outbound addresses ÷ ports per node; with
+/// 1,000 ports and 2 addresses, 128 hosts get blocks and the 129th none.
+#[test]
+fn aks_formula_gives_128_hosts_a_block_and_the_129th_none() {
+    let lb = "type = \"azure-lb-outbound\"\naddresses = 2\nports_per_host = 1000";
+    for (hosts, without) in [(128u32, 0u32), (129, 1), (131, 3)] {
+        let n = nat(&fleet(hosts, 3, 1, lb));
+        per_host_attempts(&n, hosts, 3);
+        assert_eq!(n.hosts_without_ports, without, "{hosts} hosts");
+        assert_eq!(n.failures_by_cause.no_block, u64::from(without) * 3);
+        assert_eq!(n.failures, u64::from(without) * 3);
+        let c = n.cloud.expect("cloud figures");
+        assert_eq!(c.ports_per_host, 1000);
+        assert_eq!(c.formula.hosts_served, Some(128));
+        let on_each: Vec<u32> = c.per_address.iter().map(|a| a.hosts).collect();
+        assert_eq!(
+            on_each,
+            [64, 64],
+            "addresses are filled one after the other"
+        );
+    }
+}
+
+/// The Azure default table: 48 instances get 1,024 ports each, 52 get 512;
+/// each host fits exactly its block of connections to one destination.
+#[test]
+fn azure_default_table_gives_48_hosts_1024_and_52_hosts_512() {
+    let lb = "type = \"azure-lb-outbound\"";
+    for (hosts, block) in [(48u32, 1024u32), (52, 512)] {
+        let n = nat(&fleet(hosts, block + 1, 1, lb));
+        let c = n.cloud.as_ref().expect("cloud figures");
+        assert_eq!(c.ports_per_host, block, "{hosts} hosts");
+        assert_eq!(c.peak_ports_used_per_host, block);
+        assert_eq!(n.hosts_without_ports, 0);
+        // One connection too many per host, refused for want of a port.
+        assert_eq!(n.failures_by_cause.no_port, u64::from(hosts));
+        assert_eq!(n.failures, u64::from(hosts));
+        // Lowest free port first: the first host's block is used from its
+        // start, so exactly hosts × block distinct ports.
+        assert_eq!(n.distinct_ports, u64::from(hosts) * u64::from(block));
+    }
+}
+
+/// Cloud NAT static allocation: 1 address at 64 ports per VM serves
+/// 64,512 ÷ 64 = 1,008 VMs; the 1,009th gets none.
+#[test]
+fn cloud_nat_static_serves_1008_vms_on_one_address() {
+    let gcp = "type = \"gcp-cloud-nat\"\naddresses = 1";
+    let n = nat(&fleet(1009, 65, 1, gcp));
+    assert_eq!(n.hosts_without_ports, 1);
+    assert_eq!(n.failures_by_cause.no_block, 65);
+    // Every served VM fits 64 connections to one destination, not 65.
+    assert_eq!(n.failures_by_cause.no_port, 1008);
+    assert_eq!(n.failures, 1008 + 65);
+    let c = n.cloud.expect("cloud figures");
+    assert_eq!(c.formula.hosts_served, Some(1008));
+    assert_eq!(c.peak_ports_used_per_host, 64);
+    assert_eq!(c.per_address[0].peak_in_use, 64_512);
+}
+
+/// AWS: 55,000 concurrent connections per address to one destination;
+/// 110,000 with two addresses; twice that again over two destinations.
+#[test]
+fn aws_allows_55000_per_address_and_destination() {
+    // 4 hosts × 13,751 = 55,004 connections to one destination.
+    for (addresses, dests, hosts) in [(1u32, 1u32, 4u32), (2, 1, 8), (2, 2, 16)] {
+        let aws = format!("type = \"aws-nat-gateway\"\naddresses = {addresses}");
+        let n = nat(&fleet(hosts, 13_751, dests, &aws));
+        let offered = u64::from(hosts) * 13_751;
+        let allowed = 55_000 * u64::from(addresses) * u64::from(dests);
+        assert_eq!(n.attempts, offered);
+        assert_eq!(
+            n.failures,
+            offered - allowed,
+            "{addresses} addresses, {dests} destinations"
+        );
+        assert_eq!(n.failures_by_cause.per_destination, offered - allowed);
+        assert_eq!(n.peak_mappings, allowed);
+        let c = n.cloud.expect("cloud figures");
+        assert_eq!(c.peak_per_destination, 55_000);
+        assert_eq!(
+            c.formula.per_destination,
+            Some(55_000 * u64::from(addresses))
+        );
+    }
+}
+
+/// One host, one outside port: a connection every 2 s held 1 s frees its
+/// port at the hold's end, to the nanosecond: a hold after close of 1 s
+/// lets every connection through, 1 s and 1 ns lets only every other.
+#[test]
+fn hold_after_close_is_honoured_to_the_nanosecond() {
+    let text = |hold: &str| {
+        format!(
+            r#"
+name = "hold"
+seed = 1
+duration = "100s"
+[host]
+os = "linux"
+via = "nat"
+[[destinations]]
+address = "10.60.0.5:443"
+[traffic]
+arrivals = "constant"
+rate = 0.5
+hold = "1s"
+connect_timeout = "0s"
+[[nat]]
+name = "nat"
+type = "aws-nat-gateway"
+port_range = "2000-2000"
+hold_after_close = "{hold}"
+"#
+        )
+    };
+    let exact = run(&text("1s"));
+    assert_eq!(exact.attempts, 50);
+    assert_eq!(exact.failures, 0);
+    let late = run(&text("1s 1ns"));
+    assert_eq!(late.attempts, 50);
+    // The first connection gets the port; the next finds it held 1 ns
+    // more; the one after gets it again.
+    assert_eq!(late.failures, 25);
+    assert_eq!(late.nats[0].failures_by_cause.no_port, 25);
+}
+
+/// Azure NAT gateway: the 50,000 per address to one destination, and its
+/// hold timers in the report.
+#[test]
+fn azure_nat_gateway_caps_50000_per_destination() {
+    let n = nat(&fleet(
+        4,
+        12_501,
+        1,
+        "type = \"azure-nat-gateway\"\naddresses = 1",
+    ));
+    assert_eq!(n.failures, 4 * 12_501 - 50_000);
+    assert_eq!(n.failures_by_cause.per_destination, 4);
+    let c = n.cloud.expect("cloud figures");
+    assert_eq!(
+        (c.hold_s.fin, c.hold_s.rst, c.hold_s.half_open),
+        (65.0, 16.0, 30.0)
+    );
+}
+
+/// Per-host blocks are never exceeded, whatever the load, and a run is
+/// the same twice.
+#[test]
+fn blocks_are_never_exceeded_and_runs_repeat() {
+    let text = fleet(
+        30,
+        200,
+        3,
+        "type = \"gcp-cloud-nat\"\nmin_ports_per_host = 32\nmax_ports_per_host = 128",
+    );
+    let a = run(&text);
+    let b = run(&text);
+    assert_eq!(a.to_json(), b.to_json());
+    let n = &a.nats[0];
+    let c = n.cloud.as_ref().expect("cloud figures");
+    assert!(c.max_ports_per_host <= 128);
+    // 200 connections over 3 destinations need 67 ports toward one: the
+    // block doubles 32 → 64 → 128 and then holds them all.
+    assert_eq!(c.max_ports_per_host, 128);
+    assert!(c.peak_ports_used_per_host <= 3 * 128);
+    assert_eq!(c.blocks_grown, 60);
+    // Each doubling drops the flows that find no port while it is in
+    // flight (1 s: the next flow to that destination, 3 s later, finds
+    // the bigger block).
+    assert_eq!(n.failures, n.failures_by_cause.allocation_in_flight);
+    assert_eq!(n.failures, 60);
+}
