@@ -87,6 +87,15 @@ pub struct ScaleStep {
 }
 
 impl HostGroup {
+    /// The most hosts the group ever has: `count` or a `scale` step's,
+    /// whichever is largest. The engine builds this many.
+    pub fn max_count(&self) -> u32 {
+        self.scale
+            .iter()
+            .map(|s| s.count)
+            .fold(self.count, u32::max)
+    }
+
     /// Address `k` of host `j` of a group whose first host has `first`:
     /// host 0's as listed, host `j` ≥ 1's the next ones after host
     /// `j − 1`'s. `None` past the end of the address space.
@@ -481,7 +490,8 @@ impl Scenario {
         if self.is_fleet() {
             let all: f64 = (0..self.groups.len())
                 .map(|g| {
-                    f64::from(self.groups[g].count) * self.group_scenario(g).expected_attempts()
+                    f64::from(self.groups[g].max_count())
+                        * self.group_scenario(g).expected_attempts()
                 })
                 .sum();
             return match self.max_connections {

@@ -618,6 +618,18 @@ impl LinuxNat {
         f.mean_mappings = self.area as f64 / end.max(1) as f64;
         f
     }
+
+    /// A group's active hosts went from `before` to `after` at `t`: nothing to do, as a Linux NAT keeps no per-host state.
+    pub fn scale<O: Observer>(
+        &mut self,
+        _t: u64,
+        _first_addr: u32,
+        _per: u32,
+        _before: u32,
+        _after: u32,
+        _cx: &mut Ctx<'_, O>,
+    ) {
+    }
 }
 
 impl PortLayer for LinuxNat {
