@@ -457,3 +457,25 @@ fn a_step_at_zero_comes_first() {
     assert_eq!(out.attempts, 50);
     assert!(out.bins[..20].iter().all(|b| b.attempts == 0));
 }
+
+/// A group of one host scaled to 6 at 0 s is a group of 6: the same hosts
+/// and streams, the merged clock at 6 × the rate, every host active from
+/// the first arrival on, so every figure is the same.
+#[test]
+fn a_group_scaled_at_zero_is_a_group_of_that_count() {
+    for arrivals in ["constant", "poisson"] {
+        let plain = scaled(arrivals, 6, "[]", "60s").replace("rate = 1", "rate = 30");
+        let grown = scaled(arrivals, 1, r#"[{ at = "0s", count = 6 }]"#, "60s")
+            .replace("rate = 1", "rate = 30");
+        let (a, b) = (run(&plain), run(&grown));
+        assert!(a.attempts > 10_000, "{arrivals}: {}", a.attempts);
+        assert_eq!(a.attempts, b.attempts, "{arrivals}");
+        assert_eq!(a.bins, b.bins, "{arrivals}");
+        assert_eq!(a.ports.peak_in_use, b.ports.peak_in_use, "{arrivals}");
+        assert_eq!(a.ports.distinct_used, b.ports.distinct_used, "{arrivals}");
+        assert_eq!(
+            a.hosts[0].peak_in_use_per_host, b.hosts[0].peak_in_use_per_host,
+            "{arrivals}"
+        );
+    }
+}
