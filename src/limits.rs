@@ -216,7 +216,9 @@ const UNTIMED_BYTES_PER_PORT: f64 = 0.3;
 const UNTIMED_BYTES_PER_PORT_GENERAL: f64 = 0.7;
 const UNTIMED_BYTES_PER_HOST: f64 = 4000.0;
 
-/// A fleet: each group's hosts, `count` times one host of the group.
+/// A fleet: each group's hosts, its largest count (`count` or a `scale`
+/// step's: the engine builds every host the group will have, and each may
+/// run the whole time) times one host of the group.
 fn fleet_estimate(sc: &Scenario, charts: bool) -> Cost {
     let mut cost = Cost {
         attempts: 0.0,
@@ -227,7 +229,7 @@ fn fleet_estimate(sc: &Scenario, charts: bool) -> Cost {
     };
     for (g, grp) in sc.groups.iter().enumerate() {
         let one = estimate(&sc.group_scenario(g), charts);
-        let k = f64::from(grp.count);
+        let k = f64::from(grp.max_count());
         let ports = grp.host.addresses.len() as f64 * f64::from(grp.host.range_size());
         let attempts =
             (k * one.attempts).min(sc.max_connections.map_or(f64::INFINITY, |m| m as f64));

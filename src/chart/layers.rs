@@ -87,13 +87,14 @@ impl LayerUsage {
                 .groups
                 .iter()
                 .map(|g| {
+                    // Every host the group ever has (`scale`), as the engine numbers them.
                     let span = GroupSpan {
                         name: g.name.clone(),
                         first,
-                        count: g.count,
+                        count: g.max_count(),
                         pool_per_host: pool(&g.host, g.traffic.bind),
                     };
-                    first += g.count;
+                    first += g.max_count();
                     span
                 })
                 .collect();

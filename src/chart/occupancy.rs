@@ -56,13 +56,13 @@ where
     let pool = if r.is_fleet() {
         r.hosts
             .iter()
-            .map(|g| u64::from(g.count) * g.ports_per_host)
+            .map(|g| u64::from(g.max_count) * g.ports_per_host)
             .sum::<u64>() as f64
     } else {
         pool_size(r) as f64
     };
     let what = if r.is_fleet() {
-        let hosts: u64 = r.hosts.iter().map(|g| u64::from(g.count)).sum();
+        let hosts: u64 = r.hosts.iter().map(|g| u64::from(g.max_count)).sum();
         format!("usable ports over {} hosts", thousands(hosts))
     } else {
         "usable ports".to_string()

@@ -483,7 +483,13 @@ impl Report {
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct HostGroupReport {
     pub name: String,
+    /// Hosts at the start.
     pub count: u32,
+    /// The most hosts the group had at once: `count` or a `scale` step's.
+    pub max_count: u32,
+    /// `[[hosts]] scale`: from each step's time on, the group had that
+    /// many hosts; empty when its count never changed.
+    pub scale: Vec<ScaleStepReport>,
     pub attempts: u64,
     pub established: u64,
     pub failures: u64,
@@ -496,6 +502,15 @@ pub struct HostGroupReport {
     /// The ports one host of the group draws on: usable ports × the source
     /// addresses its connections use.
     pub ports_per_host: u64,
+}
+
+/// One step of a group's `scale`.
+#[derive(Debug, Clone, Copy, Serialize, JsonSchema)]
+pub struct ScaleStepReport {
+    /// When, in seconds from the start.
+    pub at_s: f64,
+    /// Hosts from then on.
+    pub count: u32,
 }
 
 /// Connects whose tuple, as the destination sees it, it may still hold in
@@ -526,6 +541,8 @@ fn host_groups(sc: &Scenario, o: &Outcome) -> Vec<HostGroupReport> {
         return vec![HostGroupReport {
             name: "host".into(),
             count: 1,
+            max_count: 1,
+            scale: Vec::new(),
             attempts: o.attempts,
             established: o.established,
             failures: o.failures,
@@ -550,6 +567,15 @@ fn host_groups(sc: &Scenario, o: &Outcome) -> Vec<HostGroupReport> {
             HostGroupReport {
                 name: g.name.clone(),
                 count: g.count,
+                max_count: g.max_count(),
+                scale: g
+                    .scale
+                    .iter()
+                    .map(|s| ScaleStepReport {
+                        at_s: secs(s.at_ns),
+                        count: s.count,
+                    })
+                    .collect(),
                 attempts: f.attempts,
                 established: f.attempts - f.failures - f.connecting_at_end,
                 failures: f.failures,
@@ -575,7 +601,12 @@ fn ports_per_host(sc: &Scenario) -> u64 {
 /// A fleet's rate × (hold + TIME_WAIT) over time: each group's curve times
 /// its hosts, added up where the groups' curves change at the same times
 /// (none otherwise: the sum of differently stepped curves is not drawn).
+/// None either when a group scales: hosts that leave keep their TIME_WAIT
+/// entries, so no curve of the count is the steady state.
 fn fleet_steady_state(sc: &Scenario, horizon_s: f64) -> Vec<(f64, f64)> {
+    if sc.groups.iter().any(|g| !g.scale.is_empty()) {
+        return Vec::new();
+    }
     let curves: Vec<Vec<(f64, f64)>> = (0..sc.groups.len())
         .map(|g| analytic::steady_state_curve(&sc.group_scenario(g), horizon_s))
         .collect();

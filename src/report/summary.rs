@@ -177,7 +177,7 @@ fn nat_first(r: &Report, at: &str) -> (String, String) {
     let at_nats: u64 = r.nats.iter().map(|n| n.failures).sum();
     let host = match r.hosts.as_slice() {
         _ if at_nats != r.failures => String::new(),
-        [g] if g.count == 1 => " The host itself never ran out.".to_string(),
+        [g] if g.max_count == 1 => " The host itself never ran out.".to_string(),
         [g] => format!(" The {} themselves never ran out.", g.name),
         _ => " The hosts themselves never ran out.".to_string(),
     };
@@ -200,10 +200,11 @@ fn host_lines(r: &Report) -> Vec<String> {
                 .map(|(k, n)| format!("{} at {k}", thousands(*n)))
                 .collect();
             format!(
-                "{}: {} host{}, {} attempts, {} failed{}; at most {} ports held on one host",
+                "{}: {} host{}{}, {} attempts, {} failed{}; at most {} ports held on one host",
                 g.name,
                 thousands(u64::from(g.count)),
                 if g.count == 1 { "" } else { "s" },
+                scale_steps(&g.scale),
                 thousands(g.attempts),
                 thousands(g.failures),
                 if at.is_empty() {
@@ -215,6 +216,44 @@ fn host_lines(r: &Report) -> Vec<String> {
             )
         })
         .collect()
+}
+
+/// Most `scale` steps a `hosts` line lists.
+const SCALE_SHOWN: usize = 6;
+
+/// A group's `scale` steps as its `hosts` line gives them: ", 52 from 10
+/// min, 48 from 20 min" (the first [`SCALE_SHOWN`], then how many more).
+fn scale_steps(steps: &[super::ScaleStepReport]) -> String {
+    let mut out: String = steps
+        .iter()
+        .take(SCALE_SHOWN)
+        .map(|s| {
+            format!(
+                ", {} from {}",
+                thousands(u64::from(s.count)),
+                given_s(s.at_s)
+            )
+        })
+        .collect();
+    if steps.len() > SCALE_SHOWN {
+        out.push_str(&format!(
+            ", … ({} steps in all)",
+            thousands(steps.len() as u64)
+        ));
+    }
+    out
+}
+
+/// A time the scenario gave, as [`human_s`] writes it but without a
+/// trailing ".0" (`10 min`, not `10.0 min`), and 0 as "0 s".
+fn given_s(s: f64) -> String {
+    if s == 0.0 {
+        "0 s".to_string()
+    } else if (120.0..7200.0).contains(&s) {
+        format!("{} min", trim(s / 60.0, 1))
+    } else {
+        human_s(s)
+    }
 }
 
 /// A connect delay: whole seconds as retransmissions make them, 0 as "0 s".
@@ -846,7 +885,7 @@ fn server_time_wait(r: &Report) -> Option<String> {
 /// ", over 16 of 1,000 hosts" when a fleet's reuse intervals are those of
 /// some of its hosts; nothing when they are every host's.
 fn reuse_hosts(r: &Report) -> String {
-    let total: u64 = r.hosts.iter().map(|h| u64::from(h.count)).sum();
+    let total: u64 = r.hosts.iter().map(|h| u64::from(h.max_count)).sum();
     if r.reuse_interval_s.hosts < total {
         format!(
             ", over {} of {} hosts",
@@ -881,5 +920,24 @@ mod tests {
         assert_eq!(measured_s(54.2), "54.2 s");
         assert_eq!(measured_s(180.0), "3.0 min");
         assert_eq!(percent(0.105), "10.5 %");
+    }
+
+    #[test]
+    fn scale_steps_read_well() {
+        let step = |at_s, count| super::super::ScaleStepReport { at_s, count };
+        assert_eq!(scale_steps(&[]), "");
+        assert_eq!(
+            scale_steps(&[step(600.0, 52), step(1200.0, 48)]),
+            ", 52 from 10 min, 48 from 20 min"
+        );
+        assert_eq!(
+            scale_steps(&[step(0.0, 0), step(50.0, 1200)]),
+            ", 0 from 0 s, 1,200 from 50 s"
+        );
+        let many: Vec<_> = (1..=8).map(|i| step(f64::from(i), i)).collect();
+        assert_eq!(
+            scale_steps(&many),
+            ", 1 from 1 s, 2 from 2 s, 3 from 3 s, 4 from 4 s, 5 from 5 s, 6 from 6 s, … (8 steps in all)"
+        );
     }
 }

@@ -490,7 +490,8 @@ impl Scenario {
         if self.is_fleet() {
             let all: f64 = (0..self.groups.len())
                 .map(|g| {
-                    f64::from(self.groups[g].count) * self.group_scenario(g).expected_attempts()
+                    f64::from(self.groups[g].max_count())
+                        * self.group_scenario(g).expected_attempts()
                 })
                 .sum();
             return match self.max_connections {

@@ -63,6 +63,20 @@ pub struct RawGroup {
     pub via: Option<String>,
     pub syn_retries: Option<i64>,
     pub syn_linear_timeouts: Option<i64>,
+    /// Host counts from given times on, in time order.
+    pub scale: Option<Vec<RawScaleStep>>,
+}
+
+/// One step of `[[hosts]] scale`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table such as { at = \"10m\", count = 52 }"
+)]
+pub struct RawScaleStep {
+    pub at: String,
+    /// Signed, so a negative count gets the message of a count out of range.
+    pub count: i64,
 }
 
 impl RawGroup {

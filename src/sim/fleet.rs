@@ -37,6 +37,21 @@
 //! without a heap entry per host. Constant arrivals are shifted earlier by a random phase within one
 //! interval, drawn from each host's stream: a thousand hosts do not connect
 //! in lockstep, and each still has exactly rate × duration arrivals.
+//!
+//! Groups that scale (`[[hosts]] scale`) are built at their largest size
+//! ([`crate::scenario::HostGroup::max_count`]) from the start, and at any time hosts
+//! `0 .. active` of a group are active, the others not: a scale-in removes
+//! the highest indices, a scale-out adds them back in index order, so a
+//! host that returns is the same host, with its ports, allocator state and
+//! streams. An inactive host makes no new connection: its arrivals (and the
+//! retries it had queued, counted as abandoned) are discarded, while what
+//! it holds (open connections, connects in SYN_SENT, TIME_WAIT) runs out as
+//! usual. A step is an event of the run, taken in time order with the
+//! others; at one instant it goes after the closes and timers due then and
+//! before the SYN steps, retries and arrivals, so an arrival at the instant
+//! of a step sees the new count. Each step is told to every NAT on the
+//! group's path ([`LinuxNat::scale`]), and so is each group's starting
+//! count, at time 0.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -98,7 +113,11 @@ struct HostTraffic {
 /// The Poisson arrivals of a whole group: the superposition of `count`
 /// independent Poisson processes of intensity λ(t) is one of intensity
 /// count·λ(t) whose arrivals belong to a host drawn uniformly, so a group
-/// needs one clock, not one per host in the heap.
+/// needs one clock, not one per host in the heap. A group that scales
+/// keeps the clock at its largest count (`count` here) and discards the
+/// arrivals that go to an inactive host: thinning, so the arrivals kept
+/// are exactly a Poisson process of intensity active(t)·λ(t), each at a
+/// host drawn uniformly from the active ones.
 struct Merged {
     clock: ArrivalClock,
     pick: rand_chacha::ChaCha8Rng,
@@ -110,6 +129,10 @@ struct Group {
     sc: Scenario,
     /// The group's name (its `[[hosts]]` name).
     name: String,
+    /// Its first host (fleet index) and how many of its hosts, from the
+    /// first, are active now (`scale`).
+    first: u32,
+    active: u32,
     /// Its connects in SYN_SENT, with the schedule they follow.
     syns: super::syn::Pending<Waiting>,
     /// The group's arrivals when they are merged (Poisson, several hosts).
@@ -187,6 +210,10 @@ struct Fleet<'a, O: Observer, P: Ports> {
     first_failure_at: Option<String>,
     delays: super::syn::Delays,
     per_dest: Vec<DestStats>,
+    /// Every group's `scale` steps as (time, group, count), in time order
+    /// (groups in file order at one instant), and the next one to take.
+    steps: Vec<(u64, u32, u32)>,
+    next_step: usize,
     now: u64,
 }
 
@@ -245,8 +272,10 @@ fn run<O: Observer, P: Ports>(
         };
         let weights: Vec<f64> = grp.destinations.iter().map(|d| d.weight).collect();
         let range = Range::new(grp.host.range_size(), grp.host.reserved_indices());
-        let merge = grp.traffic.arrivals == Arrivals::Poisson && grp.count > 1;
-        for i in 0..grp.count {
+        // Every host the group will ever have, built now (`scale`).
+        let max = grp.max_count();
+        let merge = grp.traffic.arrivals == Arrivals::Poisson && max > 1;
+        for i in 0..max {
             let site = Site {
                 layer: Site::HOST_LAYER,
                 host: hosts.len() as u32,
@@ -290,8 +319,8 @@ fn run<O: Observer, P: Ports>(
         let merged = merge.then(|| {
             let mut rate = grp.traffic.rate.clone();
             for seg in &mut rate.segments {
-                seg.from *= f64::from(grp.count);
-                seg.slope *= f64::from(grp.count);
+                seg.from *= f64::from(max);
+                seg.slope *= f64::from(max);
             }
             Merged {
                 clock: ArrivalClock::at(
@@ -303,7 +332,7 @@ fn run<O: Observer, P: Ports>(
                 ),
                 pick: rng(sc.seed, Stream::at(first_site, stream::HOST)),
                 first: first_site.host,
-                count: grp.count,
+                count: max,
             }
         });
         let first = &hosts[first_site.host as usize].layer;
@@ -312,6 +341,8 @@ fn run<O: Observer, P: Ports>(
             time_wait: (keep && time_wait_ns > 0).then(VecDeque::new),
             time_wait_ns,
             name: grp.name.clone(),
+            first: first_site.host,
+            active: grp.count,
             syns: super::syn::Pending::new(super::syn::schedule_of(&gs)),
             merged,
             closes: Closes::at(&gs, first_site),
@@ -347,6 +378,14 @@ fn run<O: Observer, P: Ports>(
     }
     let bin_ns = sc.bin_ns.unwrap_or_else(|| default_bin_ns(sc.duration_ns));
     let n_dest = dest_index.len();
+    let mut steps: Vec<(u64, u32, u32)> = sc
+        .groups
+        .iter()
+        .enumerate()
+        .flat_map(|(g, grp)| grp.scale.iter().map(move |s| (s.at_ns, g as u32, s.count)))
+        .collect();
+    // Stable: at one instant, groups in file order.
+    steps.sort_by_key(|s| s.0);
     let mut f = Fleet {
         sc,
         obs,
@@ -373,8 +412,15 @@ fn run<O: Observer, P: Ports>(
         first_failure_at: None,
         delays: super::syn::Delays::default(),
         per_dest: vec![DestStats::default(); if n_dest <= MAX_DEST_STATS { n_dest } else { 0 }],
+        steps,
+        next_step: 0,
         now: 0,
     };
+    // Each NAT on a group's path hears of its hosts before anything runs.
+    for g in 0..f.groups.len() {
+        let count = f.groups[g].active;
+        f.tell_nats(0, g, 0, count);
+    }
     for h in 0..f.hosts.len() {
         let g = f.hosts[h].group as usize;
         if f.groups[g].merged.is_none() {
@@ -391,6 +437,42 @@ fn run<O: Observer, P: Ports>(
 }
 
 impl<O: Observer, P: Ports> Fleet<'_, O, P> {
+    /// Whether host `h` is active (within its group's count now).
+    #[inline]
+    fn active(&self, h: u32) -> bool {
+        let grp = &self.groups[self.hosts[h as usize].group as usize];
+        h - grp.first < grp.active
+    }
+
+    /// Tell every NAT on group `g`'s path that its active hosts went from
+    /// `before` to `after` at `t`.
+    fn tell_nats(&mut self, t: u64, g: usize, before: u32, after: u32) {
+        let first = self.groups[g].first;
+        let Some(host) = self.hosts.get(first as usize) else {
+            return;
+        };
+        let first_addr = host.addr_base;
+        let per = self.sc.groups[g].host.addresses.len() as u32;
+        let mut cx = Ctx {
+            obs: &mut *self.obs,
+            rec: &mut self.rec,
+        };
+        let mut at = self.groups[g].sc.via;
+        while let Some(n) = at {
+            self.nats[n].scale(t, first_addr, per, before, after, &mut cx);
+            at = self.sc.nats[n].via;
+        }
+    }
+
+    /// The next `scale` step: its group's active count changes at `t`.
+    fn scale_step(&mut self, t: u64) {
+        let (_, g, count) = self.steps[self.next_step];
+        self.next_step += 1;
+        let g = g as usize;
+        let before = std::mem::replace(&mut self.groups[g].active, count);
+        self.tell_nats(t, g, before, count);
+    }
+
     /// Schedule the next arrival of `id`: a host, or (from the number of
     /// hosts on) a group whose arrivals are merged.
     fn schedule_arrival(&mut self, id: u32) {
@@ -458,7 +540,8 @@ impl<O: Observer, P: Ports> Fleet<'_, O, P> {
             let (t_arrival, h_arrival) = self.arrivals.peek().map_or((u64::MAX, u32::MAX), |r| r.0);
             let syn = self.next_syn();
             let t_syn = syn.map_or(u64::MAX, |s| s.0);
-            let t = t_retry.min(t_arrival).min(t_syn);
+            let t_scale = self.steps.get(self.next_step).map_or(u64::MAX, |s| s.0);
+            let t = t_retry.min(t_arrival).min(t_syn).min(t_scale);
             if t == u64::MAX && horizon == u64::MAX {
                 break;
             }
@@ -467,12 +550,20 @@ impl<O: Observer, P: Ports> Fleet<'_, O, P> {
                 break;
             }
             self.now = t;
-            if let Some((_, g, step)) = syn.filter(|s| s.0 == t) {
+            if t_scale == t {
+                // Before anything else at this instant.
+                self.scale_step(t);
+            } else if let Some((_, g, step)) = syn.filter(|s| s.0 == t) {
                 self.syn_step(t, g, step);
             } else if t_retry == t {
                 let (_, h, dest, tries) = self.retries.pop_front().expect("peeked");
-                self.retried += 1;
-                self.attempt(t, h, dest, tries);
+                if self.active(h) {
+                    self.retried += 1;
+                    self.attempt(t, h, dest, tries);
+                } else {
+                    // The host is gone: its retry is never made.
+                    self.abandoned += 1;
+                }
             } else {
                 self.arrivals.pop();
                 let h = match (h_arrival as usize).checked_sub(self.hosts.len()) {
@@ -482,11 +573,15 @@ impl<O: Observer, P: Ports> Fleet<'_, O, P> {
                     }
                     None => h_arrival,
                 };
-                let dest = self.traffic[h as usize]
-                    .dests
-                    .as_mut()
-                    .map_or(0, Chooser::pick);
-                self.attempt(t, h, dest, 0);
+                // An inactive host's arrival is discarded (for a merged
+                // group, the thinning of [`Merged`]).
+                if self.active(h) {
+                    let dest = self.traffic[h as usize]
+                        .dests
+                        .as_mut()
+                        .map_or(0, Chooser::pick);
+                    self.attempt(t, h, dest, 0);
+                }
                 self.schedule_arrival(h_arrival);
             }
             if self.attempts >= max_attempts {
@@ -938,7 +1033,7 @@ impl<O: Observer, P: Ports> Fleet<'_, O, P> {
                 .sc
                 .groups
                 .iter()
-                .map(|g| u64::from(g.count.min(REUSE_HOSTS)))
+                .map(|g| u64::from(g.max_count().min(REUSE_HOSTS)))
                 .sum(),
             nats,
             per_destination: self.per_dest,

@@ -28,6 +28,8 @@
 //!   (exact counts for deterministic traffic, Little's law, Erlang B);
 //! - `fleet`: `[[hosts]]` groups: a fleet of one host is the host, exact
 //!   counts per host and at a shared NAT, Little's law, the loader;
+//! - `scale`: `[[hosts]] scale`: exact counts as groups scale, thinning of
+//!   merged Poisson arrivals, the report, the loader's refusals;
 //! - `syn`: SYN retransmissions after a NAT drops a SYN: the schedule,
 //!   exact counts, delays, upstream mappings kept, connects left retrying;
 //! - `fixes`: computed fixes: which levers apply, searched values derived by
@@ -55,6 +57,7 @@ mod kernel_nat_driver;
 mod layers;
 mod nat;
 mod pools;
+mod scale;
 mod schema;
 mod series_and_hints;
 mod sweep;

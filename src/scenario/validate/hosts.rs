@@ -6,7 +6,9 @@
 //! A group is checked by the same functions as `[host]` and `[traffic]`;
 //! an error in a key the group set is reported at the group's key
 //! (`hosts[1].port_range`), one it took from the file at the file's.
-//! Counts are added up before anything is built: at most [`MAX_HOSTS`].
+//! Counts are added up before anything is built: at most [`MAX_HOSTS`],
+//! each group counted at its largest (`count` or a `scale` step's), as the
+//! engine builds that many hosts for it from the start.
 
 use std::collections::HashMap;
 
@@ -34,6 +36,40 @@ fn rekey(mut e: KeyError, from: &str, to: &str, own: &[&str]) -> KeyError {
         }
     }
     e
+}
+
+/// `hosts[i].scale` (`key` is `hosts[i]`): each step's time and count,
+/// in strictly increasing time. A count may be 0 (the group has no host
+/// from then on); the hosts over all groups are counted by the caller.
+fn scale(key: &str, steps: &[RawScaleStep]) -> R<Vec<ScaleStep>> {
+    let mut out: Vec<ScaleStep> = Vec::with_capacity(steps.len());
+    for (j, s) in steps.iter().enumerate() {
+        let at_key = format!("{key}.scale[{j}].at");
+        let at_ns = duration(&at_key, &s.at)?;
+        if let Some(prev) = out.last() {
+            if at_ns <= prev.at_ns {
+                return err(
+                    &at_key,
+                    format!(
+                        "found {}, not after the previous step ({}); steps must be in strictly increasing time order",
+                        quote(&s.at),
+                        quote(&steps[j - 1].at)
+                    ),
+                );
+            }
+        }
+        let count = match u32::try_from(s.count) {
+            Ok(c) if u64::from(c) <= MAX_HOSTS => c,
+            _ => {
+                return err(
+                    &format!("{key}.scale[{j}].count"),
+                    format!("found {}; expected 0 to {MAX_HOSTS} hosts", s.count),
+                )
+            }
+        };
+        out.push(ScaleStep { at_ns, count });
+    }
+    Ok(out)
 }
 
 /// The groups and the NATs, with each group's first NAT resolved.
@@ -74,21 +110,41 @@ pub(super) fn groups(raw: &RawScenario) -> R<(Vec<HostGroup>, Vec<Nat>)> {
                 format!("found {count}; expected 1 to {MAX_HOSTS} hosts"),
             );
         }
-        total += count as u64;
+        let scale = scale(&key, g.scale.as_deref().unwrap_or_default())?;
+        // A group has as many hosts as it ever needs: `count` or the
+        // largest step's (the first step that reaches it takes the blame).
+        let (max, max_key) = scale.iter().enumerate().fold(
+            (count as u32, format!("{key}.count")),
+            |(m, k), (j, s)| {
+                if s.count > m {
+                    (s.count, format!("{key}.scale[{j}].count"))
+                } else {
+                    (m, k)
+                }
+            },
+        );
+        total += u64::from(max);
         if total > MAX_HOSTS {
+            let largest = if scale.is_empty() {
+                String::new()
+            } else {
+                " (each group counted at its largest count over `scale`)".to_string()
+            };
             return err(
-                &format!("{key}.count"),
-                format!("brings the hosts to {total} in all; at most {MAX_HOSTS} are allowed"),
+                &max_key,
+                format!(
+                    "brings the hosts to {total} in all{largest}; at most {MAX_HOSTS} are allowed"
+                ),
             );
         }
         let (rh, own) = g.host_over(&raw.host);
         let host = host(&rh).map_err(|e| rekey(e, "host.", &format!("{key}."), &own))?;
-        addresses += host.addresses.len() as u64 * count as u64;
+        addresses += host.addresses.len() as u64 * u64::from(max);
         if addresses > MAX_FLEET_ADDRESSES {
             return err(
-                &format!("{key}.count"),
+                &max_key,
                 format!(
-                    "brings the hosts' source addresses to {addresses} in all ({count} hosts × {} addresses); at most {MAX_FLEET_ADDRESSES} are allowed",
+                    "brings the hosts' source addresses to {addresses} in all ({max} hosts × {} addresses); at most {MAX_FLEET_ADDRESSES} are allowed",
                     host.addresses.len()
                 ),
             );
@@ -97,19 +153,19 @@ pub(super) fn groups(raw: &RawScenario) -> R<(Vec<HostGroup>, Vec<Nat>)> {
         // after the previous host's: all of them must exist.
         if let Some(first) = host.addresses.first() {
             let per_host = host.addresses.len() as u64;
-            let all = per_host * count as u64;
+            let all = per_host * u64::from(max);
             if let Ok(ip) = first.parse() {
                 let at = if own.contains(&"addresses") {
                     format!("{key}.addresses")
                 } else {
-                    format!("{key}.count")
+                    max_key.clone()
                 };
-                let last = u32::try_from(all - 1).unwrap_or(u32::MAX);
+                let last = u32::try_from(all.saturating_sub(1)).unwrap_or(u32::MAX);
                 if crate::util::ip_plus(ip, last).is_none() {
                     return err(
                         &at,
                         format!(
-                            "{count} hosts of {per_host} address(es) each from {first} run past the end of the address space"
+                            "{max} hosts of {per_host} address(es) each from {first} run past the end of the address space"
                         ),
                     );
                 }
@@ -161,7 +217,7 @@ pub(super) fn groups(raw: &RawScenario) -> R<(Vec<HostGroup>, Vec<Nat>)> {
             traffic,
             destinations,
             via: None,
-            scale: Vec::new(),
+            scale,
         });
     }
     let starts: Vec<(String, Option<&str>)> = raw
@@ -190,4 +246,58 @@ pub(super) fn groups(raw: &RawScenario) -> R<(Vec<HostGroup>, Vec<Nat>)> {
         g.via = first;
     }
     Ok((out, nats))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(at: &str, count: i64) -> RawScaleStep {
+        RawScaleStep {
+            at: at.to_string(),
+            count,
+        }
+    }
+
+    #[test]
+    fn scale_steps_are_read_in_time_order() {
+        let steps = scale("hosts[2]", &[step("0s", 0), step("10m", 52), step("1h", 1)]).unwrap();
+        let at = |s: u64| s * NS_PER_S;
+        assert_eq!(
+            steps,
+            vec![
+                ScaleStep { at_ns: 0, count: 0 },
+                ScaleStep {
+                    at_ns: at(600),
+                    count: 52
+                },
+                ScaleStep {
+                    at_ns: at(3600),
+                    count: 1
+                },
+            ]
+        );
+        assert_eq!(scale("hosts[0]", &[]).unwrap(), Vec::new());
+    }
+
+    #[test]
+    fn bad_steps_name_their_key() {
+        let e = scale("hosts[2]", &[step("10s", 1), step("9s", 2)]).unwrap_err();
+        assert_eq!(e.key, "hosts[2].scale[1].at");
+        assert!(e.message.contains("strictly increasing"), "{}", e.message);
+        let e = scale("hosts[0]", &[step("1s", 1), step("1s", 2)]).unwrap_err();
+        assert_eq!(e.key, "hosts[0].scale[1].at");
+        let e = scale("hosts[0]", &[step("later", 1)]).unwrap_err();
+        assert_eq!(e.key, "hosts[0].scale[0].at");
+        let e = scale("hosts[0]", &[step("1s", -3)]).unwrap_err();
+        assert_eq!(
+            (e.key.as_str(), e.message.as_str()),
+            (
+                "hosts[0].scale[0].count",
+                "found -3; expected 0 to 1000000 hosts"
+            )
+        );
+        let e = scale("hosts[0]", &[step("1s", MAX_HOSTS as i64 + 1)]).unwrap_err();
+        assert_eq!(e.key, "hosts[0].scale[0].count");
+    }
 }
