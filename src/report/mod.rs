@@ -16,7 +16,7 @@ pub mod summary;
 use schemars::JsonSchema;
 use serde::{Serialize, Serializer};
 
-use crate::scenario::{Arrivals, BindMode, Close, Scenario, NS_PER_S};
+use crate::scenario::{Arrivals, BindMode, Close, Protocol, Scenario, NS_PER_S};
 use crate::sim::record::Bin;
 use crate::sim::Outcome;
 pub use analytic::{erlang_b, Analytic};
@@ -53,6 +53,14 @@ pub fn close_name(c: Close) -> &'static str {
     }
 }
 
+/// How `protocol` is written in a scenario and in `report.json`.
+pub fn protocol_name(p: Protocol) -> &'static str {
+    match p {
+        Protocol::Tcp => "tcp",
+        Protocol::Udp => "udp",
+    }
+}
+
 /// How `bind` is written in a scenario and in `report.json`.
 pub fn bind_name(b: BindMode) -> &'static str {
     match b {
@@ -81,6 +89,10 @@ pub struct Report {
     pub portsim_version: &'static str,
     pub scenario: ScenarioEcho,
     pub seed: u64,
+    /// `traffic.protocol`: "tcp", or "udp" (each attempt a UDP flow, which
+    /// holds its port while it lasts and never enters TIME_WAIT).
+    #[schemars(extend("enum" = ["tcp", "udp"]))]
+    pub protocol: &'static str,
     pub simulated_s: f64,
     /// Connection attempts, retries included.
     pub attempts: u64,
@@ -280,6 +292,8 @@ pub struct ScenarioEcho {
     pub name: String,
     pub description: String,
     pub os: &'static str,
+    /// The allocator the host's ports came from: `host.allocator`, or for
+    /// UDP flows the OS's UDP allocator in its place.
     pub allocator: String,
     pub port_range: String,
     pub reserved_ports: Vec<String>,
@@ -618,7 +632,7 @@ impl Report {
             name: sc.name.clone(),
             description: sc.description.clone(),
             os: h.os.preset().name,
-            allocator: h.allocator.clone(),
+            allocator: crate::sim::host::allocator_name(sc).to_string(),
             port_range: format!("{}-{}", h.port_lo, h.port_hi),
             reserved_ports: h
                 .reserved
@@ -665,6 +679,7 @@ impl Report {
             portsim_version: env!("CARGO_PKG_VERSION"),
             scenario: echo,
             seed: sc.seed,
+            protocol: protocol_name(sc.traffic.protocol),
             simulated_s: secs(o.simulated_ns),
             attempts: o.attempts,
             established: o.established,

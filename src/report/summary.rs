@@ -230,12 +230,24 @@ fn delay_s(s: f64) -> String {
     }
 }
 
+/// Whether the run's attempts were UDP flows rather than TCP connections.
+fn is_udp(r: &Report) -> bool {
+    r.protocol == "udp"
+}
+
 /// Connects that waited for a SYN to get through a NAT, and those still
-/// waiting at the end; nothing when none did.
+/// waiting at the end; nothing when none did. UDP flows never retransmit:
+/// only those waiting for a reply a NAT dropped (`connect_timeout`).
 fn connect_line(r: &Report) -> Option<String> {
     let d = &r.connect_delay_s;
     if d.waited == 0 && r.connecting_at_end == 0 {
         return None;
+    }
+    if is_udp(r) {
+        return Some(format!(
+            "{} flows still waiting at the end for a reply a NAT dropped",
+            thousands(r.connecting_at_end)
+        ));
     }
     let mut line = format!(
         "{} waited for a SYN retransmission to get through; delay p50 {}, p99 {}, max {}",
@@ -536,7 +548,12 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(s, "\n  {}\n", headline(r));
     let _ = writeln!(
         s,
-        "  attempts        {} ({} established, {} failed{})",
+        "  {}{} ({} established, {} failed{})",
+        if is_udp(r) {
+            "flows           "
+        } else {
+            "attempts        "
+        },
         thousands(r.attempts),
         thousands(r.established),
         thousands(r.failures),
@@ -615,7 +632,12 @@ pub fn render(r: &Report) -> String {
     for line in nat_lines(r) {
         let _ = writeln!(s, "  nat             {line}");
     }
-    if let Some(line) = server_time_wait(r) {
+    if is_udp(r) {
+        let _ = writeln!(
+            s,
+            "  TIME_WAIT       none: UDP flows free their port when they end"
+        );
+    } else if let Some(line) = server_time_wait(r) {
         let _ = writeln!(s, "  TIME_WAIT       {line}");
     } else {
         let _ = writeln!(
@@ -664,7 +686,7 @@ pub fn render(r: &Report) -> String {
     let a = &r.analytic;
     let _ = writeln!(
         s,
-        "  analytic        offered load {} erlangs over {} pool{} of {} ports; Erlang B failure ratio {}; ports ÷ {} = {} conn/s per pool",
+        "  analytic        offered load {} erlangs over {} pool{} of {} ports; Erlang B failure ratio {}; ports ÷ {} = {} {}/s per pool",
         amount(a.offered_load),
         thousands(a.pools),
         if a.pools == 1 { "" } else { "s" },
@@ -672,13 +694,14 @@ pub fn render(r: &Report) -> String {
         percent(a.erlang_b_failure_ratio),
         if a.tw_reuse_applies {
             "(hold + tw_reuse_delay)"
-        } else if sc.close == Close::Client && sc.time_wait_s > 0.0 {
+        } else if !is_udp(r) && sc.close == Close::Client && sc.time_wait_s > 0.0 {
             "(hold + TIME_WAIT)"
         } else {
             // No TIME_WAIT on this side: a port is lost only while held.
             "hold"
         },
-        amount(a.max_rate_per_pool)
+        amount(a.max_rate_per_pool),
+        if is_udp(r) { "flows" } else { "conn" }
     );
     if let Some(c) = &a.erlang_b_caveat {
         let _ = writeln!(
