@@ -30,8 +30,12 @@
 //! per-destination sharing): the port space says so, with exclusive sharing.
 //! The walk itself is done per slot over the slot's ports inside the range
 //! (each one's place in the kernel's order is computed, not walked to), so a
-//! slot costs its ports in the range rather than 65,536 / slots steps; a test
-//! checks it against the kernel's loop as written.
+//! slot costs its ports in the range rather than 65,536 / slots steps. Near
+//! exhaustion, when the first slots tried hold no usable port, the usable
+//! ports folded onto one table's width (OR of the range's words, a table's
+//! width at a time) name the next slot that has one, at the cost of one pass
+//! over the range's words instead of a port-by-port walk. A test checks it
+//! all against the kernel's loop as written.
 //!
 //! Not modelled: `SO_REUSEADDR` / `SO_REUSEPORT` sharing, and the secondary
 //! (address, port) hash, which only speeds up lookups of explicit ports.
@@ -46,9 +50,19 @@ pub const ENTRY: Entry = Entry {
     summary: "Linux udp_lib_get_port: random start, odd-multiple stride through one hash slot, then the next slot",
     build,
     exhaustive: true,
-    extra_probes: super::no_extra_probes,
+    extra_probes,
     check: super::no_settings,
 };
+
+/// Near exhaustion a walk checks about `range / free` ports (slot after
+/// slot) before it finds a free one, as a random walk does, but never more
+/// than [`WALK_SLOTS`] slots' ports and then the fold's pass over the
+/// range's words; an attempt that finds the pool full costs one word scan.
+fn extra_probes(s: &super::Settings, usable: u32, erlangs: f64) -> f64 {
+    let per_slot = f64::from(s.range.div_ceil(DEFAULT_SLOTS));
+    let most = f64::from(WALK_SLOTS) * per_slot + f64::from(s.range) / 64.0;
+    super::walk_probes(s.range, usable, erlangs, 1.0).min(most)
+}
 
 /// `udp_table` slots (`mask + 1`) unless told otherwise: a 16 GiB host.
 pub const DEFAULT_SLOTS: u32 = 8192;
@@ -56,9 +70,15 @@ pub const DEFAULT_SLOTS: u32 = 8192;
 /// Port numbers are 16-bit: the kernel's sums wrap at this.
 const PORTS: u32 = 1 << 16;
 
+/// Slots walked one by one before the fold names the next one with a
+/// usable port.
+const WALK_SLOTS: u32 = 64;
+
 pub struct LinuxUdp {
     rng: ChaCha8Rng,
     slots: u32,
+    /// The fold's words, kept between attempts.
+    fold: Vec<u64>,
 }
 
 impl LinuxUdp {
@@ -69,7 +89,11 @@ impl LinuxUdp {
             slots.is_power_of_two() && slots <= PORTS,
             "udp_table slots must be a power of two up to 65536, not {slots}"
         );
-        LinuxUdp { rng, slots }
+        LinuxUdp {
+            rng,
+            slots,
+            fold: Vec::new(),
+        }
     }
 }
 
@@ -80,7 +104,7 @@ fn build(s: Setup<'_>) -> Box<dyn Allocator> {
 impl Allocator for LinuxUdp {
     fn pick(&mut self, _: &Request, c: &Candidates<'_>) -> Option<u32> {
         let rand = self.rng.next_u32();
-        get_port(rand, self.slots, c)
+        get_port_with(rand, self.slots, c, &mut self.fold)
     }
 }
 
@@ -97,38 +121,98 @@ fn odd_inverse(x: u32) -> u32 {
 /// `udp_lib_get_port` for the random draw `rand` on a table of `slots`:
 /// the index of the port taken, or `None` (EADDRINUSE) when none is usable.
 pub fn get_port(rand: u32, slots: u32, c: &Candidates<'_>) -> Option<u32> {
+    get_port_with(rand, slots, c, &mut Vec::new())
+}
+
+/// [`get_port`] with the fold's words in `fold`.
+fn get_port_with(rand: u32, slots: u32, c: &Candidates<'_>, fold: &mut Vec<u64>) -> Option<u32> {
     let n = c.range();
     // The kernel's walk covers every port, so it fails exactly when none is
     // usable; a word scan says so without walking.
     c.scan_from(0)?;
     let first = ((u64::from(rand) * u64::from(n)) >> 32) as u32;
-    // Numbers per slot; the stride is `slots × mult` (mod 2¹⁶), and the
-    // `k`-th number of the slot after the start is reached at step
-    // `k × mult⁻¹` (mod `period`).
-    let period = PORTS / slots;
-    let mult = (rand | 1) % period.max(2);
-    let inv = odd_inverse(mult) & (period - 1);
-    let shift = slots.trailing_zeros();
-    for i in 0..slots {
-        let start = (first + i) % PORTS;
-        // The slot's ports inside the range: v ≡ start (mod slots), v < n.
-        let mut v = start % slots;
+    let walk = Walk::new(rand, slots);
+    let direct = slots.min(WALK_SLOTS);
+    for i in 0..direct {
+        if let Some(port) = walk.best_in_slot(c, (first + i) % PORTS) {
+            return Some(port);
+        }
+    }
+    if direct == slots {
+        return None;
+    }
+    // Slots `first .. first + direct` hold no usable port; the next slot in
+    // the kernel's order that holds one is the first residue, cyclically
+    // from `first + direct`, with a usable port. `slots` > 64 here, so a
+    // table's width is whole words.
+    let per = (slots / 64) as usize;
+    fold.clear();
+    fold.resize(per, 0);
+    for w in 0..crate::ports::bitset::words_for(n) {
+        fold[w % per] |= c.word(w);
+    }
+    let from = (first + direct) % slots;
+    let r = first_set_from(fold, from)?;
+    let i = (r + slots - first % slots) % slots;
+    walk.best_in_slot(c, (first + i) % PORTS)
+}
+
+/// The first set bit of `bits` at or after `from`, wrapping around.
+fn first_set_from(bits: &[u64], from: u32) -> Option<u32> {
+    let len = bits.len();
+    let w0 = (from / 64) as usize;
+    let head = bits[w0] & (!0u64 << (from % 64));
+    if head != 0 {
+        return Some(w0 as u32 * 64 + head.trailing_zeros());
+    }
+    (1..=len)
+        .map(|k| (w0 + k) % len)
+        .find(|&w| bits[w] != 0)
+        .map(|w| w as u32 * 64 + bits[w].trailing_zeros())
+}
+
+/// The order of the kernel's walk through one slot, from one draw.
+struct Walk {
+    slots: u32,
+    /// Numbers per slot: 65,536 / slots.
+    period: u32,
+    /// The stride is `slots × mult` (mod 2¹⁶), so the `k`-th number of the
+    /// slot after the start is reached at step `k × mult⁻¹` (mod `period`).
+    inv: u32,
+    shift: u32,
+}
+
+impl Walk {
+    fn new(rand: u32, slots: u32) -> Walk {
+        let period = PORTS / slots;
+        let mult = (rand | 1) % period.max(2);
+        Walk {
+            slots,
+            period,
+            inv: odd_inverse(mult) & (period - 1),
+            shift: slots.trailing_zeros(),
+        }
+    }
+
+    /// The port the kernel takes in the slot it enters at `start`: of the
+    /// slot's usable ports in the range (v ≡ start mod slots, v < n), the
+    /// one its stride reaches first.
+    #[inline]
+    fn best_in_slot(&self, c: &Candidates<'_>, start: u32) -> Option<u32> {
+        let mut v = start % self.slots;
         let mut best: Option<(u32, u32)> = None;
-        while v < n {
+        while v < c.range() {
             if c.is_usable(v) {
-                let k = ((v + PORTS - start) % PORTS) >> shift;
-                let step = k.wrapping_mul(inv) & (period - 1);
+                let k = ((v + PORTS - start) % PORTS) >> self.shift;
+                let step = k.wrapping_mul(self.inv) & (self.period - 1);
                 if best.is_none_or(|b| step < b.0) {
                     best = Some((step, v));
                 }
             }
-            v += slots;
+            v += self.slots;
         }
-        if let Some((_, port)) = best {
-            return Some(port);
-        }
+        best.map(|b| b.1)
     }
-    None
 }
 
 /// The kernel's loops as written, on 16-bit numbers counted from the low
@@ -230,28 +314,47 @@ mod tests {
 
     #[test]
     fn fast_walk_matches_the_kernel_loop_on_random_states() {
+        // Ports taken in a random order until two are left, comparing about
+        // 300 states along the way and every one of the last 100, where the
+        // first 64 slots tried are often empty and the fold picks the slot.
         let mut rng = ChaCha8Rng::seed_from_u64(5);
-        for (n, slots) in [(64u32, 16u32), (300, 128), (28232, 8192), (4000, 256)] {
+        for (n, slots) in [
+            (64u32, 16u32),
+            (300, 128),
+            (28232, 8192),
+            (4000, 256),
+            (700, 65536),
+        ] {
+            let mut order: Vec<u32> = (0..n).collect();
+            for i in (1..order.len()).rev() {
+                order.swap(i, rng.random_range(0..=i));
+            }
             let mut s = PortSpace::new(n, 1, []);
-            // About 300 comparisons per case, as the range fills to 86 %.
-            let every = (2 * n / 300).max(1);
-            for round in 0..2 * n {
-                let p = rng.random_range(0..n);
-                let c = s.candidates(0, None, Sharing::Exclusive);
-                if c.is_usable(p) {
-                    s.occupy(Take::port(p));
-                }
-                if round % every == 0 {
+            let every = (n / 300).max(1);
+            for (taken, &p) in order[..n as usize - 2].iter().enumerate() {
+                s.occupy(Take::port(p));
+                let left = n - taken as u32 - 1;
+                if taken as u32 % every == 0 || left <= 100 {
                     let c = s.candidates(0, None, Sharing::Exclusive);
                     let rand = rng.random::<u32>();
                     assert_eq!(
                         get_port(rand, slots, &c),
                         get_port_by_steps(rand, slots, &c),
-                        "n {n} slots {slots} rand {rand:#x}"
+                        "n {n} slots {slots} rand {rand:#x}, {left} left"
                     );
                 }
             }
         }
+    }
+
+    #[test]
+    fn first_set_bit_wraps_around() {
+        let bits = [0u64, 1 << 5, 0, 1 << 63];
+        assert_eq!(first_set_from(&bits, 0), Some(69));
+        assert_eq!(first_set_from(&bits, 69), Some(69));
+        assert_eq!(first_set_from(&bits, 70), Some(255));
+        assert_eq!(first_set_from(&[1 << 3, 0], 100), Some(3));
+        assert_eq!(first_set_from(&[0, 0], 7), None);
     }
 
     #[test]

@@ -26,8 +26,8 @@ pub const PRESET: Preset = Preset {
             a random start, then the start's hash slot in an order set by the same \
             draw, slot after slot; a port is exclusive on its address; no TIME_WAIT.",
     assumptions: &[
-        "UDP flows: a udp_table of 8192 slots (a 16 GiB host; the kernel sizes it \
-         from memory at boot)",
+        "UDP flows: a udp_table of 8192 slots, as on a 16 GiB host (the kernel sizes \
+         it from memory at boot; not a scenario setting)",
         "the kernel's siphash is replaced by a keyed mix of the same inputs, seeded from \
          the scenario seed: the structure is exact, the particular ports differ",
         "tcp_tw_reuse applies to every destination as with tcp_tw_reuse = 1 (the kernel's \
