@@ -78,6 +78,10 @@ fn ser_close<S: Serializer>(c: &Close, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(close_name(*c))
 }
 
+fn ser_protocol<S: Serializer>(p: &Protocol, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(protocol_name(*p))
+}
+
 fn ser_bind<S: Serializer>(b: &BindMode, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(bind_name(*b))
 }
@@ -91,8 +95,9 @@ pub struct Report {
     pub seed: u64,
     /// `traffic.protocol`: "tcp", or "udp" (each attempt a UDP flow, which
     /// holds its port while it lasts and never enters TIME_WAIT).
-    #[schemars(extend("enum" = ["tcp", "udp"]))]
-    pub protocol: &'static str,
+    #[serde(serialize_with = "ser_protocol")]
+    #[schemars(with = "String", extend("enum" = ["tcp", "udp"]))]
+    pub protocol: Protocol,
     pub simulated_s: f64,
     /// Connection attempts, retries included.
     pub attempts: u64,
@@ -679,7 +684,7 @@ impl Report {
             portsim_version: env!("CARGO_PKG_VERSION"),
             scenario: echo,
             seed: sc.seed,
-            protocol: protocol_name(sc.traffic.protocol),
+            protocol: sc.traffic.protocol,
             simulated_s: secs(o.simulated_ns),
             attempts: o.attempts,
             established: o.established,

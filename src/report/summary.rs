@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 
 use super::{close_name, Fix, PoolReport, Report};
-use crate::scenario::{BindMode, Close};
+use crate::scenario::{BindMode, Close, Protocol};
 
 pub use crate::util::thousands;
 
@@ -232,7 +232,7 @@ fn delay_s(s: f64) -> String {
 
 /// Whether the run's attempts were UDP flows rather than TCP connections.
 fn is_udp(r: &Report) -> bool {
-    r.protocol == "udp"
+    r.protocol == Protocol::Udp
 }
 
 /// Connects that waited for a SYN to get through a NAT, and those still

@@ -5,6 +5,7 @@
 //! host's one pool; refusals of bad input; determinism.
 
 use portsim::report::erlang_b;
+use portsim::scenario::Protocol;
 use portsim::Report;
 
 use crate::util::{portsim, run, text, write};
@@ -53,14 +54,14 @@ fn udp_flows_never_hold_a_port_in_time_wait() {
         for os in ["linux", "freebsd", "macos", "windows", "generic"] {
             let ctx = format!("{os}, hold {hold}");
             let u = run(&det(os, 1000, 1, hold, "120s", "protocol = \"udp\""));
-            assert_eq!(u.protocol, "udp");
+            assert_eq!(u.protocol, Protocol::Udp);
             assert_eq!((u.attempts, u.failures), (960, 0), "{ctx}");
             assert_eq!(u.ports.peak_in_use, udp_peak, "{ctx}");
             assert_eq!(u.ports.peak_time_wait, 0, "{ctx}");
             assert_eq!(u.ports.time_wait_at_end, 0, "{ctx}");
             assert_eq!(u.ports.peak_open_connections, udp_peak, "{ctx}");
             let t = run(&det(os, 1000, 1, hold, "120s", "protocol = \"tcp\""));
-            assert_eq!(t.protocol, "tcp");
+            assert_eq!(t.protocol, Protocol::Tcp);
             assert_eq!((t.attempts, t.failures), (960, 0), "{ctx}");
             assert_eq!(t.ports.peak_in_use, tcp_peak, "{ctx}");
             assert!(t.ports.peak_time_wait > 0, "{ctx}");
