@@ -267,11 +267,16 @@ fn connect_line(r: &Report) -> Option<String> {
 
 /// One line per NAT: its pool, what it held at most, what it dropped.
 fn nat_lines(r: &Report) -> Vec<String> {
+    let (sent, tries) = if is_udp(r) {
+        ("first packets", "flows")
+    } else {
+        ("SYNs", "connects")
+    };
     r.nats
         .iter()
         .map(|n| {
             format!(
-                "{}: {} address{} × {} ports; peak {} mappings, {} ports of one address; {} SYNs dropped, {} connects failed here (no port {}, table full {}); {} ports preserved; {} closed entries taken over",
+                "{}: {} address{} × {} ports; peak {} mappings, {} ports of one address; {} {sent} dropped, {} {tries} failed here (no port {}, table full {}); {} ports preserved; {} closed entries taken over",
                 n.name,
                 n.addresses,
                 if n.addresses == 1 { "" } else { "es" },
@@ -362,6 +367,17 @@ fn headline_only(r: &Report) -> String {
                 .iter()
                 .max_by_key(|n| n.syns_dropped)
                 .expect("a NAT dropped SYNs");
+            if is_udp(r) {
+                // Only with connect_timeout: flows wait for a reply, and
+                // nothing is retransmitted.
+                return format!(
+                    "No flow failed in {}, but the NAT {} ran out and dropped {} first packets: {} flows were still waiting for a reply at the end.",
+                    human_s(r.simulated_s),
+                    n.name,
+                    thousands(n.syns_dropped),
+                    thousands(r.connecting_at_end)
+                );
+            }
             let still = if r.connecting_at_end > 0 {
                 format!(
                     ": {} connects were still retrying at the end",
@@ -627,7 +643,8 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(s, "  hosts           {line}");
     }
     if let Some(line) = connect_line(r) {
-        let _ = writeln!(s, "  connects        {line}");
+        let label = if is_udp(r) { "replies " } else { "connects" };
+        let _ = writeln!(s, "  {label}        {line}");
     }
     for line in nat_lines(r) {
         let _ = writeln!(s, "  nat             {line}");

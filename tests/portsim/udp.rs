@@ -288,6 +288,18 @@ fn a_flow_a_nat_refuses_fails_at_once() {
     assert_eq!(waiting.ports.peak_in_use, 9);
     let f = waiting.first_failure.as_ref().expect("a failure");
     assert!((f.time_s - 1.25).abs() < 1e-12, "{}", f.time_s);
+
+    // The summary speaks of flows, and of no TIME_WAIT.
+    let summary = portsim::report::summary::render(&waiting);
+    for line in [
+        "  flows           40 (1 established, 31 failed)",
+        "  replies         8 flows still waiting at the end for a reply a NAT dropped",
+        "  TIME_WAIT       none: UDP flows free their port when they end",
+    ] {
+        assert!(summary.lines().any(|l| l == line), "{line}\n{summary}");
+    }
+    assert!(summary.contains("flows/s per pool"), "{summary}");
+    assert!(!summary.contains("SYN"), "{summary}");
 }
 
 #[test]
