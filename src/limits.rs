@@ -96,15 +96,15 @@ pub fn estimate(sc: &Scenario, charts: bool) -> Cost {
         });
     }
     let load = pool_load(sc);
-    let probes = crate::alloc::entry(&h.allocator).map_or(0.0, |e| {
+    let allocator = crate::sim::host::allocator_name(sc);
+    let probes = crate::alloc::entry(allocator).map_or(0.0, |e| {
         (e.extra_probes)(&h.alloc_settings(), load.ports, load.erlangs)
     });
     if probes > 0.0 {
         event_parts.push(Part {
             amount: attempts * probes,
             what: format!(
-                "allocator probes near exhaustion (host.allocator = \"{}\" walks up to the whole host.port_range per attempt)",
-                h.allocator
+                "allocator probes near exhaustion (host.allocator = \"{allocator}\" walks up to the whole host.port_range per attempt)"
             ),
         });
     }

@@ -11,6 +11,7 @@
 
 mod freebsd;
 mod linux;
+pub mod linux_udp;
 mod rfc6056_1;
 mod rfc6056_2;
 mod rfc6056_3;
@@ -129,6 +130,7 @@ pub fn walk_probes(n: u32, c: u32, a: f64, full: f64) -> f64 {
 /// Every allocator a scenario can name.
 pub const REGISTRY: &[Entry] = &[
     linux::ENTRY,
+    linux_udp::ENTRY,
     freebsd::ENTRY,
     sequential::ENTRY,
     rfc6056_1::ENTRY,

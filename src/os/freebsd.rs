@@ -1,4 +1,5 @@
-//! FreeBSD (main, 2025): `in_pcb_lport_dest()` with randomized ports.
+//! FreeBSD (main, 2025): `in_pcb_lport_dest()` with randomized ports, for
+//! TCP and UDP alike.
 
 use super::{Os, Preset};
 
@@ -6,6 +7,7 @@ pub const PRESET: Preset = Preset {
     os: Os::Freebsd,
     name: "freebsd",
     allocator: "freebsd",
+    udp_allocator: "freebsd",
     time_wait_s: 60,
     share_across_destinations: true,
     native_range: (10000, 65535),
@@ -13,7 +15,8 @@ pub const PRESET: Preset = Preset {
             linear probe over the whole range (RFC 6056 algorithm 1); connect() \
             checks the 4-tuple, so ports are shared across destinations; bind(0) \
             needs the port free on the address. TIME_WAIT is 2 x MSL = 60 s \
-            (net.inet.tcp.msl = 30000). Native range 10000-65535.",
+            (net.inet.tcp.msl = 30000). Native range 10000-65535. UDP flows use the \
+            same in_pcb_lport code, a port exclusive on its address.",
     assumptions: &[
         "net.inet.ip.portrange.randomized = 1 (the default); with 0 the choice is \
          sequential: host.allocator = \"sequential\"",

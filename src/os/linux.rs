@@ -1,6 +1,8 @@
 //! Linux (5.18 and later; checked against the running kernel by the test
 //! suite): `__inet_hash_connect()` for connect() and
-//! `inet_csk_find_open_port()` for bind(0), both in the `linux` allocator.
+//! `inet_csk_find_open_port()` for bind(0), both in the `linux` allocator;
+//! UDP flows take their port by `udp_lib_get_port()`, the `linux-udp`
+//! allocator.
 
 use super::{Os, Preset};
 
@@ -8,6 +10,7 @@ pub const PRESET: Preset = Preset {
     os: Os::Linux,
     name: "linux",
     allocator: "linux",
+    udp_allocator: "linux-udp",
     time_wait_s: 60,
     share_across_destinations: true,
     native_range: (32768, 60999),
@@ -19,8 +22,12 @@ pub const PRESET: Preset = Preset {
             a bind() owner. bind(0): random odd offset, opposite parity first, \
             exclusive on the address. TIME_WAIT is fixed at 60 s (TCP_TIMEWAIT_LEN); \
             tcp_tw_reuse and tcp_max_tw_buckets as set in the scenario. Native \
-            range 32768-60999.",
+            range 32768-60999. UDP flows: udp_lib_get_port() (allocator linux-udp): \
+            a random start, then the start's hash slot in an order set by the same \
+            draw, slot after slot; a port is exclusive on its address; no TIME_WAIT.",
     assumptions: &[
+        "UDP flows: a udp_table of 8192 slots, as on a 16 GiB host (the kernel sizes \
+         it from memory at boot; not a scenario setting)",
         "the kernel's siphash is replaced by a keyed mix of the same inputs, seeded from \
          the scenario seed: the structure is exact, the particular ports differ",
         "tcp_tw_reuse applies to every destination as with tcp_tw_reuse = 1 (the kernel's \

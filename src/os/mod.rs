@@ -4,6 +4,8 @@
 //! connect() may share a local port across destinations, and the OS's own
 //! ephemeral range (used with `port_range = "native"`). Every value can be
 //! overridden in the scenario; the preset only fills what the file leaves out.
+//! A preset also names the allocator of UDP flows (`traffic.protocol =
+//! "udp"`), which the OS may choose by other code than TCP's.
 //! Each OS is one file holding its [`Preset`], with the facts behind it and
 //! every assumption the public sources leave open, named with the scenario
 //! key that changes it. A new preset is one file plus one line in [`PRESETS`].
@@ -32,6 +34,8 @@ pub struct Preset {
     pub os: Os,
     pub name: &'static str,
     pub allocator: &'static str,
+    /// The allocator of UDP flows when the scenario keeps `allocator`.
+    pub udp_allocator: &'static str,
     pub time_wait_s: u64,
     pub share_across_destinations: bool,
     /// The OS's default ephemeral range (`port_range = "native"`).
@@ -69,6 +73,21 @@ impl Os {
     pub fn names() -> Vec<&'static str> {
         PRESETS.iter().map(|p| p.name).collect()
     }
+
+    /// The allocator UDP flows use on this OS when the host's (TCP)
+    /// allocator is `allocator`: the preset's UDP allocator when `allocator`
+    /// is the preset's own, `linux-udp` for `linux` on any OS, else
+    /// `allocator` itself (a scenario that names an allocator gets it).
+    pub fn udp_allocator(self, allocator: &str) -> &str {
+        let p = self.preset();
+        if allocator == p.allocator {
+            p.udp_allocator
+        } else if allocator == linux::PRESET.allocator {
+            linux::PRESET.udp_allocator
+        } else {
+            allocator
+        }
+    }
 }
 
 #[cfg(test)]
@@ -84,8 +103,30 @@ mod tests {
                 p.name,
                 p.allocator
             );
+            assert!(
+                crate::alloc::entry(p.udp_allocator).is_some(),
+                "{}: {}",
+                p.name,
+                p.udp_allocator
+            );
             assert!(p.native_range.0 <= p.native_range.1, "{}", p.name);
             assert_eq!(Os::from_name(p.name), Some(p.os));
         }
+    }
+
+    #[test]
+    fn udp_allocators() {
+        assert_eq!(Os::Linux.udp_allocator("linux"), "linux-udp");
+        // macOS randomizes UDP ports (net.inet.udp.randomize_ports = 1)
+        // but not TCP's.
+        assert_eq!(Os::Macos.udp_allocator("sequential"), "freebsd");
+        assert_eq!(Os::Freebsd.udp_allocator("freebsd"), "freebsd");
+        assert_eq!(Os::Windows.udp_allocator("rfc6056-1"), "rfc6056-1");
+        assert_eq!(Os::Generic.udp_allocator("rfc6056-1"), "rfc6056-1");
+        // Linux's allocator named on another OS brings its UDP code along;
+        // any other allocator a scenario names is used as named.
+        assert_eq!(Os::Freebsd.udp_allocator("linux"), "linux-udp");
+        assert_eq!(Os::Linux.udp_allocator("rfc6056-3"), "rfc6056-3");
+        assert_eq!(Os::Linux.udp_allocator("linux-udp"), "linux-udp");
     }
 }

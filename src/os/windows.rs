@@ -7,6 +7,7 @@ pub const PRESET: Preset = Preset {
     os: Os::Windows,
     name: "windows",
     allocator: "rfc6056-1",
+    udp_allocator: "rfc6056-1",
     time_wait_s: 120,
     share_across_destinations: true,
     native_range: (49152, 65535),
@@ -22,5 +23,7 @@ pub const PRESET: Preset = Preset {
         "implicit-bind connect() shares ports across destinations; for older \
          releases or when auto-reuse is off: host.share_across_destinations = false",
         "bind(0) uses the same probe order as connect(): host.allocator",
+        "UDP flows use the same probe order as TCP, a port exclusive on its \
+         address: host.allocator",
     ],
 };

@@ -16,7 +16,7 @@ pub mod summary;
 use schemars::JsonSchema;
 use serde::{Serialize, Serializer};
 
-use crate::scenario::{Arrivals, BindMode, Close, Scenario, NS_PER_S};
+use crate::scenario::{Arrivals, BindMode, Close, Protocol, Scenario, NS_PER_S};
 use crate::sim::record::Bin;
 use crate::sim::Outcome;
 pub use analytic::{erlang_b, Analytic};
@@ -53,6 +53,14 @@ pub fn close_name(c: Close) -> &'static str {
     }
 }
 
+/// How `protocol` is written in a scenario and in `report.json`.
+pub fn protocol_name(p: Protocol) -> &'static str {
+    match p {
+        Protocol::Tcp => "tcp",
+        Protocol::Udp => "udp",
+    }
+}
+
 /// How `bind` is written in a scenario and in `report.json`.
 pub fn bind_name(b: BindMode) -> &'static str {
     match b {
@@ -70,6 +78,10 @@ fn ser_close<S: Serializer>(c: &Close, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(close_name(*c))
 }
 
+fn ser_protocol<S: Serializer>(p: &Protocol, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(protocol_name(*p))
+}
+
 fn ser_bind<S: Serializer>(b: &BindMode, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(bind_name(*b))
 }
@@ -81,6 +93,11 @@ pub struct Report {
     pub portsim_version: &'static str,
     pub scenario: ScenarioEcho,
     pub seed: u64,
+    /// `traffic.protocol`: "tcp", or "udp" (each attempt a UDP flow, which
+    /// holds its port while it lasts and never enters TIME_WAIT).
+    #[serde(serialize_with = "ser_protocol")]
+    #[schemars(with = "String", extend("enum" = ["tcp", "udp"]))]
+    pub protocol: Protocol,
     pub simulated_s: f64,
     /// Connection attempts, retries included.
     pub attempts: u64,
@@ -356,6 +373,8 @@ pub struct ScenarioEcho {
     pub name: String,
     pub description: String,
     pub os: &'static str,
+    /// The allocator the host's ports came from: `host.allocator`, or for
+    /// UDP flows the OS's UDP allocator in its place.
     pub allocator: String,
     pub port_range: String,
     pub reserved_ports: Vec<String>,
@@ -725,7 +744,7 @@ impl Report {
             name: sc.name.clone(),
             description: sc.description.clone(),
             os: h.os.preset().name,
-            allocator: h.allocator.clone(),
+            allocator: crate::sim::host::allocator_name(sc).to_string(),
             port_range: format!("{}-{}", h.port_lo, h.port_hi),
             reserved_ports: h
                 .reserved
@@ -772,6 +791,7 @@ impl Report {
             portsim_version: env!("CARGO_PKG_VERSION"),
             scenario: echo,
             seed: sc.seed,
+            protocol: sc.traffic.protocol,
             simulated_s: secs(o.simulated_ns),
             attempts: o.attempts,
             established: o.established,

@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 
 use super::{close_name, Fix, PoolReport, Report};
-use crate::scenario::{BindMode, Close};
+use crate::scenario::{BindMode, Close, Protocol};
 
 pub use crate::util::thousands;
 
@@ -265,12 +265,24 @@ fn delay_s(s: f64) -> String {
     }
 }
 
+/// Whether the run's attempts were UDP flows rather than TCP connections.
+fn is_udp(r: &Report) -> bool {
+    r.protocol == Protocol::Udp
+}
+
 /// Connects that waited for a SYN to get through a NAT, and those still
-/// waiting at the end; nothing when none did.
+/// waiting at the end; nothing when none did. UDP flows never retransmit:
+/// only those waiting for a reply a NAT dropped (`connect_timeout`).
 fn connect_line(r: &Report) -> Option<String> {
     let d = &r.connect_delay_s;
     if d.waited == 0 && r.connecting_at_end == 0 {
         return None;
+    }
+    if is_udp(r) {
+        return Some(format!(
+            "{} flows still waiting at the end for a reply a NAT dropped",
+            thousands(r.connecting_at_end)
+        ));
     }
     let mut line = format!(
         "{} waited for a SYN retransmission to get through; delay p50 {}, p99 {}, max {}",
@@ -396,6 +408,11 @@ fn cloud_line(n: &super::NatReport, c: &super::CloudReport) -> Vec<String> {
 
 /// One line per NAT: its pool, what it held at most, what it dropped.
 fn nat_lines(r: &Report) -> Vec<String> {
+    let (sent, tries) = if is_udp(r) {
+        ("first packets", "flows")
+    } else {
+        ("SYNs", "connects")
+    };
     r.nats
         .iter()
         .flat_map(|n| {
@@ -403,7 +420,7 @@ fn nat_lines(r: &Report) -> Vec<String> {
                 return cloud_line(n, c);
             }
             vec![format!(
-                "{}: {} address{} × {} ports; peak {} mappings, {} ports of one address; {} SYNs dropped, {} connects failed here (no port {}, table full {}); {} ports preserved; {} closed entries taken over",
+                "{}: {} address{} × {} ports; peak {} mappings, {} ports of one address; {} {sent} dropped, {} {tries} failed here (no port {}, table full {}); {} ports preserved; {} closed entries taken over",
                 n.name,
                 n.addresses,
                 if n.addresses == 1 { "" } else { "es" },
@@ -494,6 +511,17 @@ fn headline_only(r: &Report) -> String {
                 .iter()
                 .max_by_key(|n| n.syns_dropped)
                 .expect("a NAT dropped SYNs");
+            if is_udp(r) {
+                // Only with connect_timeout: flows wait for a reply, and
+                // nothing is retransmitted.
+                return format!(
+                    "No flow failed in {}, but the NAT {} ran out and dropped {} first packets: {} flows were still waiting for a reply at the end.",
+                    human_s(r.simulated_s),
+                    n.name,
+                    thousands(n.syns_dropped),
+                    thousands(r.connecting_at_end)
+                );
+            }
             let still = if r.connecting_at_end > 0 {
                 format!(
                     ": {} connects were still retrying at the end",
@@ -680,7 +708,12 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(s, "\n  {}\n", headline(r));
     let _ = writeln!(
         s,
-        "  attempts        {} ({} established, {} failed{})",
+        "  {}{} ({} established, {} failed{})",
+        if is_udp(r) {
+            "flows           "
+        } else {
+            "attempts        "
+        },
         thousands(r.attempts),
         thousands(r.established),
         thousands(r.failures),
@@ -754,7 +787,8 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(s, "  hosts           {line}");
     }
     if let Some(line) = connect_line(r) {
-        let _ = writeln!(s, "  connects        {line}");
+        let label = if is_udp(r) { "replies " } else { "connects" };
+        let _ = writeln!(s, "  {label}        {line}");
     }
     for line in nat_lines(r) {
         match line.strip_prefix("  ") {
@@ -764,7 +798,12 @@ pub fn render(r: &Report) -> String {
         }
         .ok();
     }
-    if let Some(line) = server_time_wait(r) {
+    if is_udp(r) {
+        let _ = writeln!(
+            s,
+            "  TIME_WAIT       none: UDP flows free their port when they end"
+        );
+    } else if let Some(line) = server_time_wait(r) {
         let _ = writeln!(s, "  TIME_WAIT       {line}");
     } else {
         let _ = writeln!(
@@ -813,7 +852,7 @@ pub fn render(r: &Report) -> String {
     let a = &r.analytic;
     let _ = writeln!(
         s,
-        "  analytic        offered load {} erlangs over {} pool{} of {} ports; Erlang B failure ratio {}; ports ÷ {} = {} conn/s per pool",
+        "  analytic        offered load {} erlangs over {} pool{} of {} ports; Erlang B failure ratio {}; ports ÷ {} = {} {}/s per pool",
         amount(a.offered_load),
         thousands(a.pools),
         if a.pools == 1 { "" } else { "s" },
@@ -821,13 +860,14 @@ pub fn render(r: &Report) -> String {
         percent(a.erlang_b_failure_ratio),
         if a.tw_reuse_applies {
             "(hold + tw_reuse_delay)"
-        } else if sc.close == Close::Client && sc.time_wait_s > 0.0 {
+        } else if !is_udp(r) && sc.close == Close::Client && sc.time_wait_s > 0.0 {
             "(hold + TIME_WAIT)"
         } else {
             // No TIME_WAIT on this side: a port is lost only while held.
             "hold"
         },
-        amount(a.max_rate_per_pool)
+        amount(a.max_rate_per_pool),
+        if is_udp(r) { "flows" } else { "conn" }
     );
     if let Some(c) = &a.erlang_b_caveat {
         let _ = writeln!(

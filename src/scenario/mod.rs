@@ -397,7 +397,9 @@ impl Scenario {
     /// (bind(0), or an OS whose connect() never shares a port across
     /// destinations), rather than only a unique 4-tuple.
     pub fn exclusive_ports(&self) -> bool {
-        self.traffic.bind == BindMode::Bind || !self.host.share_across_destinations
+        self.traffic.bind == BindMode::Bind
+            || !self.host.share_across_destinations
+            || self.traffic.protocol == Protocol::Udp
     }
 
     /// Source addresses connections use: connect() without bind() takes the
@@ -477,9 +479,9 @@ impl Scenario {
 
     /// Time a closed connection's 4-tuple stays in TIME_WAIT on this host.
     pub fn effective_time_wait_ns(&self) -> u64 {
-        match self.traffic.close {
-            Close::Client => self.host.time_wait_ns,
-            Close::Server | Close::Reset => 0,
+        match (self.traffic.protocol, self.traffic.close) {
+            (Protocol::Tcp, Close::Client) => self.host.time_wait_ns,
+            _ => 0,
         }
     }
 

@@ -149,7 +149,8 @@ impl RawTraffic {
             source,
             retry,
             requests_per_connection,
-            connect_timeout
+            connect_timeout,
+            protocol
         );
         if self.rate.is_some() || self.schedule.is_some() || self.ramp.is_some() {
             t.rate = self.rate;
@@ -273,6 +274,8 @@ pub struct RawTraffic {
     pub requests_per_connection: Option<u32>,
     /// The application's connect timeout (a duration).
     pub connect_timeout: Option<String>,
+    /// "tcp" or "udp"; parsed in `validate`.
+    pub protocol: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

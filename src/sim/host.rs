@@ -16,6 +16,14 @@
 //! The port state is a type parameter ([`Ports`]) so the engine is compiled
 //! once per kind of port state and neither pays for the other.
 //!
+//! A UDP flow (`traffic.protocol = "udp"`) holds its port for its duration
+//! and frees it at its end: no TIME_WAIT, nothing to reuse. Its port is
+//! exclusive on its address whatever the bind mode: an autobound UDP socket
+//! takes a port no other socket uses on the address (the kernel's
+//! `udp_lib_get_port` has no per-destination sharing as TCP's connect()
+//! has), as bind(0) does; and it takes it from the OS's UDP allocator
+//! ([`crate::os::Os::udp_allocator`]).
+//!
 //! When the server closes first the TIME_WAIT is the server's, which is not
 //! simulated; the host only counts the connects that would meet it
 //! ([`ServerTimeWait`]): two numbers per (source address, port), allocated
@@ -31,7 +39,7 @@ use super::Observer;
 use crate::alloc::{self, Allocator, Request};
 use crate::ports::fastmap::FastMap;
 use crate::ports::{Ports, Release, Sharing, Take};
-use crate::scenario::{BindMode, Close, Scenario};
+use crate::scenario::{BindMode, Close, Protocol, Scenario};
 use crate::util::mix64;
 
 /// What the host keeps for one open connection (and, after close, for its
@@ -70,9 +78,10 @@ fn tw_key(flow: u32, port: u32) -> u64 {
 }
 
 /// How requests compete for ports, and whether `tcp_tw_reuse` applies (it
-/// needs ports shared by 4-tuple).
+/// needs ports shared by 4-tuple). UDP ports are exclusive on their address
+/// and never in TIME_WAIT.
 pub fn port_rules(sc: &Scenario) -> (Sharing, bool) {
-    if sc.exclusive_ports() {
+    if sc.exclusive_ports() || sc.traffic.protocol == Protocol::Udp {
         (Sharing::Exclusive, false)
     } else {
         (Sharing::FourTuple, sc.host.tw_reuse)
@@ -126,6 +135,24 @@ impl ServerTimeWait {
     }
 }
 
+/// The allocator the host of `sc` takes its ports from: `host.allocator`,
+/// or for UDP flows the OS's UDP allocator in its place.
+pub fn allocator_name(sc: &Scenario) -> &str {
+    match sc.traffic.protocol {
+        Protocol::Tcp => &sc.host.allocator,
+        Protocol::Udp => sc.host.os.udp_allocator(&sc.host.allocator),
+    }
+}
+
+/// How long a closed connection of `sc` holds its port on the host: the
+/// scenario's TIME_WAIT for TCP, nothing for UDP.
+pub fn time_wait_ns(sc: &Scenario) -> u64 {
+    match sc.traffic.protocol {
+        Protocol::Tcp => sc.effective_time_wait_ns(),
+        Protocol::Udp => 0,
+    }
+}
+
 pub struct HostLayer<P: Ports> {
     site: Site,
     ports: P,
@@ -168,7 +195,7 @@ impl<P: Ports> HostLayer<P> {
     pub fn new(sc: &Scenario, site: Site, ports: P) -> Self {
         let h = &sc.host;
         let (sharing, use_reuse) = port_rules(sc);
-        let entry = alloc::entry(&h.allocator).expect("validated allocator name");
+        let entry = alloc::entry(allocator_name(sc)).expect("validated allocator name");
         let alloc = (entry.build)(alloc::Setup {
             settings: &h.alloc_settings(),
             rng: traffic::rng(sc.seed, Stream::at(site, stream::ALLOCATOR)),
@@ -180,7 +207,7 @@ impl<P: Ports> HostLayer<P> {
             sc.traffic.source,
         ));
         let tw_ns = if sc.traffic.close == Close::Client {
-            sc.effective_time_wait_ns()
+            time_wait_ns(sc)
         } else {
             0
         };

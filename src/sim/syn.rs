@@ -10,6 +10,11 @@
 //! ETIMEDOUT at 131 s; without linear timeouts 1, 3, 7, …, 63 and 127 s).
 //! An application's `connect_timeout` ends it earlier.
 //!
+//! UDP has no handshake and nothing retransmits: a flow whose first packet
+//! a NAT dropped fails after one step, at once, or after `connect_timeout`
+//! when the application waits that long for a reply (holding its port);
+//! `traffic.retry` still applies, as the application's own re-send.
+//!
 //! Every connect follows the same schedule from its first SYN, so the
 //! connects waiting for their `i`-th step are in the order of their first
 //! SYNs: one FIFO per step, and the next event is the earliest of their
@@ -17,7 +22,7 @@
 
 use std::collections::VecDeque;
 
-use crate::scenario::{Scenario, NS_PER_S};
+use crate::scenario::{Protocol, Scenario, NS_PER_S};
 
 /// The initial SYN RTO (`TCP_TIMEOUT_INIT`).
 const RTO_NS: u64 = NS_PER_S;
@@ -56,6 +61,12 @@ pub fn schedule(retries: u32, linear: u32, timeout_ns: Option<u64>) -> Vec<Step>
 
 /// The schedule of `sc`'s host and traffic.
 pub fn schedule_of(sc: &Scenario) -> Vec<Step> {
+    if sc.traffic.protocol == Protocol::Udp {
+        return vec![Step {
+            after_ns: sc.traffic.connect_timeout_ns.unwrap_or(0),
+            give_up: true,
+        }];
+    }
     schedule(
         sc.host.syn_retries,
         sc.host.syn_linear_timeouts,
@@ -223,6 +234,38 @@ mod tests {
         assert!(s[2].give_up);
         // No retransmission: give up after one RTO.
         assert_eq!(secs(&schedule(0, 0, None)), [1.0]);
+    }
+
+    #[test]
+    fn udp_flows_have_one_step() {
+        let load = |extra: &str| {
+            crate::scenario::load_str(
+                &format!(
+                    "name='t'\nduration='1s'\n[host]\nsyn_retries = 3\n\
+                     [[destinations]]\naddress='10.0.0.1:53'\n\
+                     [traffic]\nrate=1\nhold='1s'\n{extra}\n"
+                ),
+                std::path::Path::new("t.toml"),
+                &[],
+            )
+            .expect("test scenario")
+        };
+        let once = |after_ns| {
+            vec![Step {
+                after_ns,
+                give_up: true,
+            }]
+        };
+        assert_eq!(schedule_of(&load("protocol = 'udp'")), once(0));
+        assert_eq!(
+            schedule_of(&load("protocol = 'udp'\nconnect_timeout = '5s'")),
+            once(5 * NS_PER_S)
+        );
+        // TCP keeps its retransmissions: 3 of them, then giving up at 15 s.
+        assert_eq!(
+            secs(&schedule_of(&load("protocol = 'tcp'"))),
+            [1.0, 2.0, 3.0, 4.0, 5.0, 7.0, 11.0, 19.0]
+        );
     }
 
     #[test]

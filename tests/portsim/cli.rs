@@ -474,7 +474,7 @@ fn presets_lists_every_allocator_and_os() {
     let out = portsim().arg("presets").assert().success();
     let s = text(&out.get_output().stdout);
     let names = portsim::alloc::names();
-    assert_eq!(names.len(), 8);
+    assert_eq!(names.len(), 9);
     for name in names {
         assert!(
             s.lines().any(|l| l.trim_start().starts_with(name)),

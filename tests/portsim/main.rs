@@ -34,6 +34,8 @@
 //!   exact counts, delays, upstream mappings kept, connects left retrying;
 //! - `fixes`: computed fixes: which levers apply, searched values derived by
 //!   hand, and each fix rerunning to its own figures;
+//! - `udp`: UDP flows: no TIME_WAIT, ports exclusive across destinations,
+//!   a flow a NAT refuses failing at once, Erlang B over one pool, refusals;
 //! - `fuzz`: generated and mutated scenario files: no panic, one-line
 //!   messages, report invariants; minimal reproducers in `fuzz/regressions/`.
 
@@ -64,4 +66,5 @@ mod sweep;
 mod sweep_hardening;
 mod syn;
 mod theory;
+mod udp;
 mod util;

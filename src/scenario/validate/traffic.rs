@@ -1,5 +1,13 @@
 //! `[traffic]`: arrivals, the rate profile (constant, schedule or ramp),
-//! hold-time distributions, close and bind modes, retries and keep-alive.
+//! hold-time distributions, close and bind modes, retries, keep-alive and
+//! the protocol.
+//!
+//! With `protocol = "udp"` a flow is a socket that sends
+//! `requests_per_connection` queries and closes: there is no close
+//! handshake, so `close` other than its default is refused rather than
+//! ignored (a user who wrote `close = "server"` expects something UDP
+//! cannot do); `connect_timeout` is how long the application waits for a
+//! reply that a NAT dropped, holding its port.
 
 use super::*;
 
@@ -21,6 +29,12 @@ pub(super) fn traffic(t: &RawTraffic) -> R<Traffic> {
         ),
         Some(v) => hold(v)?,
     };
+    let protocol = choice(
+        "traffic.protocol",
+        t.protocol.as_deref(),
+        Protocol::Tcp,
+        &[("tcp", Protocol::Tcp), ("udp", Protocol::Udp)],
+    )?;
     let close = choice(
         "traffic.close",
         t.close.as_deref(),
@@ -31,6 +45,15 @@ pub(super) fn traffic(t: &RawTraffic) -> R<Traffic> {
             ("reset", Close::Reset),
         ],
     )?;
+    if protocol == Protocol::Udp && close != Close::Client {
+        return err(
+            "traffic.close",
+            format!(
+                "found {} with protocol = \"udp\"; a UDP flow has no close handshake and no TIME_WAIT on either side, its port is free when the application closes the socket; remove traffic.close (or use protocol = \"tcp\")",
+                quote(t.close.as_deref().unwrap_or_default())
+            ),
+        );
+    }
     let bind = choice(
         "traffic.bind",
         t.bind.as_deref(),
@@ -93,7 +116,7 @@ pub(super) fn traffic(t: &RawTraffic) -> R<Traffic> {
         source,
         retry,
         requests_per_connection,
-        protocol: crate::scenario::Protocol::Tcp,
+        protocol,
     })
 }
 
