@@ -34,6 +34,10 @@ pub const LEVERS: &[Lever] = &[
         plan: nat_addresses,
     },
     Lever {
+        name: "nat_ports_per_host",
+        plan: nat_ports_per_host,
+    },
+    Lever {
         name: "nat_port_range",
         plan: nat_port_range,
     },
@@ -286,6 +290,9 @@ fn failing_nat<'a>(cx: &'a Context) -> Option<FailingNat<'a>> {
 /// pairs nearly evenly, and the counts are searched as numbers.
 fn nat_addresses(cx: &Context) -> Option<Plan> {
     let (i, nat, table, factor) = failing_nat(cx)?;
+    if let Some(rules) = &nat.cloud {
+        return cloud_addresses(cx, i, nat, rules, table, factor);
+    }
     // One source sends all its connections to a destination from one
     // address, so more addresses only help a NAT with several sources.
     if upstream_sources(cx.sc, i) < 2 {
@@ -346,6 +353,115 @@ fn nat_addresses(cx: &Context) -> Option<Plan> {
         values: records.iter().map(|&(n, _)| f64::from(n)).collect(),
         guess,
         changes,
+    }))
+}
+
+/// More addresses on a cloud NAT: each adds its ports to a shared pool
+/// (and its per-destination cap), or room for the blocks of hosts that got
+/// none. Where every host has a block and ran out of it, more addresses do
+/// not help ([`nat_ports_per_host`] does).
+fn cloud_addresses(
+    cx: &Context,
+    i: usize,
+    nat: &crate::scenario::nat::Nat,
+    rules: &crate::scenario::nat::CloudRules,
+    table: Option<&toml::Value>,
+    factor: f64,
+) -> Option<Plan> {
+    let report = cx.report.nats.iter().find(|n| n.name == nat.name)?;
+    let shared = rules.preset.blocks == crate::scenario::nat::Blocks::Shared;
+    if !shared && report.failures_by_cause.no_block == 0 {
+        return None;
+    }
+    let have = nat.addresses.clone();
+    let len = have.len() as f64;
+    let limit = rules.preset.max_addresses.min(MAX_ADDRESSES as usize) as f64;
+    if len >= limit {
+        return None;
+    }
+    let last: IpAddr = have.last()?.parse().ok()?;
+    let as_count = table
+        .and_then(|t| t.get("addresses"))
+        .is_none_or(|a| a.is_integer());
+    // Hosts left without a block: the addresses their blocks need.
+    let guess = match &report.cloud {
+        Some(c) if !shared && c.hosts > 0 && report.hosts_without_ports > 0 => {
+            let served = f64::from(c.hosts - report.hosts_without_ports.min(c.hosts)).max(1.0);
+            (len * f64::from(c.hosts) / served).ceil()
+        }
+        _ => (len * factor).ceil(),
+    };
+    let key = format!("nat.{i}.addresses");
+    Some(Plan::Search(Search {
+        from: len,
+        guess: guess.clamp(len + 1.0, limit),
+        limit,
+        grid: Grid::Integer,
+        changes: Box::new(move |v| {
+            let n = v.round() as usize;
+            vec![Change::new(&key, addresses_value(&have, last, n, as_count))]
+        }),
+    }))
+}
+
+/// Bigger per-host blocks on a cloud NAT whose hosts ran out of theirs:
+/// Azure's `ports_per_host` (a multiple of 8), Cloud NAT's
+/// `min_ports_per_host` (a power of two; under dynamic allocation the
+/// maximum rises with it where it must). Each block holds what a host
+/// keeps toward its busiest destination, so the first guess is the block
+/// times how many more connections the NAT was asked for than it served.
+fn nat_ports_per_host(cx: &Context) -> Option<Plan> {
+    let (i, nat, _, factor) = failing_nat(cx)?;
+    let rules = nat.cloud.as_ref()?;
+    let report = cx.report.nats.iter().find(|n| n.name == nat.name)?;
+    let c = report.failures_by_cause;
+    if c.no_port + c.allocation_in_flight == 0 {
+        return None;
+    }
+    let now = report.cloud.as_ref()?.ports_per_host;
+    if now == 0 {
+        return None;
+    }
+    let per_address = nat.range_size();
+    // Past this, some host gets no block at all: blocks bigger still only
+    // fail more, so the search stays below it.
+    let hosts = u64::from(report.cloud.as_ref()?.hosts.max(1));
+    let fits = (u64::from(per_address) * nat.addresses.len() as u64 / hosts).min(u64::from(per_address)) as u32;
+    let (key, values): (String, Vec<f64>) = match rules.preset.blocks {
+        crate::scenario::nat::Blocks::Table(_) => (
+            format!("nat.{i}.ports_per_host"),
+            (now / 8 + 1..=fits / 8)
+                .map(|k| f64::from(k * 8))
+                .collect(),
+        ),
+        crate::scenario::nat::Blocks::PerHost { .. } => (
+            format!("nat.{i}.min_ports_per_host"),
+            (0..=16)
+                .map(|k| 1u32 << k)
+                .filter(|&v| v > now && v <= fits.min(1 << 16))
+                .map(f64::from)
+                .collect(),
+        ),
+        crate::scenario::nat::Blocks::Shared => return None,
+    };
+    if values.is_empty() {
+        return None;
+    }
+    let aim = f64::from(now) * factor;
+    let guess = values.iter().position(|&v| v >= aim).unwrap_or(values.len() - 1);
+    let max = rules.max_ports_per_host.filter(|_| rules.dynamic());
+    let max_key = format!("nat.{i}.max_ports_per_host");
+    Some(Plan::Among(Among {
+        values,
+        guess,
+        changes: Box::new(move |v| {
+            let v = v.round() as u32;
+            let mut out = vec![Change::new(&key, v.to_string())];
+            if max.is_some_and(|m| m <= v) {
+                out.push(Change::new(&max_key, (v * 2).min(1 << 16).to_string()));
+            }
+            out
+        }),
     }))
 }
 

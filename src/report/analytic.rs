@@ -107,13 +107,10 @@ fn service_s(sc: &Scenario) -> f64 {
     }
 }
 
-/// `horizon_s` is the simulated time the rates are averaged over.
-pub fn analytic(sc: &Scenario, horizon_s: f64) -> Analytic {
-    let per_conn = f64::from(sc.traffic.requests_per_connection);
-    let mean_rate = sc.traffic.rate.mean_rate(horizon_s) / per_conn;
-    let segs = &sc.traffic.rate.segments;
-    let peak_rate = segs
-        .iter()
+/// The highest rate a profile reaches within `[0, horizon_s]`.
+pub fn peak_rate(rate: &crate::scenario::RateProfile, horizon_s: f64) -> f64 {
+    let segs = &rate.segments;
+    segs.iter()
         .enumerate()
         .map(|(i, s)| {
             let end = segs
@@ -123,7 +120,13 @@ pub fn analytic(sc: &Scenario, horizon_s: f64) -> Analytic {
             s.from.max(s.from + s.slope * (end - s.start_s))
         })
         .fold(0.0, f64::max)
-        / per_conn;
+}
+
+/// `horizon_s` is the simulated time the rates are averaged over.
+pub fn analytic(sc: &Scenario, horizon_s: f64) -> Analytic {
+    let per_conn = f64::from(sc.traffic.requests_per_connection);
+    let mean_rate = sc.traffic.rate.mean_rate(horizon_s) / per_conn;
+    let peak_rate = peak_rate(&sc.traffic.rate, horizon_s) / per_conn;
     let service_s = service_s(sc);
     let c = sc.host.usable_ports();
     let addresses = sc.source_addresses();

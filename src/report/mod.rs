@@ -11,6 +11,7 @@
 //! contract (`schema_version` changes when a field changes meaning).
 
 pub mod analytic;
+pub mod sizing;
 pub mod summary;
 
 use schemars::JsonSchema;
@@ -272,6 +273,11 @@ pub struct CloudReport {
     pub per_address: Vec<AddressReport>,
     /// Behaviours the vendor does not document, as they were assumed.
     pub assumed: Vec<String>,
+    /// What users call this NAT.
+    pub title: &'static str,
+    /// The expected loads behind it, as its vendor's rule counts them and
+    /// as the NAT holds them.
+    pub loads: sizing::Loads,
     /// The vendor's sizing rule for this scenario.
     pub formula: FormulaReport,
 }
@@ -891,7 +897,7 @@ impl Report {
                     distinct_ports: f.distinct_ports,
                     evicted: f.evicted,
                     hosts_without_ports: f.cloud.as_ref().map_or(0, |c| c.hosts_without_ports),
-                    cloud: cloud_report(n, f),
+                    cloud: cloud_report(sc, n, f, horizon),
                 })
                 .collect(),
             destination_pool_peaks,
@@ -964,8 +970,10 @@ impl Report {
 
 /// A cloud NAT's part of its `nats[]` entry.
 fn cloud_report(
+    sc: &Scenario,
     n: &crate::scenario::nat::Nat,
     f: &crate::sim::layer::NatFigures,
+    horizon_s: f64,
 ) -> Option<CloudReport> {
     let (rules, c) = (n.cloud.as_ref()?, f.cloud.as_ref()?);
     let formula = n.formula(u64::from(c.hosts))?;
@@ -1000,6 +1008,13 @@ fn cloud_report(
             })
             .collect(),
         assumed: rules.assumed.clone(),
+        title: rules.preset.title,
+        loads: sc
+            .nats
+            .iter()
+            .position(|m| m.name == n.name)
+            .map(|i| sizing::loads(sc, i, horizon_s))
+            .unwrap_or_default(),
         formula: FormulaReport {
             rule: formula.rule,
             source: formula.source,
