@@ -232,3 +232,240 @@ fn blocks_are_never_exceeded_and_runs_repeat() {
     assert_eq!(n.failures, n.failures_by_cause.allocation_in_flight);
     assert_eq!(n.failures, 60);
 }
+
+// The shipped cloud NAT scenarios, each modelled on an incident: loaded
+// from scenarios/ and checked for the incident's shape, with figures
+// derived from the vendors' rules. A variant is the file's text with one
+// line changed, as a user would change it.
+
+/// The text of a shipped scenario.
+fn shipped(name: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// `text` with `from` replaced by `to`, which must be there exactly once.
+fn with(text: &str, from: &str, to: &str) -> String {
+    assert_eq!(text.matches(from).count(), 1, "`{from}` once in the file");
+    text.replacen(from, to, 1)
+}
+
+/// The NAT called `name` in `r`.
+fn nat_named<'a>(r: &'a portsim::Report, name: &str) -> &'a NatReport {
+    r.nats
+        .iter()
+        .find(|n| n.name == name)
+        .unwrap_or_else(|| panic!("no NAT {name}"))
+}
+
+/// Every failure of `r` was at NAT `name`, none on the hosts' own ports.
+fn all_failures_at(r: &portsim::Report, name: &str) {
+    let n = nat_named(r, name);
+    assert_eq!(n.failures, r.failures, "every failure at {name}");
+    for g in &r.hosts {
+        assert_eq!(g.failures_at[&g.name], 0, "{}: own ports", g.name);
+        assert_eq!(g.failures_at[name], g.failures, "{}", g.name);
+    }
+    assert_eq!(r.first_failure.as_ref().map(|f| f.at.as_str()), Some(name));
+}
+
+/// golang/go#52545: 256 Cloud NAT ports per VM run out toward github.com
+/// (OUT_OF_RESOURCES: no port in the VM's block); 2,048, the minimum the
+/// builders moved to, drops nothing.
+#[test]
+fn go_builders_run_out_at_256_ports_per_vm_and_not_at_2048() {
+    let text = shipped("cloud-nat-go-builders.toml");
+    let r = run(&text);
+    let n = nat_named(&r, "cloud-nat");
+    all_failures_at(&r, "cloud-nat");
+    assert!(r.failures > 0);
+    assert_eq!(n.failures_by_cause.no_port, n.failures);
+    assert_eq!(n.hosts_without_ports, 0);
+    let c = n.cloud.as_ref().expect("cloud figures");
+    assert_eq!(c.failure_metric, "OUT_OF_RESOURCES drops");
+    assert_eq!((c.hosts, c.ports_per_host), (40, 256));
+    // Every VM's block fills: 40 × 256 ports toward github.com, on the
+    // first address (addresses in turn).
+    assert_eq!(c.peak_ports_used_per_host, 256);
+    assert_eq!(n.peak_mappings, 40 * 256);
+    // Google's rule: 2 × 64,512 ÷ 256 = 504 VMs.
+    assert_eq!(c.formula.hosts_served, Some(2 * 64_512 / 256));
+
+    let fixed = run(&with(
+        &text,
+        "min_ports_per_host = 256",
+        "min_ports_per_host = 2048",
+    ));
+    assert_eq!(fixed.attempts, r.attempts, "the same arrivals");
+    assert_eq!(fixed.failures, 0);
+    let n = nat_named(&fixed, "cloud-nat");
+    assert_eq!(n.syns_dropped, 0);
+    let c = n.cloud.as_ref().expect("cloud figures");
+    assert_eq!(c.formula.hosts_served, Some(2 * 64_512 / 2048));
+    assert!(c.peak_ports_used_per_host < 2048);
+}
+
+/// gitlab.com infra#10629: 14 addresses at 2,048 ports per VM serve
+/// 14 × 64,512 ÷ 2,048 = 441 VMs by Google's rule (GitLab's own count,
+/// with 65,536 ports an address, was 448); all 280 get a block, and the
+/// only NAT errors are the Sidekiq VMs' toward the SMTP relay. 4,096 ports
+/// leave 280 − 220 VMs without any; dynamic allocation up to 4,096 ends
+/// the failures.
+#[test]
+fn gitlab_fits_280_vms_and_only_the_relay_overflows() {
+    let text = shipped("cloud-nat-gitlab.toml");
+    let r = run(&text);
+    let n = nat_named(&r, "cloud-nat");
+    let c = n.cloud.as_ref().expect("cloud figures");
+    assert_eq!(c.formula.hosts_served, Some(14 * 64_512 / 2048));
+    assert_eq!(c.formula.hosts_served, Some(441));
+    assert_eq!((c.hosts, c.ports_per_host), (280, 2048));
+    assert_eq!(n.hosts_without_ports, 0);
+    all_failures_at(&r, "cloud-nat");
+    assert!(r.failures > 0);
+    assert_eq!(n.failures_by_cause.no_port, n.failures);
+    let fleet = r.hosts.iter().find(|g| g.name == "fleet").expect("fleet");
+    assert_eq!(fleet.failures, 0, "the thin fan-out never runs out");
+    let relay = r
+        .destinations
+        .iter()
+        .find(|d| d.address == "192.0.2.25:587")
+        .expect("the relay");
+    assert_eq!(relay.failures, r.failures, "every failure toward the relay");
+    // A baseline of NAT errors: most dropped SYNs get through on a
+    // retransmission, few connects fail.
+    assert!(n.syns_dropped > 10 * n.failures, "{} SYNs", n.syns_dropped);
+
+    let bigger = run(&with(
+        &text,
+        "min_ports_per_host = 2048",
+        "min_ports_per_host = 4096",
+    ));
+    let n = nat_named(&bigger, "cloud-nat");
+    let served = 14 * 64_512 / 4096;
+    assert_eq!(n.cloud.as_ref().unwrap().formula.hosts_served, Some(served));
+    assert_eq!(u64::from(n.hosts_without_ports), 280 - served);
+    assert!(n.failures_by_cause.no_block > 0);
+
+    let dynamic = run(&with(
+        &text,
+        "min_ports_per_host = 2048",
+        "min_ports_per_host = 2048\nmax_ports_per_host = 4096",
+    ));
+    assert_eq!(dynamic.failures, 0);
+    let n = nat_named(&dynamic, "cloud-nat");
+    assert_eq!(n.hosts_without_ports, 0);
+    let c = n.cloud.as_ref().unwrap();
+    assert!(c.blocks_grown > 0);
+    assert_eq!(c.max_ports_per_host, 4096);
+}
+
+/// Azure/AKS#2220, on the default table: 48 nodes get 1,024 ports and
+/// never fail; at 10 min 52 nodes get 512 and connects fail at the load
+/// balancer, no port left in the node's block, and at no other layer.
+#[test]
+fn aks_scale_out_fails_only_after_the_table_halves_the_blocks() {
+    let text = shipped("aks-scale-out.toml");
+    let r = run(&text);
+    let n = nat_named(&r, "outbound");
+    all_failures_at(&r, "outbound");
+    assert!(r.failures > 0);
+    assert_eq!(n.failures_by_cause.no_port, n.failures);
+    // Nothing dropped before the scale-out, not even a SYN.
+    let first_drop = n.first_failure_s.expect("a SYN dropped");
+    assert!(first_drop >= 600.0, "first drop at {first_drop} s");
+    assert!(r.first_failure.as_ref().unwrap().time_s >= 600.0);
+    let c = n.cloud.as_ref().expect("cloud figures");
+    assert_eq!(c.failure_metric, "SnatConnectionCount (Failed)");
+    assert_eq!(c.hosts, 52);
+    assert_eq!((c.ports_per_host, c.min_ports_per_host), (1024, 512));
+    assert_eq!(c.formula.ports_per_host, Some(512));
+    assert_eq!(c.hold_s.fin, 240.0);
+    // The halving takes back ports under open flows, which are dropped.
+    assert!(c.flows_dropped_by_scale > 0);
+    assert_eq!(n.hosts_without_ports, 0);
+
+    // Without the scale-out the same nodes never fail.
+    let steady = run(&with(&text, "scale = [{ at = \"10m\", count = 52 }]", ""));
+    assert_eq!(steady.failures, 0);
+    assert_eq!(nat_named(&steady, "outbound").syns_dropped, 0);
+}
+
+/// Bedrock Streaming's load test: 1,000 new connections a second to one
+/// destination through one address pass AWS's 55,000 per address and
+/// destination (per_destination, ErrorPortAllocation); a second address
+/// doubles the cap and nothing fails.
+#[test]
+fn aws_gateway_hits_the_per_destination_cap_with_one_address_not_two() {
+    let text = shipped("aws-nat-gateway-pods.toml");
+    let r = run(&text);
+    let n = nat_named(&r, "nat-gateway");
+    all_failures_at(&r, "nat-gateway");
+    assert!(r.failures > 0);
+    assert_eq!(n.failures_by_cause.per_destination, n.failures);
+    assert_eq!(n.failures_by_cause.no_port, 0);
+    let c = n.cloud.as_ref().expect("cloud figures");
+    assert_eq!(c.failure_metric, "ErrorPortAllocation");
+    assert_eq!(c.per_destination_limit, Some(55_000));
+    assert_eq!(c.peak_per_destination, 55_000);
+    assert_eq!(n.peak_mappings, 55_000);
+    assert_eq!(c.formula.per_destination, Some(55_000));
+    // No port comes back before a connection's 60 s hold after close ends,
+    // so the cap is reached by the first 55,000 connections: about 55 s
+    // of Poisson arrivals at 1,000 a second (standard deviation 0.23 s),
+    // before the first hold can end.
+    let first_drop = n.first_failure_s.expect("a SYN dropped");
+    assert!(
+        (54.0..60.0).contains(&first_drop),
+        "first drop at {first_drop} s"
+    );
+
+    let two = run(&with(
+        &text,
+        "addresses = [\"203.0.113.10\"]",
+        "addresses = [\"203.0.113.10\", \"203.0.113.11\"]",
+    ));
+    assert_eq!(two.failures, 0);
+    let n = nat_named(&two, "nat-gateway");
+    assert_eq!(n.syns_dropped, 0);
+    let c = n.cloud.as_ref().unwrap();
+    assert_eq!(c.formula.per_destination, Some(110_000));
+    assert!(c.peak_per_destination < 55_000);
+}
+
+/// Pods → node MASQUERADE → Cloud NAT: Cloud NAT sees the three nodes'
+/// addresses as three VMs of 64 ports; every failure is there, none at the
+/// nodes' own NATs (64,512 ports each) or the pods; 2,048 ports per VM
+/// end them.
+#[test]
+fn stacked_nodes_run_out_at_cloud_nat_not_at_their_masquerade() {
+    let text = shipped("stacked-node-cloud-nat.toml");
+    let r = run(&text);
+    all_failures_at(&r, "cloud-nat");
+    assert!(r.failures > 0);
+    let n = nat_named(&r, "cloud-nat");
+    assert_eq!(n.failures_by_cause.no_port, n.failures);
+    let c = n.cloud.as_ref().expect("cloud figures");
+    assert_eq!((c.hosts, c.ports_per_host), (3, 64));
+    assert_eq!(c.peak_ports_used_per_host, 64);
+    assert_eq!(n.peak_mappings, 3 * 64);
+    assert_eq!(c.formula.hosts_served, Some(64_512 / 64));
+    for node in ["node-a", "node-b", "node-c"] {
+        let l = nat_named(&r, node);
+        assert_eq!((l.failures, l.syns_dropped), (0, 0), "{node}");
+        assert!(l.cloud.is_none());
+    }
+    for g in &r.hosts {
+        assert_eq!(g.count, 10, "{}", g.name);
+    }
+
+    let fixed = run(&with(
+        &text,
+        "addresses = 1                 # one NAT address",
+        "addresses = 1\nmin_ports_per_host = 2048",
+    ));
+    assert_eq!(fixed.failures, 0);
+    assert_eq!(nat_named(&fixed, "cloud-nat").syns_dropped, 0);
+}
