@@ -12,7 +12,8 @@ use super::common::{
 };
 use super::{print_out, Exit};
 use crate::error::{quote, InputError};
-use crate::scenario::{load_str, read_file, Override};
+use crate::scenario::nat::{Blocks, CloudRules};
+use crate::scenario::{load_str, read_file, Override, Scenario};
 use crate::sweep::capacity::{Kind, Metric, Op, Search, Target};
 use crate::sweep::{below, num, parse_quantity, pool, Plan};
 
@@ -64,6 +65,91 @@ fn current_value(path: &Path, set: &[Override], key: &str) -> Option<toml::Value
         };
     }
     Some(cur)
+}
+
+/// The value in effect of a NAT or host-group key the file does not write
+/// as a number: `nat.N.addresses` (a list counts its addresses),
+/// `nat.N.ports_per_host` / `min_ports_per_host` / `max_ports_per_host`
+/// (a cloud NAT's default or table block), `hosts.N.count`.
+fn effective_value(sc: &Scenario, key: &str) -> Option<i64> {
+    let parts: Vec<&str> = key.split('.').collect();
+    match parts.as_slice() {
+        ["nat", i, field] => {
+            let nat = sc.nats.get(i.parse::<usize>().ok()?)?;
+            let rules = nat.cloud.as_ref();
+            match *field {
+                "addresses" => Some(nat.addresses.len() as i64),
+                "ports_per_host" | "min_ports_per_host" => {
+                    let set = rules?.ports_per_host;
+                    let table = match rules?.preset.blocks {
+                        Blocks::Table(t) => {
+                            let i: usize = i.parse().ok()?;
+                            let hosts: u32 = sc
+                                .groups
+                                .iter()
+                                .filter(|g| g.via == Some(i))
+                                .map(|g| g.count)
+                                .sum::<u32>()
+                                .max(1);
+                            Some(CloudRules::table_ports(t, hosts))
+                        }
+                        _ => None,
+                    };
+                    set.or(table).map(i64::from)
+                }
+                "max_ports_per_host" => rules?.max_ports_per_host.map(i64::from),
+                _ => None,
+            }
+        }
+        ["hosts", i, "count"] => sc
+            .groups
+            .get(i.parse::<usize>().ok()?)
+            .map(|g| i64::from(g.count)),
+        _ => None,
+    }
+}
+
+/// The largest block a cloud NAT key can give every host behind it.
+fn key_most(sc: &Scenario, key: &str) -> Option<f64> {
+    let parts: Vec<&str> = key.split('.').collect();
+    let ["nat", i, "ports_per_host" | "min_ports_per_host"] = parts.as_slice() else {
+        return None;
+    };
+    let i: usize = i.parse().ok()?;
+    let nat = sc.nats.get(i)?;
+    let rules = nat.cloud.as_ref()?;
+    let hosts: u64 = sc
+        .groups
+        .iter()
+        .filter(|g| g.via == Some(i))
+        .map(|g| u64::from(g.max_count()))
+        .sum::<u64>()
+        .max(1);
+    let most = u64::from(nat.range_size()) * nat.addresses.len() as u64 / hosts;
+    // The largest value of the key's own kind within it.
+    let most = match rules.preset.blocks {
+        Blocks::Table(_) => most / 8 * 8,
+        _ if most > 0 => 1 << most.ilog2(),
+        _ => 0,
+    };
+    Some(most as f64)
+}
+
+/// Keys whose values are not every whole number: Cloud NAT's ports per VM
+/// (powers of two) and Azure's ports per instance (multiples of 8).
+fn key_kind(sc: &Scenario, key: &str) -> Option<Kind> {
+    let parts: Vec<&str> = key.split('.').collect();
+    let ["nat", i, field] = parts.as_slice() else {
+        return None;
+    };
+    let rules = sc.nats.get(i.parse::<usize>().ok()?)?.cloud.as_ref()?;
+    match (*field, rules.preset.blocks) {
+        ("min_ports_per_host" | "max_ports_per_host", Blocks::PerHost { .. }) => {
+            Some(Kind::PowerOfTwo)
+        }
+        ("ports_per_host", Blocks::Table(_)) => Some(Kind::Step(8)),
+        _ => None,
+    }
 }
 
 pub(crate) fn exec(args: CapacityArgs) -> anyhow::Result<Exit> {
@@ -124,7 +210,12 @@ pub(crate) fn exec(args: CapacityArgs) -> anyhow::Result<Exit> {
             (x, y, kind)
         }
         None => {
-            let v = current_value(&args.scenario, &args.runs.set, &key).ok_or_else(|| {
+            // A NAT key the file leaves to its default (a cloud NAT's
+            // block, an address count) starts from the value in effect.
+            let v = current_value(&args.scenario, &args.runs.set, &key)
+                .filter(|v| v.is_integer() || v.is_float() || v.is_str())
+                .or_else(|| effective_value(&base, &key).map(toml::Value::Integer));
+            let v = v.ok_or_else(|| {
                 bad(format!(
                     "the scenario does not set {}, so there is nothing to start from; give a bracket: --vary {}=LOW..HIGH",
                     key_text(&key), key_text(&key)
@@ -179,7 +270,9 @@ pub(crate) fn exec(args: CapacityArgs) -> anyhow::Result<Exit> {
     };
     // An integer in the file may still be a key that takes fractions (a
     // rate): search in reals when the scenario accepts a fractional value.
-    let kind = if kind == Kind::Integer {
+    let kind = if let Some(k) = key_kind(&base, &key) {
+        k
+    } else if kind == Kind::Integer {
         if plan
             .load_with(&key, &format!("{}.5", lo.floor() as i64))
             .is_ok()
@@ -190,6 +283,13 @@ pub(crate) fn exec(args: CapacityArgs) -> anyhow::Result<Exit> {
         }
     } else {
         kind
+    };
+    // A block past what the addresses hold for every host leaves some
+    // host without one: bigger blocks only fail more, so the bracket stops
+    // there (a capacity search needs the target to change once).
+    let hi = match key_most(&base, &key) {
+        Some(most) if hi > most && lo < most => most,
+        _ => hi,
     };
     let mut search = Search {
         plan: &plan,

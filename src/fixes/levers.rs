@@ -426,13 +426,12 @@ fn nat_ports_per_host(cx: &Context) -> Option<Plan> {
     // Past this, some host gets no block at all: blocks bigger still only
     // fail more, so the search stays below it.
     let hosts = u64::from(report.cloud.as_ref()?.hosts.max(1));
-    let fits = (u64::from(per_address) * nat.addresses.len() as u64 / hosts).min(u64::from(per_address)) as u32;
+    let fits = (u64::from(per_address) * nat.addresses.len() as u64 / hosts)
+        .min(u64::from(per_address)) as u32;
     let (key, values): (String, Vec<f64>) = match rules.preset.blocks {
         crate::scenario::nat::Blocks::Table(_) => (
             format!("nat.{i}.ports_per_host"),
-            (now / 8 + 1..=fits / 8)
-                .map(|k| f64::from(k * 8))
-                .collect(),
+            (now / 8 + 1..=fits / 8).map(|k| f64::from(k * 8)).collect(),
         ),
         crate::scenario::nat::Blocks::PerHost { .. } => (
             format!("nat.{i}.min_ports_per_host"),
@@ -448,7 +447,10 @@ fn nat_ports_per_host(cx: &Context) -> Option<Plan> {
         return None;
     }
     let aim = f64::from(now) * factor;
-    let guess = values.iter().position(|&v| v >= aim).unwrap_or(values.len() - 1);
+    let guess = values
+        .iter()
+        .position(|&v| v >= aim)
+        .unwrap_or(values.len() - 1);
     let max = rules.max_ports_per_host.filter(|_| rules.dynamic());
     let max_key = format!("nat.{i}.max_ports_per_host");
     Some(Plan::Among(Among {
@@ -755,6 +757,10 @@ fn upstream_sources(sc: &crate::scenario::Scenario, i: usize) -> u64 {
 /// 1024.
 fn nat_port_range(cx: &Context) -> Option<Plan> {
     let (i, nat, _, factor) = failing_nat(cx)?;
+    // A cloud NAT's ports are the vendor's: no range to widen.
+    if nat.cloud.is_some() {
+        return None;
+    }
     let (lo, hi) = (u32::from(nat.port_lo), u32::from(nat.port_hi));
     let widest = f64::from(WIDEST.1 - WIDEST.0 + 1);
     let n = f64::from(hi - lo + 1);

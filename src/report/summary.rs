@@ -361,7 +361,7 @@ fn cloud_line(n: &super::NatReport, c: &super::CloudReport) -> Vec<String> {
             thousands(u64::from(c.max_ports_per_host))
         )
     } else {
-        format!("{} ports per host", thousands(u64::from(c.ports_per_host)))
+        block_text(c)
     };
     let cap = c
         .per_destination_limit
@@ -404,6 +404,19 @@ fn cloud_line(n: &super::NatReport, c: &super::CloudReport) -> Vec<String> {
         ));
     }
     lines
+}
+
+/// "1,024 ports per host", and what a scale event made of it.
+fn block_text(c: &super::CloudReport) -> String {
+    let first = format!("{} ports per host", thousands(u64::from(c.ports_per_host)));
+    if c.min_ports_per_host > 0 && c.min_ports_per_host < c.ports_per_host {
+        format!(
+            "{first} ({} after a scale event)",
+            thousands(u64::from(c.min_ports_per_host))
+        )
+    } else {
+        first
+    }
 }
 
 /// One line per NAT: its pool, what it held at most, what it dropped.
@@ -885,7 +898,157 @@ pub fn render(r: &Report) -> String {
     for line in fix_lines(r) {
         let _ = writeln!(s, "  fix             {line}");
     }
+    for line in sizing_lines(r) {
+        match line.strip_prefix("  ") {
+            Some(more) => writeln!(s, "                  {more}"),
+            None => writeln!(s, "  sizing          {line}"),
+        }
+        .ok();
+    }
     s
+}
+
+/// For each cloud NAT that dropped anything: what it needs (the computed
+/// fixes' answer), when it fails as set, the vendor's rule worked out for
+/// this scenario, and where the two part ways.
+pub fn sizing_lines(r: &Report) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, n) in r.nats.iter().enumerate() {
+        let Some(c) = &n.cloud else { continue };
+        if n.syns_dropped == 0 && n.hosts_without_ports == 0 {
+            continue;
+        }
+        let l = &c.loads;
+        // The simulated answer: the fixes on this NAT's own knobs.
+        let own = |lever: &str| {
+            r.fixes.iter().find(|f| {
+                f.lever == lever
+                    && f.meets_target
+                    && f.change.iter().any(|k| k.starts_with(&format!("nat.{i}.")))
+            })
+        };
+        let value = |f: &super::Fix| {
+            f.change
+                .first()
+                .and_then(|k| k.split_once('='))
+                .map(|(_, v)| v.to_string())
+                .unwrap_or_default()
+        };
+        let mut needs = Vec::new();
+        if let Some(f) = own("nat_addresses") {
+            let v = value(f);
+            // A count, or a list of addresses.
+            let count = v
+                .parse::<u64>()
+                .ok()
+                .or_else(|| {
+                    v.starts_with('[')
+                        .then(|| v.matches('"').count() as u64 / 2)
+                })
+                .unwrap_or(0);
+            needs.push(format!("{} NAT addresses", thousands(count)));
+        }
+        if let Some(f) = own("nat_ports_per_host") {
+            needs.push(format!(
+                "{} ports per host",
+                thousands(value(f).parse().unwrap_or(0))
+            ));
+        }
+        let as_set = match n.first_failure_s {
+            Some(t) => format!(
+                "with {} address{}{} the first {} comes at {}",
+                n.addresses,
+                if n.addresses == 1 { "" } else { "es" },
+                if c.ports_per_host > 0 {
+                    format!(" and {}", block_text(c))
+                } else {
+                    String::new()
+                },
+                if n.failures > 0 { "failure" } else { "drop" },
+                human_s(t)
+            ),
+            None => format!(
+                "{} hosts get no ports",
+                thousands(u64::from(n.hosts_without_ports))
+            ),
+        };
+        let answer = if needs.is_empty() {
+            let why = if r.fixes_cost.is_none() {
+                "fixes not computed"
+            } else {
+                "no change of its addresses or ports per host within the budget avoids the failures"
+            };
+            format!("{}: {why}; {as_set}", n.name)
+        } else {
+            format!(
+                "{} needs {}; {as_set}",
+                n.name,
+                needs.join(" (or ") + &")".repeat(needs.len() - 1)
+            )
+        };
+        out.push(answer);
+        // The vendor's rule, worked out, and its verdict.
+        let f = &c.formula;
+        let verdict = match (f.hosts_served, f.per_destination) {
+            (Some(served), _) if served >= u64::from(c.hosts) => format!(
+                "room for all {} hosts (the rule does not ask how many ports a host needs)",
+                thousands(u64::from(c.hosts))
+            ),
+            (Some(served), _) => format!(
+                "room for {} of {} hosts",
+                thousands(served),
+                thousands(u64::from(c.hosts))
+            ),
+            (None, Some(cap)) => {
+                let need = (l.open_per_destination / cap as f64 * n.addresses as f64)
+                    .ceil()
+                    .max(1.0);
+                format!(
+                    "{} connections open to the busiest destination need {} address{}",
+                    thousands(l.open_per_destination.round() as u64),
+                    need,
+                    if need == 1.0 { "" } else { "es" }
+                )
+            }
+            (None, None) => String::new(),
+        };
+        out.push(format!("  {}'s rule: {}; {verdict}", c.title, f.rule));
+        // Where they part ways.
+        let mut why = Vec::new();
+        if l.hold_after_close_s > 0.0 {
+            if c.ports_per_host > 0 {
+                why.push(format!(
+                    "the rule counts blocks, not connections: each host opens connections to its busiest destination and every one keeps its port {} after it closes, so it holds about {} ports there (Little's law at the peak rate), against a block of {}",
+                    human_s(l.hold_after_close_s),
+                    thousands(l.held_per_host.round() as u64),
+                    thousands(u64::from(c.ports_per_host))
+                ));
+            } else {
+                why.push(format!(
+                    "the rule counts open connections ({}); each closed one keeps its port {} more, so the NAT holds about {} toward the busiest destination",
+                    thousands(l.open_per_destination.round() as u64),
+                    human_s(l.hold_after_close_s),
+                    thousands(l.held_per_destination.round() as u64)
+                ));
+            }
+        }
+        if c.flows_dropped_by_scale > 0 || c.min_ports_per_host < c.ports_per_host {
+            why.push("a scale event shrank every block".to_string());
+        }
+        if c.peak_ports_used_per_host > 0
+            && f64::from(c.peak_ports_used_per_host) > 1.05 * l.held_per_host
+            && c.ports_per_host > 0
+        {
+            why.push(format!(
+                "arrivals come in bursts: one host held {} at its peak",
+                thousands(u64::from(c.peak_ports_used_per_host))
+            ));
+        }
+        if !why.is_empty() {
+            out.push(format!("  where they differ: {}", why.join("; ")));
+        }
+    }
+    out
 }
 
 /// The OS name as people write it.

@@ -59,6 +59,9 @@ pub struct Capacity {
     pub analytic: Option<f64>,
     /// ports ÷ (hold + TIME_WAIT) × pools, for traffic.rate.
     pub ceiling: Option<f64>,
+    /// For a cloud NAT's key, the value its vendor's rule gives, and the
+    /// rule.
+    pub vendor: Option<VendorAnswer>,
     /// False when interrupted: fewer seeds than asked.
     pub complete: bool,
     /// Only when interrupted: the bracket established so far.
@@ -214,6 +217,9 @@ impl Capacity {
         if let Some(c) = self.ceiling {
             s.push_str(&format!("; ports ÷ (hold + TIME_WAIT) = {}{unit}", own(c)));
         }
+        if let Some(v) = &self.vendor {
+            s.push_str(&format!("; {}", v.text));
+        }
         s.push('.');
         s
     }
@@ -223,4 +229,13 @@ impl Capacity {
         s.push('\n');
         s
     }
+}
+
+/// What a vendor's sizing rule gives for the key searched.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct VendorAnswer {
+    /// The value by the rule (`null`: the rule does not bound it).
+    pub value: Option<f64>,
+    /// The rule and its value, in words.
+    pub text: String,
 }

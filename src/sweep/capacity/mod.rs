@@ -25,7 +25,8 @@ use crate::scenario::Scenario;
 use crate::util::thousands;
 
 mod answer;
-pub use answer::{Bracket, Capacity, Probe};
+mod vendor;
+pub use answer::{Bracket, Capacity, Probe, VendorAnswer};
 
 pub use crate::scenario::spec::{Metric, Op, Target};
 
@@ -40,12 +41,18 @@ pub enum Kind {
     Integer,
     Real,
     Duration,
+    /// Whole multiples of a step (Azure's ports per instance: of 8).
+    Step(u32),
+    /// Powers of two (Cloud NAT's ports per VM).
+    PowerOfTwo,
 }
 
 impl Kind {
     fn write(self, v: f64) -> String {
         match self {
-            Kind::Integer => format!("{}", v.round() as i64),
+            Kind::Integer | Kind::Step(_) | Kind::PowerOfTwo => {
+                format!("{}", self.snap(v) as i64)
+            }
             Kind::Real => write_quantity(v, false),
             Kind::Duration => write_quantity(v, true),
         }
@@ -54,8 +61,42 @@ impl Kind {
     fn resolution(self, v: f64) -> f64 {
         match self {
             Kind::Integer => 1.0,
+            Kind::Step(m) => f64::from(m),
+            // Neighbours are told apart by `middle` snapping onto an end.
+            Kind::PowerOfTwo => 1.0,
             Kind::Real => (v.abs() * 1e-3).max(1e-9),
             Kind::Duration => 1e-3,
+        }
+    }
+    /// Whether only some whole numbers are values of the key.
+    fn discrete(self) -> bool {
+        matches!(self, Kind::Integer | Kind::Step(_) | Kind::PowerOfTwo)
+    }
+    /// The value of the key nearest `v` (up, for steps and powers).
+    fn snap(self, v: f64) -> f64 {
+        match self {
+            Kind::Integer => v.round(),
+            Kind::Step(m) => {
+                let m = f64::from(m);
+                ((v / m).ceil() * m).max(m)
+            }
+            Kind::PowerOfTwo => {
+                let r = v.round().max(1.0);
+                if r >= 2f64.powi(52) {
+                    r
+                } else {
+                    (r as u64).next_power_of_two() as f64
+                }
+            }
+            Kind::Real | Kind::Duration => v,
+        }
+    }
+    /// The point between `a` and `b` a bisection probes.
+    fn middle(self, a: f64, b: f64) -> f64 {
+        match self {
+            // Halfway in the exponent: between 256 and 1,024, 512.
+            Kind::PowerOfTwo if a > 0.0 && b > 0.0 => (a * b).sqrt() * (1.0 - 1e-12),
+            _ => a / 2.0 + b / 2.0,
         }
     }
 }
@@ -141,10 +182,10 @@ impl Search<'_> {
             if (bad - ok).abs() <= self.kind.resolution(ok) {
                 break;
             }
-            let mut mid = ok / 2.0 + bad / 2.0;
-            if self.kind == Kind::Integer {
-                mid = mid.round();
-                if mid == ok.round() || mid == bad.round() {
+            let mut mid = self.kind.middle(ok, bad);
+            if self.kind.discrete() {
+                mid = self.kind.snap(mid);
+                if mid == self.kind.snap(ok) || mid == self.kind.snap(bad) {
                     break;
                 }
             }
@@ -309,9 +350,9 @@ impl Search<'_> {
             if (bad - good).abs() <= self.kind.resolution(good) {
                 break;
             }
-            let mut mid = (good + bad) / 2.0;
-            if self.kind == Kind::Integer {
-                mid = mid.round();
+            let mut mid = self.kind.middle(good, bad);
+            if self.kind.discrete() {
+                mid = self.kind.snap(mid);
                 if mid == good || mid == bad {
                     break;
                 }
@@ -322,9 +363,10 @@ impl Search<'_> {
                 bad = mid;
             }
         }
-        Ok(match self.kind {
-            Kind::Integer => good.round(),
-            _ => good,
+        Ok(if self.kind.discrete() {
+            self.kind.snap(good)
+        } else {
+            good
         })
     }
 
@@ -407,10 +449,16 @@ impl Search<'_> {
         let mut probes: Vec<Probe> = per_seed.into_iter().flat_map(|(_, p)| p).collect();
         probes.extend(extra);
         let est = Estimate::of(&values);
+        // Erlang B speaks of the host's ports, not of a NAT's keys.
         let analytic = match (largest, self.target.metric) {
+            _ if self.key.starts_with("nat.") => None,
             (Some(l), Metric::FailureRatio) => self.analytic(l).ok(),
             _ => None,
         };
+        let vendor = vendor::answer(
+            &self.scenario_at(est.map_or(self.lo, |e| e.mean))?,
+            self.key,
+        );
         let ceiling = if self.key == "traffic.rate" {
             let sc = self.scenario_at(est.map_or(self.lo, |e| e.mean))?;
             let a = super::closed_form(&sc);
@@ -432,6 +480,7 @@ impl Search<'_> {
             per_seed: values,
             analytic,
             ceiling,
+            vendor,
             complete,
             bracket,
             seeds_asked: asked,
@@ -545,6 +594,30 @@ impl Search<'_> {
 
 #[cfg(test)]
 mod tests {
+    use super::Kind;
+
+    /// Steps and powers of two snap up onto the key's values, and a
+    /// bisection between two neighbours has nothing left to probe.
+    #[test]
+    fn discrete_kinds_snap_onto_their_values() {
+        assert_eq!(Kind::Step(8).snap(1230.0), 1232.0);
+        assert_eq!(Kind::Step(8).snap(3.0), 8.0);
+        assert_eq!(Kind::Step(8).write(808.0), "808");
+        assert_eq!(Kind::PowerOfTwo.snap(300.0), 512.0);
+        assert_eq!(Kind::PowerOfTwo.snap(512.0), 512.0);
+        assert_eq!(Kind::PowerOfTwo.snap(0.2), 1.0);
+        assert_eq!(
+            Kind::PowerOfTwo.snap(Kind::PowerOfTwo.middle(256.0, 1024.0)),
+            512.0
+        );
+        assert_eq!(
+            Kind::PowerOfTwo.snap(Kind::PowerOfTwo.middle(1024.0, 256.0)),
+            512.0
+        );
+        let between = Kind::PowerOfTwo.snap(Kind::PowerOfTwo.middle(512.0, 1024.0));
+        assert!(between == 512.0 || between == 1024.0);
+    }
+
     use super::*;
 
     #[test]
