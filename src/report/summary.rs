@@ -336,7 +336,7 @@ fn main_cause(n: &super::NatReport) -> &'static str {
 
 /// A cloud NAT's line: its pool and blocks, its peaks, its failures by
 /// cause under the vendor's name for them, hosts left without ports.
-fn cloud_line(n: &super::NatReport, c: &super::CloudReport) -> Vec<String> {
+fn cloud_line(n: &super::NatReport, c: &super::CloudReport, tries: &str) -> Vec<String> {
     let c_ = &n.failures_by_cause;
     let causes: Vec<String> = [
         (c_.no_port, "no port"),
@@ -368,7 +368,7 @@ fn cloud_line(n: &super::NatReport, c: &super::CloudReport) -> Vec<String> {
         .map(|l| format!(" of {} allowed", thousands(u64::from(l))))
         .unwrap_or_default();
     let mut lines = vec![format!(
-        "{} ({}): {} address{} × {} ports, {} hosts, {blocks}; peak {} mappings, {} on one address to one destination{cap}, {} ports used by one host; {} connects failed here{}{}",
+        "{} ({}): {} address{} × {} ports, {} hosts, {blocks}; peak {} mappings, {} on one address to one destination{cap}, {} ports used by one host; {} {tries} failed here{}{}",
         n.name,
         n.kind,
         n.addresses,
@@ -430,7 +430,7 @@ fn nat_lines(r: &Report) -> Vec<String> {
         .iter()
         .flat_map(|n| {
             if let Some(c) = &n.cloud {
-                return cloud_line(n, c);
+                return cloud_line(n, c, tries);
             }
             vec![format!(
                 "{}: {} address{} × {} ports; peak {} mappings, {} ports of one address; {} {sent} dropped, {} {tries} failed here (no port {}, table full {}); {} ports preserved; {} closed entries taken over",

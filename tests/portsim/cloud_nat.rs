@@ -556,3 +556,65 @@ fn capacity_searches_the_nat_keys_within_their_kinds() {
     }
     assert_eq!(azure["vendor"]["value"], 1230.0);
 }
+
+/// UDP through a cloud NAT: a flow's mapping outlives the flow by the
+/// NAT's UDP timeout. Two outside ports, a 1 s query every 2 s: with
+/// AWS's 350 s idle timeout only the first two of 50 get through; with
+/// Cloud NAT's UDP timeout set to 1 s, all do (a port is free again at
+/// the next query).
+#[test]
+fn udp_mappings_last_the_nats_udp_timeout() {
+    let text = |nat: &str| {
+        format!(
+            r#"
+name = "udp"
+seed = 1
+duration = "100s"
+[host]
+os = "linux"
+via = "nat"
+[[destinations]]
+address = "8.8.8.8:53"
+[traffic]
+protocol = "udp"
+arrivals = "constant"
+rate = 0.5
+hold = "1s"
+[[nat]]
+name = "nat"
+port_range = "2000-2001"
+{nat}
+"#
+        )
+    };
+    let aws = run(&text("type = \"aws-nat-gateway\""));
+    assert_eq!(aws.attempts, 50);
+    assert_eq!(aws.failures, 48);
+    assert_eq!(aws.nats[0].failures_by_cause.no_port, 48);
+    let gcp = run(&text(
+        "type = \"gcp-cloud-nat\"\nmin_ports_per_host = 2\ntimeouts = { udp = \"1s\" }",
+    ));
+    assert_eq!(gcp.attempts, 50);
+    assert_eq!(gcp.failures, 0);
+}
+
+/// The DNS scenario: each node's 64 ports toward the resolver fill (20
+/// queries/s held 30 s after each is about 600), every drop is Cloud NAT's,
+/// and 1,024 ports per VM end them.
+#[test]
+fn dns_through_cloud_nat_fills_each_vms_block() {
+    let text = std::fs::read_to_string("scenarios/cloud-nat-dns.toml").expect("shipped");
+    let r = run(&text);
+    let n = &r.nats[0];
+    assert!(r.failures > 0);
+    assert_eq!(n.failures, r.failures);
+    assert_eq!(n.failures_by_cause.no_port, r.failures);
+    let c = n.cloud.as_ref().expect("cloud figures");
+    assert_eq!(c.peak_ports_used_per_host, 64);
+    assert_eq!(n.peak_mappings, 50 * 64);
+    let fixed = run(&text.replace(
+        "addresses = 1\n",
+        "addresses = 1\nmin_ports_per_host = 1024\n",
+    ));
+    assert_eq!(fixed.failures, 0);
+}
