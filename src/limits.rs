@@ -324,7 +324,12 @@ fn nat_probes(sc: &Scenario, peak_rate: f64, attempts: f64) -> Vec<Part> {
         .count();
     let mut parts = Vec::new();
     for (i, nat) in sc.nats.iter().enumerate() {
-        let (timer_ns, timer_key) = nat_hold_after_close(sc, nat);
+        // A cloud NAT finds a free port by scanning bitset words (at most
+        // one per 64 ports of a block): no search of candidates to count.
+        if nat.cloud.is_some() {
+            continue;
+        }
+        let (timer_ns, timer_key) = nat_hold_after_close(sc, i, nat);
         let erlangs = peak_rate * (hold_ns + timer_ns as f64) / NS_PER_S as f64;
         let range = nat.range_size();
         let full = f64::from(nat_search_max(range));
@@ -333,7 +338,7 @@ fn nat_probes(sc: &Scenario, peak_rate: f64, attempts: f64) -> Vec<Part> {
             parts.push(Part {
                 amount: attempts * extra * syns as f64,
                 what: format!(
-                    "the port search of the NAT {} near exhaustion (up to {} candidates per SYN, up to {syns} SYNs per connect (host.syn_retries + host.syn_linear_timeouts retransmissions, or fewer within traffic.connect_timeout): traffic.rate × (traffic.hold + nat[{i}].timeouts.{timer_key}) offered to nat[{i}].port_range)",
+                    "the port search of the NAT {} near exhaustion (up to {} candidates per SYN, up to {syns} SYNs per connect (host.syn_retries + host.syn_linear_timeouts retransmissions, or fewer within traffic.connect_timeout): traffic.rate × (traffic.hold + {timer_key}) offered to nat[{i}].port_range)",
                     crate::error::quote(&nat.name),
                     num(full)
                 ),
@@ -346,11 +351,14 @@ fn nat_probes(sc: &Scenario, peak_rate: f64, attempts: f64) -> Vec<Part> {
 /// How long a NAT keeps a mapping after the scenario's close, and the
 /// `timeouts` key that sets it: conntrack reaches TIME_WAIT whichever side
 /// sends the first FIN, CLOSE after a reset.
-fn nat_hold_after_close(sc: &Scenario, nat: &crate::scenario::nat::Nat) -> (u64, &'static str) {
-    match sc.traffic.close {
-        Close::Reset => (nat.timeouts.close, "close"),
-        Close::Client | Close::Server => (nat.timeouts.time_wait, "time_wait"),
-    }
+fn nat_hold_after_close(sc: &Scenario, i: usize, nat: &crate::scenario::nat::Nat) -> (u64, String) {
+    let key = match (nat.cloud.is_some(), sc.traffic.protocol, sc.traffic.close) {
+        (true, _, _) => format!("nat[{i}]'s hold after close"),
+        (false, crate::scenario::Protocol::Udp, _) => format!("nat[{i}].timeouts.udp"),
+        (false, _, Close::Reset) => format!("nat[{i}].timeouts.close"),
+        (false, _, Close::Client | Close::Server) => format!("nat[{i}].timeouts.time_wait"),
+    };
+    (nat.hold_after(sc.traffic.close, sc.traffic.protocol), key)
 }
 
 /// Bytes of one NAT mapping (a conntrack entry: both tuples, state, timer).
@@ -375,7 +383,7 @@ fn nat_memory(sc: &Scenario, rate: f64, hold_s: f64, attempts: f64) -> Vec<Part>
     let dests = sc.destinations.len() as f64;
     let mut parts = Vec::with_capacity(2 * sc.nats.len());
     for (i, nat) in sc.nats.iter().enumerate() {
-        let (timer_ns, timer_key) = nat_hold_after_close(sc, nat);
+        let (timer_ns, timer_key) = nat_hold_after_close(sc, i, nat);
         let timer_s = timer_ns as f64 / NS_PER_S as f64;
         let mappings = (2.0 * rate * (hold_s + timer_s) + 1000.0)
             .min(attempts)
@@ -384,7 +392,7 @@ fn nat_memory(sc: &Scenario, rate: f64, hold_s: f64, attempts: f64) -> Vec<Part>
         parts.push(Part {
             amount: mappings * NAT_MAPPING_BYTES,
             what: format!(
-                "the mappings of the NAT {name}: traffic.rate × (traffic.hold + nat[{i}].timeouts.{timer_key}), at most nat[{i}].max_entries"
+                "the mappings of the NAT {name}: traffic.rate × (traffic.hold + {timer_key}), at most nat[{i}].max_entries"
             ),
         });
         let flows = dests.min(mappings.max(1.0));

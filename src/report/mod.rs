@@ -521,6 +521,8 @@ pub struct HostGroupReport {
     /// Failures by the layer that refused: the group's own name for its
     /// hosts' ports, a NAT's name for that NAT.
     pub failures_at: std::collections::BTreeMap<String, u64>,
+    /// The failures at NATs along its path, by cause.
+    pub failures_by_cause: NatFailures,
     /// Most ports one host of the group held at once (connections and
     /// TIME_WAIT).
     pub peak_in_use_per_host: u32,
@@ -563,7 +565,14 @@ fn host_groups(sc: &Scenario, o: &Outcome) -> Vec<HostGroupReport> {
                 o.failures_at.get(i + 1).copied().unwrap_or(0),
             );
         }
+        let mut causes = [0u64; 6];
+        for n in &o.nats {
+            for c in crate::sim::layer::Cause::ALL {
+                causes[c.index()] += n.failures_of(c);
+            }
+        }
         return vec![HostGroupReport {
+            failures_by_cause: nat_failures(&causes),
             name: "host".into(),
             count: 1,
             max_count: 1,
@@ -590,6 +599,7 @@ fn host_groups(sc: &Scenario, o: &Outcome) -> Vec<HostGroupReport> {
                 at = sc.nats[n].via;
             }
             HostGroupReport {
+                failures_by_cause: nat_failures(&f.failures_by_cause),
                 name: g.name.clone(),
                 count: g.count,
                 max_count: g.max_count(),
@@ -610,6 +620,19 @@ fn host_groups(sc: &Scenario, o: &Outcome) -> Vec<HostGroupReport> {
             }
         })
         .collect()
+}
+
+/// Failure counts by cause ([`crate::sim::layer::Cause::index`]).
+fn nat_failures(c: &[u64; 6]) -> NatFailures {
+    use crate::sim::layer::Cause;
+    NatFailures {
+        no_port: c[Cause::NoPort.index()],
+        table_full: c[Cause::TableFull.index()],
+        no_block: c[Cause::NoBlock.index()],
+        per_destination: c[Cause::PerDestination.index()],
+        endpoint_independence_conflict: c[Cause::EimConflict.index()],
+        allocation_in_flight: c[Cause::Growing.index()],
+    }
 }
 
 /// The ports one host of `sc` draws on: usable × source addresses used

@@ -83,6 +83,8 @@ pub struct GroupFigures {
     pub peak_in_use_per_host: u32,
     /// Connects still in SYN_SENT at the end.
     pub connecting_at_end: u64,
+    /// Failures at the NATs, by cause ([`Cause::index`]).
+    pub failures_by_cause: [u64; 6],
 }
 
 /// What a host reads on every connect and timer; its arrivals and
@@ -897,6 +899,9 @@ impl<O: Observer, P: Ports> Fleet<'_, O, P> {
         let layer = usize::from(refused.site.layer);
         if let Some(c) = fig.failures_at.get_mut(layer) {
             *c += 1;
+        }
+        if layer > 0 {
+            fig.failures_by_cause[refused.cause.index()] += 1;
         }
         if self.first_failure.is_none() {
             self.first_failure = Some((t, self.attempts));

@@ -257,6 +257,23 @@ pub struct NatFigures {
     pub cloud: Option<Box<CloudFigures>>,
 }
 
+impl Cause {
+    /// Every cause, in the order of [`Cause::index`].
+    pub const ALL: [Cause; 6] = [
+        Cause::NoPort,
+        Cause::TableFull,
+        Cause::NoBlock,
+        Cause::PerDestination,
+        Cause::EimConflict,
+        Cause::Growing,
+    ];
+
+    /// A small index for per-cause counts.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
 impl NatFigures {
     /// The failure count of `cause`.
     pub fn failures_for(&mut self, cause: Cause) -> &mut u64 {
@@ -268,6 +285,18 @@ impl NatFigures {
             Cause::EimConflict => &mut self.failures_eim_conflict,
             Cause::Growing => &mut self.failures_growing,
         }
+    }
+
+    /// The failure count of `cause`, to read.
+    pub fn failures_of(&self, cause: Cause) -> u64 {
+        [
+            self.failures_no_port,
+            self.failures_table_full,
+            self.failures_no_block,
+            self.failures_per_destination,
+            self.failures_eim_conflict,
+            self.failures_growing,
+        ][cause.index()]
     }
 
     /// Failures over all causes.
