@@ -14,6 +14,7 @@
 //! the portsim version, scenario name and seed ([`frame`]), so an image
 //! pasted into a document can be traced back to its run.
 
+pub mod cloud_nats;
 pub mod destinations;
 pub mod host_map;
 pub mod html;
@@ -95,6 +96,7 @@ pub const CHARTS: &[&dyn Chart] = &[
     &destinations::Destinations,
     &per_layer::PerLayer,
     &host_map::HostMap,
+    &cloud_nats::CloudNats,
 ];
 
 /// Which files `--charts` asks for.

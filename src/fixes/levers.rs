@@ -444,7 +444,7 @@ fn nat_ports_per_host(cx: &Context) -> Option<Plan> {
         crate::scenario::nat::Blocks::Shared => return None,
     };
     if values.is_empty() {
-        return None;
+        return dynamic_allocation(i, rules, now);
     }
     let aim = f64::from(now) * factor;
     let guess = values
@@ -464,6 +464,33 @@ fn nat_ports_per_host(cx: &Context) -> Option<Plan> {
             }
             out
         }),
+    }))
+}
+
+/// Cloud NAT with static blocks that cannot grow for every VM at once:
+/// dynamic allocation lets the VMs that need more take it, up to a
+/// maximum (a power of two above the block), searched as the block is.
+fn dynamic_allocation(
+    i: usize,
+    rules: &crate::scenario::nat::CloudRules,
+    now: u32,
+) -> Option<Plan> {
+    let crate::scenario::nat::Blocks::PerHost { dynamic_min, .. } = rules.preset.blocks else {
+        return None;
+    };
+    if rules.dynamic() || rules.endpoint_independent || now < dynamic_min {
+        return None;
+    }
+    let values: Vec<f64> = (0..=16)
+        .map(|k| 1u32 << k)
+        .filter(|&v| v > now)
+        .map(f64::from)
+        .collect();
+    let key = format!("nat.{i}.max_ports_per_host");
+    Some(Plan::Among(Among {
+        values,
+        guess: 0,
+        changes: Box::new(move |v| vec![Change::new(&key, (v.round() as u32).to_string())]),
     }))
 }
 

@@ -956,7 +956,7 @@ pub fn sizing_lines(r: &Report) -> Vec<String> {
         }
         let as_set = match n.first_failure_s {
             Some(t) => format!(
-                "with {} address{}{} the first {} comes at {}",
+                "with {} address{}{} it first drops a {} at {}",
                 n.addresses,
                 if n.addresses == 1 { "" } else { "es" },
                 if c.ports_per_host > 0 {
@@ -964,7 +964,7 @@ pub fn sizing_lines(r: &Report) -> Vec<String> {
                 } else {
                     String::new()
                 },
-                if n.failures > 0 { "failure" } else { "drop" },
+                if is_udp(r) { "flow" } else { "SYN" },
                 human_s(t)
             ),
             None => format!(
@@ -973,10 +973,15 @@ pub fn sizing_lines(r: &Report) -> Vec<String> {
             ),
         };
         let answer = if needs.is_empty() {
-            let why = if r.fixes_cost.is_none() {
-                "fixes not computed"
-            } else {
-                "no change of its addresses or ports per host within the budget avoids the failures"
+            let not_computed = r.fixes_cost.as_ref().map(|c| {
+                c.not_computed
+                    .iter()
+                    .any(|l| *l == "nat_addresses" || *l == "nat_ports_per_host")
+            });
+            let why = match not_computed {
+                None => "fixes not computed",
+                Some(true) => "no change of its addresses or ports per host avoided the failures within the budget (--all-fixes tries them all)",
+                Some(false) => "no change of its addresses or ports per host that it accepts (dynamic allocation included, for Cloud NAT) avoids every drop",
             };
             format!("{}: {why}; {as_set}", n.name)
         } else {

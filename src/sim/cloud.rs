@@ -112,6 +112,7 @@ struct HostPorts {
     total: u32,
     /// Dynamic allocation: when the doubling asked for takes effect.
     grow_at: Option<u64>,
+    /// Ports of its block in use (shared pool: its mappings).
     used: u32,
     /// It was active at some time without a block.
     without: bool,
@@ -590,7 +591,9 @@ impl CloudNat {
         tk.count += 1;
         self.cloud.peak_per_destination = self.cloud.peak_per_destination.max(tk.count);
         let cell = (a * self.range + p) as usize;
-        if self.port_refs[cell] == 0 {
+        let shared = self.shared();
+        let first = self.port_refs[cell] == 0;
+        if first {
             self.ports_in_use[a as usize] += 1;
             let n = self.ports_in_use[a as usize];
             self.figures.peak_ports_per_address = self.figures.peak_ports_per_address.max(n);
@@ -602,7 +605,14 @@ impl CloudNat {
             self.ever_used[cell / 64] |= 1 << (cell % 64);
             self.figures.distinct_ports += 1;
         }
-        if let Some(hp) = self.hosts.get_mut(host as usize) {
+        // A block's ports are its host's alone: count them as it takes
+        // them (one port may serve several destinations). A shared pool's
+        // are anyone's: count the host's mappings.
+        if let Some(hp) = self
+            .hosts
+            .get_mut(host as usize)
+            .filter(|_| first || shared)
+        {
             hp.used += 1;
             self.cloud.peak_ports_used_per_host = self.cloud.peak_ports_used_per_host.max(hp.used);
         }
@@ -644,10 +654,16 @@ impl CloudNat {
         }
         let cell = (a * self.range + p) as usize;
         self.port_refs[cell] -= 1;
-        if self.port_refs[cell] == 0 {
+        let last = self.port_refs[cell] == 0;
+        if last {
             self.ports_in_use[a as usize] -= 1;
         }
-        if let Some(hp) = self.hosts.get_mut(e.host as usize) {
+        let shared = self.shared();
+        if let Some(hp) = self
+            .hosts
+            .get_mut(e.host as usize)
+            .filter(|_| last || shared)
+        {
             hp.used -= 1;
         }
         self.entries -= 1;

@@ -322,7 +322,9 @@ pub struct CloudFigures {
     pub ports_per_host_at_start: u32,
     pub min_ports_per_host: u32,
     pub max_ports_per_host: u32,
-    /// Most mappings one host held at once.
+    /// Most ports of its block one host had in use at once (a port may
+    /// serve several destinations); with a shared pool, most mappings one
+    /// host held.
     pub peak_ports_used_per_host: u32,
     /// Most connections one (address, destination) pair held at once.
     pub peak_per_destination: u32,

@@ -40,7 +40,7 @@ use super::traffic::{rng, stream, Stream};
 use super::Observer;
 use crate::ports::fastmap::FastMap;
 use crate::scenario::nat::{Nat, NatMode};
-use crate::scenario::{Close, Scenario};
+use crate::scenario::{Close, Protocol, Scenario};
 
 /// Most candidates one round of `nf_nat_l4proto_unique_tuple` probes.
 const MAX_ATTEMPTS: u32 = 128;
@@ -236,6 +236,9 @@ pub struct LinuxNat {
     server_tw_ns: Vec<u64>,
     /// Whether the scenario's server closes first (a fleet says per close).
     server_closes: bool,
+    /// Whether the flows are TCP (every group's, in a fleet): only closed
+    /// TCP entries may be evicted.
+    tcp: bool,
     /// Reply tuples whose last connection the server closed, and when.
     server_closed: FastMap<u64, u64>,
 }
@@ -284,6 +287,11 @@ impl LinuxNat {
                 .map(|d| d.time_wait_ns.unwrap_or(sc.host.time_wait_ns))
                 .collect(),
             server_closes: sc.traffic.close == Close::Server,
+            tcp: sc.traffic.protocol == Protocol::Tcp
+                && sc
+                    .groups
+                    .iter()
+                    .all(|g| g.traffic.protocol == Protocol::Tcp),
             server_closed: FastMap::default(),
         }
     }
@@ -329,7 +337,9 @@ impl LinuxNat {
         let key = reply_key(addr, port, dest);
         match self.used.get(&key) {
             None => true,
-            Some(e) if e.state == State::Closed && self.rng.random::<bool>() => {
+            // Only a closing TCP connection can be taken over (the UDP
+            // tracker has no such state).
+            Some(e) if e.state == State::Closed && self.tcp && self.rng.random::<bool>() => {
                 let m = Mapping {
                     reply: key,
                     source: e.source,

@@ -42,6 +42,8 @@ struct Shape {
     destinations: usize,
     nats: usize,
     hosts: u64,
+    /// Cloud NATs among the NATs.
+    cloud: usize,
 }
 
 impl Shape {
@@ -51,6 +53,7 @@ impl Shape {
             destinations,
             nats: 0,
             hosts: 1,
+            cloud: 0,
         }
     }
 
@@ -68,6 +71,10 @@ impl Shape {
                 .iter()
                 .map(|h| h["count"].as_u64().unwrap_or(0))
                 .sum(),
+            cloud: list("nats")?
+                .iter()
+                .filter(|n| !n["cloud"].is_null())
+                .count(),
         })
     }
 }
@@ -75,14 +82,15 @@ impl Shape {
 /// Whether chart `name` applies to a run of this shape, from the rules
 /// stated for each chart: the per-destination view needs several
 /// destinations, the per-layer view a NAT, the per-host map a fleet of two
-/// hosts or more; the others always apply (the port usage map because
-/// `--out` records port usage).
+/// hosts or more, the cloud NAT view a cloud NAT; the others always apply
+/// (the port usage map because `--out` records port usage).
 fn applies(name: &str, shape: Shape) -> bool {
     match name {
         "occupancy" | "reuse" | "port-map" => true,
         "destinations" => shape.destinations > 1,
         "layers" => shape.nats > 0,
         "hosts" => shape.hosts >= 2,
+        "cloud_nats" => shape.cloud > 0,
         other => panic!("chart `{other}` is new: state here when it applies"),
     }
 }
@@ -117,6 +125,10 @@ fn expected_text(name: &str, scenario: &str) -> Vec<String> {
         "hosts" => (
             "Ports held per host over time",
             &["time since start", "host", "peak ports held", "ports held"],
+        ),
+        "cloud_nats" => (
+            "Cloud NAT ports",
+            &["peak in use, % of the address's ports or the host's block"],
         ),
         other => panic!("chart `{other}` is new: state here what it must say"),
     };
@@ -766,6 +778,7 @@ fn layer_and_host_charts_are_written_where_they_apply() {
                 destinations: 1,
                 nats: 2,
                 hosts: 9,
+                cloud: 0,
             },
         ),
         (
@@ -775,6 +788,7 @@ fn layer_and_host_charts_are_written_where_they_apply() {
                 destinations: 1,
                 nats: 2,
                 hosts: 1,
+                cloud: 0,
             },
         ),
         (
@@ -784,6 +798,7 @@ fn layer_and_host_charts_are_written_where_they_apply() {
                 destinations: 1,
                 nats: 0,
                 hosts: 9,
+                cloud: 0,
             },
         ),
         ("one-host-fleet", &one_host_fleet, Shape::single(1)),

@@ -488,7 +488,7 @@ fn the_summary_sizes_the_nat_beside_the_vendors_rule() {
         .collect();
     assert!(sizing.len() >= 3, "{text}");
     assert!(
-        sizing[0].contains("needs 2 NAT addresses; with 1 address the first failure comes at"),
+        sizing[0].contains("needs 2 NAT addresses; with 1 address it first drops a SYN at"),
         "{}",
         sizing[0]
     );
@@ -617,4 +617,26 @@ fn dns_through_cloud_nat_fills_each_vms_block() {
         "addresses = 1\nmin_ports_per_host = 1024\n",
     ));
     assert_eq!(fixed.failures, 0);
+}
+
+/// The cloud NAT chart: a row per outside address and one for the busiest
+/// host, whose peak is never past its block (Cloud NAT static: 64 of 64
+/// for the DNS scenario, whose every VM fills its block).
+#[test]
+fn the_cloud_nat_chart_shows_addresses_and_the_busiest_block() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    crate::util::run_out(
+        std::path::Path::new("scenarios/cloud-nat-dns.toml"),
+        dir.path(),
+        &["--no-fixes", "--charts", "svg"],
+    )
+    .success();
+    let svg = std::fs::read_to_string(dir.path().join("cloud_nats.svg")).expect("the chart");
+    assert!(svg.contains("cloud-nat · 203.0.113.1"), "an address row");
+    assert!(
+        svg.contains("3,200 of 64,512, 50 hosts with a block"),
+        "its peak and hosts"
+    );
+    assert!(svg.contains("cloud-nat · busiest host"), "the block row");
+    assert!(svg.contains("64 of 64 per host"), "the busiest block, full");
 }

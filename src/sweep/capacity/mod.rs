@@ -449,9 +449,10 @@ impl Search<'_> {
         let mut probes: Vec<Probe> = per_seed.into_iter().flat_map(|(_, p)| p).collect();
         probes.extend(extra);
         let est = Estimate::of(&values);
-        // Erlang B speaks of the host's ports, not of a NAT's keys.
+        // Erlang B speaks of one host's ports, not of a NAT's keys or the
+        // number of hosts.
         let analytic = match (largest, self.target.metric) {
-            _ if self.key.starts_with("nat.") => None,
+            _ if self.key.starts_with("nat.") || self.key.starts_with("hosts.") => None,
             (Some(l), Metric::FailureRatio) => self.analytic(l).ok(),
             _ => None,
         };
