@@ -1,13 +1,14 @@
 //! Cloud NAT view: how full each outside address got, and how full the
-//! busiest host's block got, for scenarios with a cloud NAT.
+//! fullest host block got, for scenarios with a cloud NAT.
 //!
 //! A cloud NAT runs out in two ways the other charts do not show: an
 //! address's ports (a shared pool, or the blocks handed out on it), and one
 //! host's block, which can be full while the addresses look half empty.
 //! So the rows are, per cloud NAT, one per outside address (its peak ports
 //! in use as a share of its ports, with the hosts that have a block there)
-//! and one for the busiest host (its peak against its block, with the hosts
-//! left without one and the failures by cause). Bars run across so the
+//! and one for the fullest block (the most of its block any host had in use,
+//! against the block's size then, with the hosts left without one and the
+//! failures by cause). Bars run across so the
 //! long labels sit on the axis; a full bar is red.
 
 use plotters::prelude::*;
@@ -26,7 +27,7 @@ impl Chart for CloudNats {
         "Cloud NAT ports"
     }
     fn caption(&self) -> &'static str {
-        "For each cloud NAT: the peak of each outside address's ports in use, with the hosts that have a block on it, and the busiest host's peak against its block, with the hosts that got no block and the NAT's failures by cause. A red bar is full."
+        "For each cloud NAT: the peak of each outside address's ports in use, with the hosts that have a block on it, and the fullest any host's block got (its ports in use against the block's size then), with the hosts that got no block and the NAT's failures by cause. A red bar is full."
     }
     fn applies(&self, input: &Input) -> bool {
         input.report.nats.iter().any(|n| n.cloud.is_some())
@@ -79,7 +80,8 @@ fn rows(input: &Input) -> Vec<Row> {
             });
         }
         if c.ports_per_host > 0 {
-            let block = c.max_ports_per_host.max(c.ports_per_host).max(1);
+            let [used, block] = c.fullest_block;
+            let block = block.max(1);
             let f = &n.failures_by_cause;
             let causes: Vec<String> = [
                 (f.no_port, "no port"),
@@ -93,11 +95,11 @@ fn rows(input: &Input) -> Vec<Row> {
             .map(|(k, w)| format!("{w} {}", thousands(*k)))
             .collect();
             out.push(Row {
-                label: format!("{} · busiest host", n.name),
-                share: f64::from(c.peak_ports_used_per_host) / f64::from(block) * 100.0,
+                label: format!("{} · fullest block", n.name),
+                share: f64::from(used) / f64::from(block) * 100.0,
                 note: format!(
-                    "{} of {} per host{}{}",
-                    thousands(u64::from(c.peak_ports_used_per_host)),
+                    "{} of {} ports of one host{}{}",
+                    thousands(u64::from(used)),
                     thousands(u64::from(block)),
                     if n.hosts_without_ports > 0 {
                         format!(

@@ -259,6 +259,9 @@ pub struct CloudReport {
     /// serve several destinations); with a shared pool, most mappings one
     /// host held.
     pub peak_ports_used_per_host: u32,
+    /// The fullest any host's block got: `[ports in use, block size]` then
+    /// (`[0, 0]` with a shared pool).
+    pub fullest_block: [u32; 2],
     /// Most connections one (address, destination) pair held at once, and
     /// the cap (`null`: none but the ports).
     pub peak_per_destination: u32,
@@ -1010,6 +1013,7 @@ fn cloud_report(
         min_ports_per_host: c.min_ports_per_host,
         max_ports_per_host: c.max_ports_per_host,
         peak_ports_used_per_host: c.peak_ports_used_per_host,
+        fullest_block: [c.fullest_block.0, c.fullest_block.1],
         peak_per_destination: c.peak_per_destination,
         per_destination_limit: rules.preset.per_destination,
         flows_dropped_by_scale: c.flows_dropped_by_scale,

@@ -36,28 +36,16 @@
 //! is this one (a node behind a cloud NAT is one VM); behind a single
 //! host, that host (or each address of the NAT before).
 
-use std::collections::VecDeque;
-
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 
-use super::layer::{
-    Cause, CloudFigures, Ctx, Due, NatFigures, Path, Phase, PortLayer, Refused, Site,
-};
-use super::nat::Mapping;
+use super::layer::{Cause, CloudFigures, Ctx, Due, NatFigures, Path, PortLayer, Refused, Site};
+use super::nat::{reply_key, source_key, Held, Mapping};
 use super::traffic::{rng, stream, Stream};
 use super::Observer;
 use crate::ports::fastmap::FastMap;
 use crate::scenario::nat::{Blocks, Choice, CloudRules, Nat};
 use crate::scenario::Scenario;
-
-fn reply_key(addr: u32, port: u32, dest: u32) -> u64 {
-    (u64::from(dest) << 32) | (u64::from(addr) << 16) | u64::from(port)
-}
-
-fn source_key(addr: u32, port: u32) -> u64 {
-    (u64::from(addr) << 32) | u64::from(port)
-}
 
 fn pair_key(addr: u32, dest: u32) -> u64 {
     (u64::from(addr) << 32) | u64::from(dest)
@@ -143,8 +131,8 @@ pub struct CloudNat {
     free: Vec<Vec<(u32, u32)>>,
     /// Table allocation: the block each host has now.
     block: u32,
-    /// Held entries: per hold length, a queue in time order.
-    held: Vec<(u64, VecDeque<(u64, Mapping)>)>,
+    /// Entries held after their flows ended.
+    held: Held,
     next_stamp: u64,
     entries: u64,
     rng: ChaCha8Rng,
@@ -187,7 +175,7 @@ impl CloudNat {
             hosts,
             free: vec![vec![(0, range)]; addresses as usize],
             block: 0,
-            held: Vec::new(),
+            held: Held::default(),
             next_stamp: 0,
             entries: 0,
             rng: rng(sc.seed, Stream::at(site, stream::ALLOCATOR)),
@@ -615,6 +603,12 @@ impl CloudNat {
         {
             hp.used += 1;
             self.cloud.peak_ports_used_per_host = self.cloud.peak_ports_used_per_host.max(hp.used);
+            let (u, b) = self.cloud.fullest_block;
+            if !shared
+                && u64::from(hp.used) * u64::from(b.max(1)) > u64::from(u) * u64::from(hp.total)
+            {
+                self.cloud.fullest_block = (hp.used, hp.total);
+            }
         }
         self.entries += 1;
         self.figures.peak_mappings = self.figures.peak_mappings.max(self.entries);
@@ -675,14 +669,7 @@ impl CloudNat {
                 e.state = state;
             }
         }
-        let i = match self.held.iter().position(|(h, _)| *h == ns) {
-            Some(i) => i,
-            None => {
-                self.held.push((ns, VecDeque::new()));
-                self.held.len() - 1
-            }
-        };
-        self.held[i].1.push_back((t.saturating_add(ns), m));
+        self.held.push(t, ns, m);
     }
 
     /// The connection of `m` closed at `t`: the NAT keeps the port toward
@@ -893,31 +880,11 @@ impl PortLayer for CloudNat {
     }
 
     fn next_due(&self) -> Due {
-        let t = self
-            .held
-            .iter()
-            .filter_map(|(_, q)| q.front().map(|e| e.0))
-            .min()
-            .unwrap_or(u64::MAX);
-        if t == u64::MAX {
-            Due::NEVER
-        } else {
-            Due::new(t, Phase::Release)
-        }
+        self.held.next_due()
     }
 
     fn run_due<O: Observer>(&mut self, until: Due, cx: &mut Ctx<'_, O>) {
-        loop {
-            let next = self.next_due();
-            if next >= until || next == Due::NEVER {
-                return;
-            }
-            let q = self
-                .held
-                .iter()
-                .position(|(_, q)| q.front().is_some_and(|e| e.0 == next.t))
-                .expect("a queue holds the earliest timer");
-            let (t, m) = self.held[q].1.pop_front().expect("peeked");
+        while let Some((t, m)) = self.held.pop_before(until) {
             let before = self.entries;
             self.release(t, m);
             if self.entries != before {

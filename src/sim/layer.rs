@@ -326,6 +326,9 @@ pub struct CloudFigures {
     /// serve several destinations); with a shared pool, most mappings one
     /// host held.
     pub peak_ports_used_per_host: u32,
+    /// The fullest any host's block got: its ports in use then, and its
+    /// size then (a scale event or a doubling changes a block's size).
+    pub fullest_block: (u32, u32),
     /// Most connections one (address, destination) pair held at once.
     pub peak_per_destination: u32,
     /// Flows dropped because a scale event reclaimed their ports.

@@ -89,19 +89,63 @@ struct Entry {
     source: u64,
 }
 
-/// The queues of entries held after close.
-const CLOSED: usize = 0;
-const UNREPLIED: usize = 1;
+/// Mappings a NAT holds after their flow ended, until their timers: one
+/// FIFO per hold length, each in expiry order since its entries all last
+/// as long, so the earliest timer of all is the earliest head. Queues are
+/// tried in the order they were made, which orders timers at one instant.
+#[derive(Debug, Default)]
+pub struct Held {
+    queues: Vec<(u64, VecDeque<(u64, Mapping)>)>,
+}
+
+impl Held {
+    /// Hold `m` from `t` for `ns`.
+    pub fn push(&mut self, t: u64, ns: u64, m: Mapping) {
+        let i = match self.queues.iter().position(|(h, _)| *h == ns) {
+            Some(i) => i,
+            None => {
+                self.queues.push((ns, VecDeque::new()));
+                self.queues.len() - 1
+            }
+        };
+        self.queues[i].1.push_back((t.saturating_add(ns), m));
+    }
+
+    /// The earliest timer ([`Due::NEVER`]: none).
+    pub fn next_due(&self) -> Due {
+        self.queues
+            .iter()
+            .filter_map(|(_, q)| q.front())
+            .map(|e| Due::new(e.0, Phase::Release))
+            .min()
+            .unwrap_or(Due::NEVER)
+    }
+
+    /// The earliest held mapping if its timer is before `until`, taken
+    /// out, with its time.
+    pub fn pop_before(&mut self, until: Due) -> Option<(u64, Mapping)> {
+        let next = self.next_due();
+        if next >= until || next == Due::NEVER {
+            return None;
+        }
+        self.queues
+            .iter_mut()
+            .find(|(_, q)| q.front().is_some_and(|e| e.0 == next.t))
+            .and_then(|(_, q)| q.pop_front())
+    }
+}
 
 /// In the last this many candidates of a round, a SYN may evict a closed
 /// entry that holds the tuple (`NF_NAT_HARDER_THRESH`, kernel 6.5+).
 const HARDER_THRESH: u32 = MAX_ATTEMPTS / 4;
 
-fn reply_key(addr: u32, port: u32, dest: u32) -> u64 {
+/// A reply tuple as one key: outside address, port index, destination.
+pub(super) fn reply_key(addr: u32, port: u32, dest: u32) -> u64 {
     (u64::from(dest) << 32) | (u64::from(addr) << 16) | u64::from(port)
 }
 
-fn source_key(addr: u32, port: u32) -> u64 {
+/// An original source as one key: upstream address and port index.
+pub(super) fn source_key(addr: u32, port: u32) -> u64 {
     (u64::from(addr) << 32) | u64::from(port)
 }
 
@@ -221,8 +265,8 @@ pub struct LinuxNat {
     port_refs: Vec<u32>,
     ports_in_use: Vec<u32>,
     ever_used: Vec<bool>,
-    /// Entries held after close, by hold length (each queue in time order).
-    held: [VecDeque<(u64, Mapping)>; 2],
+    /// Entries held after close and after a SYN dropped further on.
+    held: Held,
     entries: u64,
     rng: ChaCha8Rng,
     seed: u64,
@@ -269,7 +313,7 @@ impl LinuxNat {
             port_refs: vec![0; cells],
             ports_in_use: vec![0; addresses as usize],
             ever_used: vec![false; cells],
-            held: Default::default(),
+            held: Held::default(),
             entries: 0,
             rng: rng(sc.seed, Stream::at(site, stream::ALLOCATOR)),
             seed: sc.seed,
@@ -314,7 +358,7 @@ impl LinuxNat {
             self.release(t, m);
             self.report(t, before, cx);
         } else {
-            self.hold(t, m, CLOSED, ns, State::Closed);
+            self.hold(t, m, ns, State::Closed);
         }
     }
 
@@ -548,16 +592,15 @@ impl LinuxNat {
         self.entries -= 1;
     }
 
-    /// Keep `m` until `ns` after `t`: queue [`CLOSED`] after closes,
-    /// [`UNREPLIED`] after a SYN dropped further on (each queue has one
-    /// hold length, so stays in time order).
-    fn hold(&mut self, t: u64, m: Mapping, queue: usize, ns: u64, state: State) {
+    /// Keep `m` until `ns` after `t`, in `state`: closed, or unreplied
+    /// after a SYN dropped further on.
+    fn hold(&mut self, t: u64, m: Mapping, ns: u64, state: State) {
         if let Some(e) = self.used.get_mut(&m.reply) {
             if e.stamp == m.stamp {
                 e.state = state;
             }
         }
-        self.held[queue].push_back((t.saturating_add(ns), m));
+        self.held.push(t, ns, m);
     }
 
     /// A SYN of `path` was dropped for `cause`: every drop is counted, the
@@ -682,33 +725,15 @@ impl PortLayer for LinuxNat {
         // The SYN went on and was dropped further along: the entry stays
         // unreplied in SYN_SENT.
         let ns = self.hold_syn_ns;
-        self.hold(t, m, UNREPLIED, ns, State::SynSent);
+        self.hold(t, m, ns, State::SynSent);
     }
 
     fn next_due(&self) -> Due {
-        let t = self
-            .held
-            .iter()
-            .filter_map(|q| q.front().map(|e| e.0))
-            .min()
-            .unwrap_or(u64::MAX);
-        if t == u64::MAX {
-            Due::NEVER
-        } else {
-            Due::new(t, Phase::Release)
-        }
+        self.held.next_due()
     }
 
     fn run_due<O: Observer>(&mut self, until: Due, cx: &mut Ctx<'_, O>) {
-        loop {
-            let next = self.next_due();
-            if next >= until || next == Due::NEVER {
-                return;
-            }
-            let q = (0..self.held.len())
-                .find(|&i| self.held[i].front().is_some_and(|e| e.0 == next.t))
-                .expect("a queue holds the earliest timer");
-            let (t, m) = self.held[q].pop_front().expect("peeked");
+        while let Some((t, m)) = self.held.pop_before(until) {
             let before = self.entries;
             self.release(t, m);
             self.report(t, before, cx);
@@ -717,16 +742,17 @@ impl PortLayer for LinuxNat {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::sim::jhash::nat_address_index;
 
-    fn load(text: &str) -> Scenario {
+    /// A scenario from the keys after `name` (one connection at most).
+    pub(crate) fn load(text: &str) -> Scenario {
         let text = format!("name = \"t\"\nmax_connections = 1\n{text}");
         crate::scenario::load_str(&text, std::path::Path::new("t.toml"), &[]).expect("loads")
     }
 
-    fn ip(s: &str) -> Ipv4Addr {
+    pub(crate) fn ip(s: &str) -> Ipv4Addr {
         s.parse().expect("an address")
     }
 

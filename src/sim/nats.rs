@@ -256,16 +256,8 @@ impl PortLayer for NatChain {
 mod tests {
     use super::*;
     use crate::sim::jhash::nat_address_index;
+    use crate::sim::nat::tests::{ip, load};
     use std::net::Ipv4Addr;
-
-    fn load(text: &str) -> Scenario {
-        let text = format!("name = \"t\"\nmax_connections = 1\n{text}");
-        crate::scenario::load_str(&text, std::path::Path::new("t.toml"), &[]).expect("loads")
-    }
-
-    fn ip(s: &str) -> Ipv4Addr {
-        s.parse().expect("an address")
-    }
 
     /// In a single host's chain, each NAT hashes the addresses of the
     /// layer before it; `persistent` ignores the destination.
