@@ -84,14 +84,8 @@ fn effective_value(sc: &Scenario, key: &str) -> Option<i64> {
                     let table = match rules?.preset.blocks {
                         Blocks::Table(t) => {
                             let i: usize = i.parse().ok()?;
-                            let hosts: u32 = sc
-                                .groups
-                                .iter()
-                                .filter(|g| g.via == Some(i))
-                                .map(|g| g.count)
-                                .sum::<u32>()
-                                .max(1);
-                            Some(CloudRules::table_ports(t, hosts))
+                            let hosts = u32::try_from(sc.hosts_behind(i)).unwrap_or(u32::MAX);
+                            Some(CloudRules::table_ports(t, hosts.max(1)))
                         }
                         _ => None,
                     };
@@ -118,13 +112,7 @@ fn key_most(sc: &Scenario, key: &str) -> Option<f64> {
     let i: usize = i.parse().ok()?;
     let nat = sc.nats.get(i)?;
     let rules = nat.cloud.as_ref()?;
-    let hosts: u64 = sc
-        .groups
-        .iter()
-        .filter(|g| g.via == Some(i))
-        .map(|g| u64::from(g.max_count()))
-        .sum::<u64>()
-        .max(1);
+    let hosts = sc.hosts_behind(i).max(1);
     let most = u64::from(nat.range_size()) * nat.addresses.len() as u64 / hosts;
     // The largest value of the key's own kind within it.
     let most = match rules.preset.blocks {

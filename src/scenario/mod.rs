@@ -416,6 +416,29 @@ impl Scenario {
         !self.groups.is_empty()
     }
 
+    /// The hosts a NAT (index `nat` of `nats`) gives ports to, at most at
+    /// once: those of the groups whose path starts there (or the one host
+    /// whose does), and one per outside address of each NAT whose `via`
+    /// it is.
+    pub fn hosts_behind(&self, nat: usize) -> u64 {
+        let groups: u64 = if self.is_fleet() {
+            self.groups
+                .iter()
+                .filter(|g| g.via == Some(nat))
+                .map(|g| u64::from(g.max_count()))
+                .sum()
+        } else {
+            u64::from(self.via == Some(nat))
+        };
+        let nats: u64 = self
+            .nats
+            .iter()
+            .filter(|n| n.via == Some(nat))
+            .map(|n| n.addresses.len() as u64)
+            .sum();
+        groups + nats
+    }
+
     /// Hosts over all groups (1 without `[[hosts]]`).
     pub fn hosts_total(&self) -> u64 {
         if self.groups.is_empty() {

@@ -20,13 +20,7 @@ pub fn answer(sc: &Scenario, key: &str) -> Option<VendorAnswer> {
     let nat = sc.nats.get(i)?;
     let rules = nat.cloud.as_ref()?;
     let title = rules.preset.title;
-    let hosts: u64 = sc
-        .groups
-        .iter()
-        .filter(|g| g.via == Some(i))
-        .map(|g| u64::from(g.max_count()))
-        .sum::<u64>()
-        .max(1);
+    let hosts = sc.hosts_behind(i).max(1);
     let per_address = u64::from(nat.range_size());
     let a = nat.addresses.len() as u64;
     let formula = nat.formula(hosts)?;
