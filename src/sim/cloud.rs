@@ -897,6 +897,56 @@ impl PortLayer for CloudNat {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim::layer::Syn;
+    use crate::sim::record::Recorder;
+
+    /// One host behind a Cloud NAT whose block is one port: endpoint-
+    /// independent mapping keeps a source on its outside port for every
+    /// destination, and a source whose port another took toward the new
+    /// destination is dropped for the conflict, not for want of a port.
+    #[test]
+    fn endpoint_independent_mapping_drops_a_source_on_a_conflict() {
+        for eim in [true, false] {
+            let text = format!(
+                "name = \"t\"\nmax_connections = 1\n[host]\nvia = \"nat\"\n[traffic]\nrate = 1\nhold = \"1s\"\n[[destinations]]\naddress = \"10.2.0.2:443\"\n[[destinations]]\naddress = \"10.2.0.3:443\"\n[[nat]]\nname = \"nat\"\ntype = \"gcp-cloud-nat\"\nport_range = \"2000-2001\"\nmin_ports_per_host = 2\nendpoint_independent = {eim}\n"
+            );
+            let mut sc = crate::scenario::load_str(&text, std::path::Path::new("t.toml"), &[])
+                .expect("loads");
+            // A block of one port, below what the loader accepts.
+            sc.nats[0].cloud.as_mut().expect("cloud").ports_per_host = Some(1);
+            sc.nats[0].cloud.as_mut().expect("cloud").max_ports_per_host = Some(1);
+            let nat = sc.nats[0].clone();
+            let mut n = CloudNat::new(&sc, &nat, 0, Site { layer: 1, host: 0 });
+            let mut rec = Recorder::new(1_000_000, true);
+            let mut obs = crate::sim::Quiet;
+            let mut cx = Ctx {
+                obs: &mut obs,
+                rec: &mut rec,
+            };
+            let path = |port, dest| Path {
+                addr: 0,
+                port,
+                dest,
+                syn: Syn::ONLY,
+            };
+            let (_, a) = n.open(1, path(5, 0), &mut cx).expect("s5 to X");
+            let (_, b) = n.open(2, path(6, 1), &mut cx).expect("s6 to Y");
+            // One port in the block: both on it, toward different places.
+            assert_eq!((a.addr, a.port), (b.addr, b.port));
+            let want = if eim {
+                Cause::EimConflict
+            } else {
+                Cause::NoPort
+            };
+            for (t, p) in [(3, path(5, 1)), (4, path(6, 0))] {
+                let e = n.open(t, p, &mut cx).expect_err("the port is taken there");
+                assert_eq!(e.cause, want, "eim {eim}");
+            }
+            let f = n.figures(5);
+            assert_eq!(f.failures_of(want), 2);
+            assert_eq!(f.failures(), 2);
+        }
+    }
 
     #[test]
     fn first_zero_finds_the_lowest_free_bit_in_range() {
