@@ -90,6 +90,15 @@ pub fn render(input: &Input, source: &Source) -> Result<String, String> {
         }
         h.push_str("</ul>\n");
     }
+    // A cloud NAT's sizing: what it needs beside its vendor's rule.
+    let sizing = crate::report::summary::sizing_lines(r);
+    if !sizing.is_empty() {
+        h.push_str("<p>Sizing of the cloud NATs, beside their vendors' rules:</p>\n<ul class=\"advice\">\n");
+        for t in sizing {
+            let _ = writeln!(h, "<li>{}</li>", escape(t.trim_start()));
+        }
+        h.push_str("</ul>\n");
+    }
 
     figures_table(&mut h, input);
 

@@ -482,8 +482,16 @@ fn stacked_nodes_run_out_at_cloud_nat_not_at_their_masquerade() {
 /// connections open by AWS's count and 60,209 ports held).
 #[test]
 fn the_summary_sizes_the_nat_beside_the_vendors_rule() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
     let out = crate::util::portsim()
-        .args(["run", "scenarios/aws-nat-gateway-pods.toml"])
+        .args([
+            "run",
+            "scenarios/aws-nat-gateway-pods.toml",
+            "--charts",
+            "html",
+            "--out",
+        ])
+        .arg(dir.path())
         .output()
         .expect("runs");
     let text = crate::util::text(&out.stdout);
@@ -509,6 +517,12 @@ fn the_summary_sizes_the_nat_beside_the_vendors_rule() {
         sizing[2].contains("each closed one keeps its port 60 s more"),
         "{}",
         sizing[2]
+    );
+    // The page says it too.
+    let page = std::fs::read_to_string(dir.path().join("report.html")).expect("report.html");
+    assert!(
+        page.contains("<li>nat-gateway needs 2 NAT addresses;"),
+        "the page's sizing"
     );
 }
 
