@@ -200,12 +200,13 @@ fn host_lines(r: &Report) -> Vec<String> {
                 .map(|(k, n)| format!("{} at {k}", thousands(*n)))
                 .collect();
             format!(
-                "{}: {} host{}{}, {} attempts, {} failed{}; at most {} ports held on one host",
+                "{}: {} host{}{}, {} {}, {} failed{}; at most {} ports held on one host",
                 g.name,
                 thousands(u64::from(g.count)),
                 if g.count == 1 { "" } else { "s" },
                 scale_steps(&g.scale),
                 thousands(g.attempts),
+                if is_udp(r) { "flows" } else { "attempts" },
                 thousands(g.failures),
                 if at.is_empty() {
                     String::new()
@@ -1072,6 +1073,42 @@ fn os_display(os: &str) -> &str {
 fn server_time_wait(r: &Report) -> Option<String> {
     let reuse = r.reuse_within_server_time_wait?;
     let tw = human_s(r.scenario.time_wait_s);
+    // Behind a NAT the server sees the NAT's outside tuples, not the
+    // host's: what matters is how soon the NAT hands one out again.
+    if !r.nats.is_empty() {
+        let linux = r
+            .nats
+            .iter()
+            .any(|n| n.cloud.is_none())
+            .then(|| r.nats.iter().map(|n| n.stale_reuse).sum::<u64>())
+            .map(|k| {
+                format!(
+                    "; {} connects got one a Linux NAT's last connection on it left in the server's {tw} TIME_WAIT",
+                    thousands(k)
+                )
+            })
+            .unwrap_or_default();
+        let cloud_hold = r
+            .nats
+            .iter()
+            .filter_map(|n| n.cloud.as_ref())
+            .map(|c| c.hold_s.fin)
+            .reduce(f64::min);
+        let cloud = match cloud_hold {
+            Some(h) if h >= r.scenario.time_wait_s => format!(
+                "; a cloud NAT holds one {} after a FIN, at least the server's {tw}, so none comes back inside it",
+                human_s(h)
+            ),
+            Some(h) => format!(
+                "; a cloud NAT holds one only {} after a FIN, less than the server's {tw}: its reuses inside it are not counted",
+                human_s(h)
+            ),
+            None => String::new(),
+        };
+        return Some(format!(
+            "none here (server close); the server sees the NATs' outside tuples{linux}{cloud}"
+        ));
+    }
     let Some(p50) = r.reuse_interval_s.p50 else {
         return Some(format!(
             "none here (server close); no port was reused, so no connect met a 4-tuple in the server's {tw} TIME_WAIT"

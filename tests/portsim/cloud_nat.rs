@@ -631,6 +631,13 @@ fn dns_through_cloud_nat_fills_each_vms_block() {
     let c = n.cloud.as_ref().expect("cloud figures");
     assert_eq!(c.peak_ports_used_per_host, 64);
     assert_eq!(n.peak_mappings, 50 * 64);
+    // The summary counts flows, not connection attempts.
+    let summary = portsim::report::summary::render(&r);
+    let hosts = format!(
+        "hosts           nodes: 50 hosts, {} flows, ",
+        portsim::report::summary::thousands(r.attempts)
+    );
+    assert!(summary.contains(&hosts), "{summary}");
     let fixed = run(&text.replace(
         "addresses = 1\n",
         "addresses = 1\nmin_ports_per_host = 1024\n",
@@ -660,5 +667,55 @@ fn the_cloud_nat_chart_shows_addresses_and_the_busiest_block() {
     assert!(
         svg.contains("64 of 64 ports of one host"),
         "the fullest block, full"
+    );
+}
+
+/// With the server closing first behind a NAT, the TIME_WAIT line speaks
+/// of the tuples the server sees: a Linux NAT's count of tuples handed out
+/// again inside the server's TIME_WAIT, and a cloud NAT's hold after a FIN
+/// against it (Cloud NAT's 120 s outlasts the server's 60 s).
+#[test]
+fn the_time_wait_line_speaks_of_the_nats_tuples_behind_a_nat() {
+    let text = |nat: &str| {
+        format!(
+            r#"
+name = "server-close"
+seed = 1
+duration = "60s"
+[host]
+os = "linux"
+via = "nat"
+[[destinations]]
+address = "10.60.0.5:443"
+[traffic]
+arrivals = "constant"
+rate = 1
+hold = "1s"
+close = "server"
+[[nat]]
+name = "nat"
+port_range = "2000-2009"
+{nat}
+"#
+        )
+    };
+    let r = run(&text("type = \"linux\"\ntimeouts = { time_wait = \"0\" }"));
+    let n = r.nats[0].stale_reuse;
+    // 60 connects over 10 ports, each free again at once at the NAT: all
+    // but the first 10 take a tuple the server closed within 60 s.
+    assert!(n >= 40, "{n}");
+    let line = portsim::report::summary::render(&r);
+    assert!(
+        line.contains(&format!(
+            "the server sees the NATs' outside tuples; {} connects got one a Linux NAT's last connection on it left in the server's 60 s TIME_WAIT",
+            n
+        )),
+        "{line}"
+    );
+    let r = run(&text("type = \"gcp-cloud-nat\"\nmin_ports_per_host = 8"));
+    let line = portsim::report::summary::render(&r);
+    assert!(
+        line.contains("a cloud NAT holds one 2.0 min after a FIN, at least the server's 60 s, so none comes back inside it"),
+        "{line}"
     );
 }
