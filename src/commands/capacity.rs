@@ -12,7 +12,7 @@ use super::common::{
 };
 use super::{print_out, Exit};
 use crate::error::{quote, InputError};
-use crate::scenario::nat::{Blocks, CloudRules};
+use crate::scenario::nat::{Blocks, CloudRules, Nat};
 use crate::scenario::{load_str, read_file, Override, Scenario};
 use crate::sweep::capacity::{Kind, Metric, Op, Search, Target};
 use crate::sweep::{below, num, parse_quantity, pool, Plan};
@@ -72,29 +72,27 @@ fn current_value(path: &Path, set: &[Override], key: &str) -> Option<toml::Value
 /// `nat.N.ports_per_host` / `min_ports_per_host` / `max_ports_per_host`
 /// (a cloud NAT's default or table block), `hosts.N.count`.
 fn effective_value(sc: &Scenario, key: &str) -> Option<i64> {
+    if let Some((i, nat, field)) = nat_key(sc, key) {
+        let rules = nat.cloud.as_ref();
+        return match field {
+            "addresses" => Some(nat.addresses.len() as i64),
+            "ports_per_host" | "min_ports_per_host" => {
+                let set = rules?.ports_per_host;
+                let table = match rules?.preset.blocks {
+                    Blocks::Table(t) => {
+                        let hosts = u32::try_from(sc.hosts_behind(i)).unwrap_or(u32::MAX);
+                        Some(CloudRules::table_ports(t, hosts.max(1)))
+                    }
+                    _ => None,
+                };
+                set.or(table).map(i64::from)
+            }
+            "max_ports_per_host" => rules?.max_ports_per_host.map(i64::from),
+            _ => None,
+        };
+    }
     let parts: Vec<&str> = key.split('.').collect();
     match parts.as_slice() {
-        ["nat", i, field] => {
-            let nat = sc.nats.get(i.parse::<usize>().ok()?)?;
-            let rules = nat.cloud.as_ref();
-            match *field {
-                "addresses" => Some(nat.addresses.len() as i64),
-                "ports_per_host" | "min_ports_per_host" => {
-                    let set = rules?.ports_per_host;
-                    let table = match rules?.preset.blocks {
-                        Blocks::Table(t) => {
-                            let i: usize = i.parse().ok()?;
-                            let hosts = u32::try_from(sc.hosts_behind(i)).unwrap_or(u32::MAX);
-                            Some(CloudRules::table_ports(t, hosts.max(1)))
-                        }
-                        _ => None,
-                    };
-                    set.or(table).map(i64::from)
-                }
-                "max_ports_per_host" => rules?.max_ports_per_host.map(i64::from),
-                _ => None,
-            }
-        }
         ["hosts", i, "count"] => sc
             .groups
             .get(i.parse::<usize>().ok()?)
@@ -105,12 +103,9 @@ fn effective_value(sc: &Scenario, key: &str) -> Option<i64> {
 
 /// The largest block a cloud NAT key can give every host behind it.
 fn key_most(sc: &Scenario, key: &str) -> Option<f64> {
-    let parts: Vec<&str> = key.split('.').collect();
-    let ["nat", i, "ports_per_host" | "min_ports_per_host"] = parts.as_slice() else {
+    let (i, nat, "ports_per_host" | "min_ports_per_host") = nat_key(sc, key)? else {
         return None;
     };
-    let i: usize = i.parse().ok()?;
-    let nat = sc.nats.get(i)?;
     let rules = nat.cloud.as_ref()?;
     let hosts = sc.hosts_behind(i).max(1);
     let most = u64::from(nat.range_size()) * nat.addresses.len() as u64 / hosts;
@@ -126,18 +121,26 @@ fn key_most(sc: &Scenario, key: &str) -> Option<f64> {
 /// Keys whose values are not every whole number: Cloud NAT's ports per VM
 /// (powers of two) and Azure's ports per instance (multiples of 8).
 fn key_kind(sc: &Scenario, key: &str) -> Option<Kind> {
-    let parts: Vec<&str> = key.split('.').collect();
-    let ["nat", i, field] = parts.as_slice() else {
-        return None;
-    };
-    let rules = sc.nats.get(i.parse::<usize>().ok()?)?.cloud.as_ref()?;
-    match (*field, rules.preset.blocks) {
+    let (_, nat, field) = nat_key(sc, key)?;
+    match (field, nat.cloud.as_ref()?.preset.blocks) {
         ("min_ports_per_host" | "max_ports_per_host", Blocks::PerHost { .. }) => {
             Some(Kind::PowerOfTwo)
         }
         ("ports_per_host", Blocks::Table(_)) => Some(Kind::Step(8)),
         _ => None,
     }
+}
+
+/// `nat.N.FIELD`: the NAT's index, the NAT, and the field.
+fn nat_key<'a, 'k>(sc: &'a Scenario, key: &'k str) -> Option<(usize, &'a Nat, &'k str)> {
+    let mut parts = key.split('.');
+    let (Some("nat"), Some(i), Some(field), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    let i: usize = i.parse().ok()?;
+    Some((i, sc.nats.get(i)?, field))
 }
 
 pub(crate) fn exec(args: CapacityArgs) -> anyhow::Result<Exit> {

@@ -222,6 +222,21 @@ pub struct RawNat {
     pub endpoint_independent: Option<bool>,
 }
 
+impl RawNat {
+    /// The keys only cloud NATs take, and whether the table set each.
+    pub fn cloud_keys_given(&self) -> [(&'static str, bool); 7] {
+        [
+            ("ports_per_host", self.ports_per_host.is_some()),
+            ("min_ports_per_host", self.min_ports_per_host.is_some()),
+            ("max_ports_per_host", self.max_ports_per_host.is_some()),
+            ("hold_after_close", self.hold_after_close.is_some()),
+            ("idle_timeout", self.idle_timeout.is_some()),
+            ("allocation_lag", self.allocation_lag.is_some()),
+            ("endpoint_independent", self.endpoint_independent.is_some()),
+        ]
+    }
+}
+
 /// `[[nat]].timeouts`: nf_conntrack's TCP timeouts, each a duration.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(

@@ -203,7 +203,7 @@ impl CloudNat {
                 let active = self.hosts.iter().filter(|h| h.active).count() as u32;
                 CloudRules::table_ports(t, active)
             }),
-            Blocks::PerHost { .. } => self.rules.ports_per_host.unwrap_or(64),
+            Blocks::PerHost { default_min, .. } => self.rules.ports_per_host.unwrap_or(default_min),
         }
     }
 

@@ -26,6 +26,9 @@
 use super::{Blocks, Choice, Formula, Holds, Nat, Preset};
 use crate::scenario::NS_PER_S;
 
+/// A VM's ports under static allocation when unset, [TF-MOD].
+const DEFAULT_MIN: u32 = 64;
+
 /// Ports per address, [GCP-TS].
 const PER_ADDRESS: u64 = 64_512;
 
@@ -35,7 +38,7 @@ pub const PRESET: Preset = Preset {
     ports: (1024, 65535),
     max_addresses: 65_536,
     blocks: Blocks::PerHost {
-        default_min: 64,
+        default_min: DEFAULT_MIN,
         dynamic_min: 32,
     },
     choice: Choice::Random,
@@ -69,7 +72,7 @@ fn formula(nat: &Nat, _hosts: u64) -> Formula {
         .cloud
         .as_ref()
         .and_then(|c| c.ports_per_host)
-        .unwrap_or(64);
+        .unwrap_or(DEFAULT_MIN);
     let served = a * PER_ADDRESS / u64::from(min);
     Formula {
         rule: format!(

@@ -17,20 +17,13 @@ const AZURE_IDLE_MIN: (u64, u64) = (4, 120);
 const DEFAULT_GROW_LAG_NS: u64 = NS_PER_S;
 
 pub(super) fn rules(key: &str, r: &RawNat, p: &'static Preset, nat: &Nat) -> R<CloudRules> {
-    let given = [
+    let linux = [
         ("mode", r.mode.is_some()),
         ("persistent", r.persistent.is_some()),
         ("max_entries", r.max_entries.is_some()),
-        ("ports_per_host", r.ports_per_host.is_some()),
-        ("min_ports_per_host", r.min_ports_per_host.is_some()),
-        ("max_ports_per_host", r.max_ports_per_host.is_some()),
-        ("hold_after_close", r.hold_after_close.is_some()),
-        ("idle_timeout", r.idle_timeout.is_some()),
-        ("allocation_lag", r.allocation_lag.is_some()),
-        ("endpoint_independent", r.endpoint_independent.is_some()),
-        ("timeouts", r.timeouts.is_some()),
     ];
-    for (k, set) in given {
+    let shared = [("timeouts", r.timeouts.is_some())];
+    for (k, set) in linux.into_iter().chain(r.cloud_keys_given()).chain(shared) {
         if set && !p.keys.contains(&k) {
             let takes = if p.keys.is_empty() {
                 "none".to_string()

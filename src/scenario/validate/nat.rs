@@ -338,15 +338,7 @@ fn table(key: &str, r: &RawNat, total_addresses: &mut usize) -> R<Nat> {
 
 /// The keys of a Linux table: none of a cloud NAT's.
 fn linux(key: &str, r: &RawNat, nat: &mut Nat) -> R<()> {
-    let cloud_keys = [
-        ("ports_per_host", r.ports_per_host.is_some()),
-        ("min_ports_per_host", r.min_ports_per_host.is_some()),
-        ("max_ports_per_host", r.max_ports_per_host.is_some()),
-        ("hold_after_close", r.hold_after_close.is_some()),
-        ("idle_timeout", r.idle_timeout.is_some()),
-        ("allocation_lag", r.allocation_lag.is_some()),
-        ("endpoint_independent", r.endpoint_independent.is_some()),
-    ];
+    let cloud_keys = r.cloud_keys_given();
     if let Some((k, _)) = cloud_keys.iter().find(|(_, given)| *given) {
         let takers: Vec<&str> = PRESETS
             .iter()
