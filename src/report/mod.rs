@@ -11,6 +11,7 @@
 //! contract (`schema_version` changes when a field changes meaning).
 
 pub mod analytic;
+pub mod client;
 pub mod sizing;
 pub mod summary;
 
@@ -160,6 +161,14 @@ pub struct Report {
     /// Each NAT along the path (`host.via`), in path order; for a fleet,
     /// every `[[nat]]` in file order.
     pub nats: Vec<NatReport>,
+    /// Requests, with a client model (`traffic.pool`, `concurrency`,
+    /// `streams_per_connection` or `timeout`); else null.
+    pub requests: Option<client::Requests>,
+    /// The pools' connections, with a client model; else null.
+    pub connections: Option<client::Connections>,
+    /// How long requests that waited for a connection (at `max_open`)
+    /// waited, with a client model; else null.
+    pub pool_wait_s: Option<client::Quantiles>,
     /// `simulated_s` in nanoseconds, as the engine counted it.
     #[serde(skip)]
     pub simulated_ns: u64,
@@ -820,7 +829,17 @@ impl Report {
             })
             .collect();
         let (pools, destination_pool_peaks) = pool_reports(sc, &o);
+        let (requests, connections, pool_wait_s) = match o.client.as_deref() {
+            Some(f) => {
+                let (r, c, w) = client::sections(sc, f, u64::from(o.open_at_end), o.simulated_ns);
+                (Some(r), Some(c), Some(w))
+            }
+            None => (None, None, None),
+        };
         Report {
+            requests,
+            connections,
+            pool_wait_s,
             schema_version: SCHEMA_VERSION,
             portsim_version: env!("CARGO_PKG_VERSION"),
             scenario: echo,

@@ -354,10 +354,148 @@ pub enum Pick {
     RoundRobin,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `traffic.retry`: what the application does when a request fails.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Retry {
+    /// The first retry's delay (and every retry's, with a fixed backoff).
     pub after_ns: u64,
     pub max: u32,
+    pub backoff: Backoff,
+}
+
+/// How retry delays grow.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Backoff {
+    /// Every retry waits `after`.
+    Fixed,
+    /// Retry `k` (1-based) waits from a base of `after × factor^(k−1)`,
+    /// at most `cap_ns`, with `jitter` applied to it.
+    Exponential {
+        factor: f64,
+        cap_ns: u64,
+        jitter: Jitter,
+    },
+}
+
+/// `traffic.retry.jitter`, as in the AWS Architecture Blog's
+/// "Exponential Backoff and Jitter" (2015): `full` waits uniform in
+/// [0, base], `equal` base/2 plus uniform in [0, base/2], `none` the base.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Jitter {
+    None,
+    Full,
+    Equal,
+}
+
+impl Retry {
+    /// The base delay of retry `k` (1-based), before jitter.
+    pub fn base_ns(&self, k: u32) -> u64 {
+        match self.backoff {
+            Backoff::Fixed => self.after_ns,
+            Backoff::Exponential { factor, cap_ns, .. } => {
+                let exp = i32::try_from(k.saturating_sub(1)).unwrap_or(i32::MAX);
+                let base = self.after_ns as f64 * factor.powi(exp);
+                if base.is_finite() && base < cap_ns as f64 {
+                    base as u64
+                } else {
+                    cap_ns
+                }
+            }
+        }
+    }
+
+    /// The delay before retry `k` (1-based); `u` is uniform in [0, 1).
+    pub fn delay_ns(&self, k: u32, u: f64) -> u64 {
+        let base = self.base_ns(k);
+        match self.backoff {
+            Backoff::Fixed
+            | Backoff::Exponential {
+                jitter: Jitter::None,
+                ..
+            } => base,
+            Backoff::Exponential {
+                jitter: Jitter::Full,
+                ..
+            } => (base as f64 * u) as u64,
+            Backoff::Exponential {
+                jitter: Jitter::Equal,
+                ..
+            } => base / 2 + (base as f64 / 2.0 * u) as u64,
+        }
+    }
+
+    /// Whether delays are drawn at random (so the engine needs a stream).
+    pub fn jittered(&self) -> bool {
+        matches!(
+            self.backoff,
+            Backoff::Exponential {
+                jitter: Jitter::Full | Jitter::Equal,
+                ..
+            }
+        )
+    }
+}
+
+/// `traffic.pool`: the connections a client keeps per destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pool {
+    /// Idle connections kept; a connection returned when this many are
+    /// idle is closed.
+    pub max_idle: u32,
+    /// Connections open at once, idle, busy or connecting (0: no limit).
+    pub max_open: u32,
+    /// An idle connection closes after this long idle.
+    pub idle_timeout_ns: Option<u64>,
+    /// A connection is retired this long after it opened: at once when
+    /// idle, else when its last request ends.
+    pub max_lifetime_ns: Option<u64>,
+    /// What a request does when `max_open` are open and none is free.
+    pub wait: Wait,
+}
+
+/// `traffic.pool.wait`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// Fail at once.
+    No,
+    /// Wait until a connection is free (or the request's `timeout`).
+    Forever,
+    /// Wait at most this long, then fail.
+    UpTo(u64),
+}
+
+/// How requests reach connections, when the scenario says more than "one
+/// connection per request, opened at `rate`": a pool, virtual users,
+/// streams per connection or a request timeout.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Client {
+    /// The pool; without `traffic.pool`, none is kept (`max_idle = 0`).
+    pub pool: Pool,
+    pub pool_given: bool,
+    /// `traffic.concurrency`: a closed loop of virtual users, as
+    /// (time, users from then on) in time order, the first at 0; `None`
+    /// for requests arriving at `rate`.
+    pub users: Option<Vec<(u64, u32)>>,
+    /// `traffic.think`: a user's pause between a response and its next
+    /// request.
+    pub think: Hold,
+    /// `traffic.streams_per_connection`: requests one connection carries
+    /// at once (HTTP/2 streams).
+    pub streams: u32,
+    /// `traffic.timeout`: a request fails this long after it started.
+    pub timeout_ns: Option<u64>,
+    /// `traffic.requests_per_connection` with a pool: requests after which
+    /// the connection ends (a server's keep-alive limit); `None`: no limit.
+    pub request_limit: Option<u32>,
+}
+
+impl Client {
+    /// The most users at any time (0 for an open loop).
+    pub fn max_users(&self) -> u32 {
+        self.users
+            .as_ref()
+            .map_or(0, |u| u.iter().map(|s| s.1).max().unwrap_or(0))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -380,6 +518,9 @@ pub struct Traffic {
     pub connect_timeout_ns: Option<u64>,
     /// `traffic.protocol`: TCP connections, or UDP request/response flows.
     pub protocol: Protocol,
+    /// Pools, virtual users, streams, request timeouts (`None`: a
+    /// connection per request, or per `requests_per_connection`).
+    pub client: Option<Box<Client>>,
 }
 
 /// `traffic.protocol`.
@@ -526,9 +667,22 @@ impl Scenario {
         }
         let worst = 1.0 + self.traffic.retry.map_or(0.0, |r| f64::from(r.max));
         let by_time = self.duration_ns.map(|d| {
-            self.traffic.rate.integral(d as f64 / NS_PER_S as f64)
-                / f64::from(self.traffic.requests_per_connection)
-                * worst
+            let d_s = d as f64 / NS_PER_S as f64;
+            match self.traffic.client.as_deref() {
+                // A closed loop: each user makes a request per hold and
+                // think.
+                Some(c) if c.users.is_some() => {
+                    let cycle = (self.traffic.hold.mean_ns() + c.think.mean_ns()).max(1.0) / 1e9;
+                    f64::from(c.max_users()) * d_s / cycle * worst
+                }
+                // At most a connection per request.
+                Some(_) => self.traffic.rate.integral(d_s) * worst,
+                None => {
+                    self.traffic.rate.integral(d_s)
+                        / f64::from(self.traffic.requests_per_connection)
+                        * worst
+                }
+            }
         });
         match (by_time, self.max_connections) {
             (Some(t), Some(m)) => t.min(m as f64),

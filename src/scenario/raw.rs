@@ -150,7 +150,12 @@ impl RawTraffic {
             retry,
             requests_per_connection,
             connect_timeout,
-            protocol
+            protocol,
+            pool,
+            concurrency,
+            think,
+            streams_per_connection,
+            timeout
         );
         if self.rate.is_some() || self.schedule.is_some() || self.ramp.is_some() {
             t.rate = self.rate;
@@ -291,6 +296,30 @@ pub struct RawTraffic {
     pub connect_timeout: Option<String>,
     /// "tcp" or "udp"; parsed in `validate`.
     pub protocol: Option<String>,
+    /// `{ max_idle, max_open, idle_timeout, max_lifetime, wait }`.
+    pub pool: Option<RawPool>,
+    /// Users: a number, steps `[{ at, users }]` or a ramp table; parsed in
+    /// `validate`.
+    pub concurrency: Option<toml::Value>,
+    /// Like `hold`.
+    pub think: Option<toml::Value>,
+    pub streams_per_connection: Option<u32>,
+    /// A request's timeout (a duration).
+    pub timeout: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table such as { max_idle = 2, idle_timeout = \"90s\" }"
+)]
+pub struct RawPool {
+    pub max_idle: Option<u32>,
+    pub max_open: Option<u32>,
+    pub idle_timeout: Option<String>,
+    pub max_lifetime: Option<String>,
+    /// true, false or a duration; parsed in `validate`.
+    pub wait: Option<toml::Value>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -323,6 +352,12 @@ pub struct RawRamp {
 pub struct RawRetry {
     pub after: String,
     pub max: u32,
+    /// "fixed" (the default) or "exponential".
+    pub backoff: Option<String>,
+    pub factor: Option<f64>,
+    pub cap: Option<String>,
+    /// "full", "equal" or "none".
+    pub jitter: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

@@ -200,7 +200,11 @@ struct Fleet<'a, O: Observer, P: Ports> {
     conn_maps: Vec<[Mapping; MAX_CHAIN]>,
     free_conns: Vec<u32>,
     /// (time, host, the group's destination, tries so far).
-    retries: VecDeque<(u64, u32, u32, u32)>,
+    /// (host, dest, tries) of failed attempts to make again: a FIFO when
+    /// every group retries after one fixed delay, else a heap.
+    retries: super::queue::Lane<(u32, u32, u32)>,
+    /// Retry jitter, for every group.
+    retry_rng: rand_chacha::ChaCha8Rng,
     rec: Recorder,
     bursts: bursts::Bursts,
     attempts: u64,
@@ -403,7 +407,15 @@ fn run<O: Observer, P: Ports>(
         conns: Vec::new(),
         conn_maps: Vec::new(),
         free_conns: Vec::new(),
-        retries: VecDeque::new(),
+        retries: super::queue::Lane::new({
+            let r: Vec<_> = sc.groups.iter().map(|g| g.traffic.retry).collect();
+            r.iter()
+                .all(|x| x.is_none_or(|x| x.backoff == crate::scenario::Backoff::Fixed))
+                && r.iter()
+                    .flatten()
+                    .all(|x| Some(x.after_ns) == r.iter().flatten().next().map(|f| f.after_ns))
+        }),
+        retry_rng: super::traffic::rng(sc.seed, Stream::at(Site::HOST0, stream::RETRY)),
         rec: Recorder::new(bin_ns, sc.bin_ns.is_none()),
         bursts: bursts::Bursts::until(sc.duration_ns.unwrap_or(u64::MAX)),
         attempts: 0,
@@ -538,7 +550,7 @@ impl<O: Observer, P: Ports> Fleet<'_, O, P> {
         let max_attempts = sc.max_connections.unwrap_or(u64::MAX);
         let mut stopped = false;
         loop {
-            let t_retry = self.retries.front().map_or(u64::MAX, |r| r.0);
+            let t_retry = self.retries.peek_time();
             let (t_arrival, h_arrival) = self.arrivals.peek().map_or((u64::MAX, u32::MAX), |r| r.0);
             let syn = self.next_syn();
             let t_syn = syn.map_or(u64::MAX, |s| s.0);
@@ -558,7 +570,7 @@ impl<O: Observer, P: Ports> Fleet<'_, O, P> {
             } else if let Some((_, g, step)) = syn.filter(|s| s.0 == t) {
                 self.syn_step(t, g, step);
             } else if t_retry == t {
-                let (_, h, dest, tries) = self.retries.pop_front().expect("peeked");
+                let (_, (h, dest, tries)) = self.retries.pop().expect("peeked");
                 if self.active(h) {
                     self.retried += 1;
                     self.attempt(t, h, dest, tries);
@@ -913,8 +925,13 @@ impl<O: Observer, P: Ports> Fleet<'_, O, P> {
         self.obs.on_fail_at(refused.site, t, global);
         match self.groups[g].sc.traffic.retry {
             Some(r) if tries < r.max => {
-                self.retries
-                    .push_back((t.saturating_add(r.after_ns), h, dest, tries + 1))
+                let u = if r.jittered() {
+                    self.retry_rng.random::<f64>()
+                } else {
+                    0.0
+                };
+                let at = t.saturating_add(r.delay_ns(tries + 1, u));
+                self.retries.push(at, (h, dest, tries + 1));
             }
             _ => self.abandoned += 1,
         }
@@ -1008,6 +1025,7 @@ impl<O: Observer, P: Ports> Fleet<'_, O, P> {
         let nats: Vec<_> = self.nats.iter_mut().map(|n| n.figures(end)).collect();
         let r = self.rec.finish(end);
         Outcome {
+            client: None,
             bursts: self.bursts.finish(end, self.attempts, self.failures),
             simulated_ns: end,
             attempts: self.attempts,

@@ -29,6 +29,7 @@
 //! flight; the time series merges bins instead of growing.
 
 pub mod bursts;
+pub mod client;
 mod closes;
 pub mod cloud;
 pub mod fleet;
@@ -42,8 +43,6 @@ pub mod queue;
 pub mod record;
 pub mod syn;
 pub mod traffic;
-
-use std::collections::VecDeque;
 
 use crate::ports::pool::AddressPools;
 use crate::ports::{PortSpace, Ports};
@@ -283,6 +282,9 @@ pub struct Outcome {
     /// Where the first failure happened: `host` (or, in a fleet, the
     /// group's name) or the NAT's name.
     pub first_failure_at: Option<String>,
+    /// Requests and pools, for a run with a client model
+    /// (`Traffic::client`).
+    pub client: Option<Box<client::ClientFigures>>,
 }
 
 /// An open connection: what each layer keeps for it.
@@ -316,7 +318,8 @@ struct Engine<'a, O: Observer, P: Ports, N: PortLayer> {
     closes: Closes,
     conns: Vec<Conn<N::Held>>,
     free_conns: Vec<u32>,
-    retries: VecDeque<(u64, u32, u32)>,
+    /// (dest, tries) of failed attempts to make again.
+    retries: queue::Retries<(u32, u32)>,
     /// The connects in SYN_SENT, with the schedule they follow.
     syns: syn::Pending<Waiting>,
     delays: syn::Delays,
@@ -326,6 +329,8 @@ struct Engine<'a, O: Observer, P: Ports, N: PortLayer> {
     per_dest: Vec<DestStats>,
     /// Time of the last attempt.
     now: u64,
+    /// Requests and pools, when the traffic has a client model.
+    client: Option<Box<client::Client>>,
 }
 
 /// A connect in SYN_SENT: its local port, the path it presents beyond the
@@ -336,6 +341,8 @@ pub(crate) struct Waiting {
     path: Path,
     tries: u32,
     refused: Refused,
+    /// The request it is for (a client run).
+    req: u32,
 }
 
 #[derive(Default)]
@@ -403,7 +410,9 @@ fn run_with<O: Observer, P: Ports, N: PortLayer>(
         closes: Closes::new(sc),
         conns: Vec::new(),
         free_conns: Vec::new(),
-        retries: VecDeque::new(),
+        retries: queue::Retries::new(sc.traffic.retry, || {
+            traffic::rng(sc.seed, Stream::at(Site::HOST0, stream::RETRY))
+        }),
         syns: syn::Pending::new(syn::schedule_of(sc)),
         delays: syn::Delays::default(),
         rec: Recorder::new(bin_ns, sc.bin_ns.is_none()),
@@ -411,7 +420,11 @@ fn run_with<O: Observer, P: Ports, N: PortLayer>(
         out: Counters::default(),
         per_dest: vec![DestStats::default(); if n_dest <= MAX_DEST_STATS { n_dest } else { 0 }],
         now: 0,
+        client: client::Client::new(sc),
     };
+    if e.client.is_some() {
+        return e.run_client();
+    }
     e.run()
 }
 
@@ -438,7 +451,7 @@ impl<O: Observer, P: Ports, N: PortLayer> Engine<'_, O, P, N> {
         let mut next_arrival = clock.next_arrival().unwrap_or(u64::MAX);
         let mut stopped = false;
         loop {
-            let t_retry = self.retries.front().map_or(u64::MAX, |r| r.0);
+            let t_retry = self.retries.peek_time();
             let t_syn = self.syns.peek().map_or(u64::MAX, |s| s.0);
             let t = t_retry.min(next_arrival).min(t_syn);
             if t == u64::MAX && horizon == u64::MAX {
@@ -456,12 +469,12 @@ impl<O: Observer, P: Ports, N: PortLayer> Engine<'_, O, P, N> {
             if t_syn == t {
                 self.syn_step(t);
             } else if t_retry == t {
-                let (_, dest, tries) = self.retries.pop_front().expect("peeked");
+                let (_, (dest, tries)) = self.retries.pop().expect("peeked");
                 self.out.retries += 1;
-                self.attempt(t, dest, tries);
+                self.attempt(t, dest, tries, 0);
             } else {
                 let dest = dests.pick();
-                self.attempt(t, dest, 0);
+                self.attempt(t, dest, 0, 0);
                 next_arrival = clock.next_arrival().unwrap_or(u64::MAX);
             }
             if self.out.attempts >= max_attempts {
@@ -548,7 +561,9 @@ impl<O: Observer, P: Ports, N: PortLayer> Engine<'_, O, P, N> {
         }
     }
 
-    fn attempt(&mut self, t: u64, dest: u32, tries: u32) {
+    /// A connect to `dest` at `t`, after `tries` retries, for request
+    /// `req` of a client run.
+    fn attempt(&mut self, t: u64, dest: u32, tries: u32, req: u32) {
         self.bursts.attempt(t, self.out.attempts, self.out.failures);
         self.out.attempts += 1;
         self.rec.bin(t).attempts += 1;
@@ -567,7 +582,7 @@ impl<O: Observer, P: Ports, N: PortLayer> Engine<'_, O, P, N> {
         };
         let (host, mut path) = match self.host.open(t, path, &mut cx) {
             Ok(opened) => opened,
-            Err(r) => return self.fail(t, dest, tries, r),
+            Err(r) => return self.fail(t, dest, tries, r, req),
         };
         path.syn = Syn {
             first: true,
@@ -576,7 +591,7 @@ impl<O: Observer, P: Ports, N: PortLayer> Engine<'_, O, P, N> {
             reached: 0,
         };
         match self.beyond.open(t, path, &mut cx) {
-            Ok((held, _)) => self.established(t, host, held, 0),
+            Ok((held, _)) => self.established(t, host, held, 0, req),
             // Dropped: the socket waits in SYN_SENT, holding its port.
             Err(refused) => self.syns.push(
                 0,
@@ -586,6 +601,7 @@ impl<O: Observer, P: Ports, N: PortLayer> Engine<'_, O, P, N> {
                     path,
                     tries,
                     refused,
+                    req,
                 },
             ),
         }
@@ -602,7 +618,7 @@ impl<O: Observer, P: Ports, N: PortLayer> Engine<'_, O, P, N> {
         if give_up {
             self.host.abort(t, w.host, &mut cx);
             self.bursts.attempt(t, self.out.attempts, self.out.failures);
-            return self.fail(t, w.path.dest, w.tries, w.refused);
+            return self.fail(t, w.path.dest, w.tries, w.refused, w.req);
         }
         // The NAT that dropped the previous SYN is the `layer`-th along
         // the path: that many saw this connect already.
@@ -613,14 +629,14 @@ impl<O: Observer, P: Ports, N: PortLayer> Engine<'_, O, P, N> {
             reached: u8::try_from(w.refused.site.layer).unwrap_or(u8::MAX),
         };
         match self.beyond.open(t, w.path, &mut cx) {
-            Ok((held, _)) => self.established(t, w.host, held, t - t0),
+            Ok((held, _)) => self.established(t, w.host, held, t - t0, w.req),
             Err(refused) => self.syns.push(step + 1, t0, Waiting { refused, ..w }),
         }
     }
 
     /// The connect of `host` completed at `t`, after waiting `delay` ns
     /// for a SYN to get through.
-    fn established(&mut self, t: u64, host: HostConn, beyond: N::Held, delay: u64) {
+    fn established(&mut self, t: u64, host: HostConn, beyond: N::Held, delay: u64, req: u32) {
         let dest = host.dest;
         self.delays.record(delay);
         self.rec.bin(t).established += 1;
@@ -635,16 +651,21 @@ impl<O: Observer, P: Ports, N: PortLayer> Engine<'_, O, P, N> {
                 (self.conns.len() - 1) as u32
             }
         };
-        self.closes.open(t, slot);
+        if self.client.is_none() {
+            self.closes.open(t, slot);
+        }
         // Established counts (run, bin, destination) are attempts less
         // failures, worked out at the end rather than tallied here.
         self.bursts.success(t);
         self.rec.up(OPEN, t);
         let p = self.host.port_number(host.port);
         self.obs.on_connect(t, p, dest);
+        if self.client.is_some() {
+            self.client_connected(t, slot, req);
+        }
     }
 
-    fn fail(&mut self, t: u64, dest: u32, tries: u32, refused: Refused) {
+    fn fail(&mut self, t: u64, dest: u32, tries: u32, refused: Refused, req: u32) {
         self.out.failures += 1;
         self.bursts.failure(t);
         self.rec.bin(t).failures += 1;
@@ -663,12 +684,11 @@ impl<O: Observer, P: Ports, N: PortLayer> Engine<'_, O, P, N> {
             *c += 1;
         }
         self.obs.on_fail_at(refused.site, t, dest);
-        match self.sc.traffic.retry {
-            Some(r) if tries < r.max => {
-                self.retries
-                    .push_back((t.saturating_add(r.after_ns), dest, tries + 1))
-            }
-            _ => self.out.abandoned += 1,
+        if self.client.is_some() {
+            return self.client_connect_failed(t, req);
+        }
+        if !self.retries.schedule(t, tries, |k| (dest, k)) {
+            self.out.abandoned += 1;
         }
     }
 
@@ -743,6 +763,7 @@ impl<O: Observer, P: Ports, N: PortLayer> Engine<'_, O, P, N> {
                     .unwrap_or(0);
                 self.out.failures_at[..=used.max(self.beyond.nat_count())].to_vec()
             },
+            client: self.client.map(|c| Box::new(c.figures(end))),
             first_failure_at: self.out.first_failure_layer.map(|l| match l {
                 0 => "host".to_string(),
                 n => self

@@ -4,21 +4,27 @@
 //! constant TIME_WAIT, a constant retry delay, a constant hold time. Those go
 //! in a FIFO lane (`VecDeque`: O(1) push and pop). Only random hold times need
 //! a heap, and that heap holds just the connections open at once, not the
-//! TIME_WAIT entries, which are usually far more numerous.
+//! TIME_WAIT entries, which are usually far more numerous. Retries with a
+//! growing or jittered backoff are the other exception ([`Retries`]).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 
+use rand::RngExt;
+use rand_chacha::ChaCha8Rng;
+
+use crate::scenario::{Backoff, Retry};
+
 /// Timers `(time_ns, item)`, popped in time order; ties in insertion order.
-pub enum Lane {
-    Fifo(VecDeque<(u64, u32)>),
+pub enum Lane<T = u32> {
+    Fifo(VecDeque<(u64, T)>),
     Heap {
-        heap: BinaryHeap<Reverse<(u64, u64, u32)>>,
+        heap: BinaryHeap<Reverse<(u64, u64, T)>>,
         seq: u64,
     },
 }
 
-impl Lane {
+impl<T: Copy + Ord> Lane<T> {
     /// A FIFO lane when timers are known to arrive in order, else a heap.
     pub fn new(in_order: bool) -> Self {
         if in_order {
@@ -32,7 +38,7 @@ impl Lane {
     }
 
     #[inline]
-    pub fn push(&mut self, t: u64, item: u32) {
+    pub fn push(&mut self, t: u64, item: T) {
         match self {
             Lane::Fifo(q) => {
                 debug_assert!(q.back().is_none_or(|b| b.0 <= t), "FIFO lane out of order");
@@ -54,11 +60,57 @@ impl Lane {
     }
 
     #[inline]
-    pub fn pop(&mut self) -> Option<(u64, u32)> {
+    pub fn pop(&mut self) -> Option<(u64, T)> {
         match self {
             Lane::Fifo(q) => q.pop_front(),
             Lane::Heap { heap, .. } => heap.pop().map(|Reverse((t, _, i))| (t, i)),
         }
+    }
+}
+
+/// Failed requests waiting to be tried again: a FIFO lane with a fixed
+/// delay (retries come due in failure order), a heap when the delay grows
+/// or is drawn at random.
+pub struct Retries<T> {
+    lane: Lane<T>,
+    retry: Option<Retry>,
+    rng: Option<ChaCha8Rng>,
+}
+
+impl<T: Copy + Ord> Retries<T> {
+    /// The retries of `retry`, drawing jitter from `rng` when it has any.
+    pub fn new(retry: Option<Retry>, rng: impl FnOnce() -> ChaCha8Rng) -> Self {
+        let fixed = retry.is_none_or(|r| r.backoff == Backoff::Fixed);
+        Retries {
+            lane: Lane::new(fixed),
+            retry,
+            rng: retry.filter(Retry::jittered).map(|_| rng()),
+        }
+    }
+
+    /// Request `item` failed at `t` after `tries` retries: queue retry
+    /// `tries + 1` and return true, or false when it has none left.
+    #[inline]
+    pub fn schedule(&mut self, t: u64, tries: u32, item: impl FnOnce(u32) -> T) -> bool {
+        match self.retry {
+            Some(r) if tries < r.max => {
+                let u = self.rng.as_mut().map_or(0.0, |g| g.random::<f64>());
+                let delay = r.delay_ns(tries + 1, u);
+                self.lane.push(t.saturating_add(delay), item(tries + 1));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    #[inline]
+    pub fn peek_time(&self) -> u64 {
+        self.lane.peek_time()
+    }
+
+    #[inline]
+    pub fn pop(&mut self) -> Option<(u64, T)> {
+        self.lane.pop()
     }
 }
 

@@ -29,6 +29,10 @@ pub mod stream {
     pub const ALLOCATOR: u64 = 5;
     /// Which host of a fleet group a merged arrival belongs to.
     pub const HOST: u64 = 6;
+    /// Retry jitter.
+    pub const RETRY: u64 = 7;
+    /// Virtual users' think times.
+    pub const THINK: u64 = 8;
 }
 
 /// One random stream of the scenario seed: the purpose (one of [`stream`])
@@ -244,6 +248,11 @@ impl HoldSampler {
 
     /// Hold times from the stream of `site`.
     pub fn at(seed: u64, site: Site, hold: Hold) -> Self {
+        Self::from_stream(seed, Stream::at(site, stream::HOLD), hold)
+    }
+
+    /// Times of distribution `hold` drawn from `stream`.
+    pub fn from_stream(seed: u64, stream: Stream, hold: Hold) -> Self {
         let dist = match hold {
             Hold::Constant { ns } => HoldDist::Constant(ns),
             Hold::Exponential { mean_ns } => {
@@ -255,7 +264,7 @@ impl HoldSampler {
             Hold::Uniform { min_ns, max_ns } => HoldDist::Uniform(min_ns, max_ns),
         };
         HoldSampler {
-            rng: rng(seed, Stream::at(site, stream::HOLD)),
+            rng: rng(seed, stream),
             dist,
         }
     }

@@ -180,6 +180,30 @@ pub(super) fn groups(raw: &RawScenario) -> R<(Vec<HostGroup>, Vec<Nat>)> {
         if host.addresses.len() == 1 {
             traffic.source = Pick::RoundRobin;
         }
+        if traffic.client.is_some() {
+            let k = [
+                (rt.pool.is_some(), "pool"),
+                (rt.concurrency.is_some(), "concurrency"),
+                (rt.think.is_some(), "think"),
+                (
+                    rt.streams_per_connection.is_some(),
+                    "streams_per_connection",
+                ),
+                (rt.timeout.is_some(), "timeout"),
+            ]
+            .iter()
+            .find_map(|(g, k)| g.then_some(*k))
+            .unwrap_or("pool");
+            let at = if own_t.contains(&k) {
+                format!("{key}.traffic.{k}")
+            } else {
+                format!("traffic.{k}")
+            };
+            return err(
+                &at,
+                "found in a scenario with [[hosts]] groups; pools, virtual users, streams and request timeouts are modelled for one [host] so far: run the host on its own with [host], or remove this key",
+            );
+        }
         if let Some(d) = &g.destinations {
             // Counted before any is expanded.
             let n: usize = d.iter().map(|x| x.count.unwrap_or(1) as usize).sum();

@@ -21,13 +21,32 @@ pub(super) fn traffic(t: &RawTraffic) -> R<Traffic> {
             ("constant", Arrivals::Constant),
         ],
     )?;
-    let rate = rate_profile(t)?;
+    let rate = match &t.concurrency {
+        Some(_) => {
+            if let Some(k) = [
+                (t.rate.is_some(), "rate"),
+                (t.schedule.is_some(), "schedule"),
+                (t.ramp.is_some(), "ramp"),
+                (t.arrivals.is_some(), "arrivals"),
+            ]
+            .iter()
+            .find_map(|(given, k)| given.then_some(k))
+            {
+                return err(
+                    &format!("traffic.{k}"),
+                    "found with traffic.concurrency; a closed loop's load is its users (each sends its next request when the last one ends and it has thought), not an arrival rate: remove one of them",
+                );
+            }
+            RateProfile::constant(0.0)
+        }
+        None => rate_profile(t)?,
+    };
     let hold = match &t.hold {
         None => return err(
             "traffic.hold",
             "missing; e.g. hold = \"50ms\" or hold = { dist = \"exponential\", mean = \"50ms\" }",
         ),
-        Some(v) => hold(v)?,
+        Some(v) => hold("traffic.hold", v)?,
     };
     let protocol = choice(
         "traffic.protocol",
@@ -75,30 +94,19 @@ pub(super) fn traffic(t: &RawTraffic) -> R<Traffic> {
         Pick::RoundRobin,
         &picks,
     )?;
-    let retry = t
-        .retry
-        .as_ref()
-        .map(|r| -> R<Retry> {
-            let after_ns = duration("traffic.retry.after", &r.after)?;
-            if after_ns == 0 {
-                return err(
-                    "traffic.retry.after",
-                    "found 0; expected a positive delay such as \"100ms\"",
-                );
-            }
-            Ok(Retry {
-                after_ns,
-                max: r.max,
-            })
-        })
-        .transpose()?;
-    let requests_per_connection = t.requests_per_connection.unwrap_or(1);
-    if requests_per_connection == 0 {
+    let retry = t.retry.as_ref().map(retry).transpose()?;
+    if t.requests_per_connection == Some(0) {
         return err(
             "traffic.requests_per_connection",
             "found 0; expected at least 1",
         );
     }
+    let client = client(t, hold, protocol)?;
+    // With a pool it is a limit per connection, not a batch.
+    let requests_per_connection = match &client {
+        Some(_) => 1,
+        None => t.requests_per_connection.unwrap_or(1),
+    };
     // 0: the connect fails as soon as a SYN is dropped.
     let connect_timeout_ns = t
         .connect_timeout
@@ -117,6 +125,7 @@ pub(super) fn traffic(t: &RawTraffic) -> R<Traffic> {
         retry,
         requests_per_connection,
         protocol,
+        client,
     })
 }
 
@@ -206,8 +215,8 @@ fn rate_profile(t: &RawTraffic) -> R<RateProfile> {
     Ok(RateProfile::constant(base.unwrap_or(0.0)))
 }
 
-fn hold(v: &toml::Value) -> R<Hold> {
-    let key = "traffic.hold";
+/// A hold-like distribution at `key` (`traffic.hold`, `traffic.think`).
+fn hold(key: &str, v: &toml::Value) -> R<Hold> {
     let table = match v {
         toml::Value::String(s) => return Ok(Hold::Constant { ns: duration(key, s)? }),
         toml::Value::Table(t) => t,
@@ -294,4 +303,318 @@ fn hold(v: &toml::Value) -> R<Hold> {
             Hold::Uniform { min_ns, max_ns }
         }
     })
+}
+
+fn retry(r: &RawRetry) -> R<Retry> {
+    let after_ns = duration("traffic.retry.after", &r.after)?;
+    if after_ns == 0 {
+        return err(
+            "traffic.retry.after",
+            "found 0; expected a positive delay such as \"100ms\"",
+        );
+    }
+    let backoff = choice(
+        "traffic.retry.backoff",
+        r.backoff.as_deref(),
+        "fixed",
+        &[("fixed", "fixed"), ("exponential", "exponential")],
+    )?;
+    if backoff == "fixed" {
+        if let Some(k) = [
+            (r.factor.is_some(), "factor"),
+            (r.cap.is_some(), "cap"),
+            (r.jitter.is_some(), "jitter"),
+        ]
+        .iter()
+        .find_map(|(given, k)| given.then_some(k))
+        {
+            return err(
+                &format!("traffic.retry.{k}"),
+                "found with a fixed backoff; it applies to backoff = \"exponential\" only (add that, or remove this key)",
+            );
+        }
+        return Ok(Retry {
+            after_ns,
+            max: r.max,
+            backoff: Backoff::Fixed,
+        });
+    }
+    let factor = r.factor.unwrap_or(2.0);
+    if !(factor.is_finite() && (1.0..=1000.0).contains(&factor)) {
+        return err(
+            "traffic.retry.factor",
+            format!(
+                "found {}; expected a growth factor from 1 to 1000 (2 doubles each delay)",
+                num(factor)
+            ),
+        );
+    }
+    let cap_ns = match &r.cap {
+        Some(c) => duration("traffic.retry.cap", c)?,
+        None => u64::MAX,
+    };
+    if cap_ns < after_ns {
+        return err(
+            "traffic.retry.cap",
+            format!(
+                "found {}, shorter than retry.after ({}); the cap bounds the delays from above",
+                quote(r.cap.as_deref().unwrap_or_default()),
+                quote(&r.after)
+            ),
+        );
+    }
+    let jitter = choice(
+        "traffic.retry.jitter",
+        r.jitter.as_deref(),
+        Jitter::Full,
+        &[
+            ("full", Jitter::Full),
+            ("equal", Jitter::Equal),
+            ("none", Jitter::None),
+        ],
+    )?;
+    Ok(Retry {
+        after_ns,
+        max: r.max,
+        backoff: Backoff::Exponential {
+            factor,
+            cap_ns,
+            jitter,
+        },
+    })
+}
+
+/// The most virtual users `traffic.concurrency` may give.
+pub const MAX_USERS: u32 = 1_000_000;
+
+/// Pools, users, streams and timeouts: `None` when the traffic uses none.
+fn client(t: &RawTraffic, request: Hold, protocol: Protocol) -> R<Option<Box<Client>>> {
+    let given = t.pool.is_some()
+        || t.concurrency.is_some()
+        || t.think.is_some()
+        || t.streams_per_connection.is_some()
+        || t.timeout.is_some();
+    if !given {
+        return Ok(None);
+    }
+    if protocol == Protocol::Udp {
+        for (g, k) in [
+            (t.pool.is_some(), "pool"),
+            (t.streams_per_connection.is_some(), "streams_per_connection"),
+        ] {
+            if g {
+                return err(
+                    &format!("traffic.{k}"),
+                    "found with protocol = \"udp\"; UDP flows are not kept or shared between requests: remove it (or use protocol = \"tcp\")",
+                );
+            }
+        }
+    }
+    let pool = match &t.pool {
+        Some(p) => pool(p)?,
+        None => Pool {
+            max_idle: 0,
+            max_open: 0,
+            idle_timeout_ns: None,
+            max_lifetime_ns: None,
+            wait: Wait::No,
+        },
+    };
+    let users = t.concurrency.as_ref().map(users).transpose()?;
+    if t.think.is_some() && users.is_none() {
+        return err(
+            "traffic.think",
+            "found without traffic.concurrency; think time is a virtual user's pause between requests, and requests arriving at a rate have no users: add concurrency = N, or remove think",
+        );
+    }
+    let think = match &t.think {
+        Some(v) => hold("traffic.think", v)?,
+        None => Hold::Constant { ns: 0 },
+    };
+    if users.is_some() && request.mean_ns() + think.mean_ns() <= 0.0 {
+        return err(
+            "traffic.think",
+            "a closed loop with hold and think both 0 would send endless requests at one instant; give either a positive time",
+        );
+    }
+    let streams = t.streams_per_connection.unwrap_or(1);
+    if streams == 0 {
+        return err(
+            "traffic.streams_per_connection",
+            "found 0; expected at least 1 (1: one request at a time per connection, HTTP/1.1; 100: an HTTP/2 server's usual SETTINGS_MAX_CONCURRENT_STREAMS)",
+        );
+    }
+    let timeout_ns = t
+        .timeout
+        .as_deref()
+        .map(|d| duration("traffic.timeout", d))
+        .transpose()?;
+    if timeout_ns == Some(0) {
+        return err(
+            "traffic.timeout",
+            "found 0; expected a positive duration such as \"30s\" (leave it out for no timeout)",
+        );
+    }
+    Ok(Some(Box::new(Client {
+        pool,
+        pool_given: t.pool.is_some(),
+        users,
+        think,
+        streams,
+        timeout_ns,
+        request_limit: t.requests_per_connection,
+    })))
+}
+
+fn pool(p: &RawPool) -> R<Pool> {
+    let opt = |k: &str, v: &Option<String>| -> R<Option<u64>> {
+        match v
+            .as_deref()
+            .map(|d| duration(&format!("traffic.pool.{k}"), d))
+            .transpose()?
+        {
+            Some(0) => err(
+                &format!("traffic.pool.{k}"),
+                "found 0; expected a positive duration (leave it out for none)",
+            ),
+            other => Ok(other),
+        }
+    };
+    let max_open = p.max_open.unwrap_or(0);
+    let max_idle = p.max_idle.unwrap_or(2);
+    let wait = match &p.wait {
+        None => Wait::Forever,
+        Some(toml::Value::Boolean(true)) => Wait::Forever,
+        Some(toml::Value::Boolean(false)) => Wait::No,
+        Some(toml::Value::String(s)) => match duration("traffic.pool.wait", s)? {
+            0 => Wait::No,
+            ns => Wait::UpTo(ns),
+        },
+        Some(other) => {
+            return err(
+                "traffic.pool.wait",
+                format!(
+                    "found {}; expected true (wait for a free connection), false (fail at once) or a duration such as \"30s\" (wait at most that long)",
+                    value(other)
+                ),
+            )
+        }
+    };
+    if p.wait.is_some() && max_open == 0 {
+        return err(
+            "traffic.pool.wait",
+            "found without traffic.pool.max_open; a request waits only when max_open connections are open, and without max_open there is no limit: set max_open, or remove wait",
+        );
+    }
+    Ok(Pool {
+        max_idle,
+        max_open,
+        idle_timeout_ns: opt("idle_timeout", &p.idle_timeout)?,
+        max_lifetime_ns: opt("max_lifetime", &p.max_lifetime)?,
+        wait,
+    })
+}
+
+/// `traffic.concurrency`: `500`, steps `[{ at = "1m", users = 500 }, …]`
+/// or a ramp `{ from = 10, to = 500, over = "5m", at = "1m" }` (users
+/// join or leave one at a time along it). Returns (time, users) change
+/// points in time order, the first at 0.
+fn users(v: &toml::Value) -> R<Vec<(u64, u32)>> {
+    const KEY: &str = "traffic.concurrency";
+    let count = |key: &str, v: Option<&toml::Value>| -> R<u32> {
+        match v {
+            Some(toml::Value::Integer(n)) if (0..=i64::from(MAX_USERS)).contains(n) => {
+                Ok(*n as u32)
+            }
+            Some(other) => err(
+                key,
+                format!(
+                    "found {}; expected a whole number of users from 0 to {MAX_USERS}",
+                    value(other)
+                ),
+            ),
+            None => err(key, "missing; expected a whole number of users"),
+        }
+    };
+    let text = |key: &str, v: Option<&toml::Value>| -> R<u64> {
+        match v {
+            Some(toml::Value::String(s)) => duration(key, s),
+            Some(other) => err(
+                key,
+                format!("found {}; expected a duration such as \"1m\"", value(other)),
+            ),
+            None => err(key, "missing; expected a duration such as \"1m\""),
+        }
+    };
+    let only = |key: &str, t: &toml::Table, allowed: &[&str]| -> R<()> {
+        match t.keys().find(|k| !allowed.contains(&k.as_str())) {
+            Some(k) => err(
+                &format!("{key}.{k}"),
+                format!("unknown key; {}", allowed_list(k, allowed)),
+            ),
+            None => Ok(()),
+        }
+    };
+    match v {
+        toml::Value::Integer(_) => {
+            let n = count(KEY, Some(v))?;
+            if n == 0 {
+                return err(KEY, "found 0; expected at least 1 user");
+            }
+            Ok(vec![(0, n)])
+        }
+        toml::Value::Array(steps) => {
+            let mut out: Vec<(u64, u32)> = vec![(0, 0)];
+            for (i, s) in steps.iter().enumerate() {
+                let key = format!("{KEY}[{i}]");
+                let Some(t) = s.as_table() else {
+                    return err(&key, format!("found {}; expected a step such as {{ at = \"1m\", users = 500 }}", value(s)));
+                };
+                only(&key, t, &["at", "users"])?;
+                let at = text(&format!("{key}.at"), t.get("at"))?;
+                let n = count(&format!("{key}.users"), t.get("users"))?;
+                if i > 0 && at <= out.last().map_or(0, |l| l.0) {
+                    return err(&format!("{key}.at"), "not after the previous step; steps must be in increasing time order");
+                }
+                if at == 0 {
+                    out[0].1 = n;
+                } else {
+                    out.push((at, n));
+                }
+            }
+            if out.iter().all(|s| s.1 == 0) {
+                return err(KEY, "no step has a user; expected at least one step with users >= 1");
+            }
+            Ok(out)
+        }
+        toml::Value::Table(t) => {
+            only(KEY, t, &["from", "to", "over", "at"])?;
+            let from = count(&format!("{KEY}.from"), t.get("from"))?;
+            let to = count(&format!("{KEY}.to"), t.get("to"))?;
+            let over = text(&format!("{KEY}.over"), t.get("over"))?;
+            if over == 0 {
+                return err(&format!("{KEY}.over"), "found 0; expected a positive duration");
+            }
+            let at = match t.get("at") {
+                None => 0,
+                some => text(&format!("{KEY}.at"), some)?,
+            };
+            if from.max(to) == 0 {
+                return err(KEY, "from and to are both 0; expected at least 1 user");
+            }
+            let mut out = vec![(0, from)];
+            // The count steps by one where the line crosses a whole number.
+            let span = i64::from(to) - i64::from(from);
+            for k in 1..=span.unsigned_abs() {
+                let time = at as f64 + over as f64 * k as f64 / span.unsigned_abs() as f64;
+                let n = (i64::from(from) + span.signum() * k as i64) as u32;
+                out.push((time.min(u64::MAX as f64) as u64, n));
+            }
+            Ok(out)
+        }
+        other => err(
+            KEY,
+            format!("found {}; expected a number of users (500), steps [{{ at = \"1m\", users = 500 }}] or a ramp {{ from = 10, to = 500, over = \"5m\" }}", value(other)),
+        ),
+    }
 }
