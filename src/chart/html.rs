@@ -100,6 +100,25 @@ pub fn render(input: &Input, source: &Source) -> Result<String, String> {
         h.push_str("</ul>\n");
     }
 
+    // Requests and pools, with a client model: what the application saw.
+    let client = crate::report::client::summary_lines(r);
+    if !client.is_empty() {
+        h.push_str("<p>Requests and the connection pool:</p>\n<ul class=\"advice\">\n");
+        for (label, t) in client {
+            let _ = writeln!(
+                h,
+                "<li>{}{}</li>",
+                if label.is_empty() {
+                    String::new()
+                } else {
+                    format!("{label}: ")
+                },
+                escape(&t)
+            );
+        }
+        h.push_str("</ul>\n");
+    }
+
     figures_table(&mut h, input);
 
     for chart in CHARTS.iter().filter(|c| c.applies(input)) {

@@ -17,7 +17,7 @@ use super::{Among, Change, Context, Grid, Lever, Plan, Search};
 use crate::scenario::{BindMode, Close};
 
 /// The load factor a first guess aims at.
-const AIM: f64 = 0.95;
+pub const AIM: f64 = 0.95;
 
 /// Every lever, in the order they are tried (and share the budget) and
 /// fixes that do equally well are listed.
@@ -40,6 +40,10 @@ pub const LEVERS: &[Lever] = &[
     Lever {
         name: "nat_port_range",
         plan: nat_port_range,
+    },
+    Lever {
+        name: "pool_max_idle",
+        plan: super::clients::pool_max_idle,
     },
     Lever {
         name: "keep_alive",
@@ -73,6 +77,10 @@ pub const LEVERS: &[Lever] = &[
         name: "rate",
         plan: rate,
     },
+    Lever {
+        name: "concurrency",
+        plan: super::clients::concurrency,
+    },
 ];
 
 /// Most requests per connection a search goes to.
@@ -90,7 +98,8 @@ const WIDEST: (u32, u32) = (1024, 65535);
 fn keep_alive(cx: &Context) -> Option<Plan> {
     let sc = cx.sc;
     let tw = sc.effective_time_wait_ns() as f64;
-    if tw == 0.0 {
+    // With a client model the pool decides reuse ([`super::clients`]).
+    if tw == 0.0 || sc.traffic.client.is_some() {
         return None;
     }
     let n = f64::from(sc.traffic.requests_per_connection);
@@ -868,7 +877,13 @@ fn allocator(cx: &Context) -> Option<Plan> {
 /// The highest constant rate that runs without a failure.
 fn rate(cx: &Context) -> Option<Plan> {
     let r = &cx.sc.traffic.rate;
-    if !r.is_constant() || cx.is_overridden("traffic.schedule") {
+    let closed_loop = cx
+        .sc
+        .traffic
+        .client
+        .as_ref()
+        .is_some_and(|c| c.users.is_some());
+    if !r.is_constant() || cx.is_overridden("traffic.schedule") || closed_loop {
         return None;
     }
     let now = r.at(0.0);

@@ -32,6 +32,7 @@
 //! Either way every count is of attempts, never of time or threads, so the
 //! answer is the same on any machine.
 
+pub mod clients;
 pub mod levers;
 
 use std::path::Path;

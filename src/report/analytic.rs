@@ -218,7 +218,16 @@ pub fn steady_state_curve(sc: &Scenario, horizon_s: f64) -> Vec<(f64, f64)> {
 /// The first assumption of Erlang B this scenario breaks, if any.
 fn erlang_b_caveat(sc: &Scenario) -> Option<String> {
     let exhaustive = crate::alloc::entry(&sc.host.allocator).is_some_and(|e| e.exhaustive);
-    if !exhaustive {
+    if let Some(c) = sc.traffic.client.as_deref() {
+        let load = if c.users.is_some() {
+            "a closed loop's requests come at about users ÷ (hold + think), not as Poisson arrivals"
+        } else {
+            "requests reuse pooled connections"
+        };
+        Some(format!(
+            "{load}; the figures count a connection per request, an upper bound (connections.opened is what the pools opened)"
+        ))
+    } else if !exhaustive {
         Some(format!(
             "{} may give up while ports are free",
             sc.host.allocator

@@ -99,8 +99,11 @@ pub struct PoolSettings {
     pub max_open: u32,
     pub idle_timeout_s: Option<f64>,
     pub max_lifetime_s: Option<f64>,
-    /// "no", "forever", or the longest wait in seconds as text.
-    pub wait: String,
+    /// Whether a request waits for a connection at `max_open` (else it
+    /// fails at once).
+    pub wait: bool,
+    /// The longest it waits; null: until one is free (or its timeout).
+    pub wait_limit_s: Option<f64>,
 }
 
 /// Quantiles of a time, seconds (0 when nothing was measured).
@@ -181,12 +184,140 @@ pub fn sections(
             max_open: c.pool.max_open,
             idle_timeout_s: c.pool.idle_timeout_ns.map(secs),
             max_lifetime_s: c.pool.max_lifetime_ns.map(secs),
-            wait: match c.pool.wait {
-                Wait::No => "no".to_string(),
-                Wait::Forever => "forever".to_string(),
-                Wait::UpTo(ns) => format!("{}", secs(ns)),
+            wait: c.pool.wait != Wait::No,
+            wait_limit_s: match c.pool.wait {
+                Wait::UpTo(ns) => Some(secs(ns)),
+                Wait::No | Wait::Forever => None,
             },
         },
     };
     (requests, connections, Quantiles::of(&f.waits))
+}
+
+/// The summary's lines for a client run, as (label, text); none without
+/// a client model.
+pub fn summary_lines(r: &super::Report) -> Vec<(&'static str, String)> {
+    use super::summary::{amount, human_s, measured_s, percent, thousands};
+    let (Some(q), Some(c), Some(w)) = (&r.requests, &r.connections, &r.pool_wait_s) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut failed = Vec::new();
+    for (n, what) in [
+        (q.failed_by.connect, "no connection"),
+        (q.failed_by.pool, "pool full"),
+        (q.failed_by.timeout, "timed out"),
+    ] {
+        if n > 0 {
+            failed.push(format!("{} {what}", thousands(n)));
+        }
+    }
+    out.push((
+        "requests",
+        format!(
+            "{} ({} completed, {} failed{}{}); {}/s; response p50 {}, p99 {}",
+            thousands(q.total),
+            thousands(q.completed),
+            thousands(q.failed),
+            if failed.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", failed.join(", "))
+            },
+            if q.in_flight_at_end > 0 {
+                format!(", {} in flight at the end", thousands(q.in_flight_at_end))
+            } else {
+                String::new()
+            },
+            amount(q.per_second),
+            measured_s(q.response_s.p50),
+            measured_s(q.response_s.p99),
+        ),
+    ));
+    let mut load = format!(
+        "in flight peak {}, mean {}",
+        thousands(q.peak_in_flight),
+        amount(q.mean_in_flight)
+    );
+    if q.users > 0 {
+        load = format!("{} virtual users; {load}", thousands(u64::from(q.users)));
+    }
+    if q.waited > 0 {
+        load.push_str(&format!(
+            "; {} waited for a connection (p50 {}, p99 {}, max {})",
+            thousands(q.waited),
+            measured_s(w.p50),
+            measured_s(w.p99),
+            measured_s(w.max)
+        ));
+    }
+    out.push(("", load));
+    let by = &c.closed_by;
+    let mut closed = Vec::new();
+    for (n, why) in [
+        (
+            by.idle_overflow,
+            format!("returned with {} already idle", c.pool.max_idle),
+        ),
+        (by.idle_timeout, "idle timeout".to_string()),
+        (by.lifetime, "max lifetime".to_string()),
+        (by.timeout, "request timeout".to_string()),
+        (by.request_limit, "request limit".to_string()),
+        (by.server, "by the server".to_string()),
+        (by.reset, "reset".to_string()),
+    ] {
+        if n > 0 {
+            closed.push(format!("{} {why}", thousands(n)));
+        }
+    }
+    out.push((
+        "connections",
+        format!(
+            "{} opened, reused by {} of requests; {}",
+            thousands(c.opened),
+            percent(c.reuse_ratio),
+            if closed.is_empty() {
+                "none closed".to_string()
+            } else {
+                format!("closed: {}", closed.join(", "))
+            }
+        ),
+    ));
+    let p = &c.pool;
+    let mut pool = if p.given {
+        format!(
+            "per destination: max_idle {}, {}",
+            p.max_idle,
+            if p.max_open == 0 {
+                "no max_open".to_string()
+            } else {
+                format!(
+                    "max_open {} ({})",
+                    p.max_open,
+                    match (p.wait, p.wait_limit_s) {
+                        (false, _) => "a request finding all busy fails".to_string(),
+                        (true, None) => "a request finding all busy waits".to_string(),
+                        (true, Some(s)) =>
+                            format!("a request finding all busy waits up to {}", human_s(s)),
+                    }
+                )
+            }
+        )
+    } else {
+        "none: a connection per request".to_string()
+    };
+    if let Some(s) = p.idle_timeout_s {
+        pool.push_str(&format!(", idle_timeout {}", human_s(s)));
+    }
+    if let Some(s) = p.max_lifetime_s {
+        pool.push_str(&format!(", max_lifetime {}", human_s(s)));
+    }
+    if c.streams_per_connection > 1 {
+        pool.push_str(&format!(
+            "; {} streams per connection",
+            c.streams_per_connection
+        ));
+    }
+    out.push(("pool", pool));
+    out
 }

@@ -741,6 +741,9 @@ pub fn render(r: &Report) -> String {
             String::new()
         }
     );
+    for (label, line) in super::client::summary_lines(r) {
+        let _ = writeln!(s, "  {label:<16}{line}");
+    }
     if let Some(x) = r.highest_rate_before_failure {
         let _ = writeln!(
             s,

@@ -502,6 +502,8 @@ impl Client {
 pub struct Traffic {
     pub arrivals: Arrivals,
     /// Request rate; with keep-alive, connections open at rate / requests_per_connection.
+    /// For a closed loop (`client.users`), the users' rate: users ÷ (mean
+    /// hold + mean think), which the engine does not read.
     pub rate: RateProfile,
     /// Hold time of one request; a connection lives for the sum over its requests.
     pub hold: Hold,

@@ -102,6 +102,27 @@ pub(super) fn traffic(t: &RawTraffic) -> R<Traffic> {
         );
     }
     let client = client(t, hold, protocol)?;
+    // A closed loop's requests come at about users ÷ (hold + think): the
+    // rate the analytic figures and the charts' steady state read.
+    let rate = match client
+        .as_deref()
+        .and_then(|c| Some((c.users.as_ref()?, c.think)))
+    {
+        Some((users, think)) => {
+            let cycle_s = (hold.mean_ns() + think.mean_ns()) / NS_PER_S as f64;
+            RateProfile {
+                segments: users
+                    .iter()
+                    .map(|&(at, n)| RateSegment {
+                        start_s: at as f64 / NS_PER_S as f64,
+                        from: (f64::from(n) / cycle_s).min(MAX_RATE),
+                        slope: 0.0,
+                    })
+                    .collect(),
+            }
+        }
+        None => rate,
+    };
     // With a pool it is a limit per connection, not a batch.
     let requests_per_connection = match &client {
         Some(_) => 1,
