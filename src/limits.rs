@@ -167,6 +167,9 @@ pub fn estimate(sc: &Scenario, charts: bool) -> Cost {
         amount: dests * 96.0,
         what: "destinations (destinations.count)".into(),
     });
+    if let Some(c) = sc.traffic.client.as_deref() {
+        memory_parts.push(client_memory(sc, c, rate, hold_s, attempts));
+    }
     memory_parts.extend(nat_memory(sc, rate, hold_s, attempts));
     if charts {
         memory_parts.push(Part {
@@ -201,6 +204,37 @@ fn in_flight(sc: &Scenario, rate: f64, attempts: f64, margin: f64) -> (f64, f64)
         .min(attempts)
         .min(sc.host.max_tw_buckets as f64);
     (open, tw)
+}
+
+/// Requests in flight with a client model, about 100 bytes each with their
+/// timers, and a pool per destination: a closed loop's users; an open
+/// loop's arrivals over a hold and the longest a request may queue for a
+/// connection at `max_open` (its wait limit, else its timeout, else the
+/// run), twice over with a margin for bursts, but no more than its
+/// requests.
+fn client_memory(
+    sc: &Scenario,
+    c: &crate::scenario::Client,
+    rate: f64,
+    hold_s: f64,
+    attempts: f64,
+) -> Part {
+    use crate::scenario::Wait;
+    let s = |ns: u64| ns as f64 / NS_PER_S as f64;
+    let requests = if c.users.is_some() {
+        f64::from(c.max_users())
+    } else {
+        let queue_s = match (c.pool.max_open, c.pool.wait) {
+            (0, _) | (_, Wait::No) => 0.0,
+            (_, Wait::UpTo(ns)) => s(ns),
+            (_, Wait::Forever) => c.timeout_ns.or(sc.duration_ns).map_or(f64::INFINITY, s),
+        };
+        (2.0 * rate * (hold_s + queue_s) + 1000.0).min(attempts)
+    };
+    Part {
+        amount: requests * 100.0 + sc.destinations.len() as f64 * 96.0,
+        what: "requests in flight (traffic.concurrency users, or traffic.rate × (traffic.hold + the longest wait for a pooled connection)) and a pool per destination".into(),
+    }
 }
 
 /// How a memory part of a host's port state starts.

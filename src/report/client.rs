@@ -215,7 +215,7 @@ pub fn summary_lines(r: &super::Report) -> Vec<(&'static str, String)> {
     out.push((
         "requests",
         format!(
-            "{} ({} completed, {} failed{}{}); {}/s; response p50 {}, p99 {}",
+            "{} ({} completed, {} failed{}{}); {}/s; {}",
             thousands(q.total),
             thousands(q.completed),
             thousands(q.failed),
@@ -230,8 +230,15 @@ pub fn summary_lines(r: &super::Report) -> Vec<(&'static str, String)> {
                 String::new()
             },
             amount(q.per_second),
-            measured_s(q.response_s.p50),
-            measured_s(q.response_s.p99),
+            if q.completed > 0 {
+                format!(
+                    "response p50 {}, p99 {}",
+                    measured_s(q.response_s.p50),
+                    measured_s(q.response_s.p99)
+                )
+            } else {
+                "none completed".to_string()
+            },
         ),
     ));
     let mut load = format!(

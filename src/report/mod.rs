@@ -952,7 +952,11 @@ impl Report {
             bin_ns: o.bin_ns,
             bins: o.bins,
             reuse_histogram: o.reuse,
-            steady_state: if sc.is_fleet() {
+            // A pool's connections do not open at the request rate: no
+            // closed form to draw (the summary's analytic line says so).
+            steady_state: if sc.traffic.client.is_some() {
+                Vec::new()
+            } else if sc.is_fleet() {
                 fleet_steady_state(sc, horizon)
             } else {
                 analytic::steady_state_curve(sc, horizon)

@@ -173,6 +173,12 @@ pub(super) fn validate(raw: RawScenario) -> R<Scenario> {
             if host.addresses.len() == 1 {
                 traffic.source = Pick::RoundRobin;
             }
+            if traffic.client.is_some() && duration_ns.is_none() {
+                return err(
+                    "duration",
+                    "missing; a run with a client model (traffic.pool, concurrency, streams_per_connection or timeout) needs a duration: requests on kept connections open no new ones, so max_connections alone might never end it",
+                );
+            }
             (host, destinations, traffic)
         }
     };
