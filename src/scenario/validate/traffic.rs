@@ -431,6 +431,12 @@ fn client(t: &RawTraffic, request: Hold, protocol: Protocol) -> R<Option<Box<Cli
             }
         }
     }
+    if t.pool.is_none() && t.requests_per_connection.is_some_and(|r| r > 1) {
+        return err(
+            "traffic.requests_per_connection",
+            "found without traffic.pool in traffic with a client model (concurrency, think, streams_per_connection or timeout); only a pool keeps a connection between requests: add pool = { max_idle = N }, and requests_per_connection then ends a connection after that many requests",
+        );
+    }
     let pool = match &t.pool {
         Some(p) => pool(p)?,
         None => Pool {
