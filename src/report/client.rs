@@ -264,7 +264,11 @@ pub fn summary_lines(r: &super::Report) -> Vec<(&'static str, String)> {
     for (n, why) in [
         (
             by.idle_overflow,
-            format!("returned with {} already idle", c.pool.max_idle),
+            if c.pool.given {
+                format!("returned with {} already idle", c.pool.max_idle)
+            } else {
+                "after their request (no pool keeps them)".to_string()
+            },
         ),
         (by.idle_timeout, "idle timeout".to_string()),
         (by.lifetime, "max lifetime".to_string()),

@@ -867,26 +867,43 @@ pub fn render(r: &Report) -> String {
         );
     }
     let a = &r.analytic;
-    let _ = writeln!(
-        s,
-        "  analytic        offered load {} erlangs over {} pool{} of {} ports; Erlang B failure ratio {}; ports ÷ {} = {} {}/s per pool",
-        amount(a.offered_load),
-        thousands(a.pools),
-        if a.pools == 1 { "" } else { "s" },
-        thousands(u64::from(a.ports_per_pool)),
-        percent(a.erlang_b_failure_ratio),
-        if a.tw_reuse_applies {
-            "(hold + tw_reuse_delay)"
-        } else if !is_udp(r) && sc.close == Close::Client && sc.time_wait_s > 0.0 {
-            "(hold + TIME_WAIT)"
-        } else {
-            // No TIME_WAIT on this side: a port is lost only while held.
-            "hold"
-        },
-        amount(a.max_rate_per_pool),
-        if is_udp(r) { "flows" } else { "conn" }
-    );
-    if let Some(c) = &a.erlang_b_caveat {
+    let per_port = if a.tw_reuse_applies {
+        "(hold + tw_reuse_delay)"
+    } else if !is_udp(r) && sc.close == Close::Client && sc.time_wait_s > 0.0 {
+        "(hold + TIME_WAIT)"
+    } else {
+        // No TIME_WAIT on this side: a port is lost only while held.
+        "hold"
+    };
+    if let Some(c) = &r.connections {
+        // A pool decides how often connections open: the measured rate
+        // against the ceiling, and what a connection per request would do.
+        let _ = writeln!(
+            s,
+            "  analytic        connections opened at {}/s against ports ÷ {per_port} = {} conn/s per pool; a connection per request would offer {} erlangs (Erlang B failure ratio {})",
+            amount(c.opened as f64 / r.simulated_s.max(1e-9)),
+            amount(a.max_rate_per_pool),
+            amount(a.offered_load),
+            percent(a.erlang_b_failure_ratio),
+        );
+    } else {
+        let _ = writeln!(
+            s,
+            "  analytic        offered load {} erlangs over {} pool{} of {} ports; Erlang B failure ratio {}; ports ÷ {per_port} = {} {}/s per pool",
+            amount(a.offered_load),
+            thousands(a.pools),
+            if a.pools == 1 { "" } else { "s" },
+            thousands(u64::from(a.ports_per_pool)),
+            percent(a.erlang_b_failure_ratio),
+            amount(a.max_rate_per_pool),
+            if is_udp(r) { "flows" } else { "conn" }
+        );
+    }
+    if let Some(c) = a
+        .erlang_b_caveat
+        .as_ref()
+        .filter(|_| r.connections.is_none())
+    {
         let _ = writeln!(
             s,
             "                  (Erlang B is indicative only here: {c})"

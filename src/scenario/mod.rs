@@ -672,9 +672,14 @@ impl Scenario {
             let d_s = d as f64 / NS_PER_S as f64;
             match self.traffic.client.as_deref() {
                 // A closed loop: each user makes a request per hold and
-                // think.
+                // think, or at worst, when each fails at once, one per
+                // think and the pause after a failure.
                 Some(c) if c.users.is_some() => {
-                    let cycle = (self.traffic.hold.mean_ns() + c.think.mean_ns()).max(1.0) / 1e9;
+                    let pause = crate::sim::client::FAILED_PAUSE_NS as f64;
+                    let cycle = (self.traffic.hold.mean_ns() + c.think.mean_ns())
+                        .min(c.think.mean_ns().max(pause))
+                        .max(1.0)
+                        / 1e9;
                     f64::from(c.max_users()) * d_s / cycle * worst
                 }
                 // At most a connection per request.
@@ -687,6 +692,9 @@ impl Scenario {
             }
         });
         match (by_time, self.max_connections) {
+            // `max_connections` counts connects, which a pool may make
+            // far fewer of than requests.
+            (Some(t), Some(_)) if self.traffic.client.is_some() => t,
             (Some(t), Some(m)) => t.min(m as f64),
             (Some(t), None) => t,
             (None, Some(m)) => m as f64,

@@ -254,6 +254,9 @@ enum ReqState {
 struct Req {
     dest: u32,
     start: u64,
+    /// When this try began (its start, or its latest retry): its
+    /// `timeout` runs from here.
+    try_start: u64,
     tries: u32,
     user: u32,
     /// Changes whenever it leaves a pool's queue, so stale entries and
@@ -410,6 +413,7 @@ impl Client {
         let req = Req {
             dest,
             start: t,
+            try_start: t,
             tries: 0,
             user,
             stamp: 0,
@@ -615,6 +619,7 @@ impl<O: Observer, P: Ports, N: PortLayer> Engine<'_, O, P, N> {
                 }
             }
             Ev::Retry { req } => {
+                self.cl().reqs[req as usize].try_start = t;
                 self.cl().fig.retries += 1;
                 self.out.retries += 1;
                 self.acquire(t, req);
@@ -690,7 +695,7 @@ impl<O: Observer, P: Ports, N: PortLayer> Engine<'_, O, P, N> {
             return self.dial(t, r);
         }
         let q = &mut cl.reqs[r as usize];
-        let start = q.start;
+        let start = q.try_start;
         let deadline_wait = match cl.wait {
             Wait::No => return self.request_failed(t, r, Why::Pool),
             Wait::Forever => u64::MAX,
@@ -775,7 +780,7 @@ impl<O: Observer, P: Ports, N: PortLayer> Engine<'_, O, P, N> {
             let _ = cl.fig.waits.record((t - q.queued_at).max(1));
         }
         q.state = ReqState::Active;
-        let start = q.start;
+        let start = q.try_start;
         let c = &mut cl.conns[slot as usize];
         c.active += 1;
         c.served += 1;
