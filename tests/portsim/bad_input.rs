@@ -140,6 +140,11 @@ fn unknown_key_lists_only_the_keys_of_its_table() {
         "requests_per_connection",
         "connect_timeout",
         "protocol",
+        "pool",
+        "concurrency",
+        "think",
+        "streams_per_connection",
+        "timeout",
     ];
     assert_eq!(allowed_keys(&err), traffic_keys, "{err}");
     let (toml, _) = with_line("port_range", "prot_range = \"50000-50099\"");

@@ -1305,6 +1305,13 @@ const NULLABLE: &[&str] = &[
     "nats[].cloud.formula.hosts_served",
     "nats[].cloud.formula.per_destination",
     "nats[].cloud.formula.ports_per_host",
+    // The client sections are null without a client model, and a pool's
+    // timers are null when not set.
+    "requests",
+    "connections",
+    "pool_wait_s",
+    "connections.pool.idle_timeout_s",
+    "connections.pool.max_lifetime_s",
 ];
 
 /// serde_json writes a NaN or an infinity as `null`: any null outside the
