@@ -140,6 +140,11 @@ fn unknown_key_lists_only_the_keys_of_its_table() {
         "requests_per_connection",
         "connect_timeout",
         "protocol",
+        "pool",
+        "concurrency",
+        "think",
+        "streams_per_connection",
+        "timeout",
     ];
     assert_eq!(allowed_keys(&err), traffic_keys, "{err}");
     let (toml, _) = with_line("port_range", "prot_range = \"50000-50099\"");
@@ -765,4 +770,169 @@ fn a_table_where_a_table_belongs_says_so() {
         "{err}"
     );
     assert!(!err.contains("Raw"), "no type names of the code: {err}");
+}
+
+/// `GOOD` as a closed loop: its `arrivals` and `rate` lines dropped and
+/// `line` appended to `[traffic]`; returns the text and the 1-based
+/// number of the first appended line.
+fn closed_loop(line: &str) -> (String, usize) {
+    let kept: Vec<&str> = GOOD
+        .lines()
+        .filter(|l| !l.starts_with("arrivals") && !l.starts_with("rate"))
+        .collect();
+    (kept.join("\n") + "\n" + line + "\n", kept.len() + 1)
+}
+
+#[test]
+fn bad_client_keys_name_the_key_and_what_is_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    // `GOOD` with `line` appended to [traffic], from line `new` on.
+    let add = |line: &str| format!("{GOOD}{line}\n");
+    let new = GOOD.lines().count() + 1;
+    let rate = GOOD.lines().position(|l| l == "rate = 8").unwrap() + 1;
+    let closed = |line: &str| closed_loop(line).0;
+    let first_closed = closed_loop("").1;
+    // (file, the line the message names, the message from the key on)
+    let mut cases: Vec<(String, usize, &str)> = vec![
+        // A closed loop has no arrival rate: the rate's line is named.
+        (
+            add("concurrency = 5"),
+            rate,
+            "traffic.rate: found with traffic.concurrency; a closed loop's load is its users",
+        ),
+        (
+            add("think = \"1s\""),
+            new,
+            "traffic.think: found without traffic.concurrency; think time is a virtual user's pause between requests",
+        ),
+        (
+            add("pool = { wait = true }"),
+            new,
+            "traffic.pool.wait: found without traffic.pool.max_open; a request waits only when max_open connections are open",
+        ),
+        (
+            add("pool = { max_open = 2, wait = 5 }"),
+            new,
+            "traffic.pool.wait: found \"5\"; expected true (wait for a free connection), false (fail at once) or a duration such as \"30s\"",
+        ),
+        (
+            add("pool = { max_idel = 2 }"),
+            new,
+            "traffic.pool.max_idel: unknown key `max_idel`; allowed here: max_idle, max_open, idle_timeout, max_lifetime, wait (did you mean `max_idle`?)",
+        ),
+        (
+            add("pool = { max_idle = 2, idle_timeout = \"0s\" }"),
+            new,
+            "traffic.pool.idle_timeout: found 0; expected a positive duration (leave it out for none)",
+        ),
+        (
+            add("streams_per_connection = 0"),
+            new,
+            "traffic.streams_per_connection: found 0; expected at least 1",
+        ),
+        (
+            add("timeout = \"0s\""),
+            new,
+            "traffic.timeout: found 0; expected a positive duration such as \"30s\"",
+        ),
+        (
+            add("retry = { after = \"1s\", max = 2, cap = \"5s\" }"),
+            new,
+            "traffic.retry.cap: found with a fixed backoff; it applies to backoff = \"exponential\" only",
+        ),
+        (
+            add("retry = { after = \"1s\", max = 2, jitter = \"full\" }"),
+            new,
+            "traffic.retry.jitter: found with a fixed backoff",
+        ),
+        (
+            add("retry = { after = \"1s\", max = 2, backoff = \"exponential\", cap = \"500ms\" }"),
+            new,
+            "traffic.retry.cap: found \"500ms\", shorter than retry.after (\"1s\"); the cap bounds the delays from above",
+        ),
+        (
+            add("retry = { after = \"1s\", max = 2, backoff = \"exponential\", jitter = \"ful\" }"),
+            new,
+            "traffic.retry.jitter: found \"ful\"; allowed: \"full\", \"equal\", \"none\" (did you mean \"full\"?)",
+        ),
+        (
+            add("retry = { after = \"1s\", max = 2, backoff = \"exponentail\" }"),
+            new,
+            "traffic.retry.backoff: found \"exponentail\"; allowed: \"fixed\", \"exponential\" (did you mean \"exponential\"?)",
+        ),
+        (
+            add("retry = { after = \"1s\", max = 2, backoff = \"exponential\", factor = 0.5 }"),
+            new,
+            "traffic.retry.factor: found 0.5; expected a growth factor from 1 to 1000",
+        ),
+        (
+            add("protocol = \"udp\"\npool = { max_idle = 4 }"),
+            new + 1,
+            "traffic.pool: found with protocol = \"udp\"; UDP flows are not kept or shared between requests",
+        ),
+        (
+            add("protocol = \"udp\"\nstreams_per_connection = 4"),
+            new + 1,
+            "traffic.streams_per_connection: found with protocol = \"udp\"",
+        ),
+        (
+            closed("concurrency = 0"),
+            first_closed,
+            "traffic.concurrency: found 0; expected at least 1 user",
+        ),
+        (
+            closed("concurrency = 2000000"),
+            first_closed,
+            "traffic.concurrency: found \"2000000\"; expected a whole number of users from 0 to 1000000",
+        ),
+        (
+            closed("concurrency = [{ at = \"1m\", users = 5 }, { at = \"30s\", users = 10 }]"),
+            first_closed,
+            "traffic.concurrency[1].at: not after the previous step; steps must be in increasing time order",
+        ),
+        (
+            closed("concurrency = { from = 0, to = 0, over = \"1m\" }"),
+            first_closed,
+            "traffic.concurrency: from and to are both 0; expected at least 1 user",
+        ),
+        (
+            closed("concurrency = { from = 1, to = 10, over = \"1m\", step = 2 }"),
+            first_closed,
+            "traffic.concurrency.step: unknown key; allowed: \"from\", \"to\", \"over\", \"at\"",
+        ),
+        (
+            closed("concurrency = \"lots\""),
+            first_closed,
+            "traffic.concurrency: found \"lots\"; expected a number of users (500), steps",
+        ),
+        // Hold and think both 0: the key is not in the file, so its table.
+        (
+            closed("concurrency = 5").replace("hold = \"1s\"", "hold = \"0s\""),
+            GOOD.lines().position(|l| l == "[traffic]").unwrap() + 1,
+            "traffic.think: a closed loop with hold and think both 0 would send endless requests at one instant",
+        ),
+        // Pools and users are for one [host]: a fleet refuses them.
+        (
+            add("pool = { max_idle = 4 }\n[[hosts]]\nname = \"web\"\ncount = 2"),
+            new,
+            "traffic.pool: found in a scenario with [[hosts]] groups; pools, virtual users, streams and request timeouts are modelled for one [host] so far",
+        ),
+    ];
+    // A group's own key is named as the group's.
+    cases.push((
+        closed("[[hosts]]\nname = \"web\"\ncount = 2\ntraffic = { concurrency = 4 }"),
+        first_closed + 3,
+        "hosts[0].traffic.concurrency: found in a scenario with [[hosts]] groups",
+    ));
+    for (toml, line, want) in cases {
+        write(dir.path(), "bad.toml", &toml);
+        let err = refused_one_line(dir.path(), &["check", "bad.toml"]);
+        assert!(
+            err.contains(&format!("bad.toml:{line}: {want}")),
+            "want line {line}: {want}\n got {err}\n in\n{toml}"
+        );
+        // The same from `run`, which refuses before running.
+        let err = refused_one_line(dir.path(), &["run", "bad.toml"]);
+        assert!(err.contains(&format!("bad.toml:{line}: {want}")), "{err}");
+    }
 }

@@ -508,6 +508,114 @@ fn hold(r: &mut Rng) -> String {
     }
 }
 
+/// The run lengths most generated files have.
+const MODEST_DURATIONS: &[&str] = &["1s", "10s", "30s", "1m", "5m", "90s", "2s"];
+
+/// `traffic.retry`: a fixed delay, or an exponential backoff with its
+/// factor, cap and jitter (and now and then a key the fixed one refuses).
+fn retry(r: &mut Rng) -> String {
+    let base = format!(
+        "after = {}, max = {}",
+        duration(r),
+        int(r, &["0", "1", "3", "10"])
+    );
+    if r.chance(1, 2) {
+        let extra = if r.edgy() {
+            *r.pick(&[", cap = \"1s\"", ", jitter = \"full\"", ", factor = 2"])
+        } else {
+            ""
+        };
+        return format!("{{ {base}{extra} }}");
+    }
+    let mut items = vec![base, "backoff = \"exponential\"".to_string()];
+    if r.chance(1, 2) {
+        items.push(format!(
+            "factor = {}",
+            float(r, &["1", "1.5", "2", "3", "10"])
+        ));
+    }
+    if r.chance(1, 2) {
+        items.push(format!("cap = {}", duration(r)));
+    }
+    if r.chance(1, 2) {
+        items.push(format!(
+            "jitter = {}",
+            names(r, &["full", "equal", "none"], &["Full", "decorrelated", ""])
+        ));
+    }
+    format!("{{ {} }}", items.join(", "))
+}
+
+/// `traffic.pool`: some of its keys, at and past their edges.
+fn pool(r: &mut Rng) -> String {
+    let mut items = Vec::new();
+    if r.chance(2, 3) {
+        items.push(format!(
+            "max_idle = {}",
+            int(r, &["0", "1", "2", "10", "100"])
+        ));
+    }
+    if r.chance(1, 2) {
+        items.push(format!("max_open = {}", int(r, &["0", "1", "2", "10"])));
+    }
+    if r.chance(1, 3) {
+        items.push(format!("idle_timeout = {}", duration(r)));
+    }
+    if r.chance(1, 4) {
+        items.push(format!("max_lifetime = {}", duration(r)));
+    }
+    if r.chance(1, 3) {
+        let wait = if r.edgy() {
+            r.pick(&["5", "\"soon\"", "\"0s\"", "\"-1s\""]).to_string()
+        } else {
+            r.pick(&["true", "false", "\"1s\"", "\"50ms\""]).to_string()
+        };
+        items.push(format!("wait = {wait}"));
+    }
+    if r.edgy() && r.chance(1, 4) {
+        items.push("max_idel = 2".into());
+    }
+    format!("{{ {} }}", items.join(", "))
+}
+
+/// `traffic.concurrency`: a few users, steps or a ramp of them; edgy
+/// values are ones the loader refuses (a valid count of a million users
+/// whose requests fail at once would run for hours, as `generated` says).
+fn users(r: &mut Rng) -> String {
+    if r.edgy() {
+        return r
+            .pick(&[
+                "0",
+                "-1",
+                "1000001",
+                "\"x\"",
+                "[]",
+                "[{ at = \"1m\", users = 2 }, { at = \"30s\", users = 1 }]",
+                "[{ at = \"0s\", users = 0 }]",
+                "{ from = 0, to = 0, over = \"1m\" }",
+                "{ from = 1, to = 5, over = \"0s\" }",
+                "{ from = 1, to = 5, over = \"1m\", step = 1 }",
+            ])
+            .to_string();
+    }
+    let few = ["1", "2", "5", "20"];
+    match r.below(3) {
+        0 => r.pick(&few).to_string(),
+        1 => format!(
+            "[{{ at = \"0s\", users = {} }}, {{ at = {}, users = {} }}]",
+            r.pick(&few),
+            duration(r),
+            r.pick(&["0", "3", "10"])
+        ),
+        _ => format!(
+            "{{ from = {}, to = {}, over = {} }}",
+            r.pick(&["0", "1", "20"]),
+            r.pick(&few),
+            duration(r)
+        ),
+    }
+}
+
 const RATES: &[&str] = &[
     "0", "1", "2", "10", "20", "100", "250", "1000", "2000", "0.01",
 ];
@@ -834,7 +942,7 @@ fn generated(r: &mut Rng) -> String {
         });
         t.key("duration", 92, |r| {
             if r.chance(3, 4) {
-                toml_str(r.pick(&["1s", "10s", "30s", "1m", "5m", "90s", "2s"]))
+                toml_str(r.pick(MODEST_DURATIONS))
             } else {
                 duration(r)
             }
@@ -888,18 +996,42 @@ fn generated(r: &mut Rng) -> String {
         destination(r, &mut out);
     }
     if !r.edgy() || r.chance(9, 10) {
+        // The client model only in files that run for a modest duration
+        // and have no max_connections: the size guard caps a client run's
+        // work at max_connections, but a run whose connections are reused
+        // makes requests (and, without a duration, runs) past it; and a
+        // closed loop whose requests fail at once sends one a millisecond
+        // per user, more than the guard counts (defects of the engine,
+        // open).
+        let modest = out
+            .lines()
+            .find_map(|l| l.strip_prefix("duration = "))
+            .is_some_and(|d| MODEST_DURATIONS.iter().any(|m| toml_str(m) == d))
+            && !out.lines().any(|l| l.starts_with("max_connections"));
+        let client = modest && r.chance(1, 4);
+        // A closed loop has no rate (but now and then one, to be refused).
+        let closed = client && r.chance(1, 2);
+        let rate_too = !closed || (r.edgy() && r.chance(1, 4));
         out.push_str("[traffic]\n");
         let mut t = Table {
             r: &mut *r,
             out: &mut out,
         };
-        t.key("arrivals", 50, |r| {
-            names(r, &["poisson", "constant"], &["uniform", ""])
-        });
-        let profile = t.r.below(10);
-        t.key("rate", if profile < 8 { 95 } else { 30 }, |r| {
-            float(r, RATES)
-        });
+        if rate_too {
+            t.key("arrivals", 50, |r| {
+                names(r, &["poisson", "constant"], &["uniform", ""])
+            });
+        }
+        let profile = if rate_too { t.r.below(10) } else { 10 };
+        t.key(
+            "rate",
+            match profile {
+                0..=7 => 95,
+                8 | 9 => 30,
+                _ => 0,
+            },
+            |r| float(r, RATES),
+        );
         if profile == 8 {
             t.key("schedule", 95, schedule);
         }
@@ -923,16 +1055,21 @@ fn generated(r: &mut Rng) -> String {
         t.key("source", 30, |r| {
             names(r, &["weighted", "round-robin"], &["roundrobin"])
         });
-        t.key("retry", 20, |r| {
-            format!(
-                "{{ after = {}, max = {} }}",
-                duration(r),
-                int(r, &["0", "1", "3", "10"])
-            )
-        });
+        t.key("retry", 20, retry);
         t.key("requests_per_connection", 25, |r| {
             int(r, &["1", "2", "3", "10", "100", "1000"])
         });
+        if client {
+            t.key("pool", 70, pool);
+            if closed {
+                t.key("concurrency", 95, users);
+            }
+            t.key("think", if closed { 60 } else { 2 }, hold);
+            t.key("streams_per_connection", 25, |r| {
+                int(r, &["1", "2", "8", "100"])
+            });
+            t.key("timeout", 25, duration);
+        }
     }
     if let Some(plan) = &nats {
         plan.write(r, &mut out);
@@ -1305,6 +1442,13 @@ const NULLABLE: &[&str] = &[
     "nats[].cloud.formula.hosts_served",
     "nats[].cloud.formula.per_destination",
     "nats[].cloud.formula.ports_per_host",
+    // The client sections are null without a client model, and a pool's
+    // timers are null when not set.
+    "requests",
+    "connections",
+    "pool_wait_s",
+    "connections.pool.idle_timeout_s",
+    "connections.pool.max_lifetime_s",
 ];
 
 /// serde_json writes a NaN or an infinity as `null`: any null outside the
@@ -1360,9 +1504,11 @@ fn check_report(sc: &Scenario, r: &Report, out: &mut Vec<Finding>) {
             r.failures
         ),
     );
-    // A failure is retried or abandoned (or its retry is still pending at the end).
+    // A failure is retried or abandoned (or its retry is still pending at
+    // the end). With a client model a request also fails without a failed
+    // connect (at the pool, at its timeout): `check_client` counts those.
     inv(
-        r.retries + r.abandoned <= r.failures,
+        r.retries + r.abandoned <= r.failures || sc.traffic.client.is_some(),
         "retries + abandoned <= failures",
         format!("{} + {} > {}", r.retries, r.abandoned, r.failures),
     );
@@ -1508,6 +1654,7 @@ fn check_report(sc: &Scenario, r: &Report, out: &mut Vec<Finding>) {
         format!("{} bins", r.bins.len()),
     );
     check_nats(sc, r, out);
+    check_client(sc, r, out);
     let mut inv = |ok: bool, key: &str, detail: String| {
         if !ok {
             out.push(finding(format!("invariant: {key}"), detail));
@@ -1578,6 +1725,97 @@ fn check_report(sc: &Scenario, r: &Report, out: &mut Vec<Finding>) {
 /// Invariants of the `nats` rows: one per NAT of the path, in its order;
 /// what reaches a NAT is what the one before let through; failures by
 /// cause add up; ports and mappings within the NAT's pool and table.
+/// The client sections: present exactly with a client model, and their
+/// books balanced.
+fn check_client(sc: &Scenario, r: &Report, out: &mut Vec<Finding>) {
+    let mut inv = |ok: bool, key: &str, detail: String| {
+        if !ok {
+            out.push(finding(format!("invariant: client: {key}"), detail));
+        }
+    };
+    let model = sc.traffic.client.is_some();
+    inv(
+        r.requests.is_some() == model
+            && r.connections.is_some() == model
+            && r.pool_wait_s.is_some() == model,
+        "requests, connections and pool_wait_s present exactly with a client model",
+        format!("client model {model}"),
+    );
+    let (Some(q), Some(c), Some(w)) = (&r.requests, &r.connections, &r.pool_wait_s) else {
+        return;
+    };
+    // A request started completes, fails for good, or is in flight.
+    inv(
+        q.completed + q.failed + q.in_flight_at_end == q.total,
+        "completed + failed + in_flight_at_end == total",
+        format!(
+            "{} + {} + {} != {}",
+            q.completed, q.failed, q.in_flight_at_end, q.total
+        ),
+    );
+    let f = &q.failed_by;
+    inv(
+        f.connect + f.pool + f.timeout == q.failed,
+        "failed_by adds up to failed",
+        format!("{:?} vs {}", (f.connect, f.pool, f.timeout), q.failed),
+    );
+    // The run's retries and abandoned requests are the requests'.
+    inv(
+        r.retries == q.retries && r.abandoned == q.failed && f.connect <= r.failures,
+        "retries == requests.retries, abandoned == requests.failed, failed_by.connect <= failures",
+        format!(
+            "{} vs {}, {} vs {}, {} vs {}",
+            r.retries, q.retries, r.abandoned, q.failed, f.connect, r.failures
+        ),
+    );
+    // A connection opened is closed for one reason or still open.
+    let b = &c.closed_by;
+    let closed = b.idle_overflow
+        + b.idle_timeout
+        + b.lifetime
+        + b.timeout
+        + b.request_limit
+        + b.server
+        + b.reset;
+    inv(
+        c.opened >= c.open_at_end && c.opened - c.open_at_end == closed,
+        "opened - open_at_end == the sum of closed_by",
+        format!("{} - {} vs {closed}", c.opened, c.open_at_end),
+    );
+    inv(
+        c.idle_at_end <= c.open_at_end,
+        "idle_at_end <= open_at_end",
+        format!("{} > {}", c.idle_at_end, c.open_at_end),
+    );
+    inv(
+        (0.0..=1.0).contains(&c.reuse_ratio),
+        "0 <= reuse_ratio <= 1",
+        format!("{}", c.reuse_ratio),
+    );
+    // Only a request that got a connection after waiting counts.
+    inv(
+        q.waited <= q.total,
+        "waited <= total",
+        format!("{} > {}", q.waited, q.total),
+    );
+    inv(
+        q.in_flight_at_end <= q.peak_in_flight
+            && q.mean_in_flight >= 0.0
+            && q.mean_in_flight <= q.peak_in_flight as f64 * (1.0 + 1e-9) + 1e-9,
+        "in flight: at the end and the mean within the peak",
+        format!(
+            "end {} mean {} peak {}",
+            q.in_flight_at_end, q.mean_in_flight, q.peak_in_flight
+        ),
+    );
+    let ordered = |x: &portsim::report::client::Quantiles| x.p50 <= x.p99 && x.p99 <= x.max;
+    inv(
+        ordered(w) && ordered(&q.response_s),
+        "quantiles ordered: p50 <= p99 <= max",
+        format!("{w:?} {:?}", q.response_s),
+    );
+}
+
 fn check_nats(sc: &Scenario, r: &Report, out: &mut Vec<Finding>) {
     let mut inv = |ok: bool, key: &str, detail: String| {
         if !ok {
@@ -2322,6 +2560,30 @@ fn checks_catch_broken_reports_and_messages() {
             &"invariant: report.json analytic.max_rate_per_pool is a finite number (not null)"
         ),
         "{keys:?}"
+    );
+    // The client sections: a pooled closed loop passes; tampered, its books
+    // do not balance.
+    let sc = crate::util::scenario(
+        "name = 't'\nduration = '60s'\n[host]\nport_range = '50000-50099'\n\
+         [[destinations]]\naddress = '10.0.0.5:5432'\n[traffic]\nconcurrency = 5\nhold = '1s'\n\
+         think = '1s'\npool = { max_idle = 1 }\n",
+    );
+    let good = portsim::run(&sc);
+    let mut none = Vec::new();
+    check_report(&sc, &good, &mut none);
+    assert!(none.is_empty(), "{none:?}");
+    let mut bad = good.clone();
+    bad.requests.as_mut().unwrap().completed += 1;
+    bad.connections.as_mut().unwrap().opened += 1;
+    let mut found = Vec::new();
+    check_client(&sc, &bad, &mut found);
+    let keys: Vec<&str> = found.iter().map(|f| f.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "invariant: client: completed + failed + in_flight_at_end == total",
+            "invariant: client: opened - open_at_end == the sum of closed_by",
+        ]
     );
     // The NAT rows: a run through two NATs, the second of 4 ports, passes;
     // tampered, it breaks the chain's arithmetic and the table's bound.

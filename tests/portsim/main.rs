@@ -36,6 +36,9 @@
 //!   hand, and each fix rerunning to its own figures;
 //! - `udp`: UDP flows: no TIME_WAIT, ports exclusive across destinations,
 //!   a flow a NAT refuses failing at once, Erlang B over one pool, refusals;
+//! - `clients`: pools, closed loops, streams per connection, timeouts and
+//!   backoff: exact counts, a pool's Markov chain, the response-time law,
+//!   M/G/∞, retry delays against their distributions;
 //! - `fuzz`: generated and mutated scenario files: no panic, one-line
 //!   messages, report invariants; minimal reproducers in `fuzz/regressions/`.
 
@@ -43,6 +46,7 @@ mod bad_input;
 mod browser;
 mod charts;
 mod cli;
+mod clients;
 mod cloud_nat;
 mod determinism;
 mod failon;
