@@ -1449,6 +1449,7 @@ const NULLABLE: &[&str] = &[
     "pool_wait_s",
     "connections.pool.idle_timeout_s",
     "connections.pool.max_lifetime_s",
+    "connections.pool.wait_limit_s",
 ];
 
 /// serde_json writes a NaN or an infinity as `null`: any null outside the
