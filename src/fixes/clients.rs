@@ -10,8 +10,7 @@
 //! and `rate` do not apply to such traffic: there `requests_per_connection`
 //! is a limit per connection, and a closed loop has users, not a rate.
 
-use super::levers::AIM;
-use super::{Change, Context, Grid, Plan, Search};
+use super::{Change, Context, Grid, Plan, Search, AIM};
 use crate::scenario::Close;
 
 /// Most idle connections a search proposes per destination.

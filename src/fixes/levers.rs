@@ -13,11 +13,8 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use super::{Among, Change, Context, Grid, Lever, Plan, Search};
+use super::{Among, Change, Context, Grid, Lever, Plan, Search, AIM};
 use crate::scenario::{BindMode, Close};
-
-/// The load factor a first guess aims at.
-pub const AIM: f64 = 0.95;
 
 /// Every lever, in the order they are tried (and share the budget) and
 /// fixes that do equally well are listed.

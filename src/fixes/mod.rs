@@ -51,6 +51,9 @@ pub const LEVER_BUDGET_RUNS: f64 = 2.0;
 /// scenario (counted in the run's own attempts).
 pub const BUDGET_RUNS: f64 = 2.0;
 
+/// The load factor a lever's first guess aims at.
+pub const AIM: f64 = 0.95;
+
 /// Most times a search doubles its change before it gives up.
 const MAX_EXPAND: u32 = 16;
 /// A search stops when the last failing and the first passing values are

@@ -197,7 +197,7 @@ pub fn sections(
 /// The summary's lines for a client run, as (label, text); none without
 /// a client model.
 pub fn summary_lines(r: &super::Report) -> Vec<(&'static str, String)> {
-    use super::summary::{amount, human_s, measured_s, percent, thousands};
+    use super::format::{amount, human_s, measured_s, percent, thousands};
     let (Some(q), Some(c), Some(w)) = (&r.requests, &r.connections, &r.pool_wait_s) else {
         return Vec::new();
     };

@@ -12,6 +12,7 @@
 
 pub mod analytic;
 pub mod client;
+pub mod format;
 pub mod sizing;
 pub mod summary;
 

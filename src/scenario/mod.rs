@@ -28,6 +28,12 @@ pub const NS_PER_S: u64 = 1_000_000_000;
 /// 1e9/s × 584 years, or a ramp's slope × its length squared).
 pub const MAX_RATE: f64 = 1e9;
 
+/// After a request failed, its virtual user waits at least this long
+/// before the next one (a failed connect() returns within about this
+/// long), so a user whose every request fails at once does not spin at
+/// one instant.
+pub const FAILED_PAUSE_NS: u64 = 1_000_000;
+
 /// Highest destination weight (weights are relative; the bound keeps their
 /// sum finite over a million destinations).
 pub const MAX_WEIGHT: f64 = 1e9;
@@ -675,7 +681,7 @@ impl Scenario {
                 // think, or at worst, when each fails at once, one per
                 // think and the pause after a failure.
                 Some(c) if c.users.is_some() => {
-                    let pause = crate::sim::client::FAILED_PAUSE_NS as f64;
+                    let pause = FAILED_PAUSE_NS as f64;
                     let cycle = (self.traffic.hold.mean_ns() + c.think.mean_ns())
                         .min(c.think.mean_ns().max(pause))
                         .max(1.0)

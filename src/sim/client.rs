@@ -44,12 +44,7 @@ use super::layer::{Due, Phase, PortLayer, Site};
 use super::traffic::{rng, stream, ArrivalClock, Chooser, HoldSampler, Stream};
 use super::{Engine, Observer, Outcome};
 use crate::ports::Ports;
-use crate::scenario::{Close, Retry, Scenario, Wait};
-
-/// After a request failed, its user waits at least this long before the
-/// next one (a failed connect() returns within about this long), so a user
-/// whose every request fails at once does not spin at one instant.
-pub const FAILED_PAUSE_NS: u64 = 1_000_000;
+use crate::scenario::{Close, Retry, Scenario, Wait, FAILED_PAUSE_NS};
 
 /// Why a connection ended ([`ClientFigures::closed_by`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
