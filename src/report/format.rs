@@ -50,6 +50,7 @@ pub fn measured_s(s: f64) -> String {
     }
 }
 
+/// `v` with `decimals` decimals, without a trailing ".0".
 pub fn trim(v: f64, decimals: usize) -> String {
     let s = format!("{v:.decimals$}");
     s.strip_suffix(".0").map(str::to_string).unwrap_or(s)
