@@ -505,13 +505,7 @@ impl<O: Observer, P: Ports, N: PortLayer> Engine<'_, O, P, N> {
         let closed = self.cl().users.is_some();
         let mut clock = (!closed)
             .then(|| ArrivalClock::new(sc.seed, sc.traffic.arrivals, sc.traffic.rate.clone(), 1));
-        let weights: Vec<f64> = sc.destinations.iter().map(|d| d.weight).collect();
-        let mut dests = Chooser::new(
-            sc.seed,
-            Stream::at(Site::HOST0, stream::DESTINATION),
-            &weights,
-            sc.traffic.pick,
-        );
+        let mut dests = Chooser::destinations(sc);
         let mut next_arrival = clock
             .as_mut()
             .and_then(|c| c.next_arrival())

@@ -441,13 +441,7 @@ impl<O: Observer, P: Ports, N: PortLayer> Engine<'_, O, P, N> {
             sc.traffic.rate.clone(),
             sc.traffic.requests_per_connection,
         );
-        let weights: Vec<f64> = sc.destinations.iter().map(|d| d.weight).collect();
-        let mut dests = Chooser::new(
-            sc.seed,
-            Stream::at(Site::HOST0, stream::DESTINATION),
-            &weights,
-            sc.traffic.pick,
-        );
+        let mut dests = Chooser::destinations(sc);
         let mut next_arrival = clock.next_arrival().unwrap_or(u64::MAX);
         let mut stopped = false;
         loop {

@@ -305,6 +305,17 @@ enum Choice {
 }
 
 impl Chooser {
+    /// The destinations of one `[host]` scenario, by weight or in turn.
+    pub fn destinations(sc: &crate::scenario::Scenario) -> Self {
+        let weights: Vec<f64> = sc.destinations.iter().map(|d| d.weight).collect();
+        Self::new(
+            sc.seed,
+            Stream::at(Site::HOST0, stream::DESTINATION),
+            &weights,
+            sc.traffic.pick,
+        )
+    }
+
     pub fn new(seed: u64, stream: Stream, weights: &[f64], pick: Pick) -> Self {
         let n = weights.len() as u32;
         let equal = weights.iter().all(|w| *w == weights[0]);
