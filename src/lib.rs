@@ -37,7 +37,8 @@
 //! (presets); [`scenario`] (files, validation, the `[sweep]` specs); [`sim`]
 //! (the engine); [`interrupt`], [`output`] and [`trace`] (signals and
 //! files); [`report`] (JSON, summary, closed forms); [`limits`] (what a run
-//! costs before it starts); [`fixes`] (changes that avoid a run's failures,
+//! costs before it starts); [`inspect`] (a live host's or a saved table's
+//! sockets, and a scenario measured from them); [`fixes`] (changes that avoid a run's failures,
 //! each run on its seed); [`sweep`] (grids, capacity, merge); [`chart`];
 //! [`export`] (every file `--out` writes, one file per format); and
 //! [`commands`], one file per subcommand.
@@ -50,6 +51,7 @@ pub mod commands;
 pub mod error;
 pub mod export;
 pub mod fixes;
+pub mod inspect;
 pub mod interrupt;
 pub mod limits;
 pub mod os;

@@ -24,6 +24,7 @@ const LAYERS: &[&[&str]] = &[
     &["trace"],
     &["report"],
     &["limits"],
+    &["inspect"],
     &["root"],
     &["fixes"],
     &["sweep"],
