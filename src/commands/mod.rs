@@ -20,6 +20,7 @@ mod capacity;
 mod check;
 mod common;
 mod completions;
+mod inspect;
 mod man;
 mod merge;
 mod presets;
@@ -59,6 +60,9 @@ enum Command {
     Capacity(capacity::CapacityArgs),
     /// Combine the outputs of `sweep --shard K/N` into the unsharded result.
     Merge(merge::MergeArgs),
+    /// What is using this host's ports now (or a saved ss/netstat/lsof
+    /// table's), and a scenario measured from it.
+    Inspect(inspect::InspectArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
     Completions(completions::CompletionsArgs),
     /// Print the man page (roff) of portsim or of one subcommand.
@@ -138,6 +142,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Presets(args) => presets::exec(args),
         Command::Sweep(args) => sweep::exec(args),
         Command::Capacity(args) => capacity::exec(args),
+        Command::Inspect(args) => inspect::exec(args),
         Command::Merge(args) => merge::exec(args),
         Command::Completions(args) => completions::exec(args),
         Command::Man(args) => man::exec(args),

@@ -6,9 +6,16 @@
 //! (the range, reserved ports, the sysctls that matter), read from the live
 //! kernel ([`live`]) or parsed from saved `ss`, `netstat` or `lsof` output
 //! ([`parse`]). Everything after that ([`figures`]) works on the list
-//! alone, so a saved table and a live one give the same answer.
+//! alone, so a saved table and a live one give the same answer; [`watch`]
+//! measures churn from samples, [`scenario`] writes a scenario from what
+//! was measured and [`render`] prints it.
 
+pub mod figures;
+pub mod live;
 pub mod parse;
+pub mod render;
+pub mod scenario;
 pub mod socket;
+pub mod watch;
 
 pub use socket::{Proto, Socket, State};

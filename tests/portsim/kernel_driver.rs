@@ -296,7 +296,7 @@ fn entry_test_name() -> &'static str {
 }
 
 /// Run `cmd` to completion, killing it after `timeout`.
-fn run_with_timeout(
+pub fn run_with_timeout(
     mut cmd: Command,
     timeout: Duration,
 ) -> Result<(ExitStatus, String, String), String> {

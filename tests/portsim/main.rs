@@ -56,6 +56,7 @@ mod fleet;
 mod fuzz;
 mod hardening;
 mod help;
+mod inspect_live;
 mod kernel;
 mod kernel_driver;
 mod kernel_nat;
