@@ -17,12 +17,9 @@ use crate::output::{write_atomic, Target};
 
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:
-  portsim inspect                                  # this host: range, states, pools, processes
-  portsim inspect --port 52814                     # who holds port 52814
-  portsim inspect --watch 60s                      # measure new connections and holds for a minute
-  portsim inspect --watch 60s --write-scenario measured.toml && portsim run measured.toml
-  portsim inspect --from ss.txt                    # a saved `ss -tanp` (or netstat, lsof) table
-  portsim inspect --from netstat.txt --range 49152-65535 --json")]
+  portsim inspect
+  portsim inspect --port 22
+  portsim inspect --watch 2s --json")]
 pub(crate) struct InspectArgs {
     /// Read a saved table (`ss -tanp`, `netstat -ano`, `netstat -an -p tcp`,
     /// `lsof -i -n -P`) instead of this host's /proc.

@@ -226,7 +226,7 @@ fn man_prints_roff_pages_and_refuses_an_unknown_subcommand() {
     let err = text(&out.get_output().stderr);
     assert_eq!(
         err,
-        "error: man \"swep\": no such subcommand; allowed: run, check, presets, sweep, capacity, merge, completions, man, schema\n"
+        "error: man \"swep\": no such subcommand; allowed: run, check, presets, sweep, capacity, merge, inspect, completions, man, schema\n"
     );
     assert!(out.get_output().stdout.is_empty());
 }
