@@ -15,9 +15,9 @@
 //!
 //! A file cut in the middle of its last row fails on that row when what is
 //! left cannot be read, and the message then says the file ends without a
-//! newline. Parsing is one pass over the lines with no allocation beyond
-//! the sockets read, so any input, however large or strange, ends in a
-//! list or an error, never a panic.
+//! newline. Parsing is one pass over the lines, in memory proportional to
+//! the text, and any input, however large or strange, ends in a list or an
+//! error, never a panic (a test feeds it mutated tables).
 
 pub mod lsof;
 pub mod netstat_bsd;

@@ -46,7 +46,8 @@ pub(super) fn parse(text: &str) -> Result<(Vec<Socket>, usize), ParseError> {
     let mut pid_column: Option<bool> = None;
     // Whether the line before was a row or its service name (`-b`).
     let mut after_row = false;
-    for (n, line) in lines(text) {
+    let all: Vec<(usize, &str)> = lines(text).collect();
+    for (i, &(n, line)) in all.iter().enumerate() {
         let t = line.trim();
         if t.is_empty() || is_preamble(line) {
             after_row = false;
@@ -75,9 +76,12 @@ pub(super) fn parse(text: &str) -> Result<(Vec<Socket>, usize), ParseError> {
         }
         let first = t.split_whitespace().next().unwrap_or("");
         let is_row = first.eq_ignore_ascii_case("TCP") || first.eq_ignore_ascii_case("UDP");
-        if !is_row && after_row && !t.contains(char::is_whitespace) && !t.contains(':') {
-            // `-b`: the service a row belongs to (`RpcSs`), before its
-            // process name.
+        let named_next = all
+            .get(i + 1)
+            .is_some_and(|(_, l)| l.trim().starts_with('[') && l.trim().ends_with(']'));
+        if !is_row && after_row && named_next && !t.contains(char::is_whitespace) {
+            // `-b`: the service a row belongs to (`RpcSs`), between the row
+            // and its process name.
             continue;
         }
         out.push(row(line, pid_column).map_err(err)?);
@@ -160,4 +164,27 @@ fn row(line: &str, pid_column: Option<bool>) -> Result<Socket, String> {
         pid,
         process: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &str =
+        "Active Connections\n\n  Proto  Local Address  Foreign Address  State  PID\n";
+
+    #[test]
+    fn a_cut_row_after_a_row_is_not_a_service_name() {
+        let text = format!("{HEAD}  TCP 10.0.0.5:50112 10.0.0.9:443 TIME_WAIT 0\n  TC");
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e.line, 5);
+        assert_eq!(
+            e.message,
+            "\"TC\" is not a row of netstat -ano: expected TCP or UDP first"
+        );
+        let text =
+            format!("{HEAD}  TCP 0.0.0.0:135 0.0.0.0:0 LISTENING 1028\n  RpcSs\n [svchost.exe]\n");
+        let (sockets, _) = parse(&text).unwrap();
+        assert_eq!(sockets[0].process.as_deref(), Some("svchost.exe"));
+    }
 }
