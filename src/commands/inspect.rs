@@ -108,6 +108,11 @@ fn default_range(format: Format) -> (u16, u16) {
 
 /// A table and the rules it lives under.
 struct Table {
+    /// What a measured scenario is named after when the host's name is
+    /// not known (a saved table's file name).
+    label: String,
+    /// The OS preset a measured scenario uses.
+    os: &'static str,
     sockets: Vec<Socket>,
     rules: Rules,
     source: String,
@@ -131,6 +136,8 @@ fn read_live(args: &InspectArgs) -> Result<Table, InputError> {
         None => host.sysctls.ip_local_port_range.unwrap_or((32768, 60999)),
     };
     Ok(Table {
+        label: "host".into(),
+        os: "linux",
         sockets: host.sockets,
         rules: Rules {
             low,
@@ -151,19 +158,14 @@ fn read_live(args: &InspectArgs) -> Result<Table, InputError> {
 fn read_saved(args: &InspectArgs, path: &std::path::Path) -> Result<Table, InputError> {
     let format = match &args.format {
         None => None,
-        Some(name) => Some(
-            Format::ALL
-                .into_iter()
-                .find(|f| f.name() == name)
-                .ok_or_else(|| {
-                    InputError::usage(format!(
-                        "--format {name:?}: expected one of {}",
-                        Format::ALL.map(Format::name).join(", ")
-                    ))
-                })?,
-        ),
+        Some(name) => Some(Format::from_name(name).ok_or_else(|| {
+            InputError::usage(format!(
+                "--format {name:?}: expected one of {}",
+                Format::ALL.map(Format::name).join(", ")
+            ))
+        })?),
     };
-    let text = crate::scenario::read_file(path)?;
+    let text = read_table(path)?;
     let parsed = parse::parse(&text, format)
         .map_err(|e| InputError::usage(format!("{}:{}: {}", path.display(), e.line, e.message)))?;
     let (low, high) = match &args.range {
@@ -171,6 +173,16 @@ fn read_saved(args: &InspectArgs, path: &std::path::Path) -> Result<Table, Input
         None => default_range(parsed.format),
     };
     Ok(Table {
+        label: path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("table")
+            .to_string(),
+        os: match parsed.format {
+            Format::Ss => "linux",
+            Format::NetstatWindows => "windows",
+            Format::NetstatBsd | Format::Lsof => "macos",
+        },
         sockets: parsed.sockets,
         rules: Rules {
             low,
@@ -188,6 +200,34 @@ fn read_saved(args: &InspectArgs, path: &std::path::Path) -> Result<Table, Input
         sysctls: None,
         hostname: None,
     })
+}
+
+/// The largest saved table read: far above a host's sockets (16 million
+/// at ~100 bytes a line), far below what would exhaust memory.
+const MAX_TABLE_BYTES: u64 = 2 << 30;
+
+/// A saved table's text, whatever its encoding (UTF-8, or UTF-16 as
+/// PowerShell's `>` writes it).
+fn read_table(path: &std::path::Path) -> Result<String, InputError> {
+    use std::io::Read;
+    let fail = |m: String| InputError::usage(format!("--from {}: {m}", path.display()));
+    let file = std::fs::File::open(path).map_err(|e| fail(format!("cannot read it: {e}")))?;
+    if file.metadata().is_ok_and(|m| m.is_dir()) {
+        return Err(fail(
+            "is a directory; expected a saved ss, netstat or lsof table".into(),
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_TABLE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| fail(format!("cannot read it: {e}")))?;
+    if bytes.len() as u64 > MAX_TABLE_BYTES {
+        return Err(fail(format!(
+            "larger than {} GiB; a host's socket table is far smaller",
+            MAX_TABLE_BYTES >> 30
+        )));
+    }
+    Ok(parse::decode(&bytes))
 }
 
 pub(crate) fn exec(args: InspectArgs) -> anyhow::Result<Exit> {
@@ -228,10 +268,12 @@ pub(crate) fn exec(args: InspectArgs) -> anyhow::Result<Exit> {
         let when = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
         let text = crate::inspect::scenario::write(
             &inspection,
+            table.os,
             table.sysctls.as_ref(),
             watched.as_ref(),
             &when,
             &table.source,
+            &table.label,
         )
         .map_err(|e| InputError::usage(format!("--write-scenario {}: {}", path.display(), e.0)))?;
         // What is written must load: a scenario portsim cannot run is not

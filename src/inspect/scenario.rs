@@ -1,8 +1,11 @@
 //! `inspect --write-scenario`: a scenario calibrated to the host inspected,
 //! so `portsim run` answers how much headroom it has and what breaks first.
 //!
-//! The host's rules come as read: the range, reserved ports,
-//! `tcp_tw_reuse`, `tcp_max_tw_buckets`. The load comes from what was
+//! The host's rules come as read: its OS (Linux for `/proc` and `ss`,
+//! Windows for its `netstat`, macOS for BSD `netstat` and `lsof`), the
+//! range, reserved ports,
+//! `tcp_tw_reuse`, `tcp_max_tw_buckets`, with the ports of the range a
+//! service listens on reserved (a connect() never gets them). The load comes from what was
 //! measured, best first: a watch's new connections per second, weighted
 //! by destination, with its holds (a lognormal through the median and
 //! 99th percentile when at least [`MIN_HOLDS`] were seen, else their mean
@@ -15,6 +18,7 @@ use std::fmt::Write as _;
 use super::figures::Inspection;
 use super::live::Sysctls;
 use super::watch::Watched;
+use crate::report::format::thousands;
 
 /// Holds needed before their shape (median, 99th percentile) is used.
 pub const MIN_HOLDS: u64 = 20;
@@ -27,9 +31,14 @@ pub const MAX_DESTINATIONS: usize = 50;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NoLoad(pub String);
 
-/// A duration in TOML, from seconds, to the microsecond.
+/// A duration in TOML, from seconds: to the millisecond from 0.1 s up, to
+/// the microsecond below (a measurement is no finer).
 fn dur(s: f64) -> String {
-    let us = (s * 1e6).round().max(1.0) as u64;
+    let us = if s >= 0.1 {
+        (s * 1e3).round() as u64 * 1000
+    } else {
+        (s * 1e6).round().max(1.0) as u64
+    };
     if us % 1_000_000 == 0 {
         format!("{}s", us / 1_000_000)
     } else if us % 1000 == 0 {
@@ -46,10 +55,12 @@ fn quote(s: &str) -> String {
 /// The scenario's text. `when` and `place` are written in its description.
 pub fn write(
     i: &Inspection,
+    os: &str,
     sysctls: Option<&Sysctls>,
     watched: Option<&Watched>,
     when: &str,
     place: &str,
+    label: &str,
 ) -> Result<String, NoLoad> {
     // The load: rate, destinations' weights, hold.
     let open: u64 = [
@@ -108,7 +119,7 @@ pub fn write(
                 format!(
                     "rate: {} new connections in a {} watch ({} samples); hold: {hold_how}",
                     w.new_connections,
-                    dur(w.duration_s),
+                    crate::report::format::human_s(w.duration_s),
                     w.samples
                 ),
             )
@@ -151,19 +162,23 @@ pub fn write(
     let mut weights = merge(weights);
     let dropped = weights.len().saturating_sub(MAX_DESTINATIONS);
     weights.truncate(MAX_DESTINATIONS);
-    let host = i.hostname.as_deref().unwrap_or("this host");
+    let host = i.hostname.as_deref().unwrap_or("the host");
     let busiest = i
         .pools
         .first()
         .map(|p| {
             format!(
                 " Busiest pool then: {} to {}, {} of {} ports.",
-                p.local, p.destination, p.in_use, p.capacity
+                p.local,
+                p.destination,
+                thousands(p.in_use),
+                thousands(p.capacity)
             )
         })
         .unwrap_or_default();
     let mut s = String::new();
-    let name: String = format!("measured-{host}")
+    let label = i.hostname.as_deref().unwrap_or(label);
+    let name: String = format!("measured-{label}")
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' {
@@ -179,11 +194,11 @@ pub fn write(
         "description = {}",
         quote(&format!(
             "Measured on {host} at {when} by portsim inspect ({place}): {} ports of {}-{} in use, {} TCP connections open, {} in TIME_WAIT. {how}.{busiest}{}",
-            i.range.in_use,
+            thousands(u64::from(i.range.in_use)),
             i.range.low,
             i.range.high,
-            open,
-            i.churn.time_wait,
+            thousands(open),
+            thousands(i.churn.time_wait),
             if dropped > 0 {
                 format!(" {dropped} quieter destinations are left out.")
             } else {
@@ -191,22 +206,30 @@ pub fn write(
             }
         ))
     );
-    let _ = writeln!(s, "duration = \"10m\"\nseed = 1\n\n[host]\nos = \"linux\"");
+    let _ = writeln!(
+        s,
+        "duration = \"10m\"\nseed = 1\n\n[host]\nos = {}",
+        quote(os)
+    );
     let _ = writeln!(s, "port_range = \"{}-{}\"", i.range.low, i.range.high);
-    if let Some(r) = sysctls.and_then(|x| x.ip_local_reserved_ports.as_ref()) {
-        if !r.is_empty() {
-            let list: Vec<String> = r
-                .iter()
-                .map(|&(a, b)| {
-                    if a == b {
-                        format!("{a}")
-                    } else {
-                        quote(&format!("{a}-{b}"))
-                    }
-                })
-                .collect();
-            let _ = writeln!(s, "reserved_ports = [{}]", list.join(", "));
-        }
+    // Reserved ports, and the ports of the range a service listens on:
+    // neither is handed out to a connect().
+    let mut reserved: Vec<(u16, u16)> = sysctls
+        .and_then(|x| x.ip_local_reserved_ports.clone())
+        .unwrap_or_default();
+    reserved.extend(i.listeners_in_range.iter().map(|&p| (p, p)));
+    if !reserved.is_empty() {
+        let list: Vec<String> = reserved
+            .iter()
+            .map(|&(a, b)| {
+                if a == b {
+                    format!("{a}")
+                } else {
+                    quote(&format!("{a}-{b}"))
+                }
+            })
+            .collect();
+        let _ = writeln!(s, "reserved_ports = [{}]", list.join(", "));
     }
     if let Some(x) = sysctls {
         // 1: on for every connect(); 2 (the default since 4.x): loopback
@@ -271,6 +294,7 @@ mod tests {
         assert_eq!(dur(60.0), "60s");
         assert_eq!(dur(0.25), "250ms");
         assert_eq!(dur(0.0001234), "123us");
+        assert_eq!(dur(0.9995934), "1000ms");
         assert_eq!(sig(3.33333), "3.333");
         assert_eq!(sig(1234.7), "1235");
         assert_eq!(sig(0.05), "0.05");

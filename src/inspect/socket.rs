@@ -100,7 +100,7 @@ impl State {
         Some(match t.as_str() {
             "ESTABLISHED" | "ESTAB" => State::Established,
             "SYN_SENT" => State::SynSent,
-            "SYN_RECV" | "SYN_RECEIVED" => State::SynRecv,
+            "SYN_RECV" | "SYN_RECEIVED" | "SYN_RCVD" => State::SynRecv,
             "FIN_WAIT1" | "FIN_WAIT_1" => State::FinWait1,
             "FIN_WAIT2" | "FIN_WAIT_2" => State::FinWait2,
             "TIME_WAIT" => State::TimeWait,

@@ -39,6 +39,9 @@
 //! - `clients`: pools, closed loops, streams per connection, timeouts and
 //!   backoff: exact counts, a pool's Markov chain, the response-time law,
 //!   M/G/∞, retry delays against their distributions;
+//! - `inspect_parse`: the saved socket tables `inspect --from` reads
+//!   (`ss`, Windows and BSD `netstat`, `lsof`): exact sockets per fixture,
+//!   detection, broken files failing at their line, mutated tables;
 //! - `fuzz`: generated and mutated scenario files: no panic, one-line
 //!   messages, report invariants; minimal reproducers in `fuzz/regressions/`.
 
@@ -57,6 +60,7 @@ mod fuzz;
 mod hardening;
 mod help;
 mod inspect_live;
+mod inspect_parse;
 mod kernel;
 mod kernel_driver;
 mod kernel_nat;
