@@ -39,6 +39,9 @@
 //! - `clients`: pools, closed loops, streams per connection, timeouts and
 //!   backoff: exact counts, a pool's Markov chain, the response-time law,
 //!   M/G/∞, retry delays against their distributions;
+//! - `replay`: `traffic.replay` makes exactly its file's connections
+//!   (count, times, holds, peaks by hand); `traffic.rate_profile` is its
+//!   schedule byte for byte; bad files and rows name the file and line;
 //! - `fuzz`: generated and mutated scenario files: no panic, one-line
 //!   messages, report invariants; minimal reproducers in `fuzz/regressions/`.
 
@@ -63,6 +66,7 @@ mod kernel_nat_driver;
 mod layers;
 mod nat;
 mod pools;
+mod replay;
 mod scale;
 mod schema;
 mod series_and_hints;
