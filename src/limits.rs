@@ -14,8 +14,9 @@
 //!
 //! Memory is the sum of what the engine keeps per source address and port,
 //! per flow in flight, per open connection and TIME_WAIT entry, per
-//! destination, per NAT (its mappings and its port occupancy, see
-//! [`nat_memory`]), and for the charts. `--max-memory` bounds it.
+//! destination, per row of a replayed trace, per NAT (its mappings and its
+//! port occupancy, see [`nat_memory`]), and for the charts. `--max-memory`
+//! bounds it.
 //!
 //! Every figure is a float computed from validated, finite inputs; the guards
 //! are written so that a NaN could never pass them.
@@ -87,7 +88,11 @@ pub fn estimate(sc: &Scenario, charts: bool) -> Cost {
 
     let mut event_parts = vec![Part {
         amount: attempts,
-        what: "connection attempts (traffic.rate × duration, or max_connections, × (1 + traffic.retry.max))".into(),
+        what: match sc.traffic.replay {
+            Some(_) => "connection attempts (the rows of traffic.replay, or max_connections, × (1 + traffic.retry.max))",
+            None => "connection attempts (traffic.rate × duration, or max_connections, × (1 + traffic.retry.max))",
+        }
+        .into(),
     }];
     if hold_drawn_per_request(sc) {
         event_parts.push(Part {
@@ -167,6 +172,15 @@ pub fn estimate(sc: &Scenario, charts: bool) -> Cost {
         amount: dests * 96.0,
         what: "destinations (destinations.count)".into(),
     });
+    if let Some(r) = &sc.traffic.replay {
+        memory_parts.push(Part {
+            amount: r.rows.len() as f64 * std::mem::size_of::<crate::scenario::ReplayRow>() as f64,
+            what: format!(
+                "the replayed connections ({} rows of traffic.replay)",
+                r.rows.len()
+            ),
+        });
+    }
     if let Some(c) = sc.traffic.client.as_deref() {
         memory_parts.push(client_memory(sc, c, rate, hold_s, attempts));
     }

@@ -118,7 +118,9 @@ pub fn read_file(path: &Path) -> Result<String, InputError> {
     })
 }
 
-/// Load and validate scenario text; `path` is used in messages only.
+/// Load and validate scenario text; `path` is used in messages, and its
+/// directory is where the files the scenario names (`traffic.replay`,
+/// `traffic.rate_profile`) are looked for.
 pub fn load_str(text: &str, path: &Path, overrides: &[Override]) -> Result<Scenario, InputError> {
     let file_origin = |line| Origin::File {
         path: path.to_path_buf(),
@@ -132,11 +134,13 @@ pub fn load_str(text: &str, path: &Path, overrides: &[Override]) -> Result<Scena
     for o in overrides {
         apply(&mut root, o)?;
     }
-    let raw: RawScenario = serde_path_to_error::deserialize(root).map_err(|e| {
+    let mut raw: RawScenario = serde_path_to_error::deserialize(root).map_err(|e| {
         let key = path_text(e.path());
         let message = with_unit_hint(&key, serde_message(&e.inner().to_string()));
         key_error(text, path, overrides, KeyError { key, message })
     })?;
+    // The CSV files a scenario names are relative to its directory.
+    raw.resolve_paths(path.parent().unwrap_or(Path::new("")));
     validate(raw).map_err(|e| key_error(text, path, overrides, e))
 }
 

@@ -529,6 +529,45 @@ pub struct Traffic {
     /// Pools, virtual users, streams, request timeouts (`None`: a
     /// connection per request, or per `requests_per_connection`).
     pub client: Option<Box<Client>>,
+    /// `traffic.replay`: the connections to make, instead of arrivals at
+    /// `rate` held for `hold` (which then only describe the trace, for
+    /// the closed-form figures). Shared, so copies of a scenario (sweeps,
+    /// fixes) do not copy the rows.
+    pub replay: Option<std::sync::Arc<Replay>>,
+}
+
+/// `traffic.replay`: measured connections, each made at its start and
+/// held exactly its hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replay {
+    /// The CSV file, as the scenario's directory resolves it.
+    pub file: String,
+    /// The rows in start order (the file must list them so).
+    pub rows: Vec<ReplayRow>,
+}
+
+/// One replayed connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayRow {
+    /// Time of the connect, in ns from the run's start.
+    pub start_ns: u64,
+    /// From connect to close, in ns.
+    pub hold_ns: u64,
+    /// Index into the scenario's destinations.
+    pub dest: u32,
+}
+
+impl Replay {
+    /// When the last connection of the trace closes (at least 1 ns): the
+    /// run's length when the scenario gives no `duration`.
+    pub fn end_ns(&self) -> u64 {
+        self.rows
+            .iter()
+            .map(|r| r.start_ns.saturating_add(r.hold_ns))
+            .max()
+            .unwrap_or(0)
+            .max(1)
+    }
 }
 
 /// `traffic.protocol`.
@@ -674,6 +713,15 @@ impl Scenario {
             };
         }
         let worst = 1.0 + self.traffic.retry.map_or(0.0, |r| f64::from(r.max));
+        if let Some(r) = &self.traffic.replay {
+            // Rows that start after the run's end are never made.
+            let made = match self.duration_ns {
+                Some(d) => r.rows.partition_point(|x| x.start_ns <= d),
+                None => r.rows.len(),
+            };
+            let rows = made as f64 * worst;
+            return self.max_connections.map_or(rows, |m| rows.min(m as f64));
+        }
         let by_time = self.duration_ns.map(|d| {
             let d_s = d as f64 / NS_PER_S as f64;
             match self.traffic.client.as_deref() {

@@ -120,8 +120,8 @@ impl RawGroup {
 
 impl RawTraffic {
     /// These keys over `top`'s, and the names of the keys set here. A rate
-    /// profile (`rate`, `schedule` or `ramp`) given here replaces the
-    /// file's whole.
+    /// profile (`rate`, `schedule`, `ramp` or `rate_profile`) given here
+    /// replaces the file's whole.
     pub fn over(&self, top: &RawTraffic) -> (RawTraffic, Vec<&'static str>) {
         let mut own = Vec::new();
         macro_rules! pick {
@@ -142,6 +142,8 @@ impl RawTraffic {
             rate,
             schedule,
             ramp,
+            rate_profile,
+            replay,
             hold,
             close,
             bind,
@@ -157,10 +159,15 @@ impl RawTraffic {
             streams_per_connection,
             timeout
         );
-        if self.rate.is_some() || self.schedule.is_some() || self.ramp.is_some() {
+        if self.rate.is_some()
+            || self.schedule.is_some()
+            || self.ramp.is_some()
+            || self.rate_profile.is_some()
+        {
             t.rate = self.rate;
             t.schedule = self.schedule.clone();
             t.ramp = self.ramp.clone();
+            t.rate_profile = self.rate_profile.clone();
         }
         (t, own)
     }
@@ -284,6 +291,10 @@ pub struct RawTraffic {
     pub rate: Option<f64>,
     pub schedule: Option<Vec<RawStep>>,
     pub ramp: Option<RawRamp>,
+    /// A CSV file of `time,rate` rows: the rate profile, measured.
+    pub rate_profile: Option<String>,
+    /// A CSV file of `start,destination,hold` rows: the connections made.
+    pub replay: Option<String>,
     /// A duration string or a `{ dist = ... }` table; parsed in `validate`.
     pub hold: Option<toml::Value>,
     pub close: Option<String>,
@@ -306,6 +317,22 @@ pub struct RawTraffic {
     pub streams_per_connection: Option<u32>,
     /// A request's timeout (a duration).
     pub timeout: Option<String>,
+}
+
+impl RawScenario {
+    /// Make the files the scenario names (`traffic.rate_profile`,
+    /// `traffic.replay`, also in `[[hosts]]` groups) relative to the
+    /// working directory: as written they are relative to the directory
+    /// of the scenario file, `dir`, so a scenario runs from anywhere.
+    pub fn resolve_paths(&mut self, dir: &std::path::Path) {
+        let groups = self.hosts.iter_mut().filter_map(|g| g.traffic.as_mut());
+        for t in std::iter::once(&mut self.traffic).chain(groups) {
+            for f in [&mut t.rate_profile, &mut t.replay].into_iter().flatten() {
+                let joined = dir.join(&*f);
+                *f = joined.to_string_lossy().into_owned();
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -7,7 +7,10 @@
 //!   chosen one of them. No heap at all: when a connection opens, the pending
 //!   time to the next close is rescaled by k/(k+1), which keeps it
 //!   Exp((k+1)/mean) distributed and independent of the past;
-//! - anything else: a heap of the open connections' close times.
+//! - anything else: a heap of the open connections' close times;
+//! - a replayed trace (`traffic.replay`): each connection's hold is its
+//!   row's, given when it opens ([`Closes::open_held`]), so a heap too
+//!   (holds differ, so closes do not come in connect order).
 
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
@@ -31,6 +34,8 @@ pub enum Closes {
         /// When the next close is due.
         next: Due,
     },
+    /// Holds given per connection (a replayed trace).
+    Given { lane: Lane },
 }
 
 /// Time to the next close among `open` connections with exponential holds
@@ -68,6 +73,11 @@ impl Closes {
 
     /// The closes of `sc`'s traffic, drawing from the streams of `site`.
     pub fn at(sc: &Scenario, site: Site) -> Closes {
+        if sc.traffic.replay.is_some() {
+            return Closes::Given {
+                lane: Lane::new(false),
+            };
+        }
         let requests = sc.traffic.requests_per_connection;
         match sc.traffic.hold {
             Hold::Exponential { mean_ns } if requests == 1 => Closes::Memoryless {
@@ -116,6 +126,18 @@ impl Closes {
                 });
                 open.push(slot);
             }
+            Closes::Given { .. } => {
+                unreachable!("a replayed connection closes at its row's hold (open_held)")
+            }
+        }
+    }
+
+    /// A replayed connection opened at `now`, held `hold_ns`.
+    #[inline]
+    pub fn open_held(&mut self, now: u64, slot: u32, hold_ns: u64) {
+        match self {
+            Closes::Given { lane } => lane.push(now.saturating_add(hold_ns), slot),
+            _ => unreachable!("only a replayed trace gives holds"),
         }
     }
 
@@ -124,6 +146,7 @@ impl Closes {
         match self {
             Closes::Timed { lane, .. } => lane.peek_time(),
             Closes::Memoryless { next, .. } => next.ns,
+            Closes::Given { lane } => lane.peek_time(),
         }
     }
 
@@ -131,7 +154,7 @@ impl Closes {
     #[inline]
     pub fn pop(&mut self) -> u32 {
         match self {
-            Closes::Timed { lane, .. } => lane.pop().expect("peeked").1,
+            Closes::Timed { lane, .. } | Closes::Given { lane } => lane.pop().expect("peeked").1,
             Closes::Memoryless {
                 rng,
                 mean_ns,

@@ -4,10 +4,12 @@
 //! Time is `u64` nanoseconds and the run is single-threaded, so a scenario and
 //! seed give the same result on every machine. The event set is split by kind,
 //! because each kind has a cheaper structure than one global heap:
-//! - the next arrival: a single pending time from [`traffic::ArrivalClock`];
+//! - the next arrival: a single pending time from [`traffic::ArrivalClock`],
+//!   or the next row of a replayed trace ([`traffic::Source`]);
 //! - retries: constant delay, so a FIFO;
 //! - closes: a FIFO when the hold time is constant, a memoryless close process
-//!   for exponential holds, else a heap of the open connections (`closes`);
+//!   for exponential holds, else a heap of the open connections (`closes`;
+//!   a replayed connection's close is its row's hold after it connected);
 //! - each port layer's own timers (the host's TIME_WAIT expiries and
 //!   `tcp_tw_reuse` eligibility, [`host`]).
 //!
@@ -51,7 +53,7 @@ use closes::Closes;
 use host::{port_rules, HostConn, HostLayer};
 use layer::{Ctx, Direct, Due, Path, Phase, PortLayer, Refused, Site, Syn};
 use record::{Bin, Recorder, IN_USE, OPEN, TIME_WAIT};
-use traffic::{stream, ArrivalClock, Chooser, Stream};
+use traffic::{stream, Source, Stream};
 
 /// Receives every event of a run; all hooks default to doing nothing, so the
 /// engine pays nothing for observers it does not have.
@@ -318,8 +320,12 @@ struct Engine<'a, O: Observer, P: Ports, N: PortLayer> {
     closes: Closes,
     conns: Vec<Conn<N::Held>>,
     free_conns: Vec<u32>,
-    /// (dest, tries) of failed attempts to make again.
+    /// (dest, tries) of failed attempts to make again; (row, tries) when
+    /// replaying a trace.
     retries: queue::Retries<(u32, u32)>,
+    /// The rows of a replayed trace (`traffic.replay`); the `req` of an
+    /// attempt is its row.
+    replay: Option<&'a [crate::scenario::ReplayRow]>,
     /// The connects in SYN_SENT, with the schedule they follow.
     syns: syn::Pending<Waiting>,
     delays: syn::Delays,
@@ -421,6 +427,7 @@ fn run_with<O: Observer, P: Ports, N: PortLayer>(
         per_dest: vec![DestStats::default(); if n_dest <= MAX_DEST_STATS { n_dest } else { 0 }],
         now: 0,
         client: client::Client::new(sc),
+        replay: sc.traffic.replay.as_deref().map(|r| r.rows.as_slice()),
     };
     if e.client.is_some() {
         return e.run_client();
@@ -435,14 +442,8 @@ impl<O: Observer, P: Ports, N: PortLayer> Engine<'_, O, P, N> {
         let sc = self.sc;
         let horizon = sc.duration_ns.unwrap_or(u64::MAX);
         let max_attempts = sc.max_connections.unwrap_or(u64::MAX);
-        let mut clock = ArrivalClock::new(
-            sc.seed,
-            sc.traffic.arrivals,
-            sc.traffic.rate.clone(),
-            sc.traffic.requests_per_connection,
-        );
-        let mut dests = Chooser::destinations(sc);
-        let mut next_arrival = clock.next_arrival().unwrap_or(u64::MAX);
+        let mut arrivals = Source::new(sc);
+        let mut next_arrival = arrivals.next_arrival();
         let mut stopped = false;
         loop {
             let t_retry = self.retries.peek_time();
@@ -463,13 +464,18 @@ impl<O: Observer, P: Ports, N: PortLayer> Engine<'_, O, P, N> {
             if t_syn == t {
                 self.syn_step(t);
             } else if t_retry == t {
-                let (_, (dest, tries)) = self.retries.pop().expect("peeked");
+                let (_, (item, tries)) = self.retries.pop().expect("peeked");
                 self.out.retries += 1;
-                self.attempt(t, dest, tries, 0);
+                // A replayed row is retried with its destination and hold.
+                let (dest, row) = match self.replay {
+                    None => (item, 0),
+                    Some(rows) => (rows[item as usize].dest, item),
+                };
+                self.attempt(t, dest, tries, row);
             } else {
-                let dest = dests.pick();
-                self.attempt(t, dest, 0, 0);
-                next_arrival = clock.next_arrival().unwrap_or(u64::MAX);
+                let (dest, row) = arrivals.take();
+                self.attempt(t, dest, 0, row);
+                next_arrival = arrivals.next_arrival();
             }
             if self.out.attempts >= max_attempts {
                 break;
@@ -646,7 +652,10 @@ impl<O: Observer, P: Ports, N: PortLayer> Engine<'_, O, P, N> {
             }
         };
         if self.client.is_none() {
-            self.closes.open(t, slot);
+            match self.replay {
+                None => self.closes.open(t, slot),
+                Some(rows) => self.closes.open_held(t, slot, rows[req as usize].hold_ns),
+            }
         }
         // Established counts (run, bin, destination) are attempts less
         // failures, worked out at the end rather than tallied here.
@@ -681,7 +690,8 @@ impl<O: Observer, P: Ports, N: PortLayer> Engine<'_, O, P, N> {
         if self.client.is_some() {
             return self.client_connect_failed(t, req);
         }
-        if !self.retries.schedule(t, tries, |k| (dest, k)) {
+        let item = if self.replay.is_some() { req } else { dest };
+        if !self.retries.schedule(t, tries, |k| (item, k)) {
             self.out.abandoned += 1;
         }
     }

@@ -6,6 +6,9 @@
 //! integral of the rate, solved in closed form on each linear segment. This is
 //! exact for steps and ramps, with no thinning and no wasted draws.
 //!
+//! A replayed trace (`traffic.replay`) takes the place of arrivals and
+//! destination picks ([`Source`]) and draws nothing.
+//!
 //! A stream is named by [`Stream`]: the layer and host it belongs to, and
 //! its purpose. The host layer of host 0 maps to the bare purpose ids, so
 //! those draws are the ones a single-host run has always made.
@@ -17,7 +20,7 @@ use rand_distr::weighted::WeightedIndex;
 use rand_distr::{Distribution, Exp, Exp1, LogNormal};
 
 use super::layer::Site;
-use crate::scenario::{Arrivals, Hold, Pick, RateProfile, NS_PER_S};
+use crate::scenario::{Arrivals, Hold, Pick, RateProfile, ReplayRow, NS_PER_S};
 
 /// Stream ids of the scenario seed, one per purpose. New purposes take new
 /// ids, so adding a feature never shifts the draws of the others.
@@ -285,6 +288,62 @@ impl HoldSampler {
             HoldDist::Exp(e) => to_ns(e.sample(&mut self.rng)),
             HoldDist::LogNormal(l) => to_ns(l.sample(&mut self.rng).min(1e18)),
             HoldDist::Uniform(a, b) => self.rng.random_range(*a..=*b),
+        }
+    }
+}
+
+/// Where the engine's new connections come from: arrivals at the rate
+/// profile to destinations the chooser picks, or the rows of a replayed
+/// trace in order. An enum rather than a trait object, so the usual clock
+/// costs one predictable branch per arrival. One lives on the stack of a
+/// run, so the clock is kept inline rather than boxed.
+#[allow(clippy::large_enum_variant)]
+pub enum Source<'a> {
+    Clock { clock: ArrivalClock, dests: Chooser },
+    Replay { rows: &'a [ReplayRow], next: usize },
+}
+
+impl<'a> Source<'a> {
+    /// The arrivals of a `[host]` scenario.
+    pub fn new(sc: &'a crate::scenario::Scenario) -> Self {
+        match &sc.traffic.replay {
+            Some(r) => Source::Replay {
+                rows: &r.rows,
+                next: 0,
+            },
+            None => Source::Clock {
+                clock: ArrivalClock::new(
+                    sc.seed,
+                    sc.traffic.arrivals,
+                    sc.traffic.rate.clone(),
+                    sc.traffic.requests_per_connection,
+                ),
+                dests: Chooser::destinations(sc),
+            },
+        }
+    }
+
+    /// Time of the next new connection (`u64::MAX`: none), after the one
+    /// [`take`](Self::take) handed out.
+    #[inline]
+    pub fn next_arrival(&mut self) -> u64 {
+        match self {
+            Source::Clock { clock, .. } => clock.next_arrival().unwrap_or(u64::MAX),
+            Source::Replay { rows, next } => rows.get(*next).map_or(u64::MAX, |r| r.start_ns),
+        }
+    }
+
+    /// The connection due now: its destination, and its row of the trace
+    /// (0 for the clock).
+    #[inline]
+    pub fn take(&mut self) -> (u32, u32) {
+        match self {
+            Source::Clock { dests, .. } => (dests.pick(), 0),
+            Source::Replay { rows, next } => {
+                let row = *next;
+                *next += 1;
+                (rows[row].dest, row as u32)
+            }
         }
     }
 }

@@ -131,6 +131,8 @@ fn unknown_key_lists_only_the_keys_of_its_table() {
         "rate",
         "schedule",
         "ramp",
+        "rate_profile",
+        "replay",
         "hold",
         "close",
         "bind",

@@ -39,9 +39,12 @@
 //! - `clients`: pools, closed loops, streams per connection, timeouts and
 //!   backoff: exact counts, a pool's Markov chain, the response-time law,
 //!   M/G/∞, retry delays against their distributions;
-//! - `inspect_parse`: the saved socket tables `inspect --from` reads
 //!   (`ss`, Windows and BSD `netstat`, `lsof`): exact sockets per fixture,
+//!   (count, times, holds, peaks by hand); `traffic.rate_profile` is its
 //!   detection, broken files failing at their line, mutated tables;
+//!   schedule byte for byte; bad files and rows name the file and line;
+//! - `inspect_parse`: the saved socket tables `inspect --from` reads
+//! - `replay`: `traffic.replay` makes exactly its file's connections
 //! - `fuzz`: generated and mutated scenario files: no panic, one-line
 //!   messages, report invariants; minimal reproducers in `fuzz/regressions/`.
 
@@ -68,6 +71,7 @@ mod kernel_nat_driver;
 mod layers;
 mod nat;
 mod pools;
+mod replay;
 mod scale;
 mod schema;
 mod series_and_hints;

@@ -16,6 +16,7 @@ mod cloud_nat;
 mod destinations;
 mod host;
 mod hosts;
+mod measured;
 mod nat;
 mod traffic;
 
@@ -136,7 +137,7 @@ pub(super) fn validate(raw: RawScenario) -> R<Scenario> {
             ),
         );
     }
-    let duration_ns = raw
+    let mut duration_ns = raw
         .duration
         .as_deref()
         .map(|d| duration("duration", d))
@@ -150,7 +151,9 @@ pub(super) fn validate(raw: RawScenario) -> R<Scenario> {
     if raw.max_connections == Some(0) {
         return err("max_connections", "found 0; expected a positive count");
     }
-    if duration_ns.is_none() && raw.max_connections.is_none() {
+    // A replayed trace ends: without a duration, the run lasts until its
+    // last connection closes.
+    if duration_ns.is_none() && raw.max_connections.is_none() && raw.traffic.replay.is_none() {
         return err(
             "duration",
             "missing; set `duration = \"1h\"` (simulated time) or `max_connections = N`, or both",
@@ -169,7 +172,10 @@ pub(super) fn validate(raw: RawScenario) -> R<Scenario> {
         None => {
             let host = host(&raw.host)?;
             let destinations = destinations(&raw.destinations)?;
-            let mut traffic = traffic(&raw.traffic)?;
+            let mut traffic = traffic::single(&raw.traffic, &destinations, duration_ns)?;
+            if let Some(r) = &traffic.replay {
+                duration_ns = duration_ns.or(Some(r.end_ns()));
+            }
             if host.addresses.len() == 1 {
                 traffic.source = Pick::RoundRobin;
             }

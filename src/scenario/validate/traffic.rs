@@ -1,6 +1,15 @@
-//! `[traffic]`: arrivals, the rate profile (constant, schedule or ramp),
-//! hold-time distributions, close and bind modes, retries, keep-alive and
-//! the protocol.
+//! `[traffic]`: arrivals, the rate profile (constant, schedule, ramp or a
+//! measured `rate_profile` file), hold-time distributions, close and bind
+//! modes, retries, keep-alive and the protocol; or a `replay` file of the
+//! connections to make, which replaces arrivals and holds (the files are
+//! read in [`measured`]).
+//!
+//! A replayed trace decides when, where and for how long each connection
+//! is made, so the keys that would say so (`rate`, `hold`, `pick`, pools,
+//! users ...) are refused beside it rather than ignored; `rate` and `hold`
+//! of the typed traffic then describe the trace (its mean rate and hold)
+//! for the closed-form figures. Only a `[host]` scenario replays: a trace
+//! is one host's connections, so a fleet's groups refuse it.
 //!
 //! With `protocol = "udp"` a flow is a socket that sends
 //! `requests_per_connection` queries and closes: there is no close
@@ -9,9 +18,81 @@
 //! cannot do); `connect_timeout` is how long the application waits for a
 //! reply that a NAT dropped, holding its port.
 
+use super::measured;
 use super::*;
 
+/// The traffic of each host of a `[[hosts]]` group: a replayed trace is
+/// one host's connections, so `replay` is refused.
 pub(super) fn traffic(t: &RawTraffic) -> R<Traffic> {
+    if t.replay.is_some() {
+        return err(
+            "traffic.replay",
+            "found in a scenario with [[hosts]] groups; a replayed trace is one host's connections: replay it on one [host], or give the groups a rate (traffic.rate_profile takes a measured one)",
+        );
+    }
+    common(t)
+}
+
+/// The traffic of a `[host]` scenario to `dests`; a replayed trace's
+/// connections past `duration_ns` are not made.
+pub(super) fn single(
+    t: &RawTraffic,
+    dests: &[Destination],
+    duration_ns: Option<u64>,
+) -> R<Traffic> {
+    let Some(file) = &t.replay else {
+        return common(t);
+    };
+    // Keys the trace decides: when, where, how long and how many.
+    if let Some(k) = [
+        (t.rate.is_some(), "rate"),
+        (t.schedule.is_some(), "schedule"),
+        (t.ramp.is_some(), "ramp"),
+        (t.rate_profile.is_some(), "rate_profile"),
+        (t.arrivals.is_some(), "arrivals"),
+        (t.hold.is_some(), "hold"),
+        (t.pick.is_some(), "pick"),
+        (
+            t.requests_per_connection.is_some(),
+            "requests_per_connection",
+        ),
+        (t.pool.is_some(), "pool"),
+        (t.concurrency.is_some(), "concurrency"),
+        (t.think.is_some(), "think"),
+        (t.streams_per_connection.is_some(), "streams_per_connection"),
+        (t.timeout.is_some(), "timeout"),
+    ]
+    .iter()
+    .find_map(|(given, k)| given.then_some(k))
+    {
+        return err(
+            &format!("traffic.{k}"),
+            "found with traffic.replay; the replayed file gives each connection's start, destination and hold, one connection per row: remove one of them (close, bind, source, retry, connect_timeout and protocol still apply)",
+        );
+    }
+    let replay = measured::replay(file, dests)?;
+    // What the closed-form figures read: the trace's mean rate over the
+    // run and its mean hold, over the rows the run makes.
+    let horizon = duration_ns.unwrap_or_else(|| replay.end_ns());
+    let made = &replay.rows[..replay.rows.partition_point(|r| r.start_ns <= horizon)];
+    let total: u128 = made.iter().map(|r| u128::from(r.hold_ns)).sum();
+    let mean_hold = if made.is_empty() {
+        0
+    } else {
+        (total / made.len() as u128) as u64
+    };
+    let rate = (made.len() as f64 / (horizon as f64 / NS_PER_S as f64)).min(MAX_RATE);
+    let mut traffic = common(&RawTraffic {
+        rate: Some(rate),
+        hold: Some(toml::Value::String("0".into())),
+        ..t.clone()
+    })?;
+    traffic.hold = Hold::Constant { ns: mean_hold };
+    traffic.replay = Some(std::sync::Arc::new(replay));
+    Ok(traffic)
+}
+
+fn common(t: &RawTraffic) -> R<Traffic> {
     let arrivals = choice(
         "traffic.arrivals",
         t.arrivals.as_deref(),
@@ -27,6 +108,7 @@ pub(super) fn traffic(t: &RawTraffic) -> R<Traffic> {
                 (t.rate.is_some(), "rate"),
                 (t.schedule.is_some(), "schedule"),
                 (t.ramp.is_some(), "ramp"),
+                (t.rate_profile.is_some(), "rate_profile"),
                 (t.arrivals.is_some(), "arrivals"),
             ]
             .iter()
@@ -147,15 +229,32 @@ pub(super) fn traffic(t: &RawTraffic) -> R<Traffic> {
         requests_per_connection,
         protocol,
         client,
+        replay: None,
     })
 }
 
 fn rate_profile(t: &RawTraffic) -> R<RateProfile> {
+    if let Some(file) = &t.rate_profile {
+        if let Some(k) = [
+            (t.rate.is_some(), "rate"),
+            (t.schedule.is_some(), "schedule"),
+            (t.ramp.is_some(), "ramp"),
+        ]
+        .iter()
+        .find_map(|(given, k)| given.then_some(k))
+        {
+            return err(
+                &format!("traffic.{k}"),
+                "found with traffic.rate_profile; the file gives the rate at every time: remove one of them",
+            );
+        }
+        return measured::rate_profile(file);
+    }
     let given = [t.rate.is_some(), t.schedule.is_some(), t.ramp.is_some()];
     if given.iter().filter(|g| **g).count() == 0 {
         return err(
             "traffic.rate",
-            "missing; set rate = 250 (connections per second), a schedule or a ramp",
+            "missing; set rate = 250 (connections per second), a schedule, a ramp, a measured rate_profile or a replay",
         );
     }
     if t.schedule.is_some() && t.ramp.is_some() {
