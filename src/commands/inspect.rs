@@ -19,7 +19,8 @@ use crate::output::{write_atomic, Target};
 #[command(after_help = "Examples:
   portsim inspect
   portsim inspect --port 22
-  portsim inspect --watch 2s --json")]
+  portsim inspect --from scenarios/tables/ss-api-client.txt --range 40000-44999
+  portsim inspect --from scenarios/tables/ss-api-client.txt --range 40000-44999 --write-scenario measured.toml")]
 pub(crate) struct InspectArgs {
     /// Read a saved table (`ss -tanp`, `netstat -ano`, `netstat -an -p tcp`,
     /// `lsof -i -n -P`) instead of this host's /proc.

@@ -294,7 +294,8 @@ mod tests {
         assert_eq!(dur(60.0), "60s");
         assert_eq!(dur(0.25), "250ms");
         assert_eq!(dur(0.0001234), "123us");
-        assert_eq!(dur(0.9995934), "1000ms");
+        assert_eq!(dur(0.9995934), "1s");
+        assert_eq!(dur(0.2444), "244ms");
         assert_eq!(sig(3.33333), "3.333");
         assert_eq!(sig(1234.7), "1235");
         assert_eq!(sig(0.05), "0.05");
