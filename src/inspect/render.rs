@@ -114,17 +114,28 @@ pub fn inspection(i: &Inspection, w: Option<&Watched>) -> String {
     if let Some(w) = w {
         let _ = writeln!(
             s,
-            "  watched         {} new connections in {} ({}/s, {} samples); {} closed here; holds p50 {}, p99 {} (n = {}; {} below the {} interval)",
+            "  watched         {} new connections in {} ({}/s, {} samples); {} closed here; {}",
             thousands(w.new_connections),
             human_s(w.duration_s),
             amount(w.per_second),
             w.samples,
             thousands(w.client_closes),
-            human_s(w.hold_s.p50),
-            human_s(w.hold_s.p99),
-            w.hold_s.n,
-            w.holds_below_interval,
-            human_s(w.interval_s)
+            if w.hold_s.n > 0 {
+                format!(
+                    "holds p50 {}, p99 {} (n = {}; {} below the {} interval)",
+                    human_s(w.hold_s.p50),
+                    human_s(w.hold_s.p99),
+                    w.hold_s.n,
+                    w.holds_below_interval,
+                    human_s(w.interval_s)
+                )
+            } else {
+                format!(
+                    "no hold seen whole ({} below the {} interval)",
+                    w.holds_below_interval,
+                    human_s(w.interval_s)
+                )
+            }
         );
         for d in w.destinations.iter().take(5) {
             let _ = writeln!(
@@ -200,8 +211,9 @@ pub fn inspection(i: &Inspection, w: Option<&Watched>) -> String {
     if i.unowned > 0 {
         let _ = writeln!(
             s,
-            "  owners          {} sockets have no process told (TIME_WAIT has none; another user's need root)",
-            thousands(i.unowned)
+            "  owners          {} socket{} with no process told (TIME_WAIT has none; another user's need root)",
+            thousands(i.unowned),
+            if i.unowned == 1 { "" } else { "s" }
         );
     }
     s
