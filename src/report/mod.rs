@@ -421,6 +421,19 @@ pub struct ScenarioEcho {
     pub retry_max: u32,
     pub duration_s: Option<f64>,
     pub max_connections: Option<u64>,
+    /// `traffic.replay`: the connections made from a file, in place of
+    /// `arrivals` at `mean_rate`; null otherwise.
+    pub replay: Option<ReplayEcho>,
+}
+
+/// `scenario.replay`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ReplayEcho {
+    /// The CSV file, as the scenario's directory resolves it.
+    pub file: String,
+    /// Its rows: the connections the run makes (at most; those after
+    /// `duration` are not).
+    pub rows: u64,
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -817,6 +830,10 @@ impl Report {
             retry_max: sc.traffic.retry.map_or(0, |r| r.max),
             duration_s: sc.duration_ns.map(secs),
             max_connections: sc.max_connections,
+            replay: sc.traffic.replay.as_ref().map(|r| ReplayEcho {
+                file: r.file.clone(),
+                rows: r.rows.len() as u64,
+            }),
         };
         let destinations = o
             .per_destination

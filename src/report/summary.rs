@@ -676,6 +676,14 @@ pub fn render(r: &Report) -> String {
             String::new()
         }
     );
+    if let Some(rp) = &r.scenario.replay {
+        let _ = writeln!(
+            s,
+            "  replay          {} connections from {}, each made at its start and held its hold",
+            thousands(rp.rows),
+            rp.file
+        );
+    }
     for (label, line) in super::client::summary_lines(r) {
         let _ = writeln!(s, "  {label:<16}{line}");
     }

@@ -1433,6 +1433,7 @@ const NULLABLE: &[&str] = &[
     "analytic.erlang_b_caveat",
     "scenario.duration_s",
     "scenario.max_connections",
+    "scenario.replay",
     "fixes_cost",
     "ports.busiest_pool",
     "fixes[].first_failure",

@@ -192,6 +192,25 @@ fn a_replayed_trace_peaks_where_its_holds_overlap() {
         per_dest,
         vec![("10.0.0.5:5432".into(), 3), ("10.0.0.6:443".into(), 3)]
     );
+    // The report says where the connections came from.
+    assert_eq!(r["scenario"]["replay"]["rows"], 6);
+    assert!(r["scenario"]["replay"]["file"]
+        .as_str()
+        .unwrap()
+        .ends_with("conns.csv"));
+    let summary = String::from_utf8(
+        std::process::Command::new(env!("CARGO_BIN_EXE_portsim"))
+            .current_dir(dir.path())
+            .args(["run", "s.toml", "--no-fixes"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(
+        summary.contains("  replay          6 connections from "),
+        "{summary}"
+    );
     // The closed-form figures read the trace's mean rate and hold.
     assert_eq!(r["scenario"]["mean_rate"], 6.0 / 41.0);
     // 14 s over 6 rows, in whole ns.
