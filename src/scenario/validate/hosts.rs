@@ -181,7 +181,7 @@ pub(super) fn groups(raw: &RawScenario) -> R<(Vec<HostGroup>, Vec<Nat>)> {
             traffic.source = Pick::RoundRobin;
         }
         if traffic.client.is_some() {
-            let k = [
+            let k = first_given(&[
                 (rt.pool.is_some(), "pool"),
                 (rt.concurrency.is_some(), "concurrency"),
                 (rt.think.is_some(), "think"),
@@ -190,9 +190,7 @@ pub(super) fn groups(raw: &RawScenario) -> R<(Vec<HostGroup>, Vec<Nat>)> {
                     "streams_per_connection",
                 ),
                 (rt.timeout.is_some(), "timeout"),
-            ]
-            .iter()
-            .find_map(|(g, k)| g.then_some(*k))
+            ])
             .unwrap_or("pool");
             let at = if own_t.contains(&k) {
                 format!("{key}.traffic.{k}")

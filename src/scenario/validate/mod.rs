@@ -73,6 +73,12 @@ fn choice<T: Copy>(key: &str, found: Option<&str>, default: T, options: &[(&str,
     )
 }
 
+/// The first key of `keys` that was given (each a `(given, key)` pair):
+/// the one a refusal of a combination names.
+fn first_given<'a>(keys: &[(bool, &'a str)]) -> Option<&'a str> {
+    keys.iter().find_map(|&(given, k)| given.then_some(k))
+}
+
 fn positive(key: &str, v: f64, what: &str) -> R<f64> {
     if v.is_finite() && v > 0.0 {
         Ok(v)

@@ -44,7 +44,7 @@ pub(super) fn single(
         return common(t);
     };
     // Keys the trace decides: when, where, how long and how many.
-    if let Some(k) = [
+    if let Some(k) = first_given(&[
         (t.rate.is_some(), "rate"),
         (t.schedule.is_some(), "schedule"),
         (t.ramp.is_some(), "ramp"),
@@ -61,10 +61,7 @@ pub(super) fn single(
         (t.think.is_some(), "think"),
         (t.streams_per_connection.is_some(), "streams_per_connection"),
         (t.timeout.is_some(), "timeout"),
-    ]
-    .iter()
-    .find_map(|(given, k)| given.then_some(k))
-    {
+    ]) {
         return err(
             &format!("traffic.{k}"),
             "found with traffic.replay; the replayed file gives each connection's start, destination and hold, one connection per row: remove one of them (close, bind, source, retry, connect_timeout and protocol still apply)",
@@ -104,16 +101,13 @@ fn common(t: &RawTraffic) -> R<Traffic> {
     )?;
     let rate = match &t.concurrency {
         Some(_) => {
-            if let Some(k) = [
+            if let Some(k) = first_given(&[
                 (t.rate.is_some(), "rate"),
                 (t.schedule.is_some(), "schedule"),
                 (t.ramp.is_some(), "ramp"),
                 (t.rate_profile.is_some(), "rate_profile"),
                 (t.arrivals.is_some(), "arrivals"),
-            ]
-            .iter()
-            .find_map(|(given, k)| given.then_some(k))
-            {
+            ]) {
                 return err(
                     &format!("traffic.{k}"),
                     "found with traffic.concurrency; a closed loop's load is its users (each sends its next request when the last one ends and it has thought), not an arrival rate: remove one of them",
@@ -235,14 +229,11 @@ fn common(t: &RawTraffic) -> R<Traffic> {
 
 fn rate_profile(t: &RawTraffic) -> R<RateProfile> {
     if let Some(file) = &t.rate_profile {
-        if let Some(k) = [
+        if let Some(k) = first_given(&[
             (t.rate.is_some(), "rate"),
             (t.schedule.is_some(), "schedule"),
             (t.ramp.is_some(), "ramp"),
-        ]
-        .iter()
-        .find_map(|(given, k)| given.then_some(k))
-        {
+        ]) {
             return err(
                 &format!("traffic.{k}"),
                 "found with traffic.rate_profile; the file gives the rate at every time: remove one of them",
@@ -440,14 +431,11 @@ fn retry(r: &RawRetry) -> R<Retry> {
         &[("fixed", "fixed"), ("exponential", "exponential")],
     )?;
     if backoff == "fixed" {
-        if let Some(k) = [
+        if let Some(k) = first_given(&[
             (r.factor.is_some(), "factor"),
             (r.cap.is_some(), "cap"),
             (r.jitter.is_some(), "jitter"),
-        ]
-        .iter()
-        .find_map(|(given, k)| given.then_some(k))
-        {
+        ]) {
             return err(
                 &format!("traffic.retry.{k}"),
                 "found with a fixed backoff; it applies to backoff = \"exponential\" only (add that, or remove this key)",
