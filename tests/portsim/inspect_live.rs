@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::kernel_driver::{prerequisites_with, run_with_timeout};
+use crate::kernel_driver::{in_namespace, prerequisites_with, run_with_timeout};
 
 const NS_ENV: &str = "PORTSIM_INSPECT_NS";
 const PARENT_NETNS_ENV: &str = "PORTSIM_INSPECT_PARENT_NETNS";
@@ -49,26 +49,12 @@ fn inspect_reports_exactly_the_sockets_of_a_namespace() {
         }
     };
     let netns = std::fs::read_link("/proc/self/ns/net").unwrap();
-    let mut cmd = Command::new(unshare);
-    cmd.args([
-        "-n",
-        "--",
-        "sh",
-        "-c",
-        r#"ip link set lo up && exec "$0" "$@""#,
-    ])
-    .arg(&exe)
-    .args([
-        "--exact",
-        &name_of("namespace_entry"),
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .env(NS_ENV, "1")
-    .env(PARENT_NETNS_ENV, netns)
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
+    let mut cmd = in_namespace(&unshare, &exe, &name_of("namespace_entry"));
+    cmd.env(NS_ENV, "1")
+        .env(PARENT_NETNS_ENV, netns)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let (status, stdout, stderr) = run_with_timeout(cmd, Duration::from_secs(60)).unwrap();
     if !status.success() && stdout.trim().is_empty() {
         eprintln!("skipped: could not enter a network namespace: {stderr}");

@@ -159,26 +159,12 @@ pub fn run_case(case: &KernelCase) -> Result<Result<KernelResult, String>, Strin
     let netns = std::fs::read_link("/proc/self/ns/net")
         .map_err(|e| format!("{}: readlink /proc/self/ns/net: {e}", case.name))?;
 
-    let mut cmd = Command::new(unshare);
-    cmd.args([
-        "-n",
-        "--",
-        "sh",
-        "-c",
-        r#"ip link set lo up && exec "$0" "$@""#,
-    ])
-    .arg(&exe)
-    .args([
-        "--exact",
-        entry_test_name(),
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .env(CASE_ENV, json)
-    .env(PARENT_NETNS_ENV, netns)
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
+    let mut cmd = in_namespace(&unshare, &exe, entry_test_name());
+    cmd.env(CASE_ENV, json)
+        .env(PARENT_NETNS_ENV, netns)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let (status, stdout, stderr) =
         run_with_timeout(cmd, CHILD_TIMEOUT).map_err(|e| format!("{}: {e}", case.name))?;
 
@@ -221,6 +207,23 @@ pub fn run_case(case: &KernelCase) -> Result<Result<KernelResult, String>, Strin
         case.name,
         report()
     ))
+}
+
+/// `unshare -n -- sh -c 'ip link set lo up && exec "$0" "$@"' EXE --exact
+/// ENTRY --nocapture --test-threads=1`: the test `entry` of this binary, in
+/// a fresh network namespace with its loopback up.
+pub fn in_namespace(unshare: &std::path::Path, exe: &std::path::Path, entry: &str) -> Command {
+    let mut cmd = Command::new(unshare);
+    cmd.args([
+        "-n",
+        "--",
+        "sh",
+        "-c",
+        r#"ip link set lo up && exec "$0" "$@""#,
+    ])
+    .arg(exe)
+    .args(["--exact", entry, "--nocapture", "--test-threads=1"]);
+    cmd
 }
 
 /// Reject cases the experiment cannot express (outer `Err`: a caller bug).
