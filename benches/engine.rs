@@ -1,6 +1,7 @@
 //! Criterion benches: the whole engine on the baseline's model, each
-//! allocator picking from a nearly full table, and a fleet of 1,000 hosts
-//! against one host making the same attempts.
+//! allocator picking from a table half, nine tenths and entirely full, the
+//! engine on one shipped scenario of each family, and a fleet of 1,000
+//! hosts against one host making the same attempts.
 //!
 //! `cargo bench` runs them; `../shared/tools/perf-vs-naive` compares the
 //! binary with the naive baseline end to end.
@@ -52,36 +53,71 @@ fn engine(c: &mut Criterion) {
     g.finish();
 }
 
+/// Each allocator picking one port from a table of 16,384 that is half,
+/// nine tenths or entirely full (every second, every tenth or no port
+/// free): the cost of a connect() as the range fills, up to the full scan
+/// that ends in a failure.
 fn allocators(c: &mut Criterion) {
-    let mut g = c.benchmark_group("allocator_pick_90pct_full");
+    let mut g = c.benchmark_group("allocator_pick");
     let n = 16384u32;
     let host = scenario(1, |b| b.hold(Duration::from_secs(1)), "rfc6056-1").host;
-    // Every tenth port free.
-    let mut space = PortSpace::new(n, 1, []);
-    for p in (0..n).filter(|p| p % 10 != 0) {
-        space.occupy(Take {
-            key: 0,
-            ..Take::port(p)
-        });
+    // Ports taken: all but every `free_every`-th (0: none free).
+    for (label, free_every) in [("50pct", 2u32), ("90pct", 10), ("100pct", 0)] {
+        let taken = |p: u32| free_every == 0 || p % free_every != 0;
+        let mut space = PortSpace::new(n, 1, []);
+        for p in (0..n).filter(|&p| taken(p)) {
+            space.occupy(Take {
+                key: 0,
+                ..Take::port(p)
+            });
+        }
+        for e in alloc::REGISTRY {
+            let mut a = (e.build)(alloc::Setup {
+                settings: &host.alloc_settings(),
+                rng: rand_chacha::ChaCha8Rng::seed_from_u64(1),
+            });
+            let req = Request {
+                addr: 0,
+                dest: 0,
+                flow_key: mix64(0),
+                now_ns: 0,
+                bind: false,
+            };
+            g.bench_with_input(BenchmarkId::new(e.name, label), &(), |b, _| {
+                b.iter(|| {
+                    let c = space.candidates(0, space.flow(0), Sharing::FourTuple);
+                    a.pick(&req, &c)
+                })
+            });
+        }
     }
-    for e in alloc::REGISTRY {
-        let mut a = (e.build)(alloc::Setup {
-            settings: &host.alloc_settings(),
-            rng: rand_chacha::ChaCha8Rng::seed_from_u64(1),
-        });
-        let req = Request {
-            addr: 0,
-            dest: 0,
-            flow_key: mix64(0),
-            now_ns: 0,
-            bind: false,
-        };
-        g.bench_with_input(BenchmarkId::from_parameter(e.name), &(), |b, _| {
-            b.iter(|| {
-                let c = space.candidates(0, space.flow(0), Sharing::FourTuple);
-                a.pick(&req, &c)
-            })
-        });
+    g.finish();
+}
+
+/// The whole engine on one shipped scenario of each family, with its full
+/// report (no fixes): a host alone, keep-alive, several destinations, a
+/// Linux NAT, stacked NATs, a cloud NAT, UDP, a connection pool and a
+/// closed loop. Throughput is the run's own connection attempts.
+fn families(c: &mut Criterion) {
+    let mut g = c.benchmark_group("scenario_family");
+    g.sample_size(10);
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    for name in [
+        "api-no-pooling",
+        "keep-alive",
+        "many-destinations",
+        "k8s-node-masquerade",
+        "nat-stacked",
+        "cloud-nat-go-builders",
+        "cloud-nat-dns",
+        "go-default-transport",
+        "k6-no-connection-reuse",
+    ] {
+        let sc = portsim::scenario::load_file(&dir.join(format!("{name}.toml")), &[])
+            .expect("a shipped scenario");
+        let attempts = portsim::run(&sc).attempts;
+        g.throughput(Throughput::Elements(attempts));
+        g.bench_function(name, |b| b.iter(|| portsim::run(&sc)));
     }
     g.finish();
 }
@@ -119,5 +155,5 @@ fn fleet(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, engine, allocators, fleet);
+criterion_group!(benches, engine, allocators, families, fleet);
 criterion_main!(benches);
