@@ -233,10 +233,9 @@ fn read_table(path: &std::path::Path) -> Result<String, InputError> {
 
 pub(crate) fn exec(args: InspectArgs) -> anyhow::Result<Exit> {
     // Output paths first: a typo costs no watch.
-    let scenario_target = match &args.write_scenario {
-        Some(p) => Some(Target::resolve(p).map_err(|e| e.usage("--write-scenario"))?),
-        None => None,
-    };
+    if let Some(p) = &args.write_scenario {
+        Target::resolve(p).map_err(|e| e.usage("--write-scenario"))?;
+    }
     let watch = args
         .watch
         .as_deref()
@@ -265,7 +264,7 @@ pub(crate) fn exec(args: InspectArgs) -> anyhow::Result<Exit> {
         figures::inspect(&table.sockets, &table.rules, table.source.clone());
     inspection.hostname = table.hostname.clone();
     inspection.sysctls = table.sysctls.clone();
-    if let (Some(path), Some(_)) = (&args.write_scenario, &scenario_target) {
+    if let Some(path) = &args.write_scenario {
         let when = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
         let text = crate::inspect::scenario::write(
             &inspection,

@@ -41,9 +41,6 @@ pub struct Host {
     pub sysctls: Sysctls,
     /// `kernel.hostname`, when readable.
     pub hostname: Option<String>,
-    /// Sockets whose owner could not be told (another user's, without
-    /// root, or TIME_WAIT, which no process owns).
-    pub unowned: u64,
 }
 
 /// A table line that could not be read.
@@ -93,21 +90,16 @@ pub fn read(root: &Path) -> Result<Host, ReadError> {
         }
     }
     let owners = owners(root);
-    let mut unowned = 0;
     for (s, inode) in sockets.iter_mut().zip(&inodes) {
-        match owners.get(inode).filter(|_| *inode != 0) {
-            Some((pid, name)) => {
-                s.pid = Some(*pid);
-                s.process = name.clone();
-            }
-            None => unowned += 1,
+        if let Some((pid, name)) = owners.get(inode).filter(|_| *inode != 0) {
+            s.pid = Some(*pid);
+            s.process = name.clone();
         }
     }
     Ok(Host {
         sockets,
         sysctls: sysctls(root),
         hostname: read_trim(&root.join("sys/kernel/hostname")),
-        unowned,
     })
 }
 

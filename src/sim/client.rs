@@ -37,10 +37,10 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 
 use hdrhistogram::Histogram;
-use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 
 use super::layer::{Due, Phase, PortLayer, Site};
+use super::queue::next_retry_delay;
 use super::traffic::{rng, stream, ArrivalClock, Chooser, HoldSampler, Stream};
 use super::{Engine, Observer, Outcome};
 use crate::ports::Ports;
@@ -141,8 +141,6 @@ pub struct ClientFigures {
     pub responses: Histogram<u64>,
     /// The most virtual users at once (0 for an open loop).
     pub users_peak: u32,
-    /// The delays before each retry (ns).
-    pub retry_delays: Histogram<u64>,
 }
 
 impl ClientFigures {
@@ -165,7 +163,6 @@ impl ClientFigures {
             waits: h(),
             responses: h(),
             users_peak: 0,
-            retry_delays: h(),
         }
     }
 
@@ -426,6 +423,17 @@ impl Client {
                 (self.reqs.len() - 1) as u32
             }
         }
+    }
+
+    /// Request `r` moves on to `state` at `t`; if it waited in its pool's
+    /// queue, the wait is counted.
+    fn leave_queue(&mut self, t: u64, r: u32, state: ReqState) {
+        let q = &mut self.reqs[r as usize];
+        if q.state == ReqState::Queued {
+            self.fig.waited += 1;
+            let _ = self.fig.waits.record((t - q.queued_at).max(1));
+        }
+        q.state = state;
     }
 
     /// Take `slot` out of its pool's partly used connections.
@@ -712,15 +720,9 @@ impl<O: Observer, P: Ports, N: PortLayer> Engine<'_, O, P, N> {
     /// Open a connection for request `r`.
     fn dial(&mut self, t: u64, r: u32) {
         let cl = self.cl();
-        let q = &mut cl.reqs[r as usize];
-        let waited = q.state == ReqState::Queued;
-        q.state = ReqState::Dialing;
-        let (d, queued_at) = (q.dest, q.queued_at);
+        cl.leave_queue(t, r, ReqState::Dialing);
+        let d = cl.reqs[r as usize].dest;
         cl.pools[d as usize].open += 1;
-        if waited {
-            cl.fig.waited += 1;
-            let _ = cl.fig.waits.record((t - queued_at).max(1));
-        }
         self.attempt(t, d, 0, r);
     }
 
@@ -763,12 +765,8 @@ impl<O: Observer, P: Ports, N: PortLayer> Engine<'_, O, P, N> {
     /// Request `r` runs on `slot` from `t`.
     fn assign(&mut self, t: u64, r: u32, slot: u32) {
         let cl = self.cl();
-        let q = &mut cl.reqs[r as usize];
-        if q.state == ReqState::Queued {
-            cl.fig.waited += 1;
-            let _ = cl.fig.waits.record((t - q.queued_at).max(1));
-        }
-        q.state = ReqState::Active;
+        cl.leave_queue(t, r, ReqState::Active);
+        let q = &cl.reqs[r as usize];
         let start = q.try_start;
         let c = &mut cl.conns[slot as usize];
         c.active += 1;
@@ -894,14 +892,7 @@ impl<O: Observer, P: Ports, N: PortLayer> Engine<'_, O, P, N> {
     fn request_failed(&mut self, t: u64, r: u32, why: Why) {
         let cl = self.cl();
         let tries = cl.reqs[r as usize].tries;
-        if let Some(retry) = cl.retry.filter(|x| tries < x.max) {
-            let u = if retry.jittered() {
-                cl.retry_rng.random::<f64>()
-            } else {
-                0.0
-            };
-            let delay = retry.delay_ns(tries + 1, u);
-            let _ = cl.fig.retry_delays.record(delay.max(1));
+        if let Some(delay) = next_retry_delay(cl.retry, tries, &mut cl.retry_rng) {
             let q = &mut cl.reqs[r as usize];
             q.tries += 1;
             q.state = ReqState::Retrying;

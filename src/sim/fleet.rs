@@ -923,17 +923,12 @@ impl<O: Observer, P: Ports> Fleet<'_, O, P> {
             });
         }
         self.obs.on_fail_at(refused.site, t, global);
-        match self.groups[g].sc.traffic.retry {
-            Some(r) if tries < r.max => {
-                let u = if r.jittered() {
-                    self.retry_rng.random::<f64>()
-                } else {
-                    0.0
-                };
-                let at = t.saturating_add(r.delay_ns(tries + 1, u));
-                self.retries.push(at, (h, dest, tries + 1));
-            }
-            _ => self.abandoned += 1,
+        let retry = self.groups[g].sc.traffic.retry;
+        match super::queue::next_retry_delay(retry, tries, &mut self.retry_rng) {
+            Some(delay) => self
+                .retries
+                .push(t.saturating_add(delay), (h, dest, tries + 1)),
+            None => self.abandoned += 1,
         }
     }
 

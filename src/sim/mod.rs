@@ -416,9 +416,10 @@ fn run_with<O: Observer, P: Ports, N: PortLayer>(
         closes: Closes::new(sc),
         conns: Vec::new(),
         free_conns: Vec::new(),
-        retries: queue::Retries::new(sc.traffic.retry, || {
-            traffic::rng(sc.seed, Stream::at(Site::HOST0, stream::RETRY))
-        }),
+        retries: queue::Retries::new(
+            sc.traffic.retry,
+            traffic::rng(sc.seed, Stream::at(Site::HOST0, stream::RETRY)),
+        ),
         syns: syn::Pending::new(syn::schedule_of(sc)),
         delays: syn::Delays::default(),
         rec: Recorder::new(bin_ns, sc.bin_ns.is_none()),

@@ -68,23 +68,37 @@ impl<T: Copy + Ord> Lane<T> {
     }
 }
 
+/// The delay before the retry after `tries` retries of `retry` (`None`:
+/// none is left), drawing its jitter from `rng` only when it has any, so
+/// runs without jitter never touch the stream.
+#[inline]
+pub fn next_retry_delay(retry: Option<Retry>, tries: u32, rng: &mut ChaCha8Rng) -> Option<u64> {
+    let r = retry.filter(|r| tries < r.max)?;
+    let u = if r.jittered() {
+        rng.random::<f64>()
+    } else {
+        0.0
+    };
+    Some(r.delay_ns(tries + 1, u))
+}
+
 /// Failed requests waiting to be tried again: a FIFO lane with a fixed
 /// delay (retries come due in failure order), a heap when the delay grows
 /// or is drawn at random.
 pub struct Retries<T> {
     lane: Lane<T>,
     retry: Option<Retry>,
-    rng: Option<ChaCha8Rng>,
+    rng: ChaCha8Rng,
 }
 
 impl<T: Copy + Ord> Retries<T> {
     /// The retries of `retry`, drawing jitter from `rng` when it has any.
-    pub fn new(retry: Option<Retry>, rng: impl FnOnce() -> ChaCha8Rng) -> Self {
+    pub fn new(retry: Option<Retry>, rng: ChaCha8Rng) -> Self {
         let fixed = retry.is_none_or(|r| r.backoff == Backoff::Fixed);
         Retries {
             lane: Lane::new(fixed),
             retry,
-            rng: retry.filter(Retry::jittered).map(|_| rng()),
+            rng,
         }
     }
 
@@ -92,14 +106,12 @@ impl<T: Copy + Ord> Retries<T> {
     /// `tries + 1` and return true, or false when it has none left.
     #[inline]
     pub fn schedule(&mut self, t: u64, tries: u32, item: impl FnOnce(u32) -> T) -> bool {
-        match self.retry {
-            Some(r) if tries < r.max => {
-                let u = self.rng.as_mut().map_or(0.0, |g| g.random::<f64>());
-                let delay = r.delay_ns(tries + 1, u);
+        match next_retry_delay(self.retry, tries, &mut self.rng) {
+            Some(delay) => {
                 self.lane.push(t.saturating_add(delay), item(tries + 1));
                 true
             }
-            _ => false,
+            None => false,
         }
     }
 
