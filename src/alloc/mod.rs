@@ -22,6 +22,7 @@ mod sequential;
 use rand_chacha::ChaCha8Rng;
 
 pub use crate::ports::Candidates;
+pub use rfc6056_1::RandomStart;
 
 /// What an allocator may know about a request.
 #[derive(Debug, Clone, Copy)]
@@ -44,6 +45,15 @@ pub trait Allocator {
     /// The index (0-based within the range) of the chosen port, or `None`
     /// when the algorithm gives up (EADDRNOTAVAIL).
     fn pick(&mut self, req: &Request, c: &Candidates<'_>) -> Option<u32>;
+}
+
+/// A boxed allocator is one (an engine generic over its allocator takes
+/// either a concrete one, called directly, or any through its box).
+impl Allocator for Box<dyn Allocator> {
+    #[inline]
+    fn pick(&mut self, req: &Request, c: &Candidates<'_>) -> Option<u32> {
+        (**self).pick(req, c)
+    }
 }
 
 /// What an allocator reads of its host's settings (the scenario layer

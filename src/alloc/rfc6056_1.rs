@@ -17,15 +17,24 @@ pub const ENTRY: Entry = Entry {
     check: super::no_settings,
 };
 
-struct RandomStart {
+/// The allocator itself, public so an engine can call it without a box.
+pub struct RandomStart {
     rng: ChaCha8Rng,
 }
 
+impl RandomStart {
+    /// Drawing its starts from `rng` (the allocator stream).
+    pub fn new(rng: ChaCha8Rng) -> Self {
+        RandomStart { rng }
+    }
+}
+
 fn build(s: Setup<'_>) -> Box<dyn Allocator> {
-    Box::new(RandomStart { rng: s.rng })
+    Box::new(RandomStart::new(s.rng))
 }
 
 impl Allocator for RandomStart {
+    #[inline(always)]
     fn pick(&mut self, _: &Request, c: &Candidates<'_>) -> Option<u32> {
         let start = self.rng.random_range(0..c.range());
         c.scan_from(start)

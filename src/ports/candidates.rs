@@ -42,7 +42,7 @@ impl Candidates<'_> {
     }
 
     /// Usable ports among indices `64*w .. 64*w+63`, as bits.
-    #[inline]
+    #[inline(always)]
     pub fn word(&self, w: usize) -> u64 {
         let taken = match self.mask {
             Mask::Exclusive { busy } => busy[w],
@@ -61,8 +61,15 @@ impl Candidates<'_> {
     }
 
     /// The first usable port at or after `start`, wrapping around the range.
-    #[inline]
+    /// The rest of `start`'s word is looked at inline (it usually has one);
+    /// the scan beyond it is a call.
+    #[inline(always)]
     pub fn scan_from(&self, start: u32) -> Option<u32> {
+        let w = (start >> 6) as usize;
+        let bits = self.word(w) & (!0u64 << (start & 63));
+        if bits != 0 {
+            return Some(w as u32 * 64 + bits.trailing_zeros());
+        }
         self.scan_pattern(start, !0)
     }
 

@@ -77,7 +77,7 @@ impl Pool {
 
     /// `port` (free) becomes busy at `now`; returns how long it had been
     /// free, if it had been used before and the pool is timed.
-    #[inline]
+    #[inline(always)]
     pub(super) fn take(&mut self, port: u32, blocked: &Bitset, now: u64) -> Option<u64> {
         let w = (port >> 6) as usize;
         let p = port as usize;
@@ -95,7 +95,7 @@ impl Pool {
     }
 
     /// `port` (busy) is free again at `now`.
-    #[inline]
+    #[inline(always)]
     pub(super) fn free(&mut self, port: u32, now: u64) {
         self.busy.clear(port);
         self.busy_count -= 1;

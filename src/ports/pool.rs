@@ -76,13 +76,13 @@ impl Ports for AddressPools {
         Some(0)
     }
 
-    #[inline]
+    #[inline(always)]
     fn candidates(&self, addr: u32, _: Option<u32>, _: Sharing) -> Candidates<'_> {
         self.pool(addr).candidates(self.n, self.free, &self.blocked)
     }
 
     /// A usable port is a free one, so it always becomes busy.
-    #[inline]
+    #[inline(always)]
     fn occupy(&mut self, take: Take) -> Occupied {
         Occupied {
             flow: 0,
@@ -98,7 +98,7 @@ impl Ports for AddressPools {
     }
 
     /// The only holder lets go, so the port is free.
-    #[inline]
+    #[inline(always)]
     fn release(&mut self, release: Release) -> bool {
         self.pool_mut(release.addr).free(release.port, release.now);
         true

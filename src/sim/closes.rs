@@ -22,20 +22,39 @@ use super::traffic::{rng, stream, whole_ns, HoldSampler, Stream};
 use crate::scenario::{Hold, Scenario};
 
 pub enum Closes {
-    Timed {
-        lane: Lane,
-        holds: HoldSampler,
-        requests: u32,
-    },
-    Memoryless {
-        rng: ChaCha8Rng,
-        mean_ns: f64,
-        open: Vec<u32>,
-        /// When the next close is due.
-        next: Due,
-    },
+    Timed(Timed),
+    Memoryless(Memoryless),
     /// Holds given per connection (a replayed trace).
     Given { lane: Lane },
+}
+
+/// Closes a hold time after each open: a FIFO lane when every connection
+/// is held the same, else a heap.
+pub struct Timed {
+    lane: Lane,
+    holds: HoldSampler,
+    requests: u32,
+}
+
+/// The memoryless close process of exponential holds.
+pub struct Memoryless {
+    rng: ChaCha8Rng,
+    mean_ns: f64,
+    open: Vec<u32>,
+    /// When the next close is due.
+    next: Due,
+}
+
+/// What an engine asks of its close process. The enum [`Closes`] answers
+/// for any traffic; an engine that knows the shape it runs takes the one
+/// process directly, so the calls inline.
+pub trait CloseProcess {
+    /// A connection (`slot`: whatever the engine names it by) opened at `now`.
+    fn open(&mut self, now: u64, slot: u32);
+    /// When the next close is due (`u64::MAX`: none is open).
+    fn peek_time(&self) -> u64;
+    /// The connection that closes at `peek_time()`.
+    fn pop(&mut self) -> u32;
 }
 
 /// Time to the next close among `open` connections with exponential holds
@@ -78,19 +97,9 @@ impl Closes {
                 lane: Lane::new(false),
             };
         }
-        let requests = sc.traffic.requests_per_connection;
-        match sc.traffic.hold {
-            Hold::Exponential { mean_ns } if requests == 1 => Closes::Memoryless {
-                rng: rng(sc.seed, Stream::at(site, stream::HOLD)),
-                mean_ns,
-                open: Vec::new(),
-                next: Due::NEVER,
-            },
-            hold => Closes::Timed {
-                lane: Lane::new(matches!(hold, Hold::Constant { .. }) && requests == 1),
-                holds: HoldSampler::at(sc.seed, site, hold),
-                requests,
-            },
+        match Memoryless::of(sc, site) {
+            Some(m) => Closes::Memoryless(m),
+            None => Closes::Timed(Timed::of(sc, site)),
         }
     }
 
@@ -98,34 +107,8 @@ impl Closes {
     #[inline]
     pub fn open(&mut self, now: u64, slot: u32) {
         match self {
-            Closes::Timed {
-                lane,
-                holds,
-                requests,
-            } => {
-                // A constant hold sums in one multiplication; a random one
-                // is drawn per request (the work estimate counts the draws).
-                let hold = match holds.constant() {
-                    Some(ns) => ns.saturating_mul(u64::from(*requests)),
-                    None => (0..*requests).fold(0u64, |h, _| h.saturating_add(holds.sample())),
-                };
-                lane.push(now.saturating_add(hold), slot);
-            }
-            Closes::Memoryless {
-                rng,
-                mean_ns,
-                open,
-                next,
-            } => {
-                let k = open.len() as f64;
-                let now = now as f64;
-                next.set(if open.is_empty() {
-                    now + next_gap(rng, *mean_ns, 1)
-                } else {
-                    now + (next.at - now) * k / (k + 1.0)
-                });
-                open.push(slot);
-            }
+            Closes::Timed(c) => c.open(now, slot),
+            Closes::Memoryless(c) => c.open(now, slot),
             Closes::Given { .. } => {
                 unreachable!("a replayed connection closes at its row's hold (open_held)")
             }
@@ -144,8 +127,8 @@ impl Closes {
     #[inline]
     pub fn peek_time(&self) -> u64 {
         match self {
-            Closes::Timed { lane, .. } => lane.peek_time(),
-            Closes::Memoryless { next, .. } => next.ns,
+            Closes::Timed(c) => c.peek_time(),
+            Closes::Memoryless(c) => c.peek_time(),
             Closes::Given { lane } => lane.peek_time(),
         }
     }
@@ -154,22 +137,96 @@ impl Closes {
     #[inline]
     pub fn pop(&mut self) -> u32 {
         match self {
-            Closes::Timed { lane, .. } | Closes::Given { lane } => lane.pop().expect("peeked").1,
-            Closes::Memoryless {
-                rng,
-                mean_ns,
-                open,
-                next,
-            } => {
-                let i = rng.random_range(0..open.len());
-                let slot = open.swap_remove(i);
-                next.set(if open.is_empty() {
-                    f64::INFINITY
-                } else {
-                    next.at + next_gap(rng, *mean_ns, open.len())
-                });
-                slot
-            }
+            Closes::Timed(c) => c.pop(),
+            Closes::Memoryless(c) => c.pop(),
+            Closes::Given { lane } => lane.pop().expect("peeked").1,
         }
+    }
+}
+
+impl Timed {
+    /// The closes of `sc`'s traffic at `site` when they are not memoryless.
+    pub fn of(sc: &Scenario, site: Site) -> Timed {
+        let requests = sc.traffic.requests_per_connection;
+        let hold = sc.traffic.hold;
+        Timed {
+            lane: Lane::new(matches!(hold, Hold::Constant { .. }) && requests == 1),
+            holds: HoldSampler::at(sc.seed, site, hold),
+            requests,
+        }
+    }
+}
+
+impl CloseProcess for Timed {
+    #[inline]
+    fn open(&mut self, now: u64, slot: u32) {
+        // A constant hold sums in one multiplication; a random one is drawn
+        // per request (the work estimate counts the draws).
+        let hold = match self.holds.constant() {
+            Some(ns) => ns.saturating_mul(u64::from(self.requests)),
+            None => (0..self.requests).fold(0u64, |h, _| h.saturating_add(self.holds.sample())),
+        };
+        self.lane.push(now.saturating_add(hold), slot);
+    }
+
+    #[inline]
+    fn peek_time(&self) -> u64 {
+        self.lane.peek_time()
+    }
+
+    #[inline]
+    fn pop(&mut self) -> u32 {
+        self.lane.pop().expect("peeked").1
+    }
+}
+
+impl Memoryless {
+    /// The closes of `sc`'s traffic at `site` when they are memoryless:
+    /// exponential holds, one request per connection.
+    pub fn of(sc: &Scenario, site: Site) -> Option<Memoryless> {
+        match sc.traffic.hold {
+            Hold::Exponential { mean_ns } if sc.traffic.requests_per_connection == 1 => {
+                Some(Memoryless {
+                    rng: rng(sc.seed, Stream::at(site, stream::HOLD)),
+                    mean_ns,
+                    open: Vec::new(),
+                    next: Due::NEVER,
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+impl CloseProcess for Memoryless {
+    #[inline(always)]
+    fn open(&mut self, now: u64, slot: u32) {
+        let k = self.open.len() as f64;
+        let now = now as f64;
+        let at = if self.open.is_empty() {
+            now + next_gap(&mut self.rng, self.mean_ns, 1)
+        } else {
+            now + (self.next.at - now) * k / (k + 1.0)
+        };
+        self.next.set(at);
+        self.open.push(slot);
+    }
+
+    #[inline]
+    fn peek_time(&self) -> u64 {
+        self.next.ns
+    }
+
+    #[inline(always)]
+    fn pop(&mut self) -> u32 {
+        let i = self.rng.random_range(0..self.open.len());
+        let slot = self.open.swap_remove(i);
+        let at = if self.open.is_empty() {
+            f64::INFINITY
+        } else {
+            self.next.at + next_gap(&mut self.rng, self.mean_ns, self.open.len())
+        };
+        self.next.set(at);
+        slot
     }
 }

@@ -38,6 +38,7 @@ pub mod fleet;
 pub mod host;
 pub mod jhash;
 pub mod layer;
+mod lean;
 pub mod nat;
 pub mod nats;
 pub mod pools;
@@ -61,6 +62,10 @@ pub trait Observer {
     /// End the run at its first failed attempt: for searches that only ask
     /// whether anything fails. A constant, so other runs pay nothing for it.
     const STOP_AT_FAILURE: bool = false;
+    /// Whether the observer wants the events one by one, in time order.
+    /// Those that do not (they only stop at a failure, or watch nothing)
+    /// let a run take the lean engine where it fits ([`lean`]).
+    const EVENTS: bool = true;
     fn on_connect(&mut self, _t_ns: u64, _port: u16, _dest: u32) {}
     fn on_fail(&mut self, _t_ns: u64, _dest: u32) {}
     fn on_close(&mut self, _t_ns: u64, _port: u16, _dest: u32) {}
@@ -111,6 +116,7 @@ pub trait Observer {
 /// Two observers side by side, e.g. a trace and the charts' port usage.
 impl<A: Observer, B: Observer> Observer for (A, B) {
     const STOP_AT_FAILURE: bool = A::STOP_AT_FAILURE || B::STOP_AT_FAILURE;
+    const EVENTS: bool = A::EVENTS || B::EVENTS;
     fn on_connect(&mut self, t: u64, port: u16, dest: u32) {
         self.0.on_connect(t, port, dest);
         self.1.on_connect(t, port, dest);
@@ -164,6 +170,7 @@ impl<A: Observer, B: Observer> Observer for (A, B) {
 /// An observer that may be absent (e.g. no `--trace`).
 impl<T: Observer> Observer for Option<T> {
     const STOP_AT_FAILURE: bool = T::STOP_AT_FAILURE;
+    const EVENTS: bool = T::EVENTS;
     fn on_connect(&mut self, t: u64, port: u16, dest: u32) {
         self.iter_mut().for_each(|o| o.on_connect(t, port, dest));
     }
@@ -209,13 +216,16 @@ impl<T: Observer> Observer for Option<T> {
 
 /// An observer that ignores everything.
 pub struct Quiet;
-impl Observer for Quiet {}
+impl Observer for Quiet {
+    const EVENTS: bool = false;
+}
 
 /// An observer that ends the run at its first failure (the outcome then
 /// covers the run up to that attempt).
 pub struct UntilFailure;
 impl Observer for UntilFailure {
     const STOP_AT_FAILURE: bool = true;
+    const EVENTS: bool = false;
 }
 
 /// Per-destination counters.
@@ -369,6 +379,9 @@ pub enum PortModel {
     Auto,
     /// The general one, whatever the scenario (to check the others against).
     General,
+    /// The cheapest port state, but always the general engine (to check
+    /// the lean engine against).
+    GeneralEngine,
 }
 
 /// Run a scenario to its end.
@@ -381,10 +394,13 @@ pub fn simulate_with<O: Observer>(sc: &Scenario, obs: &mut O, model: PortModel) 
     if sc.is_fleet() {
         return fleet::simulate_fleet(sc, obs);
     }
+    if model == PortModel::Auto && !O::EVENTS && lean::fits(sc) {
+        return lean::simulate::<O>(sc);
+    }
     let h = &sc.host;
     let reserved = h.reserved_indices();
     let (sharing, use_reuse) = port_rules(sc);
-    if model == PortModel::Auto && AddressPools::fits(sc.destinations.len(), sharing, use_reuse) {
+    if model != PortModel::General && AddressPools::fits(sc.destinations.len(), sharing, use_reuse) {
         let ports = AddressPools::new(h.range_size(), h.addresses.len() as u32, reserved);
         let host = HostLayer::new(sc, Site::HOST0, ports);
         return match sc.via {

@@ -88,7 +88,12 @@ pub struct Recorder {
     /// Current value and run-wide peak of each level.
     level: [u32; 3],
     peak: [u32; 3],
-    pub reuse: Histogram<u64>,
+    reuse: ReuseCounts,
+    /// The caller's promise ([`Self::derive`]) that ports in use are always
+    /// open connections plus TIME_WAIT entries, and that every connect
+    /// completes at its attempt or fails: the in-use tallies and each bin's
+    /// completed connects are then worked out at the end, not kept.
+    derived: bool,
 }
 
 /// What the recorder hands back at the end of a run.
@@ -113,12 +118,66 @@ impl Recorder {
             cur_end: bin_ns,
             level: [0; 3],
             peak: [0; 3],
-            reuse: Histogram::new_with_bounds(1, REUSE_MAX_NS, 3).expect("valid bounds"),
+            reuse: ReuseCounts::default(),
+            derived: false,
         }
+    }
+
+    /// Promise that ports in use are exactly the open connections plus the
+    /// TIME_WAIT entries (one address, one destination, nothing else holds
+    /// a port), and that every connect completes at its attempt or fails.
+    /// The caller then moves the in-use level with [`Self::in_use_up`] and
+    /// [`Self::in_use_down`], which keep its peaks but no tallies, and
+    /// never counts a bin's `established`: at the end each bin's in-use
+    /// tallies are the sum of the other two levels' (tallies are linear in
+    /// the changes), and its completed connects are its attempts less its
+    /// failures. The figures are the ones tallying each change would give.
+    pub fn derive(&mut self) {
+        self.derived = true;
+    }
+
+    /// A port is taken at `t`, in the bin of the attempt just counted
+    /// ([`Self::bin`]), under [`Self::derive`].
+    #[inline(always)]
+    pub fn in_use_up(&mut self, t: u64) {
+        debug_assert!(self.derived && t >= self.cur_start && t < self.cur_end);
+        let l = self.level[IN_USE] + 1;
+        self.level[IN_USE] = l;
+        self.peak[IN_USE] = self.peak[IN_USE].max(l);
+        let b = &mut self.bins[self.cur];
+        b.in_use_peak = b.in_use_peak.max(l);
+    }
+
+    /// A port is let go, after the change of the level that held it was
+    /// recorded, under [`Self::derive`].
+    #[inline(always)]
+    pub fn in_use_down(&mut self) {
+        debug_assert!(self.derived);
+        self.level[IN_USE] -= 1;
     }
 
     pub fn level(&self, which: usize) -> u32 {
         self.level[which]
+    }
+
+    /// The run-wide peak of level `which` so far.
+    #[inline]
+    pub fn peak(&self, which: usize) -> u32 {
+        self.peak[which]
+    }
+
+    /// Level `which` was `level` at some instant already recorded: a
+    /// caller that records changes out of time order ([`Self::raise`])
+    /// gives the peak this way.
+    #[inline]
+    pub fn note_peak(&mut self, which: usize, level: u32) {
+        self.peak[which] = self.peak[which].max(level);
+    }
+
+    /// Where the current bin ends: changes before it need no roll.
+    #[inline]
+    pub fn bin_end(&self) -> u64 {
+        self.cur_end
     }
 
     /// The bin of time `t`; times never go backwards.
@@ -178,12 +237,19 @@ impl Recorder {
     /// Level `which` goes up by one at `t`.
     #[inline]
     pub fn up(&mut self, which: usize, t: u64) {
+        let l = self.raise(which, t);
+        self.peak[which] = self.peak[which].max(l);
+    }
+
+    /// Level `which` goes up by one at `t`, leaving the run-wide peak to
+    /// the caller ([`Self::note_peak`]); the new level.
+    #[inline]
+    pub fn raise(&mut self, which: usize, t: u64) -> u32 {
         if t >= self.cur_end {
             self.roll(t);
         }
         let l = self.level[which] + 1;
         self.level[which] = l;
-        self.peak[which] = self.peak[which].max(l);
         let x = t - self.cur_start;
         let b = &mut self.bins[self.cur];
         b.delta[which] += 1;
@@ -191,6 +257,7 @@ impl Recorder {
         if which == IN_USE {
             b.in_use_peak = b.in_use_peak.max(l);
         }
+        l
     }
 
     /// Level `which` goes down by one at `t`.
@@ -208,13 +275,20 @@ impl Recorder {
 
     #[inline]
     pub fn reuse_interval(&mut self, ns: u64) {
-        self.reuse.saturating_record(ns.max(1));
+        self.reuse.count(ns);
     }
 
     /// Close the books at `end` (no event is later). Events at exactly
     /// `end`, when it falls on a bin boundary, join the bin before it.
     pub fn finish(mut self, end: u64) -> Recorded {
         self.bin(end);
+        if self.derived {
+            for b in &mut self.bins {
+                b.delta[IN_USE] = b.delta[OPEN] + b.delta[TIME_WAIT];
+                b.off[IN_USE] = b.off[OPEN] + b.off[TIME_WAIT];
+                b.established = b.attempts - b.failures;
+            }
+        }
         let w = self.bin_ns;
         if self.bins.len() > 1 && (self.bins.len() - 1) as u64 * w == end {
             let last = self.bins.pop().expect("more than one bin");
@@ -250,14 +324,129 @@ impl Recorder {
             bin_ns: w,
             area: area.map(|a| a as f64),
             peak: self.peak,
-            reuse: self.reuse,
+            reuse: self.reuse.into_histogram(),
         }
+    }
+}
+
+/// Reuse intervals counted in the reuse histogram's own buckets (1 ns to
+/// [`REUSE_MAX_NS`], 3 significant digits) and folded into it at the end.
+/// A count is an index computation and an increment, where recording into
+/// the histogram also checks bounds and tracks its total, minimum and
+/// maximum; the histogram that comes out is the one recording each
+/// interval would have made (every figure it reports: counts per bucket,
+/// quantiles, mean, min and max, is read off bucket equivalents).
+#[derive(Default)]
+struct ReuseCounts {
+    counts: Vec<u64>,
+}
+
+/// Layout of the reuse histogram's buckets (`Histogram::new_with_bounds(1,
+/// REUSE_MAX_NS, 3)`): sub-buckets of 2048 values, the upper half of each
+/// bucket after the first in use. A test checks it against the library.
+const SUB_HALF_BITS: u32 = 10;
+const SUB_MASK: u64 = (1 << (SUB_HALF_BITS + 1)) - 1;
+const LZ_BASE: u32 = 64 - (SUB_HALF_BITS + 1);
+/// The largest value the histogram counts as itself: the top of the bucket
+/// that holds [`REUSE_MAX_NS`]. Larger ones count as `REUSE_MAX_NS`.
+const TRACKED_TOP: u64 = ((SUB_MASK + 1) << (LZ_BASE - (REUSE_MAX_NS | SUB_MASK).leading_zeros())) - 1;
+
+impl ReuseCounts {
+    /// The bucket index of `ns` (1 ..= [`REUSE_MAX_NS`]).
+    #[inline(always)]
+    fn index(ns: u64) -> usize {
+        let bucket = LZ_BASE - (ns | SUB_MASK).leading_zeros();
+        ((bucket << SUB_HALF_BITS) as usize) + (ns >> bucket) as usize
+    }
+
+    /// The lowest value of bucket index `i`.
+    fn value(i: usize) -> u64 {
+        let half = 1usize << SUB_HALF_BITS;
+        let bucket = (i >> SUB_HALF_BITS) as i64 - 1;
+        let sub = (i & (half - 1)) + half;
+        if bucket < 0 {
+            (sub - half) as u64
+        } else {
+            (sub as u64) << bucket
+        }
+    }
+
+    /// One interval of `ns` (0 counts as 1 ns; longer than the histogram
+    /// tracks counts as [`REUSE_MAX_NS`], as `saturating_record` does).
+    #[inline(always)]
+    fn count(&mut self, ns: u64) {
+        let ns = if ns > TRACKED_TOP { REUSE_MAX_NS } else { ns.max(1) };
+        let i = Self::index(ns);
+        match self.counts.get_mut(i) {
+            Some(c) => *c += 1,
+            None => self.grow(i),
+        }
+    }
+
+    #[cold]
+    fn grow(&mut self, i: usize) {
+        self.counts.resize(i + 1, 0);
+        self.counts[i] += 1;
+    }
+
+    fn into_histogram(self) -> Histogram<u64> {
+        let mut h = Histogram::new_with_bounds(1, REUSE_MAX_NS, 3).expect("valid bounds");
+        for (i, &c) in self.counts.iter().enumerate() {
+            if c > 0 {
+                h.record_n(Self::value(i), c)
+                    .expect("a bucket of the histogram's own range");
+            }
+        }
+        h
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The bucket layout is the library's: every bucket's lowest value is
+    /// its own lowest equivalent, and the values at both ends of a bucket
+    /// map to it; folding gives the histogram recording would have made.
+    #[test]
+    fn reuse_counts_fold_into_the_histogram_recording_makes() {
+        let h = Histogram::<u64>::new_with_bounds(1, REUSE_MAX_NS, 3).unwrap();
+        let last = ReuseCounts::index(TRACKED_TOP);
+        for i in 0..=last {
+            let v = ReuseCounts::value(i);
+            if v == 0 {
+                continue;
+            }
+            assert_eq!(h.lowest_equivalent(v), v, "index {i}");
+            assert_eq!(ReuseCounts::index(v), i, "value {v}");
+            let top = h.highest_equivalent(v);
+            assert_eq!(ReuseCounts::index(top), i, "value {top}");
+        }
+        let mut direct = h.clone();
+        let mut counted = ReuseCounts::default();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for k in 0..200_000u64 {
+            x = crate::util::mix64(x.wrapping_add(k));
+            // Spread over every magnitude, past the top and down to 0.
+            let ns = x >> (x % 64) as u32;
+            direct.saturating_record(ns.max(1));
+            counted.count(ns);
+        }
+        let folded = counted.into_histogram();
+        assert_eq!(folded.len(), direct.len());
+        assert_eq!(folded.min(), direct.min());
+        assert_eq!(folded.max(), direct.max());
+        assert_eq!(folded.mean(), direct.mean());
+        for q in [0.0, 0.1, 0.5, 0.9, 0.99, 0.999, 1.0] {
+            assert_eq!(folded.value_at_quantile(q), direct.value_at_quantile(q));
+        }
+        let buckets = |h: &Histogram<u64>| {
+            h.iter_recorded()
+                .map(|v| (v.value_iterated_to(), v.count_at_value()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(buckets(&folded), buckets(&direct));
+    }
 
     #[test]
     fn integrates_levels_across_bins() {

@@ -1,0 +1,424 @@
+//! The lean engine: the commonest shape of run, made with the least work
+//! per attempt.
+//!
+//! Most single-host runs are one source address, one destination, nothing
+//! beyond the host, arrivals from the clock and no retries: every connection
+//! is then just its port. The general engine ([`super::Engine`]) still pays
+//! for what such a run never uses: a connection table beside the close
+//! process, a layer stack whose timers are merged by phase, a flow hash for
+//! allocators that ignore it, per-destination and per-pool tallies that
+//! equal the run's own, and a dynamic call into the allocator.
+//!
+//! This engine keeps only what the shape needs and makes the same random
+//! draws in the same order, so its outcome is the general engine's, bit for
+//! bit (a test runs both on every shape it accepts and on the shipped
+//! scenarios, and compares every figure):
+//! - the close process ([`Closes`]) holds ports, not connection slots (the
+//!   choices it makes depend only on its own draws and positions);
+//! - TIME_WAIT is a FIFO of `(close time, port)`: constant length, so close
+//!   order is expiry order;
+//! - between two attempts, the closes due and the TIME_WAIT ends due are two
+//!   independent streams (a close's entry ends a whole TIME_WAIT later, and
+//!   only ends free ports), so each is drained in its own tight loop.
+//!   Everything they update is a sum, except the TIME_WAIT peak, which is
+//!   taken at each close from the exact count of earlier ends; and a stretch
+//!   that crosses a time-series bin boundary is merged in time order, as the
+//!   recorder's bins need;
+//! - the allocator is a type parameter: `rfc6056-1` is called directly
+//!   (inlined), any other through its box.
+//!
+//! Observers that want every event in time order (traces, charts) use the
+//! general engine; [`super::Observer::EVENTS`] says which.
+
+use std::collections::VecDeque;
+
+use super::bursts::Bursts;
+use super::closes::{CloseProcess, Memoryless, Timed};
+use super::host::{allocator_name, port_rules, time_wait_ns};
+use super::pools::{PoolTallies, Whole};
+use super::record::{Recorder, IN_USE, OPEN, TIME_WAIT};
+use super::traffic::{self, stream, ArrivalClock, Stream};
+use super::{default_bin_ns, layer::Site, syn, DestStats, Observer, Outcome};
+use crate::alloc::{self, Allocator, RandomStart, Request};
+use crate::ports::pool::AddressPools;
+use crate::ports::{Ports, Release, Sharing, Take};
+use crate::scenario::{Close, Scenario};
+use crate::util::mix64;
+
+/// Whether `sc` has the shape this engine makes exactly.
+pub fn fits(sc: &Scenario) -> bool {
+    let (sharing, use_reuse) = port_rules(sc);
+    let usable = u64::from(sc.host.usable_ports());
+    !sc.is_fleet()
+        && sc.via.is_none()
+        && sc.traffic.replay.is_none()
+        && sc.traffic.retry.is_none()
+        && sc.traffic.client.is_none()
+        && sc.destinations.len() == 1
+        && sc.source_addresses() == 1
+        && AddressPools::fits(1, sharing, use_reuse)
+        // Counting the server's TIME_WAIT needs per-port history.
+        && sc.traffic.close != Close::Server
+        // One address and one destination hold at most `usable` entries,
+        // so the bucket limit never binds.
+        && sc.host.max_tw_buckets >= usable
+}
+
+/// Run `sc`, which [`fits`], to its end.
+pub fn simulate<O: Observer>(sc: &Scenario) -> Outcome {
+    debug_assert!(fits(sc) && !O::EVENTS);
+    let rng = traffic::rng(sc.seed, Stream::at(Site::HOST0, stream::ALLOCATOR));
+    let name = allocator_name(sc);
+    if name == "rfc6056-1" {
+        return with_closes::<O, _>(sc, RandomStart::new(rng));
+    }
+    let entry = alloc::entry(name).expect("validated allocator name");
+    let boxed = (entry.build)(alloc::Setup {
+        settings: &sc.host.alloc_settings(),
+        rng,
+    });
+    with_closes::<O, _>(sc, boxed)
+}
+
+/// The run with its close process chosen.
+fn with_closes<O: Observer, A: Allocator>(sc: &Scenario, alloc: A) -> Outcome {
+    match Memoryless::of(sc, Site::HOST0) {
+        Some(closes) => Lean::<O, A, _>::new(sc, alloc, closes).run(),
+        None => Lean::<O, A, _>::new(sc, alloc, Timed::of(sc, Site::HOST0)).run(),
+    }
+}
+
+/// A TIME_WAIT entry: when its connection closed, and its port.
+#[derive(Clone, Copy)]
+struct TwEntry {
+    at: u64,
+    port: u32,
+}
+
+struct Lean<'a, O: Observer, A: Allocator, C: CloseProcess> {
+    sc: &'a Scenario,
+    alloc: A,
+    ports: AddressPools,
+    sharing: Sharing,
+    /// The request every attempt makes (one address, one destination): only
+    /// its time changes.
+    req: Request,
+    closes: C,
+    /// Open connections.
+    open: u32,
+    tw: VecDeque<TwEntry>,
+    /// When the oldest TIME_WAIT entry ends (`u64::MAX`: none), kept
+    /// beside the queue: it is read before every attempt.
+    tw_next: u64,
+    /// How long TIME_WAIT lasts (0: closes free their port at once).
+    tw_ns: u64,
+    rec: Recorder,
+    bursts: Bursts,
+    attempts: u64,
+    failures: u64,
+    first_failure: Option<(u64, u64)>,
+    now: u64,
+    _obs: std::marker::PhantomData<O>,
+}
+
+impl<'a, O: Observer, A: Allocator, C: CloseProcess> Lean<'a, O, A, C> {
+    fn new(sc: &'a Scenario, alloc: A, closes: C) -> Self {
+        let h = &sc.host;
+        let bin_ns = sc.bin_ns.unwrap_or_else(|| default_bin_ns(sc.duration_ns));
+        let (sharing, _) = port_rules(sc);
+        // The flow of address 0 to destination 0, keyed as the host layer
+        // keys it.
+        let key = 0u64;
+        Lean {
+            sc,
+            alloc,
+            ports: AddressPools::new(h.range_size(), 1, h.reserved_indices()),
+            sharing,
+            req: Request {
+                addr: 0,
+                dest: 0,
+                flow_key: mix64(key ^ 0x706f_7274_7369_6d00),
+                now_ns: 0,
+                bind: sc.traffic.bind == crate::scenario::BindMode::Bind,
+            },
+            closes,
+            open: 0,
+            tw: VecDeque::new(),
+            tw_next: u64::MAX,
+            tw_ns: if sc.traffic.close == Close::Client {
+                time_wait_ns(sc)
+            } else {
+                0
+            },
+            rec: {
+                let mut rec = Recorder::new(bin_ns, sc.bin_ns.is_none());
+                rec.derive();
+                rec
+            },
+            bursts: Bursts::until(sc.duration_ns.unwrap_or(u64::MAX)),
+            attempts: 0,
+            failures: 0,
+            first_failure: None,
+            now: 0,
+            _obs: std::marker::PhantomData,
+        }
+    }
+
+    fn run(mut self) -> Outcome {
+        let sc = self.sc;
+        let horizon = sc.duration_ns.unwrap_or(u64::MAX);
+        let max_attempts = sc.max_connections.unwrap_or(u64::MAX);
+        let mut clock = ArrivalClock::new(
+            sc.seed,
+            sc.traffic.arrivals,
+            sc.traffic.rate.clone(),
+            sc.traffic.requests_per_connection,
+        );
+        let mut stopped = false;
+        loop {
+            let t = clock.next_arrival().unwrap_or(u64::MAX);
+            if t == u64::MAX && horizon == u64::MAX {
+                break;
+            }
+            self.drain(t.min(horizon));
+            if t > horizon {
+                break;
+            }
+            self.now = t;
+            self.attempt(t);
+            if self.attempts >= max_attempts {
+                break;
+            }
+            if O::STOP_AT_FAILURE && self.failures > 0 {
+                stopped = true;
+                break;
+            }
+        }
+        let end = if !stopped && horizon != u64::MAX && self.now <= horizon && self.attempts < max_attempts
+        {
+            horizon
+        } else {
+            self.now
+        };
+        self.finish(end)
+    }
+
+    /// When the oldest TIME_WAIT entry ends (`u64::MAX`: none).
+    #[inline(always)]
+    fn tw_due(&self) -> u64 {
+        self.tw_next
+    }
+
+    /// A close at `t` leaves its port in TIME_WAIT.
+    #[inline(always)]
+    fn push_time_wait(&mut self, t: u64, port: u32) {
+        if self.tw.is_empty() {
+            self.tw_next = t.saturating_add(self.tw_ns);
+        }
+        self.tw.push_back(TwEntry { at: t, port });
+    }
+
+    /// Every close and TIME_WAIT end due by `limit`, as if in time order
+    /// (at one instant an end goes first: it frees a port, a close only
+    /// moves one to TIME_WAIT).
+    #[inline(always)]
+    fn drain(&mut self, limit: u64) {
+        if limit >= self.rec.bin_end() {
+            return self.drain_in_order(limit);
+        }
+        // Closes first, then ends: a close's own entry ends a whole
+        // TIME_WAIT later, past `limit`, so neither stream changes the
+        // other. Only the TIME_WAIT peak sees the interleaving: at a close
+        // the count is too high by the ends due by then, which are counted
+        // from the front of the queue when the count could be a new peak.
+        loop {
+            let tc = self.closes.peek_time();
+            if tc > limit {
+                break;
+            }
+            let port = self.closes.pop();
+            self.open -= 1;
+            self.rec.down(OPEN, tc);
+            if self.tw_ns == 0 {
+                self.release(tc, port);
+                continue;
+            }
+            let level = self.rec.raise(TIME_WAIT, tc);
+            if level > self.rec.peak(TIME_WAIT) {
+                let ended = self.tw_ended_by(tc);
+                self.rec.note_peak(TIME_WAIT, level - ended);
+            }
+            self.push_time_wait(tc, port);
+        }
+        while self.tw_next <= limit {
+            self.end_time_wait(self.tw_next);
+        }
+    }
+
+    /// Entries at the front of the queue whose TIME_WAIT ends by `t`.
+    #[cold]
+    fn tw_ended_by(&self, t: u64) -> u32 {
+        self.tw
+            .iter()
+            .take_while(|e| e.at.saturating_add(self.tw_ns) <= t)
+            .count() as u32
+    }
+
+    /// [`Self::drain`] one event at a time, in time order: across a
+    /// time-series bin boundary, where the recorder needs it.
+    #[cold]
+    fn drain_in_order(&mut self, limit: u64) {
+        loop {
+            let te = self.tw_due();
+            let tc = self.closes.peek_time();
+            if te <= tc {
+                if te > limit || te == u64::MAX {
+                    return;
+                }
+                self.end_time_wait(te);
+            } else {
+                if tc > limit {
+                    return;
+                }
+                let port = self.closes.pop();
+                self.close(tc, port);
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn end_time_wait(&mut self, t: u64) {
+        let e = self.tw.pop_front().expect("peeked");
+        self.tw_next = self
+            .tw
+            .front()
+            .map_or(u64::MAX, |e| e.at.saturating_add(self.tw_ns));
+        self.rec.down(TIME_WAIT, t);
+        self.release(t, e.port);
+    }
+
+    /// `port` is free at `t` (its level's change is already recorded).
+    #[inline(always)]
+    fn release(&mut self, t: u64, port: u32) {
+        self.ports.release(Release {
+            addr: 0,
+            slot: 0,
+            port,
+            bind: self.req.bind,
+            now: t,
+        });
+        self.rec.in_use_down();
+    }
+
+    #[inline(always)]
+    fn close(&mut self, t: u64, port: u32) {
+        self.open -= 1;
+        self.rec.down(OPEN, t);
+        if self.tw_ns > 0 {
+            self.rec.up(TIME_WAIT, t);
+            self.push_time_wait(t, port);
+        } else {
+            self.release(t, port);
+        }
+    }
+
+    #[inline(always)]
+    fn attempt(&mut self, t: u64) {
+        self.bursts.attempt(t, self.attempts, self.failures);
+        self.attempts += 1;
+        self.rec.bin(t).attempts += 1;
+        self.req.now_ns = t;
+        let picked = {
+            let c = self.ports.candidates(0, Some(0), self.sharing);
+            self.alloc.pick(&self.req, &c)
+        };
+        let Some(port) = picked else {
+            return self.fail(t);
+        };
+        let o = self.ports.occupy(Take {
+            addr: 0,
+            key: 0,
+            slot: Some(0),
+            port,
+            bind: self.req.bind,
+            now: t,
+        });
+        if let Some(iv) = o.interval {
+            self.rec.reuse_interval(iv);
+        }
+        self.rec.in_use_up(t);
+        self.closes.open(t, port);
+        self.open += 1;
+        self.bursts.success(t);
+        self.rec.up(OPEN, t);
+    }
+
+    #[cold]
+    fn fail(&mut self, t: u64) {
+        self.failures += 1;
+        self.bursts.failure(t);
+        self.rec.bin(t).failures += 1;
+        if self.first_failure.is_none() {
+            self.first_failure = Some((t, self.attempts));
+        }
+    }
+
+    fn finish(self, end: u64) -> Outcome {
+        let span = end.max(1) as f64;
+        let (attempts, failures) = (self.attempts, self.failures);
+        let established = attempts - failures;
+        let time_wait_at_end = self.rec.level(TIME_WAIT);
+        let distinct_used = self.ports.distinct_used();
+        let r = self.rec.finish(end);
+        let whole = Whole {
+            peak_in_use: r.peak[IN_USE],
+            mean_in_use: r.area[IN_USE] / span,
+            attempts,
+            failures,
+        };
+        let pool_tallies = PoolTallies::new(1, 1, self.sharing == Sharing::Exclusive);
+        let pools_total = pool_tallies.total();
+        let mut delays = syn::Delays::default();
+        delays.zero = established;
+        Outcome {
+            bursts: self.bursts.finish(end, attempts, failures),
+            simulated_ns: end,
+            attempts,
+            established,
+            failures,
+            first_failure: self.first_failure,
+            retries: 0,
+            // Without retries every failed request is abandoned.
+            abandoned: failures,
+            tw_reused: 0,
+            tw_skipped: 0,
+            server_time_wait_reuses: None,
+            distinct_used,
+            peak_in_use: r.peak[IN_USE],
+            mean_in_use: r.area[IN_USE] / span,
+            peak_time_wait: r.peak[TIME_WAIT],
+            mean_time_wait: r.area[TIME_WAIT] / span,
+            peak_open: r.peak[OPEN],
+            open_at_end: self.open,
+            time_wait_at_end,
+            bin_ns: r.bin_ns,
+            bins: r.bins,
+            reuse: r.reuse,
+            reuse_hosts: 1,
+            per_destination: vec![DestStats {
+                attempts,
+                established,
+                failures,
+            }],
+            nats: Vec::new(),
+            pools: pool_tallies.finish(end, whole),
+            pools_total,
+            groups: Vec::new(),
+            connecting_at_end: 0,
+            delays,
+            failures_at: vec![failures],
+            first_failure_at: (failures > 0).then(|| "host".to_string()),
+            client: None,
+        }
+    }
+}
