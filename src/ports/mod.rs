@@ -83,9 +83,8 @@ impl Pool {
         let p = port as usize;
         self.busy.set(port);
         self.busy_count += 1;
-        if self.busy.words()[w] | blocked.words()[w] == !0 {
-            self.open.clear(w as u32);
-        }
+        let full = self.busy.words()[w] | blocked.words()[w] == !0;
+        self.open.clear_if(w as u32, full);
         if self.freed_at.is_empty() {
             self.ever.set(port);
             return None;
@@ -164,9 +163,11 @@ impl Summary {
     fn set(&mut self, i: u32) {
         self.words[(i >> 6) as usize] |= 1 << (i & 63);
     }
-    #[inline]
-    fn clear(&mut self, i: u32) {
-        self.words[(i >> 6) as usize] &= !(1 << (i & 63));
+    /// Clear bit `i` when `cond`, without a branch (whether a word just
+    /// filled up is a coin toss near exhaustion).
+    #[inline(always)]
+    fn clear_if(&mut self, i: u32, cond: bool) {
+        self.words[(i >> 6) as usize] &= !(u64::from(cond) << (i & 63));
     }
     #[inline]
     fn words(&self) -> &[u64] {

@@ -30,8 +30,6 @@
 //! Observers that want every event in time order (traces, charts) use the
 //! general engine; [`super::Observer::EVENTS`] says which.
 
-use std::collections::VecDeque;
-
 use super::bursts::Bursts;
 use super::closes::{CloseProcess, Memoryless, Timed};
 use super::host::{allocator_name, port_rules, time_wait_ns};
@@ -89,10 +87,61 @@ fn with_closes<O: Observer, A: Allocator>(sc: &Scenario, alloc: A) -> Outcome {
 }
 
 /// A TIME_WAIT entry: when its connection closed, and its port.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 struct TwEntry {
     at: u64,
     port: u32,
+}
+
+/// The TIME_WAIT entries in close order: a ring as large as the ports
+/// (each entry holds one, so it never fills), indexed by a mask.
+struct TwRing {
+    buf: Vec<TwEntry>,
+    mask: usize,
+    head: usize,
+    len: usize,
+}
+
+impl TwRing {
+    fn new(ports: u32) -> Self {
+        let cap = (ports as usize).max(1).next_power_of_two();
+        TwRing {
+            buf: vec![TwEntry::default(); cap],
+            mask: cap - 1,
+            head: 0,
+            len: 0,
+        }
+    }
+
+    #[inline(always)]
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    #[inline(always)]
+    fn push_back(&mut self, e: TwEntry) {
+        debug_assert!(self.len <= self.mask, "an entry per port");
+        self.buf[(self.head + self.len) & self.mask] = e;
+        self.len += 1;
+    }
+
+    #[inline(always)]
+    fn front(&self) -> Option<TwEntry> {
+        (self.len > 0).then(|| self.buf[self.head & self.mask])
+    }
+
+    #[inline(always)]
+    fn pop_front(&mut self) -> Option<TwEntry> {
+        let e = self.front()?;
+        self.head = (self.head + 1) & self.mask;
+        self.len -= 1;
+        Some(e)
+    }
+
+    /// The entries in close order.
+    fn iter(&self) -> impl Iterator<Item = TwEntry> + '_ {
+        (0..self.len).map(|i| self.buf[(self.head + i) & self.mask])
+    }
 }
 
 struct Lean<'a, O: Observer, A: Allocator, C: CloseProcess> {
@@ -106,7 +155,7 @@ struct Lean<'a, O: Observer, A: Allocator, C: CloseProcess> {
     closes: C,
     /// Open connections.
     open: u32,
-    tw: VecDeque<TwEntry>,
+    tw: TwRing,
     /// When the oldest TIME_WAIT entry ends (`u64::MAX`: none), kept
     /// beside the queue: it is read before every attempt.
     tw_next: u64,
@@ -143,7 +192,7 @@ impl<'a, O: Observer, A: Allocator, C: CloseProcess> Lean<'a, O, A, C> {
             },
             closes,
             open: 0,
-            tw: VecDeque::new(),
+            tw: TwRing::new(h.range_size()),
             tw_next: u64::MAX,
             tw_ns: if sc.traffic.close == Close::Client {
                 time_wait_ns(sc)

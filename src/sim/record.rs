@@ -80,7 +80,11 @@ pub struct Recorder {
     pub bin_ns: u64,
     /// Whether the bin width may double (it may unless the user fixed it).
     adaptive: bool,
+    /// The bins before the current one (and a stale copy of it).
     bins: Vec<Tally>,
+    /// The current bin, kept out of the vector: every change goes here, and
+    /// it is written back when the bin rolls.
+    now: Tally,
     /// Index of the current bin, and where it starts and ends.
     cur: usize,
     cur_start: u64,
@@ -113,6 +117,7 @@ impl Recorder {
             bin_ns,
             adaptive,
             bins: vec![Tally::default()],
+            now: Tally::default(),
             cur: 0,
             cur_start: 0,
             cur_end: bin_ns,
@@ -144,8 +149,7 @@ impl Recorder {
         let l = self.level[IN_USE] + 1;
         self.level[IN_USE] = l;
         self.peak[IN_USE] = self.peak[IN_USE].max(l);
-        let b = &mut self.bins[self.cur];
-        b.in_use_peak = b.in_use_peak.max(l);
+        self.now.in_use_peak = self.now.in_use_peak.max(l);
     }
 
     /// A port is let go, after the change of the level that held it was
@@ -186,13 +190,14 @@ impl Recorder {
         if t >= self.cur_end {
             self.roll(t);
         }
-        &mut self.bins[self.cur]
+        &mut self.now
     }
 
     /// Move the current bin forward to the one holding `t`. Bins passed over
     /// start at the level carried into them, which is their peak so far.
     #[cold]
     fn roll(&mut self, t: u64) {
+        self.bins[self.cur] = self.now;
         let cap = if self.adaptive {
             MAX_BINS
         } else {
@@ -212,8 +217,8 @@ impl Recorder {
         self.cur_start = idx as u64 * self.bin_ns;
         self.cur_end = (idx as u64 + 1).saturating_mul(self.bin_ns);
         let l = self.level[IN_USE];
-        let b = &mut self.bins[idx];
-        b.in_use_peak = b.in_use_peak.max(l);
+        self.now = self.bins[idx];
+        self.now.in_use_peak = self.now.in_use_peak.max(l);
     }
 
     /// Halve the number of bins by merging neighbours; the width doubles.
@@ -251,7 +256,7 @@ impl Recorder {
         let l = self.level[which] + 1;
         self.level[which] = l;
         let x = t - self.cur_start;
-        let b = &mut self.bins[self.cur];
+        let b = &mut self.now;
         b.delta[which] += 1;
         b.off[which] += i128::from(x);
         if which == IN_USE {
@@ -268,7 +273,7 @@ impl Recorder {
         }
         self.level[which] -= 1;
         let x = t - self.cur_start;
-        let b = &mut self.bins[self.cur];
+        let b = &mut self.now;
         b.delta[which] -= 1;
         b.off[which] -= i128::from(x);
     }
@@ -282,6 +287,7 @@ impl Recorder {
     /// `end`, when it falls on a bin boundary, join the bin before it.
     pub fn finish(mut self, end: u64) -> Recorded {
         self.bin(end);
+        self.bins[self.cur] = self.now;
         if self.derived {
             for b in &mut self.bins {
                 b.delta[IN_USE] = b.delta[OPEN] + b.delta[TIME_WAIT];
