@@ -224,8 +224,9 @@ impl<'a, O: Observer, A: Allocator, C: CloseProcess> Lean<'a, O, A, C> {
             sc.traffic.requests_per_connection,
         );
         let mut stopped = false;
+        let mut next = clock.next_arrival().unwrap_or(u64::MAX);
         loop {
-            let t = clock.next_arrival().unwrap_or(u64::MAX);
+            let t = next;
             if t == u64::MAX && horizon == u64::MAX {
                 break;
             }
@@ -233,6 +234,10 @@ impl<'a, O: Observer, A: Allocator, C: CloseProcess> Lean<'a, O, A, C> {
             if t > horizon {
                 break;
             }
+            // The arrival after this one is drawn first (its stream is its
+            // own, so the order of draws is unchanged): its latency then
+            // overlaps the attempt's work.
+            next = clock.next_arrival().unwrap_or(u64::MAX);
             self.now = t;
             self.attempt(t);
             if self.attempts >= max_attempts {
