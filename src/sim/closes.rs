@@ -25,7 +25,9 @@ pub enum Closes {
     Timed(Timed),
     Memoryless(Memoryless),
     /// Holds given per connection (a replayed trace).
-    Given { lane: Lane },
+    Given {
+        lane: Lane,
+    },
 }
 
 /// Closes a hold time after each open: a FIFO lane when every connection

@@ -248,7 +248,10 @@ impl<'a, O: Observer, A: Allocator, C: CloseProcess> Lean<'a, O, A, C> {
                 break;
             }
         }
-        let end = if !stopped && horizon != u64::MAX && self.now <= horizon && self.attempts < max_attempts
+        let end = if !stopped
+            && horizon != u64::MAX
+            && self.now <= horizon
+            && self.attempts < max_attempts
         {
             horizon
         } else {
@@ -432,8 +435,11 @@ impl<'a, O: Observer, A: Allocator, C: CloseProcess> Lean<'a, O, A, C> {
         };
         let pool_tallies = PoolTallies::new(1, 1, self.sharing == Sharing::Exclusive);
         let pools_total = pool_tallies.total();
-        let mut delays = syn::Delays::default();
-        delays.zero = established;
+        // Every connect completed at once.
+        let delays = syn::Delays {
+            zero: established,
+            ..syn::Delays::default()
+        };
         Outcome {
             bursts: self.bursts.finish(end, attempts, failures),
             simulated_ns: end,

@@ -400,7 +400,8 @@ pub fn simulate_with<O: Observer>(sc: &Scenario, obs: &mut O, model: PortModel) 
     let h = &sc.host;
     let reserved = h.reserved_indices();
     let (sharing, use_reuse) = port_rules(sc);
-    if model != PortModel::General && AddressPools::fits(sc.destinations.len(), sharing, use_reuse) {
+    if model != PortModel::General && AddressPools::fits(sc.destinations.len(), sharing, use_reuse)
+    {
         let ports = AddressPools::new(h.range_size(), h.addresses.len() as u32, reserved);
         let host = HostLayer::new(sc, Site::HOST0, ports);
         return match sc.via {
@@ -977,6 +978,112 @@ mod tests {
         assert!(
             shipped >= 10,
             "only {shipped} shipped scenarios fit one pool"
+        );
+    }
+
+    /// The lean engine is a shortcut, not a second model: on every shape it
+    /// accepts, each figure of the run equals the general engine's (on the
+    /// same port state), below and past exhaustion, with every allocator,
+    /// each hold distribution, both arrival kinds, keep-alive, a rate
+    /// profile, client and reset closes, UDP, reserved ports, bin widths
+    /// that make stretches between attempts cross bin boundaries, a run
+    /// bounded by `max_connections`, and a search that stops at the first
+    /// failure.
+    #[test]
+    fn lean_engine_matches_the_general_engine() {
+        let holds = [
+            "{ dist = 'exponential', mean = '2s' }",
+            "'1500ms'",
+            "{ dist = 'lognormal', median = '1s', p99 = '8s' }",
+            "{ dist = 'uniform', min = '0s', max = '4s' }",
+        ];
+        let variants = [
+            ("client", "", "", ""),
+            ("reset", "", "", ""),
+            ("client", "arrivals = 'constant'", "", ""),
+            ("client", "requests_per_connection = 3", "", ""),
+            (
+                "client",
+                "schedule = [{ at = '0s', rate = 10 }, { at = '30s', rate = 60 }, { at = '60s', rate = 5 }]",
+                "",
+                "",
+            ),
+            ("client", "protocol = 'udp'", "", ""),
+            ("client", "", "[output]\\nbin = '1ms'", ""),
+            ("client", "", "max_connections = 2500\nduration = '1h'", ""),
+            ("client", "", "", "max_tw_buckets = 100000"),
+        ];
+        let mut checked = 0;
+        let mut past_exhaustion = 0;
+        for e in crate::alloc::REGISTRY {
+            for (i, hold) in holds.iter().enumerate() {
+                for (j, (close, traffic, top, host)) in variants.iter().enumerate() {
+                    let top = top.replace("\\n", "\n");
+                    let duration = if top.contains("duration") {
+                        String::new()
+                    } else {
+                        "duration = '90s'".to_string()
+                    };
+                    let text = format!(
+                        "name = 't'\nseed = {}\n{duration}\n{top}\n\
+                         [host]\nos = 'linux'\nallocator = '{}'\nport_range = '40000-40599'\n\
+                         reserved_ports = ['40010-40019', '40333']\ntime_wait = '20s'\n{host}\n\
+                         [[destinations]]\naddress = '10.0.0.1:80'\n\
+                         [traffic]\nrate = 40\nhold = {hold}\nclose = '{close}'\n{traffic}\n",
+                        i * 10 + j,
+                        e.name
+                    );
+                    let text = if traffic.starts_with("schedule =") {
+                        text.replace("rate = 40\n", "")
+                    } else {
+                        text
+                    };
+                    let sc = load(&text);
+                    if !lean::fits(&sc) {
+                        // Only a UDP allocator's own range rules keep a variant out.
+                        assert!(traffic.contains("udp"), "{text}");
+                        continue;
+                    }
+                    let general =
+                        figures(&simulate_with(&sc, &mut Quiet, PortModel::GeneralEngine));
+                    let lean = simulate_with(&sc, &mut Quiet, PortModel::Auto);
+                    assert_eq!(figures(&lean), general, "{text}");
+                    past_exhaustion += usize::from(lean.failures > 0);
+                    // A search that stops at the first failure stops at the
+                    // same attempt.
+                    let a = simulate_with(&sc, &mut UntilFailure, PortModel::Auto);
+                    let b = simulate_with(&sc, &mut UntilFailure, PortModel::GeneralEngine);
+                    assert_eq!(figures(&a), figures(&b), "{text}");
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked >= 300, "{checked}");
+        assert!(
+            (50..=checked - 50).contains(&past_exhaustion),
+            "{past_exhaustion} of {checked}"
+        );
+        // Shipped scenarios of its shape.
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        let mut shipped = 0;
+        for f in std::fs::read_dir(dir).unwrap() {
+            let path = f.unwrap().path();
+            if path.extension().is_some_and(|x| x == "toml") {
+                let sc = crate::scenario::load_file(&path, &[]).unwrap();
+                if lean::fits(&sc) {
+                    assert_eq!(
+                        figures(&simulate_with(&sc, &mut Quiet, PortModel::Auto)),
+                        figures(&simulate_with(&sc, &mut Quiet, PortModel::GeneralEngine)),
+                        "{}",
+                        path.display()
+                    );
+                    shipped += 1;
+                }
+            }
+        }
+        assert!(
+            shipped >= 5,
+            "only {shipped} shipped scenarios take the lean engine"
         );
     }
 

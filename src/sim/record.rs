@@ -355,7 +355,8 @@ const SUB_MASK: u64 = (1 << (SUB_HALF_BITS + 1)) - 1;
 const LZ_BASE: u32 = 64 - (SUB_HALF_BITS + 1);
 /// The largest value the histogram counts as itself: the top of the bucket
 /// that holds [`REUSE_MAX_NS`]. Larger ones count as `REUSE_MAX_NS`.
-const TRACKED_TOP: u64 = ((SUB_MASK + 1) << (LZ_BASE - (REUSE_MAX_NS | SUB_MASK).leading_zeros())) - 1;
+const TRACKED_TOP: u64 =
+    ((SUB_MASK + 1) << (LZ_BASE - (REUSE_MAX_NS | SUB_MASK).leading_zeros())) - 1;
 
 impl ReuseCounts {
     /// The bucket index of `ns` (1 ..= [`REUSE_MAX_NS`]).
@@ -381,7 +382,11 @@ impl ReuseCounts {
     /// tracks counts as [`REUSE_MAX_NS`], as `saturating_record` does).
     #[inline(always)]
     fn count(&mut self, ns: u64) {
-        let ns = if ns > TRACKED_TOP { REUSE_MAX_NS } else { ns.max(1) };
+        let ns = if ns > TRACKED_TOP {
+            REUSE_MAX_NS
+        } else {
+            ns.max(1)
+        };
         let i = Self::index(ns);
         match self.counts.get_mut(i) {
             Some(c) => *c += 1,
