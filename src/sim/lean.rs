@@ -35,11 +35,12 @@ use super::closes::{CloseProcess, Memoryless, Timed};
 use super::host::{allocator_name, port_rules, time_wait_ns};
 use super::pools::{PoolTallies, Whole};
 use super::record::{Recorder, IN_USE, OPEN, TIME_WAIT};
-use super::traffic::{self, stream, ArrivalClock, Stream};
+use super::traffic::{self, stream, whole_ns, ArrivalClock, Stream};
 use super::{default_bin_ns, layer::Site, syn, DestStats, Observer, Outcome};
 use crate::alloc::{self, Allocator, RandomStart, Request};
 use crate::ports::pool::AddressPools;
 use crate::ports::{Ports, Release, Sharing, Take};
+use crate::scenario::NS_PER_S;
 use crate::scenario::{Close, Scenario};
 use crate::util::mix64;
 
@@ -62,29 +63,37 @@ pub fn fits(sc: &Scenario) -> bool {
         && sc.host.max_tw_buckets >= usable
 }
 
-/// Run `sc`, which [`fits`], to its end.
-pub fn simulate<O: Observer>(sc: &Scenario) -> Outcome {
+/// Run `sc`, which [`fits`], to its end; `count_failures`: runs of
+/// certain failures may be counted at once ([`Lean::skip_failures`]).
+pub fn simulate<O: Observer>(sc: &Scenario, count_failures: bool) -> Outcome {
     debug_assert!(fits(sc) && !O::EVENTS);
     let rng = traffic::rng(sc.seed, Stream::at(Site::HOST0, stream::ALLOCATOR));
     let name = allocator_name(sc);
     if name == "rfc6056-1" {
-        return with_closes::<O, _>(sc, RandomStart::new(rng));
+        // A failed random-start pick draws its start and changes nothing
+        // else, so failures may be counted at once.
+        return with_closes::<O, _>(sc, RandomStart::new(rng), count_failures);
     }
     let entry = alloc::entry(name).expect("validated allocator name");
     let boxed = (entry.build)(alloc::Setup {
         settings: &sc.host.alloc_settings(),
         rng,
     });
-    with_closes::<O, _>(sc, boxed)
+    with_closes::<O, _>(sc, boxed, false)
 }
 
 /// The run with its close process chosen.
-fn with_closes<O: Observer, A: Allocator>(sc: &Scenario, alloc: A) -> Outcome {
+fn with_closes<O: Observer, A: Allocator>(sc: &Scenario, alloc: A, skip: bool) -> Outcome {
     match Memoryless::of(sc, Site::HOST0) {
-        Some(closes) => Lean::<O, A, _>::new(sc, alloc, closes).run(),
-        None => Lean::<O, A, _>::new(sc, alloc, Timed::of(sc, Site::HOST0)).run(),
+        Some(closes) => Lean::<O, A, _>::new(sc, alloc, closes, skip).run(),
+        None => Lean::<O, A, _>::new(sc, alloc, Timed::of(sc, Site::HOST0), skip).run(),
     }
 }
+
+/// Count failures at once only where at least this many are expected
+/// before a port is let go: below it, a Poisson draw costs about as much as
+/// the attempts it replaces.
+const SKIP_MIN: f64 = 8.0;
 
 /// A TIME_WAIT entry: when its connection closed, and its port.
 #[derive(Clone, Copy, Default)]
@@ -167,11 +176,17 @@ struct Lean<'a, O: Observer, A: Allocator, C: CloseProcess> {
     failures: u64,
     first_failure: Option<(u64, u64)>,
     now: u64,
+    /// Ports that can be held at once: when all are, every attempt fails
+    /// until one is let go.
+    usable: u32,
+    /// Whether runs of certain failures may be counted at once
+    /// ([`Self::skip_failures`]).
+    skip: bool,
     _obs: std::marker::PhantomData<O>,
 }
 
 impl<'a, O: Observer, A: Allocator, C: CloseProcess> Lean<'a, O, A, C> {
-    fn new(sc: &'a Scenario, alloc: A, closes: C) -> Self {
+    fn new(sc: &'a Scenario, alloc: A, closes: C, skip_ok: bool) -> Self {
         let h = &sc.host;
         let bin_ns = sc.bin_ns.unwrap_or_else(|| default_bin_ns(sc.duration_ns));
         let (sharing, _) = port_rules(sc);
@@ -209,6 +224,13 @@ impl<'a, O: Observer, A: Allocator, C: CloseProcess> Lean<'a, O, A, C> {
             failures: 0,
             first_failure: None,
             now: 0,
+            usable: h.usable_ports(),
+            // Counting needs the run's end to be its duration, and an
+            // allocator whose failed picks change nothing but its draws.
+            skip: skip_ok
+                && sc.duration_ns.is_some()
+                && sc.max_connections.is_none()
+                && !O::STOP_AT_FAILURE,
             _obs: std::marker::PhantomData,
         }
     }
@@ -239,7 +261,11 @@ impl<'a, O: Observer, A: Allocator, C: CloseProcess> Lean<'a, O, A, C> {
             // overlaps the attempt's work.
             next = clock.next_arrival().unwrap_or(u64::MAX);
             self.now = t;
+            let failures = self.failures;
             self.attempt(t);
+            if self.skip && self.failures > failures && self.rec.level(IN_USE) == self.usable {
+                next = self.skip_failures(&mut clock, next, horizon);
+            }
             if self.attempts >= max_attempts {
                 break;
             }
@@ -408,6 +434,72 @@ impl<'a, O: Observer, A: Allocator, C: CloseProcess> Lean<'a, O, A, C> {
         self.open += 1;
         self.bursts.success(t);
         self.rec.up(OPEN, t);
+    }
+
+    /// Every port is held and the attempt at hand failed: every attempt
+    /// before the first port is let go fails too. Where that is many, they
+    /// are counted, not made: `next`, the arrival already drawn, fails on
+    /// its own, and the arrivals after it up to the port's release are a
+    /// Poisson count, drawn per stretch of one time-series bin and one
+    /// second (so each bin and each failure window gets its own count; the
+    /// split of a Poisson count over sub-intervals is multinomial, so this
+    /// is exact in distribution). The closes meanwhile are made in time
+    /// order. The arrival after is an exponential gap after the release
+    /// (Poisson arrivals are memoryless). The first failure of a run is
+    /// always made on its own. Returns the next arrival.
+    #[cold]
+    fn skip_failures(&mut self, clock: &mut ArrivalClock, next: u64, horizon: u64) -> u64 {
+        let Some(rate) = clock.flat_rate() else {
+            return next;
+        };
+        let released = if self.tw_ns > 0 {
+            self.tw_next
+        } else {
+            self.closes.peek_time()
+        };
+        // Arrivals round to whole ns: those before `released - 0.5` fail,
+        // and those after `horizon + 0.5` are past the run.
+        let end_ns = (released as f64 - 0.5).min(horizon as f64 + 0.5);
+        let from_ns = clock.time_s() * NS_PER_S as f64;
+        if next >= released || next > horizon || rate * (end_ns - from_ns) / 1e9 < SKIP_MIN {
+            return next;
+        }
+        // `next` itself.
+        self.drain(next);
+        self.count_failures(next, 1);
+        // The rest, stretch by stretch.
+        let mut a = from_ns;
+        while a < end_ns {
+            let at = whole_ns(a + 0.5);
+            let second_end = (at / NS_PER_S + 1).saturating_mul(NS_PER_S);
+            self.drain(at);
+            self.rec.bin(at);
+            let boundary = second_end.min(self.rec.bin_end());
+            let c = (boundary as f64 - 0.5).min(end_ns);
+            if c <= a {
+                // Times past 2^53 ns no longer resolve half a ns: the rest
+                // are made one by one.
+                break;
+            }
+            let k = clock.poisson(rate * (c - a) / 1e9);
+            if k > 0 {
+                self.count_failures(at, k);
+            }
+            a = c;
+        }
+        clock.skip_to(a / NS_PER_S as f64);
+        clock.next_arrival().unwrap_or(u64::MAX)
+    }
+
+    /// `k` attempts failed at about `t` (the same second and bin).
+    fn count_failures(&mut self, t: u64, k: u64) {
+        self.bursts.attempt(t, self.attempts, self.failures);
+        self.attempts += k;
+        self.failures += k;
+        self.bursts.failure(t);
+        let b = self.rec.bin(t);
+        b.attempts += k;
+        b.failures += k;
     }
 
     #[cold]

@@ -17,7 +17,7 @@ use rand::RngExt;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::weighted::WeightedIndex;
-use rand_distr::{Distribution, Exp, Exp1, LogNormal};
+use rand_distr::{Distribution, Exp, Exp1, LogNormal, Poisson};
 
 use super::layer::Site;
 use crate::scenario::{Arrivals, Hold, Pick, RateProfile, ReplayRow, NS_PER_S};
@@ -163,6 +163,35 @@ impl ArrivalClock {
             return Some(to_ns(self.t_s * NS_PER_S as f64));
         }
         self.next_on_profile()
+    }
+
+    /// Connections per second of Poisson arrivals at one constant rate
+    /// (`None` for any other clock): where counts of arrivals over a span
+    /// may be drawn at once ([`Self::skip_to`]).
+    pub fn flat_rate(&self) -> Option<f64> {
+        (self.flat > 0.0).then(|| self.flat / self.per_connection)
+    }
+
+    /// When the last arrival handed out happened, in seconds, unrounded.
+    pub fn time_s(&self) -> f64 {
+        self.t_s
+    }
+
+    /// A Poisson count of mean `mean`, drawn from the arrival stream.
+    pub fn poisson(&mut self, mean: f64) -> u64 {
+        match Poisson::new(mean) {
+            Ok(p) => p.sample(&mut self.rng) as u64,
+            Err(_) => 0,
+        }
+    }
+
+    /// Move a [`Self::flat_rate`] clock to `t_s` without handing out the
+    /// arrivals before it (the caller counted them with
+    /// [`Self::poisson`]): the next arrival is an exponential gap after
+    /// `t_s`, which is exact because Poisson arrivals are memoryless.
+    pub fn skip_to(&mut self, t_s: f64) {
+        debug_assert!(self.flat > 0.0 && t_s >= self.t_s);
+        self.t_s = t_s;
     }
 
     /// [`Self::next_arrival`] for any clock.
