@@ -187,7 +187,10 @@ impl PortUsage {
     }
 }
 
+/// It reads ports taken and let go, connects and failures, which every
+/// engine tells in time order.
 impl Observer for PortUsage {
+    const EVENTS: bool = false;
     fn on_connect(&mut self, _t: u64, port: u16, _dest: u32) {
         self.uses[usize::from(port - self.lo)] += 1;
     }

@@ -27,8 +27,10 @@
 //! - the allocator is a type parameter: `rfc6056-1` is called directly
 //!   (inlined), any other through its box.
 //!
-//! Observers that want every event in time order (traces, charts) use the
-//! general engine; [`super::Observer::EVENTS`] says which.
+//! Observers that want closes and TIME_WAIT ends interleaved in time order
+//! (a trace) use the general engine; [`super::Observer::EVENTS`] says which.
+//! Others (the charts' port usage) are told ports taken and let go,
+//! connects and failures, in time order.
 
 use super::bursts::Bursts;
 use super::closes::{CloseProcess, Memoryless, Timed};
@@ -65,28 +67,33 @@ pub fn fits(sc: &Scenario) -> bool {
 
 /// Run `sc`, which [`fits`], to its end; `count_failures`: runs of
 /// certain failures may be counted at once ([`Lean::skip_failures`]).
-pub fn simulate<O: Observer>(sc: &Scenario, count_failures: bool) -> Outcome {
+pub fn simulate<O: Observer>(sc: &Scenario, obs: &mut O, count_failures: bool) -> Outcome {
     debug_assert!(fits(sc) && !O::EVENTS);
     let rng = traffic::rng(sc.seed, Stream::at(Site::HOST0, stream::ALLOCATOR));
     let name = allocator_name(sc);
     if name == "rfc6056-1" {
         // A failed random-start pick draws its start and changes nothing
         // else, so failures may be counted at once.
-        return with_closes::<O, _>(sc, RandomStart::new(rng), count_failures);
+        return with_closes(sc, obs, RandomStart::new(rng), count_failures);
     }
     let entry = alloc::entry(name).expect("validated allocator name");
     let boxed = (entry.build)(alloc::Setup {
         settings: &sc.host.alloc_settings(),
         rng,
     });
-    with_closes::<O, _>(sc, boxed, false)
+    with_closes(sc, obs, boxed, false)
 }
 
 /// The run with its close process chosen.
-fn with_closes<O: Observer, A: Allocator>(sc: &Scenario, alloc: A, skip: bool) -> Outcome {
+fn with_closes<O: Observer, A: Allocator>(
+    sc: &Scenario,
+    obs: &mut O,
+    alloc: A,
+    skip: bool,
+) -> Outcome {
     match Memoryless::of(sc, Site::HOST0) {
-        Some(closes) => Lean::<O, A, _>::new(sc, alloc, closes, skip).run(),
-        None => Lean::<O, A, _>::new(sc, alloc, Timed::of(sc, Site::HOST0), skip).run(),
+        Some(closes) => Lean::new(sc, obs, alloc, closes, skip).run(),
+        None => Lean::new(sc, obs, alloc, Timed::of(sc, Site::HOST0), skip).run(),
     }
 }
 
@@ -182,11 +189,13 @@ struct Lean<'a, O: Observer, A: Allocator, C: CloseProcess> {
     /// Whether runs of certain failures may be counted at once
     /// ([`Self::skip_failures`]).
     skip: bool,
-    _obs: std::marker::PhantomData<O>,
+    obs: &'a mut O,
+    /// The port number of index 0.
+    port_lo: u16,
 }
 
 impl<'a, O: Observer, A: Allocator, C: CloseProcess> Lean<'a, O, A, C> {
-    fn new(sc: &'a Scenario, alloc: A, closes: C, skip_ok: bool) -> Self {
+    fn new(sc: &'a Scenario, obs: &'a mut O, alloc: A, closes: C, skip_ok: bool) -> Self {
         let h = &sc.host;
         let bin_ns = sc.bin_ns.unwrap_or_else(|| default_bin_ns(sc.duration_ns));
         let (sharing, _) = port_rules(sc);
@@ -231,7 +240,8 @@ impl<'a, O: Observer, A: Allocator, C: CloseProcess> Lean<'a, O, A, C> {
                 && sc.duration_ns.is_some()
                 && sc.max_connections.is_none()
                 && !O::STOP_AT_FAILURE,
-            _obs: std::marker::PhantomData,
+            obs,
+            port_lo: h.port_lo,
         }
     }
 
@@ -322,6 +332,7 @@ impl<'a, O: Observer, A: Allocator, C: CloseProcess> Lean<'a, O, A, C> {
             let port = self.closes.pop();
             self.open -= 1;
             self.rec.down(OPEN, tc);
+            self.obs.on_close(tc, self.port_number(port), 0);
             if self.tw_ns == 0 {
                 self.release(tc, port);
                 continue;
@@ -369,6 +380,12 @@ impl<'a, O: Observer, A: Allocator, C: CloseProcess> Lean<'a, O, A, C> {
         }
     }
 
+    /// The port number of port index `idx`.
+    #[inline(always)]
+    fn port_number(&self, idx: u32) -> u16 {
+        (u32::from(self.port_lo) + idx) as u16
+    }
+
     #[inline(always)]
     fn end_time_wait(&mut self, t: u64) {
         let e = self.tw.pop_front().expect("peeked");
@@ -378,6 +395,8 @@ impl<'a, O: Observer, A: Allocator, C: CloseProcess> Lean<'a, O, A, C> {
             .map_or(u64::MAX, |e| e.at.saturating_add(self.tw_ns));
         self.rec.down(TIME_WAIT, t);
         self.release(t, e.port);
+        let port = self.port_number(e.port);
+        self.obs.on_time_wait_end_at(Site::HOST0, t, port, 0);
     }
 
     /// `port` is free at `t` (its level's change is already recorded).
@@ -391,12 +410,14 @@ impl<'a, O: Observer, A: Allocator, C: CloseProcess> Lean<'a, O, A, C> {
             now: t,
         });
         self.rec.in_use_down();
+        self.obs.on_port_free_at(Site::HOST0, t, 0, port);
     }
 
     #[inline(always)]
     fn close(&mut self, t: u64, port: u32) {
         self.open -= 1;
         self.rec.down(OPEN, t);
+        self.obs.on_close(t, self.port_number(port), 0);
         if self.tw_ns > 0 {
             self.rec.up(TIME_WAIT, t);
             self.push_time_wait(t, port);
@@ -430,10 +451,12 @@ impl<'a, O: Observer, A: Allocator, C: CloseProcess> Lean<'a, O, A, C> {
             self.rec.reuse_interval(iv);
         }
         self.rec.in_use_up(t);
+        self.obs.on_port_busy_at(Site::HOST0, t, 0, port);
         self.closes.open(t, port);
         self.open += 1;
         self.bursts.success(t);
         self.rec.up(OPEN, t);
+        self.obs.on_connect(t, self.port_number(port), 0);
     }
 
     /// Every port is held and the attempt at hand failed: every attempt
@@ -500,6 +523,9 @@ impl<'a, O: Observer, A: Allocator, C: CloseProcess> Lean<'a, O, A, C> {
         let b = self.rec.bin(t);
         b.attempts += k;
         b.failures += k;
+        for _ in 0..k {
+            self.obs.on_fail_at(Site::HOST0, t, 0);
+        }
     }
 
     #[cold]
@@ -510,9 +536,11 @@ impl<'a, O: Observer, A: Allocator, C: CloseProcess> Lean<'a, O, A, C> {
         if self.first_failure.is_none() {
             self.first_failure = Some((t, self.attempts));
         }
+        self.obs.on_fail_at(Site::HOST0, t, 0);
     }
 
     fn finish(self, end: u64) -> Outcome {
+        self.obs.on_end(end);
         let span = end.max(1) as f64;
         let (attempts, failures) = (self.attempts, self.failures);
         let established = attempts - failures;
