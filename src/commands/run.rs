@@ -22,11 +22,15 @@ use crate::sweep::seeds::{self, seed_count};
 use crate::trace::TraceWriter;
 
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Examples:
+#[command(
+    after_help = "Several seeds at once: --seeds N runs the scenario with seeds SEED to SEED+N-1 in parallel and prints the spread of each figure over them (mean ± sd, min – max), e.g. --seeds 20; with --json, every figure of report.json and its 95 % interval.
+
+Examples:
   portsim run scenarios/api-no-pooling.toml
   portsim run scenarios/ramp.toml --json --seed 7 --no-fixes
   portsim run scenarios/retry-storm.toml --target \"worst_10s<=0.01\"
-  portsim run scenarios/keep-alive.toml --out keep-alive --charts svg --fail-on-exhaustion")]
+  portsim run scenarios/keep-alive.toml --out keep-alive --charts svg --fail-on-exhaustion"
+)]
 pub(crate) struct RunArgs {
     /// Scenario file (TOML).
     scenario: PathBuf,
