@@ -139,6 +139,10 @@ pub(crate) fn exec(args: RunArgs) -> anyhow::Result<Exit> {
         if n > 1 {
             return exec_seeds(&args, n);
         }
+        if args.jobs > crate::sweep::max_jobs() {
+            // The same refusal as with more seeds, though one run uses one thread.
+            crate::sweep::pool(args.jobs)?;
+        }
     }
     let text = read_file(&args.scenario)?;
     let mut sc = load_str(&text, &args.scenario, &args.set)?;

@@ -216,7 +216,9 @@ fn every_figure_is_the_spread_of_the_single_runs() {
     // In the report's own order, a figure first seen in the second seed
     // included. (No port is reused within 55 s: the reuse intervals are
     // null in every seed, and only their count is a figure.)
-    assert!(figures(&r).iter().all(|f| f["figure"] != "reuse_interval_s.p99"));
+    assert!(figures(&r)
+        .iter()
+        .all(|f| f["figure"] != "reuse_interval_s.p99"));
     let order = [
         "simulated_s",
         "attempts",
@@ -367,6 +369,15 @@ fn flags_of_single_runs_and_bad_counts_are_refused() {
             vec![
                 "--seeds".into(),
                 "3".into(),
+                "--jobs".into(),
+                "100000".into(),
+            ],
+            "--jobs 100000: at most",
+        ),
+        (
+            vec![
+                "--seeds".into(),
+                "1".into(),
                 "--jobs".into(),
                 "100000".into(),
             ],
