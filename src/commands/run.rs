@@ -1,5 +1,7 @@
 //! `portsim run`: one scenario, its summary or JSON report on stdout, and
-//! optionally every output file (`--out DIR`) and a trace (`--trace FILE`).
+//! optionally every output file (`--out DIR`) and a trace (`--trace FILE`);
+//! or, with `--seeds N`, N seeds in parallel and the spread of every figure
+//! over them (the work is in [`crate::sweep::seeds`]; this is the plumbing).
 //! Which files `--out` writes comes from the registry of
 //! [`crate::export::run_files`], narrowed by `--files`, `--charts` or
 //! `--no-charts`. Every output path is checked before the run starts, and
@@ -16,14 +18,19 @@ use crate::export::{self, select, Kind, RunExporter};
 use crate::output::{check_files, distinct, prepare_dir, OutputSet, PendingFile, Target};
 use crate::report::summary;
 use crate::scenario::{load_str, read_file, Override};
+use crate::sweep::seeds::{self, seed_count};
 use crate::trace::TraceWriter;
 
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Examples:
+#[command(
+    after_help = "Several seeds at once: --seeds N runs the scenario with seeds SEED to SEED+N-1 in parallel and prints the spread of each figure over them (mean ± sd, min – max), e.g. --seeds 20; with --json, every figure of report.json and its 95 % interval.
+
+Examples:
   portsim run scenarios/api-no-pooling.toml
   portsim run scenarios/ramp.toml --json --seed 7 --no-fixes
   portsim run scenarios/retry-storm.toml --target \"worst_10s<=0.01\"
-  portsim run scenarios/keep-alive.toml --out keep-alive --charts svg --fail-on-exhaustion")]
+  portsim run scenarios/keep-alive.toml --out keep-alive --charts svg --fail-on-exhaustion"
+)]
 pub(crate) struct RunArgs {
     /// Scenario file (TOML).
     scenario: PathBuf,
@@ -70,6 +77,25 @@ pub(crate) struct RunArgs {
     /// failures>0).
     #[arg(long)]
     fail_on_exhaustion: bool,
+    /// Run N seeds (SEED, SEED+1, ...; at most 100,000) in parallel and
+    /// print the spread of every figure over them: mean ± sd (min – max) of
+    /// the main ones, and with --json every figure of report.json with its
+    /// 95 % interval. Implies --no-fixes; --trace, --out, --all-fixes,
+    /// --target, --fail-on and --fail-on-exhaustion apply to single runs
+    /// and are refused with it. --max-events counts the N runs' work,
+    /// --max-memory the runs in flight at once.
+    #[arg(long, value_name = "N")]
+    seeds: Option<u64>,
+    /// Threads for --seeds (default 0: one per core; at most 4 × the
+    /// cores). The result does not depend on it.
+    #[arg(
+        long,
+        value_name = "J",
+        default_value_t = 0,
+        hide_default_value = true,
+        requires = "seeds"
+    )]
+    jobs: usize,
     /// Skip the computed fixes: after a run with failures, portsim reruns
     /// the scenario (same seed) with each change that could avoid them and
     /// reports the smallest that does.
@@ -107,6 +133,17 @@ pub(crate) struct RunArgs {
 }
 
 pub(crate) fn exec(args: RunArgs) -> anyhow::Result<Exit> {
+    if let Some(n) = args.seeds {
+        // `--seeds 1` is a plain run.
+        let n = seed_count(n)?;
+        if n > 1 {
+            return exec_seeds(&args, n);
+        }
+        if args.jobs > crate::sweep::max_jobs() {
+            // The same refusal as with more seeds, though one run uses one thread.
+            crate::sweep::pool(args.jobs)?;
+        }
+    }
     let text = read_file(&args.scenario)?;
     let mut sc = load_str(&text, &args.scenario, &args.set)?;
     if let Some(seed) = args.seed {
@@ -207,6 +244,55 @@ pub(crate) fn exec(args: RunArgs) -> anyhow::Result<Exit> {
             Exit::Done
         },
     )
+}
+
+/// `run --seeds N` (N > 1): every seed on the pool, then the spread of
+/// each figure, or nothing but a message if stopped by a signal.
+fn exec_seeds(args: &RunArgs, seeds: u32) -> anyhow::Result<Exit> {
+    let single: [(&str, bool); 6] = [
+        ("--trace", args.trace.is_some()),
+        ("--out", args.out.is_some()),
+        ("--all-fixes", args.all_fixes),
+        ("--target", args.target.is_some()),
+        ("--fail-on", !args.fail_on.is_empty()),
+        ("--fail-on-exhaustion", args.fail_on_exhaustion),
+    ];
+    if let Some((flag, _)) = single.iter().find(|(_, given)| *given) {
+        return Err(InputError::usage(format!(
+            "--seeds {seeds}: {flag} applies to a single run; drop {flag}, or --seeds"
+        ))
+        .into());
+    }
+    let text = read_file(&args.scenario)?;
+    let mut sc = load_str(&text, &args.scenario, &args.set)?;
+    if let Some(seed) = args.seed {
+        sc.seed = seed;
+    }
+    let limits = crate::Limits {
+        max_events: crate::limits::events_flag(args.max_events)?,
+        max_memory: crate::limits::parse_bytes(&args.max_memory)
+            .map_err(|e| InputError::usage(format!("--max-memory {e}")))?,
+    };
+    // Threads first: a bad --jobs is refused before anything runs.
+    let pool = crate::sweep::pool(args.jobs)?;
+    let source = args.scenario.display().to_string();
+    seeds::check_size(&sc, &source, seeds, limits, pool.current_num_threads())?;
+    let stop = super::common::stop_flag();
+    let pb = super::common::bar(u64::from(seeds), false, "seeds");
+    let report = seeds::run_seeds(&sc, seeds, sc.seed, &pool, &stop, &pb);
+    pb.finish_and_clear();
+    let Some(report) = report else {
+        eprintln!(
+            "interrupted before all {seeds} seeds finished; nothing printed (the spread is over every seed)"
+        );
+        return Ok(Exit::interrupted());
+    };
+    print_out(&if args.json {
+        report.to_json()
+    } else {
+        report.to_table()
+    });
+    Ok(Exit::Done)
 }
 
 /// The files `--out` writes, in order: the registered ones, narrowed by

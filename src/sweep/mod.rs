@@ -21,6 +21,7 @@
 pub mod capacity;
 pub mod merge;
 pub mod output;
+pub mod seeds;
 pub mod stats;
 
 use std::path::PathBuf;

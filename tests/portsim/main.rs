@@ -74,6 +74,7 @@ mod pools;
 mod replay;
 mod scale;
 mod schema;
+mod seeds;
 mod series_and_hints;
 mod sweep;
 mod sweep_hardening;
