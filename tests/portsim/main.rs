@@ -22,6 +22,8 @@
 //!   for every shipped scenario; the summary's lines on port reuse, the
 //!   server's TIME_WAIT and the OS's own range;
 //! - `determinism`: a scenario and a seed give the same bytes every time;
+//! - `seeds`: `run --seeds`: every figure's spread against the single runs,
+//!   independence from `--jobs`, refusals, a fleet, Ctrl-C;
 //! - `kernel`: the `linux` preset against the live kernel in a network
 //!   namespace, driven by `kernel_driver`;
 //! - `theory`: the engine against results that can be derived by hand
