@@ -144,16 +144,7 @@ pub(crate) fn exec(args: RunArgs) -> anyhow::Result<Exit> {
             crate::sweep::pool(args.jobs)?;
         }
     }
-    let text = read_file(&args.scenario)?;
-    let mut sc = load_str(&text, &args.scenario, &args.set)?;
-    if let Some(seed) = args.seed {
-        sc.seed = seed;
-    }
-    let limits = crate::Limits {
-        max_events: crate::limits::events_flag(args.max_events)?,
-        max_memory: crate::limits::parse_bytes(&args.max_memory)
-            .map_err(|e| InputError::usage(format!("--max-memory {e}")))?,
-    };
+    let (text, sc, limits) = load_run(&args)?;
     let mut fail_on = super::common::fail_on_flags(&args.fail_on)?;
     let target = match &args.target {
         Some(t) => Some(
@@ -248,6 +239,22 @@ pub(crate) fn exec(args: RunArgs) -> anyhow::Result<Exit> {
 
 /// `run --seeds N` (N > 1): every seed on the pool, then the spread of
 /// each figure, or nothing but a message if stopped by a signal.
+/// The scenario file's text, the scenario with `--set` and `--seed`
+/// applied, and the limits of `--max-events` and `--max-memory`.
+fn load_run(args: &RunArgs) -> anyhow::Result<(String, crate::Scenario, crate::Limits)> {
+    let text = read_file(&args.scenario)?;
+    let mut sc = load_str(&text, &args.scenario, &args.set)?;
+    if let Some(seed) = args.seed {
+        sc.seed = seed;
+    }
+    let limits = crate::Limits {
+        max_events: crate::limits::events_flag(args.max_events)?,
+        max_memory: crate::limits::parse_bytes(&args.max_memory)
+            .map_err(|e| InputError::usage(format!("--max-memory {e}")))?,
+    };
+    Ok((text, sc, limits))
+}
+
 fn exec_seeds(args: &RunArgs, seeds: u32) -> anyhow::Result<Exit> {
     let single: [(&str, bool); 6] = [
         ("--trace", args.trace.is_some()),
@@ -263,16 +270,7 @@ fn exec_seeds(args: &RunArgs, seeds: u32) -> anyhow::Result<Exit> {
         ))
         .into());
     }
-    let text = read_file(&args.scenario)?;
-    let mut sc = load_str(&text, &args.scenario, &args.set)?;
-    if let Some(seed) = args.seed {
-        sc.seed = seed;
-    }
-    let limits = crate::Limits {
-        max_events: crate::limits::events_flag(args.max_events)?,
-        max_memory: crate::limits::parse_bytes(&args.max_memory)
-            .map_err(|e| InputError::usage(format!("--max-memory {e}")))?,
-    };
+    let (_, sc, limits) = load_run(args)?;
     // Threads first: a bad --jobs is refused before anything runs.
     let pool = crate::sweep::pool(args.jobs)?;
     let source = args.scenario.display().to_string();

@@ -877,6 +877,24 @@ mod tests {
         s
     }
 
+    /// Every shipped scenario, with its path, in name order.
+    fn shipped_scenarios() -> Vec<(std::path::PathBuf, Scenario)> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        let mut paths: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|f| f.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        paths.sort();
+        paths
+            .into_iter()
+            .map(|p| {
+                let sc = crate::scenario::load_file(&p, &[]).unwrap();
+                (p, sc)
+            })
+            .collect()
+    }
+
     fn both(sc: &Scenario) -> (String, String) {
         (
             figures(&simulate_with(sc, &mut Quiet, PortModel::EachAttempt)),
@@ -978,17 +996,12 @@ mod tests {
         );
 
         // The shipped scenarios it accepts.
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
         let mut shipped = 0;
-        for f in std::fs::read_dir(dir).unwrap() {
-            let path = f.unwrap().path();
-            if path.extension().is_some_and(|x| x == "toml") {
-                let sc = crate::scenario::load_file(&path, &[]).unwrap();
-                if fits(&sc) {
-                    let (fast, general) = both(&sc);
-                    assert_eq!(fast, general, "{}", path.display());
-                    shipped += 1;
-                }
+        for (path, sc) in shipped_scenarios() {
+            if fits(&sc) {
+                let (fast, general) = both(&sc);
+                assert_eq!(fast, general, "{}", path.display());
+                shipped += 1;
             }
         }
         assert!(
@@ -1080,21 +1093,16 @@ mod tests {
             "{past_exhaustion} of {checked}"
         );
         // Shipped scenarios of its shape.
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
         let mut shipped = 0;
-        for f in std::fs::read_dir(dir).unwrap() {
-            let path = f.unwrap().path();
-            if path.extension().is_some_and(|x| x == "toml") {
-                let sc = crate::scenario::load_file(&path, &[]).unwrap();
-                if lean::fits(&sc) {
-                    assert_eq!(
-                        figures(&simulate_with(&sc, &mut Quiet, PortModel::EachAttempt)),
-                        figures(&simulate_with(&sc, &mut Quiet, PortModel::GeneralEngine)),
-                        "{}",
-                        path.display()
-                    );
-                    shipped += 1;
-                }
+        for (path, sc) in shipped_scenarios() {
+            if lean::fits(&sc) {
+                assert_eq!(
+                    figures(&simulate_with(&sc, &mut Quiet, PortModel::EachAttempt)),
+                    figures(&simulate_with(&sc, &mut Quiet, PortModel::GeneralEngine)),
+                    "{}",
+                    path.display()
+                );
+                shipped += 1;
             }
         }
         assert!(
