@@ -143,3 +143,32 @@ fn library_runs_are_repeatable_in_one_process() {
     let c = portsim::run(&other);
     assert_ne!(c.bins, a.bins);
 }
+
+/// The outputs asked for do not change the run: `--out` (charts included)
+/// writes the report `--json` prints, also for a scenario that reaches
+/// heavy overload, where the run counts runs of certain failures at once.
+#[test]
+fn the_report_is_the_same_whatever_else_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let args = ["run", "scenarios/api-no-pooling.toml", "--no-fixes"];
+    let printed = portsim()
+        .args(args)
+        .arg("--json")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    portsim()
+        .args(args)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    let written = std::fs::read(out.join("report.json")).unwrap();
+    let parse = |b: &[u8]| serde_json::from_slice::<serde_json::Value>(b).unwrap();
+    let printed = parse(&printed);
+    assert!(printed["failures"].as_u64().unwrap() > 0);
+    assert_eq!(parse(&written), printed);
+}
