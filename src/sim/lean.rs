@@ -13,9 +13,10 @@
 //! draws in the same order, so its outcome is the general engine's, bit for
 //! bit (a test runs both on every shape it accepts and on the shipped
 //! scenarios, and compares every figure):
-//! - the close process ([`Closes`]) holds ports, not connection slots (the
-//!   choices it makes depend only on its own draws and positions);
-//! - TIME_WAIT is a FIFO of `(close time, port)`: constant length, so close
+//! - the close process ([`CloseProcess`], called directly) holds ports, not
+//!   connection slots (the choices it makes depend only on its own draws
+//!   and positions);
+//! - TIME_WAIT is a ring of `(close time, port)`: constant length, so close
 //!   order is expiry order;
 //! - between two attempts, the closes due and the TIME_WAIT ends due are two
 //!   independent streams (a close's entry ends a whole TIME_WAIT later, and
@@ -26,6 +27,10 @@
 //!   recorder's bins need;
 //! - the allocator is a type parameter: `rfc6056-1` is called directly
 //!   (inlined), any other through its box.
+//!
+//! One thing it does that is exact in distribution only: under heavy
+//! overload it counts runs of certain failures at once ([`Lean::skip_failures`];
+//! [`super::PortModel::EachAttempt`] turns it off).
 //!
 //! Observers that want closes and TIME_WAIT ends interleaved in time order
 //! (a trace) use the general engine; [`super::Observer::EVENTS`] says which.
