@@ -335,19 +335,7 @@ impl<'a, O: Observer, A: Allocator, C: CloseProcess> Lean<'a, O, A, C> {
                 break;
             }
             let port = self.closes.pop();
-            self.open -= 1;
-            self.rec.down(OPEN, tc);
-            self.obs.on_close(tc, self.port_number(port), 0);
-            if self.tw_ns == 0 {
-                self.release(tc, port);
-                continue;
-            }
-            let level = self.rec.raise(TIME_WAIT, tc);
-            if level > self.rec.peak(TIME_WAIT) {
-                let ended = self.tw_ended_by(tc);
-                self.rec.note_peak(TIME_WAIT, level - ended);
-            }
-            self.push_time_wait(tc, port);
+            self.close(tc, port);
         }
         while self.tw_next <= limit {
             self.end_time_wait(self.tw_next);
@@ -419,16 +407,23 @@ impl<'a, O: Observer, A: Allocator, C: CloseProcess> Lean<'a, O, A, C> {
     }
 
     #[inline(always)]
+    /// The connection on `port` closes at `t`. Drained ahead of the
+    /// TIME_WAIT ends due by `t` ([`Self::drain`]), the TIME_WAIT count is
+    /// too high by them, so a possible new peak is taken less those; in
+    /// time order there are none.
     fn close(&mut self, t: u64, port: u32) {
         self.open -= 1;
         self.rec.down(OPEN, t);
         self.obs.on_close(t, self.port_number(port), 0);
-        if self.tw_ns > 0 {
-            self.rec.up(TIME_WAIT, t);
-            self.push_time_wait(t, port);
-        } else {
-            self.release(t, port);
+        if self.tw_ns == 0 {
+            return self.release(t, port);
         }
+        let level = self.rec.raise(TIME_WAIT, t);
+        if level > self.rec.peak(TIME_WAIT) {
+            let ended = self.tw_ended_by(t);
+            self.rec.note_peak(TIME_WAIT, level - ended);
+        }
+        self.push_time_wait(t, port);
     }
 
     #[inline(always)]

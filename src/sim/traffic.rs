@@ -207,12 +207,9 @@ impl ArrivalClock {
         let mut need = unit * self.per_connection;
         let segs = &self.profile.segments;
         if segs.len() == 1 && segs[0].slope == 0.0 {
-            // The common case, a constant rate: no segment walk.
-            if segs[0].from <= 0.0 {
-                return None;
-            }
-            self.t_s += need / segs[0].from;
-            return Some(to_ns(self.t_s * NS_PER_S as f64));
+            // One constant rate: a positive one is the inline path above,
+            // so this one is 0 and nothing ever arrives.
+            return None;
         }
         loop {
             let s = segs[self.segment];

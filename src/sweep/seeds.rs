@@ -53,7 +53,7 @@ pub const MAX_INDEXED: usize = 64;
 /// Top-level fields of the report that are not figures of a run: the
 /// document's version, the seed, the scenario as written, the time series'
 /// bin count, and the fixes (never computed here).
-const SKIPPED: [&str; 6] = [
+pub const SKIPPED: [&str; 6] = [
     "schema_version",
     "seed",
     "scenario",

@@ -38,15 +38,8 @@ fn json(file: &Path, args: &[&str]) -> Value {
     serde_json::from_str(&run_ok(file, args)).expect("JSON on stdout")
 }
 
-/// The top-level fields of report.json that are not figures.
-const SKIPPED: [&str; 6] = [
-    "schema_version",
-    "seed",
-    "scenario",
-    "timeseries",
-    "fixes",
-    "fixes_cost",
-];
+// The top-level fields of report.json that are not figures.
+use portsim::sweep::seeds::SKIPPED;
 
 /// The numeric leaves of a report by dotted path (arrays of at most 64
 /// elements by index), written independently of the library's walk.
