@@ -6,7 +6,9 @@
 //!   close among `k` open connections is Exp(k / mean) away and is a uniformly
 //!   chosen one of them. No heap at all: when a connection opens, the pending
 //!   time to the next close is rescaled by k/(k+1), which keeps it
-//!   Exp((k+1)/mean) distributed and independent of the past;
+//!   Exp((k+1)/mean) distributed and independent of the past. The factors
+//!   k/(k+1) and mean/k are kept in tables, so an event multiplies rather
+//!   than divides;
 //! - anything else: a heap of the open connections' close times;
 //! - a replayed trace (`traffic.replay`): each connection's hold is its
 //!   row's, given when it opens ([`Closes::open_held`]), so a heap too
@@ -18,7 +20,7 @@ use rand_distr::{Distribution, Exp1};
 
 use super::layer::Site;
 use super::queue::Lane;
-use super::traffic::{rng, stream, whole_ns, HoldSampler, Stream};
+use super::traffic::{ns_f64, rng, stream, whole_ns, HoldSampler, Stream};
 use crate::scenario::{Hold, Scenario};
 
 pub enum Closes {
@@ -43,8 +45,13 @@ pub struct Memoryless {
     rng: ChaCha8Rng,
     mean_ns: f64,
     open: Vec<u32>,
-    /// When the next close is due.
-    next: Due,
+    /// When the next close is due, exactly (infinite when none is open),
+    /// and the same truncated to whole ns for the event loop.
+    next_at: f64,
+    next_ns: u64,
+    /// `k / (k + 1)` and `mean / k` by `k`, grown as needed.
+    shrink: Vec<f64>,
+    mean_over: Vec<f64>,
 }
 
 /// What an engine asks of its close process. The enum [`Closes`] answers
@@ -59,32 +66,10 @@ pub trait CloseProcess {
     fn pop(&mut self) -> u32;
 }
 
-/// Time to the next close among `open` connections with exponential holds
-/// of mean `mean_ns`: Exp(open / mean).
-#[inline]
-fn next_gap(rng: &mut ChaCha8Rng, mean_ns: f64, open: usize) -> f64 {
-    let e: f64 = Exp1.sample(rng);
-    e * mean_ns / open as f64
-}
-
-/// When the next memoryless close is due: the exact time, and the same
-/// truncated to whole ns for the event loop (`u64::MAX` when none is open).
-pub struct Due {
-    at: f64,
-    ns: u64,
-}
-
-impl Due {
-    const NEVER: Due = Due {
-        at: f64::INFINITY,
-        ns: u64::MAX,
-    };
-
-    #[inline]
-    fn set(&mut self, at: f64) {
-        self.at = at;
-        self.ns = whole_ns(at);
-    }
+/// An Exp(1) draw.
+#[inline(always)]
+fn exp1(rng: &mut ChaCha8Rng) -> f64 {
+    Exp1.sample(rng)
 }
 
 impl Closes {
@@ -192,7 +177,10 @@ impl Memoryless {
                     rng: rng(sc.seed, Stream::at(site, stream::HOLD)),
                     mean_ns,
                     open: Vec::new(),
-                    next: Due::NEVER,
+                    next_at: f64::INFINITY,
+                    next_ns: u64::MAX,
+                    shrink: Vec::new(),
+                    mean_over: Vec::new(),
                 })
             }
             _ => None,
@@ -200,23 +188,38 @@ impl Memoryless {
     }
 }
 
+impl Memoryless {
+    /// Grow the tables past `k`.
+    #[cold]
+    fn grow_tables(&mut self, k: usize) {
+        let n = (k + 1).next_power_of_two().max(1024);
+        let mean = self.mean_ns;
+        self.shrink = (0..n).map(|k| k as f64 / (k as f64 + 1.0)).collect();
+        self.mean_over = (0..n).map(|k| mean / k.max(1) as f64).collect();
+    }
+}
+
 impl CloseProcess for Memoryless {
     #[inline(always)]
     fn open(&mut self, now: u64, slot: u32) {
-        let k = self.open.len() as f64;
-        let now = now as f64;
-        let at = if self.open.is_empty() {
-            now + next_gap(&mut self.rng, self.mean_ns, 1)
+        let now = ns_f64(now);
+        let k = self.open.len();
+        if self.shrink.len() <= k {
+            self.grow_tables(k);
+        }
+        let at = if k == 0 {
+            now + exp1(&mut self.rng) * self.mean_ns
         } else {
-            now + (self.next.at - now) * k / (k + 1.0)
+            now + (self.next_at - now) * self.shrink[k]
         };
-        self.next.set(at);
+        self.next_at = at;
+        self.next_ns = whole_ns(at);
         self.open.push(slot);
     }
 
     #[inline]
     fn peek_time(&self) -> u64 {
-        self.next.ns
+        self.next_ns
     }
 
     #[inline(always)]
@@ -226,9 +229,10 @@ impl CloseProcess for Memoryless {
         let at = if self.open.is_empty() {
             f64::INFINITY
         } else {
-            self.next.at + next_gap(&mut self.rng, self.mean_ns, self.open.len())
+            self.next_at + exp1(&mut self.rng) * self.mean_over[self.open.len()]
         };
-        self.next.set(at);
+        self.next_at = at;
+        self.next_ns = whole_ns(at);
         slot
     }
 }

@@ -483,7 +483,7 @@ impl<'a, O: Observer, A: Allocator, C: CloseProcess> Lean<'a, O, A, C> {
         // Arrivals round to whole ns: those before `released - 0.5` fail,
         // and those after `horizon + 0.5` are past the run.
         let end_ns = (released as f64 - 0.5).min(horizon as f64 + 0.5);
-        let from_ns = clock.time_s() * NS_PER_S as f64;
+        let from_ns = clock.time_ns();
         if next >= released || next > horizon || rate * (end_ns - from_ns) / 1e9 < SKIP_MIN {
             return next;
         }
@@ -510,7 +510,7 @@ impl<'a, O: Observer, A: Allocator, C: CloseProcess> Lean<'a, O, A, C> {
             }
             a = c;
         }
-        clock.skip_to(a / NS_PER_S as f64);
+        clock.skip_to(a);
         clock.next_arrival().unwrap_or(u64::MAX)
     }
 

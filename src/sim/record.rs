@@ -344,7 +344,11 @@ impl Recorder {
 /// quantiles, mean, min and max, is read off bucket equivalents).
 #[derive(Default)]
 struct ReuseCounts {
-    counts: Vec<u64>,
+    /// Counts modulo 2^32 (half the cache lines of whole counts), and the
+    /// wraps of each, by index: a bucket wraps only after 4 billion
+    /// intervals.
+    counts: Vec<u32>,
+    wraps: Vec<(usize, u64)>,
 }
 
 /// Layout of the reuse histogram's buckets (`Histogram::new_with_bounds(1,
@@ -389,7 +393,12 @@ impl ReuseCounts {
         };
         let i = Self::index(ns);
         match self.counts.get_mut(i) {
-            Some(c) => *c += 1,
+            Some(c) => {
+                *c = c.wrapping_add(1);
+                if *c == 0 {
+                    self.wrap(i);
+                }
+            }
             None => self.grow(i),
         }
     }
@@ -400,9 +409,25 @@ impl ReuseCounts {
         self.counts[i] += 1;
     }
 
+    /// Bucket `i`'s count passed 2^32 once more.
+    #[cold]
+    fn wrap(&mut self, i: usize) {
+        match self.wraps.iter_mut().find(|w| w.0 == i) {
+            Some(w) => w.1 += 1,
+            None => self.wraps.push((i, 1)),
+        }
+    }
+
+    /// The whole count of bucket `i`.
+    fn total(&self, i: usize) -> u64 {
+        let wraps = self.wraps.iter().find(|w| w.0 == i).map_or(0, |w| w.1);
+        (wraps << 32) + u64::from(self.counts[i])
+    }
+
     fn into_histogram(self) -> Histogram<u64> {
         let mut h = Histogram::new_with_bounds(1, REUSE_MAX_NS, 3).expect("valid bounds");
-        for (i, &c) in self.counts.iter().enumerate() {
+        for i in 0..self.counts.len() {
+            let c = self.total(i);
             if c > 0 {
                 h.record_n(Self::value(i), c)
                     .expect("a bucket of the histogram's own range");
@@ -457,6 +482,23 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!(buckets(&folded), buckets(&direct));
+    }
+
+    /// A bucket's count past 2^32 is carried whole into the histogram.
+    #[test]
+    fn reuse_counts_carry_past_four_billion() {
+        let mut r = ReuseCounts::default();
+        r.count(5_000);
+        let i = ReuseCounts::index(5_000);
+        r.counts[i] = u32::MAX;
+        r.count(5_000);
+        r.count(5_000);
+        r.count(7);
+        assert_eq!(r.total(i), (1 << 32) + 1);
+        let h = r.into_histogram();
+        assert_eq!(h.len(), (1 << 32) + 2);
+        assert_eq!(h.count_at(5_000), (1 << 32) + 1);
+        assert_eq!(h.count_at(7), 1);
     }
 
     #[test]

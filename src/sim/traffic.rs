@@ -86,6 +86,17 @@ pub fn whole_ns(t: f64) -> u64 {
     }
 }
 
+/// A time in ns as a float, exactly as `t as f64` rounds it (the signed
+/// conversion is one instruction, the unsigned one several).
+#[inline(always)]
+pub fn ns_f64(t: u64) -> f64 {
+    if t < 1 << 63 {
+        t as i64 as f64
+    } else {
+        t as f64
+    }
+}
+
 /// Round a non-negative time in ns to an integer (cheaper than `f64::round`).
 #[inline]
 fn to_ns(x: f64) -> u64 {
@@ -111,6 +122,10 @@ pub struct ArrivalClock {
     /// second before `per_connection`): the commonest clock, answered
     /// inline. 0 for any other.
     flat: f64,
+    /// The flat clock's mean gap and its time, in ns: an arrival is one
+    /// multiply and one add.
+    gap_ns: f64,
+    t_ns: f64,
 }
 
 impl ArrivalClock {
@@ -134,6 +149,12 @@ impl ArrivalClock {
         };
         ArrivalClock {
             flat,
+            gap_ns: if flat > 0.0 {
+                f64::from(per_connection) * NS_PER_S as f64 / flat
+            } else {
+                0.0
+            },
+            t_ns: 0.0,
             rng: rng(seed, Stream::at(site, stream::ARRIVALS)),
             kind,
             profile,
@@ -156,11 +177,9 @@ impl ArrivalClock {
     #[inline(always)]
     pub fn next_arrival(&mut self) -> Option<u64> {
         if self.flat > 0.0 {
-            // The same steps as the general path below, in the same order.
             let unit: f64 = Exp1.sample(&mut self.rng);
-            let need = unit * self.per_connection;
-            self.t_s += need / self.flat;
-            return Some(to_ns(self.t_s * NS_PER_S as f64));
+            self.t_ns += unit * self.gap_ns;
+            return Some(to_ns(self.t_ns));
         }
         self.next_on_profile()
     }
@@ -172,9 +191,11 @@ impl ArrivalClock {
         (self.flat > 0.0).then(|| self.flat / self.per_connection)
     }
 
-    /// When the last arrival handed out happened, in seconds, unrounded.
-    pub fn time_s(&self) -> f64 {
-        self.t_s
+    /// When the last arrival of a [`Self::flat_rate`] clock happened, in
+    /// ns, unrounded.
+    pub fn time_ns(&self) -> f64 {
+        debug_assert!(self.flat > 0.0);
+        self.t_ns
     }
 
     /// A Poisson count of mean `mean`, drawn from the arrival stream.
@@ -189,9 +210,9 @@ impl ArrivalClock {
     /// arrivals before it (the caller counted them with
     /// [`Self::poisson`]): the next arrival is an exponential gap after
     /// `t_s`, which is exact because Poisson arrivals are memoryless.
-    pub fn skip_to(&mut self, t_s: f64) {
-        debug_assert!(self.flat > 0.0 && t_s >= self.t_s);
-        self.t_s = t_s;
+    pub fn skip_to(&mut self, t_ns: f64) {
+        debug_assert!(self.flat > 0.0 && t_ns >= self.t_ns);
+        self.t_ns = t_ns;
     }
 
     /// [`Self::next_arrival`] for any clock.
