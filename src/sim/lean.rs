@@ -26,7 +26,9 @@
 //!   that crosses a time-series bin boundary is merged in time order, as the
 //!   recorder's bins need;
 //! - the allocator is a type parameter: `rfc6056-1` is called directly
-//!   (inlined), any other through its box.
+//!   (inlined), any other through its box;
+//! - when the server closes, its TIME_WAIT is one close time per port (one
+//!   address and one destination: a 4-tuple is its port).
 //!
 //! One thing it does that is exact in distribution only: under heavy
 //! overload it counts runs of certain failures at once ([`Lean::skip_failures`];
@@ -63,8 +65,6 @@ pub fn fits(sc: &Scenario) -> bool {
         && sc.destinations.len() == 1
         && sc.source_addresses() == 1
         && AddressPools::fits(1, sharing, use_reuse)
-        // Counting the server's TIME_WAIT needs per-port history.
-        && sc.traffic.close != Close::Server
         // One address and one destination hold at most `usable` entries,
         // so the bucket limit never binds.
         && sc.host.max_tw_buckets >= usable
@@ -165,6 +165,16 @@ impl TwRing {
     }
 }
 
+/// The server's side of `close = "server"`: it holds each 4-tuple in
+/// TIME_WAIT, and a connect that meets one is counted. One address and one
+/// destination: a 4-tuple is its port.
+struct ServerTimeWait {
+    time_wait_ns: u64,
+    /// When the last connection on each port closed (`u64::MAX`: none).
+    closed_at: Vec<u64>,
+    reuses: u64,
+}
+
 struct Lean<'a, O: Observer, A: Allocator, C: CloseProcess> {
     sc: &'a Scenario,
     alloc: A,
@@ -182,6 +192,8 @@ struct Lean<'a, O: Observer, A: Allocator, C: CloseProcess> {
     tw_next: u64,
     /// How long TIME_WAIT lasts (0: closes free their port at once).
     tw_ns: u64,
+    /// The server's TIME_WAIT, when the server closes.
+    server_tw: Option<Box<ServerTimeWait>>,
     rec: Recorder,
     bursts: Bursts,
     attempts: u64,
@@ -228,6 +240,13 @@ impl<'a, O: Observer, A: Allocator, C: CloseProcess> Lean<'a, O, A, C> {
             } else {
                 0
             },
+            server_tw: (sc.traffic.close == Close::Server).then(|| {
+                Box::new(ServerTimeWait {
+                    time_wait_ns: h.time_wait_ns,
+                    closed_at: vec![u64::MAX; h.range_size() as usize],
+                    reuses: 0,
+                })
+            }),
             rec: {
                 let mut rec = Recorder::new(bin_ns, sc.bin_ns.is_none());
                 rec.derive();
@@ -416,6 +435,9 @@ impl<'a, O: Observer, A: Allocator, C: CloseProcess> Lean<'a, O, A, C> {
         self.rec.down(OPEN, t);
         self.obs.on_close(t, self.port_number(port), 0);
         if self.tw_ns == 0 {
+            if let Some(s) = &mut self.server_tw {
+                s.closed_at[port as usize] = t;
+            }
             return self.release(t, port);
         }
         let level = self.rec.raise(TIME_WAIT, t);
@@ -449,6 +471,12 @@ impl<'a, O: Observer, A: Allocator, C: CloseProcess> Lean<'a, O, A, C> {
         });
         if let Some(iv) = o.interval {
             self.rec.reuse_interval(iv);
+        }
+        if let Some(s) = &mut self.server_tw {
+            let at = s.closed_at[port as usize];
+            if at != u64::MAX && t - at < s.time_wait_ns {
+                s.reuses += 1;
+            }
         }
         self.rec.in_use_up(t);
         self.obs.on_port_busy_at(Site::HOST0, t, 0, port);
@@ -572,7 +600,7 @@ impl<'a, O: Observer, A: Allocator, C: CloseProcess> Lean<'a, O, A, C> {
             abandoned: failures,
             tw_reused: 0,
             tw_skipped: 0,
-            server_time_wait_reuses: None,
+            server_time_wait_reuses: self.server_tw.as_ref().map(|s| s.reuses),
             distinct_used,
             peak_in_use: r.peak[IN_USE],
             mean_in_use: r.area[IN_USE] / span,

@@ -845,7 +845,7 @@ mod tests {
     /// Every figure of an outcome, as text, so two runs compare in one assert.
     fn figures(o: &Outcome) -> String {
         let mut s = format!(
-            "{:?} {} {} {} {} {:?} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {:?} {:?} {:?} {}",
+            "{:?} {} {} {} {} {:?} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {:?} {:?} {:?} {} {:?}",
             o.bursts,
             o.simulated_ns,
             o.attempts,
@@ -870,6 +870,7 @@ mod tests {
             o.per_destination,
             o.pools,
             o.pools_total,
+            o.server_time_wait_reuses,
         );
         for v in o.reuse.iter_recorded() {
             write!(s, " {}:{}", v.value_iterated_to(), v.count_at_value()).unwrap();
@@ -1029,6 +1030,7 @@ mod tests {
         let variants = [
             ("client", "", "", ""),
             ("reset", "", "", ""),
+            ("server", "", "", ""),
             ("client", "arrivals = 'constant'", "", ""),
             ("client", "requests_per_connection = 3", "", ""),
             (
@@ -1044,6 +1046,7 @@ mod tests {
         ];
         let mut checked = 0;
         let mut past_exhaustion = 0;
+        let mut server_reuses = 0;
         for e in crate::alloc::REGISTRY {
             for (i, hold) in holds.iter().enumerate() {
                 for (j, (close, traffic, top, host)) in variants.iter().enumerate() {
@@ -1078,6 +1081,7 @@ mod tests {
                     let lean = simulate_with(&sc, &mut Quiet, PortModel::EachAttempt);
                     assert_eq!(figures(&lean), general, "{text}");
                     past_exhaustion += usize::from(lean.failures > 0);
+                    server_reuses += lean.server_time_wait_reuses.unwrap_or(0);
                     // A search that stops at the first failure stops at the
                     // same attempt.
                     let a = simulate_with(&sc, &mut UntilFailure, PortModel::Auto);
@@ -1088,6 +1092,8 @@ mod tests {
             }
         }
         assert!(checked >= 300, "{checked}");
+        // The server-close variants meet the server's TIME_WAIT.
+        assert!(server_reuses > 0);
         assert!(
             (50..=checked - 50).contains(&past_exhaustion),
             "{past_exhaustion} of {checked}"
