@@ -27,8 +27,9 @@
 //!   recorder's bins need;
 //! - the allocator is a type parameter: `rfc6056-1` is called directly
 //!   (inlined), any other through its box;
-//! - when the server closes, its TIME_WAIT is one close time per port (one
-//!   address and one destination: a 4-tuple is its port).
+//! - when the server closes, a connect meets its TIME_WAIT when the port's
+//!   reuse interval is shorter (one address and one destination: a 4-tuple
+//!   is its port, freed at its close).
 //!
 //! One thing it does that is exact in distribution only: under heavy
 //! overload it counts runs of certain failures at once ([`Lean::skip_failures`];
@@ -96,9 +97,18 @@ fn with_closes<O: Observer, A: Allocator>(
     alloc: A,
     skip: bool,
 ) -> Outcome {
-    match Memoryless::of(sc, Site::HOST0) {
-        Some(closes) => Lean::new(sc, obs, alloc, closes, skip).run(),
-        None => Lean::new(sc, obs, alloc, Timed::of(sc, Site::HOST0), skip).run(),
+    // Only a closing server needs the reuse intervals compared with its
+    // TIME_WAIT; the others are made without the compare.
+    let server = sc.traffic.close == Close::Server;
+    match (Memoryless::of(sc, Site::HOST0), server) {
+        (Some(closes), false) => Lean::<_, _, _, false>::new(sc, obs, alloc, closes, skip).run(),
+        (Some(closes), true) => Lean::<_, _, _, true>::new(sc, obs, alloc, closes, skip).run(),
+        (None, false) => {
+            Lean::<_, _, _, false>::new(sc, obs, alloc, Timed::of(sc, Site::HOST0), skip).run()
+        }
+        (None, true) => {
+            Lean::<_, _, _, true>::new(sc, obs, alloc, Timed::of(sc, Site::HOST0), skip).run()
+        }
     }
 }
 
@@ -165,17 +175,8 @@ impl TwRing {
     }
 }
 
-/// The server's side of `close = "server"`: it holds each 4-tuple in
-/// TIME_WAIT, and a connect that meets one is counted. One address and one
-/// destination: a 4-tuple is its port.
-struct ServerTimeWait {
-    time_wait_ns: u64,
-    /// When the last connection on each port closed (`u64::MAX`: none).
-    closed_at: Vec<u64>,
-    reuses: u64,
-}
-
-struct Lean<'a, O: Observer, A: Allocator, C: CloseProcess> {
+/// `SERVER`: the server closes first.
+struct Lean<'a, O: Observer, A: Allocator, C: CloseProcess, const SERVER: bool> {
     sc: &'a Scenario,
     alloc: A,
     ports: AddressPools,
@@ -192,8 +193,10 @@ struct Lean<'a, O: Observer, A: Allocator, C: CloseProcess> {
     tw_next: u64,
     /// How long TIME_WAIT lasts (0: closes free their port at once).
     tw_ns: u64,
-    /// The server's TIME_WAIT, when the server closes.
-    server_tw: Option<Box<ServerTimeWait>>,
+    /// How long the server holds a 4-tuple in TIME_WAIT when it closes
+    /// first, and the connects that met one.
+    server_tw_ns: u64,
+    server_reuses: u64,
     rec: Recorder,
     bursts: Bursts,
     attempts: u64,
@@ -211,7 +214,7 @@ struct Lean<'a, O: Observer, A: Allocator, C: CloseProcess> {
     port_lo: u16,
 }
 
-impl<'a, O: Observer, A: Allocator, C: CloseProcess> Lean<'a, O, A, C> {
+impl<'a, O: Observer, A: Allocator, C: CloseProcess, const SERVER: bool> Lean<'a, O, A, C, SERVER> {
     fn new(sc: &'a Scenario, obs: &'a mut O, alloc: A, closes: C, skip_ok: bool) -> Self {
         let h = &sc.host;
         let bin_ns = sc.bin_ns.unwrap_or_else(|| default_bin_ns(sc.duration_ns));
@@ -240,13 +243,12 @@ impl<'a, O: Observer, A: Allocator, C: CloseProcess> Lean<'a, O, A, C> {
             } else {
                 0
             },
-            server_tw: (sc.traffic.close == Close::Server).then(|| {
-                Box::new(ServerTimeWait {
-                    time_wait_ns: h.time_wait_ns,
-                    closed_at: vec![u64::MAX; h.range_size() as usize],
-                    reuses: 0,
-                })
-            }),
+            server_tw_ns: if sc.traffic.close == Close::Server {
+                h.time_wait_ns
+            } else {
+                0
+            },
+            server_reuses: 0,
             rec: {
                 let mut rec = Recorder::new(bin_ns, sc.bin_ns.is_none());
                 rec.derive();
@@ -435,9 +437,6 @@ impl<'a, O: Observer, A: Allocator, C: CloseProcess> Lean<'a, O, A, C> {
         self.rec.down(OPEN, t);
         self.obs.on_close(t, self.port_number(port), 0);
         if self.tw_ns == 0 {
-            if let Some(s) = &mut self.server_tw {
-                s.closed_at[port as usize] = t;
-            }
             return self.release(t, port);
         }
         let level = self.rec.raise(TIME_WAIT, t);
@@ -471,11 +470,10 @@ impl<'a, O: Observer, A: Allocator, C: CloseProcess> Lean<'a, O, A, C> {
         });
         if let Some(iv) = o.interval {
             self.rec.reuse_interval(iv);
-        }
-        if let Some(s) = &mut self.server_tw {
-            let at = s.closed_at[port as usize];
-            if at != u64::MAX && t - at < s.time_wait_ns {
-                s.reuses += 1;
+            // A closing server frees the port at its close, so the port
+            // was last closed `iv` ago: in the server's TIME_WAIT if less.
+            if SERVER {
+                self.server_reuses += u64::from(iv < self.server_tw_ns);
             }
         }
         self.rec.in_use_up(t);
@@ -600,7 +598,7 @@ impl<'a, O: Observer, A: Allocator, C: CloseProcess> Lean<'a, O, A, C> {
             abandoned: failures,
             tw_reused: 0,
             tw_skipped: 0,
-            server_time_wait_reuses: self.server_tw.as_ref().map(|s| s.reuses),
+            server_time_wait_reuses: SERVER.then_some(self.server_reuses),
             distinct_used,
             peak_in_use: r.peak[IN_USE],
             mean_in_use: r.area[IN_USE] / span,
