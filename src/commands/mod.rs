@@ -67,7 +67,7 @@ enum Command {
     Completions(completions::CompletionsArgs),
     /// Print the man page (roff) of portsim or of one subcommand.
     Man(man::ManArgs),
-    /// Print the JSON Schema of report.json, sweep.json or capacity.json.
+    /// Print the JSON Schema of report.json, sweep.json, capacity.json or `run --seeds` output.
     Schema(schema::SchemaArgs),
 }
 

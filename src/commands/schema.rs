@@ -1,9 +1,11 @@
-//! `portsim schema report|sweep|capacity`: the JSON Schema (draft 2020-12)
-//! of `report.json`, `sweep.json` or `capacity.json` on stdout.
+//! `portsim schema report|sweep|capacity|seeds`: the JSON Schema (draft
+//! 2020-12) of `report.json`, `sweep.json`, `capacity.json` or what
+//! `run --seeds N --json` prints, on stdout.
 //!
 //! Each schema is derived by schemars from the Rust type that serializes
 //! the file ([`crate::Report`], [`crate::sweep::output::SweepReport`],
-//! [`crate::sweep::capacity::Capacity`]), so it changes with the type. It
+//! [`crate::sweep::capacity::Capacity`], [`crate::sweep::seeds::SeedsReport`]),
+//! so it changes with the type. It
 //! describes what portsim *writes* (schemars' serialize contract): every
 //! field it always writes is required, `null` where the type is an
 //! `Option`, and only fields it may leave out are optional.
@@ -22,13 +24,16 @@ pub enum Document {
     Sweep,
     /// capacity.json (`capacity --json`, `capacity --out`).
     Capacity,
+    /// What `run --seeds N --json` prints.
+    Seeds,
 }
 
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:
   portsim schema report > report.schema.json
   portsim schema sweep
-  portsim schema capacity")]
+  portsim schema capacity
+  portsim schema seeds")]
 pub(crate) struct SchemaArgs {
     /// The file to describe.
     #[arg(value_enum)]
@@ -46,6 +51,7 @@ pub fn schema(doc: Document) -> String {
         Document::Report => of::<crate::Report>("report.json"),
         Document::Sweep => of::<crate::sweep::output::SweepReport>("sweep.json"),
         Document::Capacity => of::<crate::sweep::capacity::Capacity>("capacity.json"),
+        Document::Seeds => of::<crate::sweep::seeds::SeedsReport>("run --seeds N --json"),
     };
     let mut s = serde_json::to_string_pretty(&value).expect("a schema serializes");
     s.push('\n');

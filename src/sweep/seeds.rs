@@ -28,6 +28,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::prelude::*;
+use schemars::JsonSchema;
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Serialize;
 
@@ -115,7 +116,8 @@ pub fn check_size(
 }
 
 /// One figure over the seeds.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Figure {
     /// The figure's dotted path in report.json.
     pub figure: String,
@@ -128,31 +130,37 @@ pub struct Figure {
     pub min: f64,
     pub max: f64,
     /// Seeds where the figure is a number.
+    #[schemars(range(min = 1))]
     pub n: usize,
 }
 
 /// What one seed's run gave, briefly.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct SeedRun {
     pub seed: u64,
     pub attempts: u64,
     pub failures: u64,
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub failure_ratio: f64,
     pub first_failure_s: Option<f64>,
     pub peak_in_use: u32,
 }
 
 /// The seeds run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct SeedList {
+    #[schemars(range(min = 1))]
     pub count: u32,
     pub first: u64,
     pub seeds: Vec<u64>,
 }
 
 /// `run --seeds N`: the spread of every figure over the seeds.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct SeedsReport {
+    #[schemars(extend("const" = SCHEMA_VERSION))]
     pub schema_version: u32,
     pub portsim_version: &'static str,
     /// The first seed's scenario echo.

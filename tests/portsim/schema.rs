@@ -351,3 +351,41 @@ fn documents_broken_on_purpose_fail_validation() {
         "{e}"
     );
 }
+
+#[test]
+fn seeds_spreads_match_the_schema() {
+    let v = validator("seeds");
+    for (file, n) in [
+        ("api-no-pooling.toml", "3"),
+        ("keep-alive.toml", "2"),
+        ("k8s-node-masquerade.toml", "2"),
+    ] {
+        let sc = scenarios().join(file);
+        let out = output(&["run", sc.to_str().unwrap(), "--seeds", n, "--json"]);
+        assert_valid(&v, &out, &format!("{file} --seeds {n}"));
+        assert_eq!(out["runs"].as_array().unwrap().len().to_string(), n);
+    }
+    // `--seeds 1` is a plain run: its output is a report.
+    let sc = scenarios().join("api-no-pooling.toml");
+    let one = output(&["run", sc.to_str().unwrap(), "--seeds", "1", "--json"]);
+    assert_valid(&validator("report"), &one, "--seeds 1");
+    assert!(!errors(&v, &one).is_empty());
+    let spread = output(&["run", sc.to_str().unwrap(), "--seeds", "2", "--json"]);
+    let broken = |edit: &dyn Fn(&mut Value)| {
+        let mut r = spread.clone();
+        edit(&mut r);
+        errors(&v, &r)
+    };
+    let e = broken(&|r| {
+        r.as_object_mut().unwrap().remove("figures");
+    });
+    assert!(e.contains("\"figures\" is a required property"), "{e}");
+    let e = broken(&|r| r["figures"][0]["n"] = json!(0));
+    assert!(e.contains("/figures/0/n"), "{e}");
+    let e = broken(&|r| r["figures"][0]["spread"] = json!(1));
+    assert!(e.contains("/figures/0"), "{e}");
+    let e = broken(&|r| r["runs"][0]["failure_ratio"] = json!(2.0));
+    assert!(e.contains("/runs/0/failure_ratio"), "{e}");
+    let e = broken(&|r| r["schema_version"] = json!(99));
+    assert!(e.contains("/schema_version"), "{e}");
+}
