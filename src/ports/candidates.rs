@@ -78,7 +78,26 @@ impl Candidates<'_> {
         if both != 0 {
             return Some(w as u32 * 64 + both.trailing_zeros());
         }
-        self.scan_pattern(start, !0)
+        // Neither holds one: the scan goes on past them.
+        let looked = if w + 1 < self.blocked.len() { 2 } else { 1 };
+        self.scan_past(start, looked)
+    }
+
+    /// [`Self::scan_from`] once the `looked` words from `start`'s (the rest
+    /// of its own, and the next) held no usable port.
+    #[inline(never)]
+    fn scan_past(&self, start: u32, looked: usize) -> Option<u32> {
+        if self.usable == Some(0) {
+            return None;
+        }
+        match self.mask {
+            Mask::Exclusive { busy } => self.scan_summary(start, looked, |w| busy[w]),
+            Mask::FourTuple {
+                bind,
+                occ,
+                reusable,
+            } => self.scan_summary(start, looked, |w| four_tuple_taken(bind, occ, reusable, w)),
+        }
     }
 
     /// The first usable port of `start`'s parity at or after `start`,
@@ -127,13 +146,23 @@ impl Candidates<'_> {
     #[inline(always)]
     fn scan_words(&self, start: u32, taken: impl Fn(usize) -> u64) -> Option<u32> {
         let first_w = (start >> 6) as usize;
-        let usable = |w: usize| !(self.blocked[w] | taken(w));
-        let bits = usable(first_w) & (!0u64 << (start & 63));
+        let bits = !(self.blocked[first_w] | taken(first_w)) & (!0u64 << (start & 63));
         if bits != 0 {
             return Some(first_w as u32 * 64 + bits.trailing_zeros());
         }
+        self.scan_summary(start, 1, taken)
+    }
+
+    /// The scan of [`Self::scan_words`] once the `looked` words from
+    /// `start`'s (the rest of its own, then whole words) held no usable
+    /// port: the words the summary marks open after them, in circular
+    /// order, ending with the summary word it began in (so `start`'s own
+    /// word is looked at whole last).
+    #[inline(always)]
+    fn scan_summary(&self, start: u32, looked: usize, taken: impl Fn(usize) -> u64) -> Option<u32> {
+        let usable = |w: usize| !(self.blocked[w] | taken(w));
         let sw = self.open.len();
-        let next = first_w + 1;
+        let next = (start >> 6) as usize + looked;
         let mut si = next >> 6;
         for step in 0..=sw {
             if si >= sw {
