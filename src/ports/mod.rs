@@ -382,6 +382,29 @@ mod tests {
         assert_eq!(cand(&s, 1, Sharing::FourTuple).scan_from(7), None);
     }
 
+    /// A scan from the last word that finds nothing there wraps to word 0
+    /// first, whatever is free further on: for ranges whose word count ends
+    /// a summary word (64 and 4,096 words) and ranges that do not.
+    #[test]
+    fn scan_from_the_last_word_wraps_to_the_first() {
+        for words in [3u32, 63, 64, 65, 127, 128] {
+            let n = words * 64;
+            let mut s = PortSpace::new(n, 1, []);
+            for p in 0..n {
+                if p != 5 && p != 64 + 9 {
+                    s.occupy(Take::port(p));
+                }
+            }
+            for sharing in [Sharing::Exclusive, Sharing::FourTuple] {
+                let c = cand(&s, 1, sharing);
+                for start in [n - 64, n - 1] {
+                    assert_eq!(c.scan_from(start), Some(5), "{words} words from {start}");
+                }
+                assert_eq!(c.scan_from(6), Some(64 + 9), "{words} words");
+            }
+        }
+    }
+
     #[test]
     fn reusable_time_wait_is_usable_again() {
         let mut s = PortSpace::new(64, 1, []);
