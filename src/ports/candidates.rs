@@ -80,24 +80,7 @@ impl Candidates<'_> {
         }
         // Neither holds one: the scan goes on past them.
         let looked = if w + 1 < self.blocked.len() { 2 } else { 1 };
-        self.scan_past(start, looked)
-    }
-
-    /// [`Self::scan_from`] once the `looked` words from `start`'s (the rest
-    /// of its own, and the next) held no usable port.
-    #[inline(never)]
-    fn scan_past(&self, start: u32, looked: usize) -> Option<u32> {
-        if self.usable == Some(0) {
-            return None;
-        }
-        match self.mask {
-            Mask::Exclusive { busy } => self.scan_summary(start, looked, |w| busy[w]),
-            Mask::FourTuple {
-                bind,
-                occ,
-                reusable,
-            } => self.scan_summary(start, looked, |w| four_tuple_taken(bind, occ, reusable, w)),
-        }
+        self.scan_pattern(start, !0, looked)
     }
 
     /// The first usable port of `start`'s parity at or after `start`,
@@ -106,25 +89,27 @@ impl Candidates<'_> {
     #[inline]
     pub fn scan_parity(&self, start: u32) -> Option<u32> {
         const EVEN: u64 = 0x5555_5555_5555_5555;
-        self.scan_pattern(start, if start % 2 == 0 { EVEN } else { !EVEN })
+        self.scan_pattern(start, if start % 2 == 0 { EVEN } else { !EVEN }, 0)
     }
 
     /// The first usable port at or after `start` whose bit is set in
-    /// `pattern` (the same mask for every word), wrapping around the range.
+    /// `pattern` (the same mask for every word), wrapping around the range,
+    /// when the `looked` words from `start`'s (the rest of its own, then
+    /// whole words) are known to hold none.
     #[inline]
-    fn scan_pattern(&self, start: u32, pattern: u64) -> Option<u32> {
+    fn scan_pattern(&self, start: u32, pattern: u64, looked: usize) -> Option<u32> {
         debug_assert!(start < self.n);
         if self.usable == Some(0) {
             return None;
         }
         // One tight loop per mask kind: the match stays out of the word loop.
         match self.mask {
-            Mask::Exclusive { busy } => self.scan_words(start, |w| busy[w] | !pattern),
+            Mask::Exclusive { busy } => self.scan_words(start, looked, |w| busy[w] | !pattern),
             Mask::FourTuple {
                 bind,
                 occ,
                 reusable,
-            } => self.scan_words(start, |w| {
+            } => self.scan_words(start, looked, |w| {
                 four_tuple_taken(bind, occ, reusable, w) | !pattern
             }),
         }
@@ -142,27 +127,22 @@ impl Candidates<'_> {
     }
 
     /// Scan from `start`: the rest of its word, then only the words the
-    /// summary marks open, in circular order, ending with `start`'s own word.
+    /// summary marks open, in circular order, ending with the summary word
+    /// it began in (so `start`'s own word is looked at whole last).
+    /// `looked`: the words from `start`'s already known to hold no usable
+    /// port at or after `start` (0: none), which the scan begins after.
     #[inline(always)]
-    fn scan_words(&self, start: u32, taken: impl Fn(usize) -> u64) -> Option<u32> {
-        let first_w = (start >> 6) as usize;
-        let bits = !(self.blocked[first_w] | taken(first_w)) & (!0u64 << (start & 63));
-        if bits != 0 {
-            return Some(first_w as u32 * 64 + bits.trailing_zeros());
-        }
-        self.scan_summary(start, 1, taken)
-    }
-
-    /// The scan of [`Self::scan_words`] once the `looked` words from
-    /// `start`'s (the rest of its own, then whole words) held no usable
-    /// port: the words the summary marks open after them, in circular
-    /// order, ending with the summary word it began in (so `start`'s own
-    /// word is looked at whole last).
-    #[inline(always)]
-    fn scan_summary(&self, start: u32, looked: usize, taken: impl Fn(usize) -> u64) -> Option<u32> {
+    fn scan_words(&self, start: u32, looked: usize, taken: impl Fn(usize) -> u64) -> Option<u32> {
         let usable = |w: usize| !(self.blocked[w] | taken(w));
+        let first_w = (start >> 6) as usize;
+        if looked == 0 {
+            let bits = usable(first_w) & (!0u64 << (start & 63));
+            if bits != 0 {
+                return Some(first_w as u32 * 64 + bits.trailing_zeros());
+            }
+        }
         let sw = self.open.len();
-        let next = (start >> 6) as usize + looked;
+        let next = first_w + looked.max(1);
         let mut si = next >> 6;
         for step in 0..=sw {
             if si >= sw {

@@ -186,9 +186,7 @@ impl Memoryless {
             _ => None,
         }
     }
-}
 
-impl Memoryless {
     /// Grow the tables past `k`.
     #[cold]
     fn grow_tables(&mut self, k: usize) {

@@ -194,7 +194,7 @@ struct Lean<'a, O: Observer, A: Allocator, C: CloseProcess, const SERVER: bool> 
     /// How long TIME_WAIT lasts (0: closes free their port at once).
     tw_ns: u64,
     /// How long the server holds a 4-tuple in TIME_WAIT when it closes
-    /// first, and the connects that met one.
+    /// first (`SERVER`), and the connects that met one.
     server_tw_ns: u64,
     server_reuses: u64,
     rec: Recorder,
@@ -243,11 +243,7 @@ impl<'a, O: Observer, A: Allocator, C: CloseProcess, const SERVER: bool> Lean<'a
             } else {
                 0
             },
-            server_tw_ns: if sc.traffic.close == Close::Server {
-                h.time_wait_ns
-            } else {
-                0
-            },
+            server_tw_ns: h.time_wait_ns,
             server_reuses: 0,
             rec: {
                 let mut rec = Recorder::new(bin_ns, sc.bin_ns.is_none());
