@@ -135,8 +135,11 @@ const RESULT_TAG: &str = "PORTSIM_KERNEL_RESULT ";
 const SKIP_TAG: &str = "PORTSIM_KERNEL_SKIP ";
 /// The child is killed (and the case reported as an error) after this long.
 const CHILD_TIMEOUT: Duration = Duration::from_secs(60);
-/// Pause after the last attempt so that close handshakes settle.
-const SETTLE: Duration = Duration::from_millis(50);
+/// The longest wait for the client's closes to finish their handshakes
+/// (FIN_WAIT_1, FIN_WAIT_2, CLOSING, LAST_ACK) before TIME_WAIT is counted:
+/// on a busy machine the server thread may take a while to read each EOF
+/// and close its side.
+const SETTLE_MAX: Duration = Duration::from_secs(10);
 /// In `Server` mode, how long the client waits for the server's FIN.
 const SERVER_FIN_TIMEOUT: Duration = Duration::from_secs(1);
 /// Listen backlog (the kernel caps it at `net.core.somaxconn`, 4096 in a
@@ -404,7 +407,7 @@ fn child_main(json: &str) -> Result<Result<KernelResult, String>, String> {
     let client = run_client(&case);
     // Count before stopping the server: in Hold mode it keeps its streams.
     let time_wait = if client.is_ok() {
-        thread::sleep(SETTLE);
+        settle(case.port_range)?;
         count_time_wait(case.port_range)
     } else {
         Ok(0)
@@ -619,9 +622,9 @@ pub fn wait_for_fin_within(socket: &Socket, limit: Duration) -> Result<(), Strin
     }
 }
 
-/// Client-side TIME_WAIT sockets: lines of `/proc/net/tcp` (this namespace
-/// only) in state 06 whose local port is inside `range`.
-fn count_time_wait((lo, hi): (u16, u16)) -> Result<u32, String> {
+/// Client-side sockets whose local port is inside `range` and whose state
+/// (hex, as `/proc/net/tcp` of this namespace gives it) is one of `states`.
+fn count_in_states((lo, hi): (u16, u16), states: &[&str]) -> Result<u32, String> {
     let table =
         std::fs::read_to_string("/proc/net/tcp").map_err(|e| format!("read /proc/net/tcp: {e}"))?;
     let mut count = 0;
@@ -634,11 +637,28 @@ fn count_time_wait((lo, hi): (u16, u16)) -> Result<u32, String> {
             .rsplit_once(':')
             .and_then(|(_, hex)| u16::from_str_radix(hex, 16).ok())
             .ok_or_else(|| format!("unparsable /proc/net/tcp line: {line:?}"))?;
-        if *state == "06" && (lo..=hi).contains(&port) {
+        if states.contains(state) && (lo..=hi).contains(&port) {
             count += 1;
         }
     }
     Ok(count)
+}
+
+/// Client-side TIME_WAIT sockets (state 06) in `range`.
+fn count_time_wait(range: (u16, u16)) -> Result<u32, String> {
+    count_in_states(range, &["06"])
+}
+
+/// Wait (at most [`SETTLE_MAX`]) until no client socket in `range` is
+/// still closing: FIN_WAIT_1 (04), FIN_WAIT_2 (05), LAST_ACK (09) or
+/// CLOSING (0B). A socket the client holds open, or one in CLOSE_WAIT, is
+/// not waited for.
+fn settle(range: (u16, u16)) -> Result<(), String> {
+    let deadline = Instant::now() + SETTLE_MAX;
+    while count_in_states(range, &["04", "05", "09", "0B"])? > 0 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(5));
+    }
+    Ok(())
 }
 
 /// Port list for messages: `40000 40002 ... -`.
