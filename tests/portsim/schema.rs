@@ -37,6 +37,13 @@ fn errors(v: &jsonschema::Validator, instance: &Value) -> String {
         .collect()
 }
 
+/// How `v` rejects `doc` after `edit`, one error per line.
+fn errors_after(v: &jsonschema::Validator, doc: &Value, edit: &dyn Fn(&mut Value)) -> String {
+    let mut d = doc.clone();
+    edit(&mut d);
+    errors(v, &d)
+}
+
 fn assert_valid(v: &jsonschema::Validator, instance: &Value, what: &str) {
     let e = errors(v, instance);
     assert!(e.is_empty(), "{what} does not match its schema:\n{e}");
@@ -278,11 +285,7 @@ fn documents_broken_on_purpose_fail_validation() {
     let report = output(&["run", sc.to_str().unwrap(), "--json"]);
     let v = validator("report");
     assert_valid(&v, &report, "api-no-pooling");
-    let broken = |edit: &dyn Fn(&mut Value)| {
-        let mut r = report.clone();
-        edit(&mut r);
-        errors(&v, &r)
-    };
+    let broken = |edit: &dyn Fn(&mut Value)| errors_after(&v, &report, edit);
     let e = broken(&|r| {
         r.as_object_mut().unwrap().remove("bursts");
     });
@@ -371,11 +374,7 @@ fn seeds_spreads_match_the_schema() {
     assert_valid(&validator("report"), &one, "--seeds 1");
     assert!(!errors(&v, &one).is_empty());
     let spread = output(&["run", sc.to_str().unwrap(), "--seeds", "2", "--json"]);
-    let broken = |edit: &dyn Fn(&mut Value)| {
-        let mut r = spread.clone();
-        edit(&mut r);
-        errors(&v, &r)
-    };
+    let broken = |edit: &dyn Fn(&mut Value)| errors_after(&v, &spread, edit);
     let e = broken(&|r| {
         r.as_object_mut().unwrap().remove("figures");
     });
