@@ -172,7 +172,12 @@ fn check_ports_in_range(c: &KernelCase, ports: &[Option<u16>], who: &str) {
 }
 
 /// Runs of a kernel case before a departure from its expectation fails.
-const KERNEL_RUNS: usize = 3;
+/// With the CPUs saturated by other work (three busy loops on two cores),
+/// the kernel now and then lets one connect of `client-close` past a range
+/// of TIME_WAIT entries (`tcp_tw_reuse` = 0): two runs of seven did. Five
+/// runs keep a busy CI machine from failing on it; a model that differs
+/// from the kernel fails whatever the runs.
+const KERNEL_RUNS: usize = 5;
 
 /// Deterministic case: the kernel shows the expected counts, portsim the
 /// same counts and the same parity sequence per destination.

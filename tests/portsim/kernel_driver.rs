@@ -575,7 +575,18 @@ fn run_client(case: &KernelCase) -> Result<ClientRun, String> {
         ports.push(Some(local.port()));
         match case.close {
             CloseMode::Hold => held.push(socket),
-            CloseMode::Client => drop(socket),
+            // Close first, and wait for the server's FIN: the socket is then
+            // in TIME_WAIT before the next connect. Dropped at once it would
+            // wait as an orphan for a server thread that may lag on a busy
+            // machine, and the kernel may drop such orphans (freeing their
+            // ports) instead of keeping them.
+            CloseMode::Client => {
+                socket
+                    .shutdown(std::net::Shutdown::Write)
+                    .map_err(|e| format!("attempt {k}: shutdown: {e}"))?;
+                wait_for_fin(&socket)
+                    .map_err(|e| format!("attempt {k}: waiting for the server's FIN: {e}"))?;
+            }
             CloseMode::Server => wait_for_fin(&socket)
                 .map_err(|e| format!("attempt {k}: waiting for the server's FIN: {e}"))?,
             CloseMode::Reset => {
