@@ -5,11 +5,12 @@
 //! single runs; a fleet; `--seeds 1` as a plain run; Ctrl-C printing nothing.
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::util::{portsim, signal_and_wait, text};
+use crate::util::{interrupt_after_start, portsim, text};
 
 fn shipped(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -432,27 +433,24 @@ fn one_seed_is_a_plain_run() {
 
 #[test]
 fn ctrl_c_stops_the_seeds_and_prints_nothing() {
-    use std::process::Stdio;
-    use std::time::Duration;
     let tmp = tempfile::tempdir().unwrap();
-    let stdout = std::fs::File::create(tmp.path().join("stdout")).unwrap();
-    let stderr = std::fs::File::create(tmp.path().join("stderr")).unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_portsim"))
-        .arg("run")
-        .arg(shipped(API))
-        .args(["--seeds", "100000", "--json"])
-        .stdout(Stdio::from(stdout))
-        .stderr(Stdio::from(stderr))
-        .spawn()
-        .expect("start portsim");
-    std::thread::sleep(Duration::from_millis(1500));
-    let status = signal_and_wait(&mut child, "-INT", Duration::from_secs(60));
-    let err = std::fs::read_to_string(tmp.path().join("stderr")).unwrap();
+    let api = shipped(API);
+    let r = interrupt_after_start(
+        tmp.path(),
+        [
+            OsStr::new("run"),
+            api.as_os_str(),
+            OsStr::new("--seeds"),
+            OsStr::new("100000"),
+            OsStr::new("--json"),
+        ],
+        std::time::Duration::from_secs(60),
+    );
+    let (status, err) = (r.status, r.stderr);
     assert_eq!(status.code(), Some(130), "{status:?}; stderr: {err}");
     assert!(
         err.contains("interrupted before all 100000 seeds finished; nothing printed"),
         "{err}"
     );
-    let out = std::fs::read_to_string(tmp.path().join("stdout")).unwrap();
-    assert_eq!(out, "");
+    assert_eq!(r.stdout, "");
 }

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use portsim::report::erlang_b;
 use serde_json::Value;
 
-use crate::util::{portsim, signal_and_wait, text, write};
+use crate::util::{interrupt_after_start, portsim, text, write};
 
 /// Ports in the range of [`small`].
 const PORTS: u64 = 1_000;
@@ -695,7 +695,6 @@ fn a_bad_varied_value_is_blamed_on_vary() {
 #[cfg(unix)]
 #[test]
 fn ctrl_c_keeps_finished_points() {
-    use std::process::{Command, Stdio};
     use std::time::Duration;
 
     // 400 points × 2 seeds of 30 minutes at 100 to 500 connections/s
@@ -708,29 +707,23 @@ fn ctrl_c_keeps_finished_points() {
         .replace("60000-60999", "40000-60999");
     let file = write(tmp.path(), "big.toml", &text_);
     let out = tmp.path().join("out");
-    let stdout = std::fs::File::create(tmp.path().join("stdout")).unwrap();
-    let stderr = std::fs::File::create(tmp.path().join("stderr")).unwrap();
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("portsim"))
-        .arg("sweep")
-        .arg(&file)
-        .args([
-            "--vary",
-            "traffic.rate=100..499:1",
-            "--seeds",
-            "2",
-            "--jobs",
-            "1",
-        ])
-        .arg("--out")
-        .arg(&out)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(stdout))
-        .stderr(Stdio::from(stderr))
-        .spawn()
-        .expect("start portsim");
-    std::thread::sleep(Duration::from_millis(1500));
-    let status = signal_and_wait(&mut child, "-INT", Duration::from_secs(60));
-    let err = std::fs::read_to_string(tmp.path().join("stderr")).unwrap();
+    let r = interrupt_after_start(
+        tmp.path(),
+        [
+            OsStr::new("sweep"),
+            file.as_os_str(),
+            OsStr::new("--vary"),
+            OsStr::new("traffic.rate=100..499:1"),
+            OsStr::new("--seeds"),
+            OsStr::new("2"),
+            OsStr::new("--jobs"),
+            OsStr::new("1"),
+            OsStr::new("--out"),
+            out.as_os_str(),
+        ],
+        Duration::from_secs(60),
+    );
+    let (status, err) = (r.status, r.stderr);
     // 128 + SIGINT, from the handler: not the default death by signal.
     assert_eq!(status.code(), Some(130), "{status:?}; stderr: {err}");
     assert!(err.contains("interrupted"), "{err}");

@@ -18,7 +18,7 @@ use portsim::sweep::capacity::{Kind, Search, Target};
 use portsim::sweep::{max_jobs, pool, Plan, Vary, MAX_RUNS, MAX_VALUES};
 use serde_json::Value;
 
-use crate::util::{portsim, signal_and_wait, text, write};
+use crate::util::{interrupt_after_start, portsim, text, write};
 
 /// 1,000 ports held 61 s each (hold 1 s + TIME_WAIT 60 s), Poisson arrivals
 /// at `rate`/s for 10 minutes, with `extra` lines at the top level.
@@ -857,7 +857,6 @@ fn capacity_stopped_reports_the_bracket_it_has() {
 #[cfg(unix)]
 #[test]
 fn capacity_prints_what_it_found_on_ctrl_c() {
-    use std::process::{Command, Stdio};
     use std::time::Duration;
 
     // 4 seeds of a 3-hour scenario with 21,000 ports on one thread: each
@@ -869,25 +868,23 @@ fn capacity_prints_what_it_found_on_ctrl_c() {
         .replace("60000-60999", "40000-60999");
     let file = write(tmp.path(), "slow.toml", &slow);
     let out = tmp.path().join("out");
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("portsim"))
-        .arg("capacity")
-        .arg(&file)
-        .args(["--vary", "traffic.rate", "--seeds", "4", "--jobs", "1"])
-        .arg("--out")
-        .arg(&out)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(
-            std::fs::File::create(tmp.path().join("stdout")).unwrap(),
-        ))
-        .stderr(Stdio::from(
-            std::fs::File::create(tmp.path().join("stderr")).unwrap(),
-        ))
-        .spawn()
-        .expect("start portsim");
-    std::thread::sleep(Duration::from_millis(1500));
-    let status = signal_and_wait(&mut child, "-INT", Duration::from_secs(120));
-    let err = std::fs::read_to_string(tmp.path().join("stderr")).unwrap();
-    let stdout = std::fs::read_to_string(tmp.path().join("stdout")).unwrap();
+    let r = interrupt_after_start(
+        tmp.path(),
+        [
+            OsStr::new("capacity"),
+            file.as_os_str(),
+            OsStr::new("--vary"),
+            OsStr::new("traffic.rate"),
+            OsStr::new("--seeds"),
+            OsStr::new("4"),
+            OsStr::new("--jobs"),
+            OsStr::new("1"),
+            OsStr::new("--out"),
+            out.as_os_str(),
+        ],
+        Duration::from_secs(120),
+    );
+    let (status, err, stdout) = (r.status, r.stderr, r.stdout);
     assert_eq!(status.code(), Some(130), "{status:?}; stderr: {err}");
     assert!(
         err.starts_with("interrupted: ") && err.contains(" of 4 seeds finished"),

@@ -44,6 +44,40 @@ pub fn run_out(scenario: &Path, out: &Path, extra: &[&str]) -> assert_cmd::asser
         .success()
 }
 
+/// What `portsim` left when interrupted: its exit status and its output.
+pub struct Interrupted {
+    pub status: std::process::ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Start `portsim ARGS` (no stdin, output to files in `dir`), send it
+/// SIGINT after 1.5 s and wait up to `limit` for it to stop
+/// ([`signal_and_wait`]).
+pub fn interrupt_after_start<I, A>(dir: &Path, args: I, limit: std::time::Duration) -> Interrupted
+where
+    I: IntoIterator<Item = A>,
+    A: AsRef<std::ffi::OsStr>,
+{
+    use std::process::Stdio;
+    let file = |name: &str| std::fs::File::create(dir.join(name)).expect("an output file");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_portsim"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(file("stdout")))
+        .stderr(Stdio::from(file("stderr")))
+        .spawn()
+        .expect("start portsim");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let status = signal_and_wait(&mut child, "-INT", limit);
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).expect("an output file");
+    Interrupted {
+        status,
+        stdout: read("stdout"),
+        stderr: read("stderr"),
+    }
+}
+
 /// Send `signal` (e.g. `-INT`) to `child` with kill(1) and wait up to
 /// `limit` for it to exit; a child still running then is killed and the
 /// test fails.
