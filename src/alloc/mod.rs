@@ -109,6 +109,12 @@ pub fn no_extra_probes(_: &Settings, _: u32, _: f64) -> f64 {
 /// truncated Poisson law of Erlang's loss system, P(b) ∝ aᵇ/b!, b = 0..=c.
 /// `full` is the cost when no port is free.
 pub fn walk_probes(n: u32, c: u32, a: f64, full: f64) -> f64 {
+    walk_probes_within(n, c, a, full, f64::from(n))
+}
+
+/// [`walk_probes`] for a search that gives up, or ends otherwise, after
+/// `most` probes whatever the free ports: no state costs more.
+pub fn walk_probes_within(n: u32, c: u32, a: f64, full: f64, most: f64) -> f64 {
     if a.is_nan() || a <= 0.0 || c == 0 {
         return 0.0;
     }
@@ -129,7 +135,7 @@ pub fn walk_probes(n: u32, c: u32, a: f64, full: f64) -> f64 {
         let cost = if free == 0 {
             full
         } else {
-            (f64::from(n) / f64::from(free)).min(f64::from(n))
+            (f64::from(n) / f64::from(free)).min(most)
         };
         total += p;
         probes += p * (cost - 1.0).max(0.0);

@@ -139,6 +139,29 @@ impl Held {
 /// entry that holds the tuple (`NF_NAT_HARDER_THRESH`, kernel 6.5+).
 const HARDER_THRESH: u32 = MAX_ATTEMPTS / 4;
 
+/// What [`LinuxNat::unique_port`]'s search costs when every candidate is
+/// taken and each one in the last [`HARDER_THRESH`] of a round is a closed
+/// entry that the SYN takes over with probability `take_over`: the
+/// expected candidates tried, and the probability that none was taken over
+/// (the SYN is dropped). With `take_over` 0 that is the whole search, and
+/// certain to fail.
+pub fn search_when_full(range: u32, take_over: f64) -> (f64, f64) {
+    let mut round = range.min(MAX_ATTEMPTS);
+    let (mut tried, mut going) = (0.0, 1.0);
+    loop {
+        for i in 0..round {
+            tried += going;
+            if round - i <= HARDER_THRESH {
+                going *= 1.0 - take_over;
+            }
+        }
+        if round >= range || round < MIN_ROUND {
+            return (tried, going);
+        }
+        round /= 2;
+    }
+}
+
 /// A reply tuple as one key: outside address, port index, destination.
 pub(super) fn reply_key(addr: u32, port: u32, dest: u32) -> u64 {
     (u64::from(dest) << 32) | (u64::from(addr) << 16) | u64::from(port)
@@ -760,6 +783,25 @@ pub(crate) mod tests {
     /// hosts of each group in turn (a list that is not consecutive: host 0
     /// as listed, the next ones after its last), then the NATs' outside
     /// addresses; and picks the outside address the kernel's hash picks.
+    #[test]
+    fn a_full_search_ends_at_a_take_over() {
+        // Rounds of 128, 64, 32, 16 and 8 candidates, nothing taken over.
+        assert_eq!(search_when_full(65535, 0.0), (248.0, 1.0));
+        assert_eq!(search_when_full(100, 0.0), (100.0, 1.0));
+        // One round of 128: the first 96 are tried for sure, then the j-th
+        // of the last 32 only if none of the j before it was taken over:
+        // 96 + Σ (1 − p)^j, j < 32 = 96 + (1 − (1 − p)^32) / p.
+        let p = 0.3;
+        let (tried, going) = search_when_full(128, p);
+        let q = (1.0f64 - p).powi(32);
+        assert!((tried - (96.0 + (1.0 - q) / p)).abs() < 1e-9, "{tried}");
+        assert!((going - q).abs() < 1e-15, "{going}");
+        // A range under 32 is all last candidates.
+        let (tried, going) = search_when_full(10, 0.5);
+        assert!((tried - 2.0 * (1.0 - 0.5f64.powi(10))).abs() < 1e-12);
+        assert!((going - 0.5f64.powi(10)).abs() < 1e-15);
+    }
+
     #[test]
     fn a_fleet_nat_hashes_each_hosts_real_address() {
         let sc = load(
