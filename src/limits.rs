@@ -361,8 +361,9 @@ pub fn nat_search_max(range: u32) -> u32 {
 /// probability at least (1 − open ÷ range) ÷ 2. Only a search that takes
 /// nothing over drops the SYN and costs a retransmission. The load is not
 /// divided among the NAT's addresses or the destinations (few flows may
-/// all hash to one address), and the mean is capped at the whole search,
-/// so the figure errs high rather than low.
+/// all hash to one address), and each occupancy is counted at its walk,
+/// never more than a full search, so the figure errs high rather than
+/// low.
 fn nat_probes(sc: &Scenario, peak_rate: f64, attempts: f64) -> Vec<Part> {
     let hold_ns = sc.traffic.hold.mean_ns() * f64::from(sc.traffic.requests_per_connection);
     // A connect the NAT drops tries again with each SYN retransmission.
@@ -389,9 +390,9 @@ fn nat_probes(sc: &Scenario, peak_rate: f64, attempts: f64) -> Vec<Part> {
         };
         let (full, dropped) = crate::sim::nat::search_when_full(range, closed / 2.0);
         let most = f64::from(nat_search_max(range));
-        // A search with free ports left ends no later than one with none.
-        let extra =
-            crate::alloc::walk_probes_within(range, range, erlangs, full, full).min(most - 1.0);
+        // A search with free ports left ends no later than one with none,
+        // so no state costs more than `full` (itself at most `most`).
+        let extra = crate::alloc::walk_probes_within(range, range, erlangs, full, full);
         let syns_each = 1.0 + (syns - 1) as f64 * dropped;
         if extra > 0.0 {
             parts.push(Part {
