@@ -527,17 +527,27 @@ fn two_addresses(lab: &mut Lab) -> Result<(), String> {
     // A client port already mapped (toward the other destination, still
     // open) keeps that mapping when its reply tuple is free
     // (`find_appropriate_src`, step 1 of get_unique_tuple): such a
-    // connection shows that rule instead of the hash.
-    let reused = |all: &[Conn], c: &Conn| {
-        all.iter()
+    // connection shows that rule instead of the hash. When another open
+    // connection made before it already holds that outside address and
+    // port toward its destination, the kernel goes on to the hash, as for
+    // any other port. Every connection of the case stays open.
+    let reused = |all: &[Conn], batch: &[Conn], c: &Conn| {
+        let earlier = all
+            .iter()
             .find(|p| p.client == c.client && p.lport == c.lport && p.nat.is_some())
-            .and_then(|p| p.nat)
+            .and_then(|p| p.nat)?;
+        let before = batch.iter().take_while(|q| q.id != c.id);
+        let taken = all
+            .iter()
+            .chain(before)
+            .any(|q| q.dest == c.dest && q.nat == Some(earlier));
+        (!taken).then_some(earlier)
     };
     for client in 0..4 {
         for d in dests {
             let conns = hold(lab, client, d, 3)?;
             for c in &conns {
-                if let Some(earlier) = reused(&all, c) {
+                if let Some(earlier) = reused(&all, &conns, c) {
                     ensure(c.nat == Some(earlier), || {
                         format!("{c:?} reuses a client port mapped to {earlier}")
                     })?;
@@ -545,7 +555,7 @@ fn two_addresses(lab: &mut Lab) -> Result<(), String> {
             }
             let mut addrs: Vec<Ipv4Addr> = conns
                 .iter()
-                .filter(|c| reused(&all, c).is_none())
+                .filter(|c| reused(&all, &conns, c).is_none())
                 .filter_map(|c| c.nat)
                 .map(|n| *n.ip())
                 .collect();
@@ -609,7 +619,7 @@ fn two_addresses(lab: &mut Lab) -> Result<(), String> {
     ));
     ensure(
         more.iter()
-            .all(|c| c.nat.map(|n| *n.ip()) == Some(mine) || reused(&all, c) == c.nat),
+            .all(|c| c.nat.map(|n| *n.ip()) == Some(mine) || reused(&all, &more, c) == c.nat),
         || format!("{more:?}"),
     )?;
     // The 16 ports of its address toward the destination must all be held
@@ -622,7 +632,7 @@ fn two_addresses(lab: &mut Lab) -> Result<(), String> {
         .filter(|c| c.dest == dest && c.nat.map(|n| *n.ip()) == Some(mine))
         .count();
     let earlier: Vec<Conn> = all.iter().chain(&more).cloned().collect();
-    if held_on_mine < 16 || reused(&earlier, &extra).is_some() {
+    if held_on_mine < 16 || reused(&earlier, &[], &extra).is_some() {
         return Ok(());
     }
     ensure(!extra.ok() && extra.errno == Some(ETIMEDOUT), || {
