@@ -30,7 +30,12 @@ pub fn pool_max_idle(cx: &Context) -> Option<Plan> {
     }
     let now = f64::from(c.pool.max_idle);
     // Enough idle connections for every request in flight at the peak
-    // keeps them all; a pool needs about as many.
+    // keeps them all, but far fewer usually do: the idle ones only need to
+    // absorb the swings of the requests in flight. So the search starts one
+    // above the current value and doubles its step: a probe that fails
+    // stops at its first failure, and only the passing ones are complete
+    // runs (a first guess at the peak cost a complete run per bisection
+    // step on the way down).
     let peak = requests.peak_in_flight as f64;
     let limit = (4.0 * peak).max(now + 1.0).min(MAX_IDLE);
     if limit <= now {
@@ -38,7 +43,7 @@ pub fn pool_max_idle(cx: &Context) -> Option<Plan> {
     }
     Some(Plan::Search(Search {
         from: now,
-        guess: (peak / f64::from(c.streams)).ceil().clamp(now + 1.0, limit),
+        guess: now + 1.0,
         limit,
         grid: Grid::Integer,
         changes: Box::new(|v| vec![Change::new("traffic.pool.max_idle", Grid::Integer.write(v))]),

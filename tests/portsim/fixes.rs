@@ -350,3 +350,38 @@ fn the_levers_share_a_budget_and_name_what_it_left_out() {
         .assert()
         .code(2);
 }
+
+/// A pool that keeps one idle connection closes most of the others into
+/// TIME_WAIT: 400 requests/s of about 100 ms on 1,000 ports with a 10 s
+/// TIME_WAIT run out.
+const POOL: &str = r#"
+name = "pool-fix"
+seed = 5
+duration = "60s"
+[host]
+os = "linux"
+port_range = "60000-60999"
+time_wait = "10s"
+[[destinations]]
+address = "10.0.0.9:80"
+[traffic]
+rate = 400
+hold = { dist = "exponential", mean = "100ms" }
+pool = { max_idle = 1 }
+close = "client"
+"#;
+
+#[test]
+fn pool_max_idle_is_the_smallest_count_that_passes() {
+    let (base, fixes) = fixes_in(POOL, &[], false);
+    assert!(base.failures > 0);
+    let c = change_of(&fixes, "pool_max_idle").expect("the pool lever applies");
+    let n: u32 = value_of(c, "traffic.pool.max_idle").parse().unwrap();
+    // Within ten of the current count the bisection ends on neighbours:
+    // the count found passes and the one below it fails.
+    assert!(n > 1 && n < 11, "{n}");
+    let (_, at, _) = with(POOL, &[&format!("traffic.pool.max_idle={n}")]);
+    assert_eq!(at.failures, 0, "{n}");
+    let (_, below, _) = with(POOL, &[&format!("traffic.pool.max_idle={}", n - 1)]);
+    assert!(below.failures > 0, "{}", n - 1);
+}
